@@ -1,0 +1,107 @@
+//! The framework-neutral events adapters emit, and their mapping to frames
+//! (`design.md` §4).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::{Outbound, Partial, ResultPayload, ToolResult};
+
+/// Something an agent did that the user should see.
+///
+/// Adapters emit these; they never build frames. Lifecycle strings and the prompt echo are
+/// the shell's, not an adapter's, so they are not events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A progress or log line.
+    Log(String),
+    /// A turn started.
+    TurnStarted,
+    /// A complete block of assistant text.
+    Text(String),
+    /// A piece of assistant text while it streams; the complete [`Event::Text`] follows.
+    TextDelta {
+        /// Identifies the text being streamed; deltas of one text share it.
+        stream: String,
+        /// The new piece.
+        data: String,
+    },
+    /// A tool call.
+    ToolUse {
+        /// The tool's name.
+        name: String,
+        /// Its input, an object.
+        input: Value,
+        /// The framework's id for the call.
+        id: Option<String>,
+    },
+    /// A tool call's result.
+    ToolResult {
+        /// The id of the call it answers.
+        tool_use_id: Option<String>,
+        /// A string, an array of content objects, or null.
+        content: Value,
+        /// Whether the tool failed.
+        is_error: Option<bool>,
+    },
+    /// The agent asks the user something and waits (a human-in-the-loop question); the
+    /// question itself goes out as [`Event::Text`] first.
+    AwaitingInput,
+    /// The end of a run or turn, with what the framework reported.
+    Result(ResultPayload),
+}
+
+/// Turns events into frames; it numbers the fragments of each streamed text.
+#[derive(Debug, Default)]
+pub struct EventMapper {
+    next_fragment: HashMap<String, u32>,
+}
+
+impl EventMapper {
+    /// A mapper with no stream open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The frame an event becomes.
+    pub fn map(&mut self, event: Event) -> Outbound {
+        match event {
+            Event::Log(message) => Outbound::Log { message },
+            Event::TurnStarted => {
+                self.next_fragment.clear();
+                Outbound::Running
+            }
+            Event::Text(text) => Outbound::TextBlock { text },
+            Event::TextDelta { stream, data } => {
+                let index = self.next_fragment.entry(stream.clone()).or_insert(0);
+                let partial = Partial {
+                    id: stream,
+                    index: *index,
+                    total: 0,
+                    data,
+                };
+                *index += 1;
+                Outbound::Partial(partial)
+            }
+            Event::ToolUse { name, input, id } => Outbound::ToolUse {
+                tool: name,
+                input,
+                id,
+            },
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => Outbound::ToolResult(ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            }),
+            Event::AwaitingInput => Outbound::Waiting,
+            Event::Result(result) => {
+                self.next_fragment.clear();
+                Outbound::Result(result)
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The runner protocol of the Ambient Code Platform, as types.
+//!
+//! Everything the runner and the backend say to each other is defined here, in both
+//! directions, with serde and nothing else:
+//!
+//! - [`Frame`] is the envelope the runner sends over the WebSocket, and [`Outbound`] the
+//!   kinds of frame it can carry (lifecycle strings, log lines, user echo, text, tool use,
+//!   tool result, waiting, result, partial text).
+//! - [`SessionMessage`] is the backend's form of every message it broadcasts, and
+//!   [`Inbound`] what a runner makes of one (user messages, interrupt, end of session,
+//!   workspace changes, the echo of its own frames, and an `Unknown` catch-all).
+//! - [`status`] holds the HTTP bodies: the status PUT, the annotation PATCH, the session
+//!   GET and the message history.
+//! - [`Event`] is the framework-neutral vocabulary adapters speak, and [`EventMapper`]
+//!   turns events into frames.
+//!
+//! This crate does no IO: it has no async runtime, no sockets and no clock beyond reading
+//! the wall time for a timestamp. Transport, retries and orchestration live in the crates
+//! above it.
+
+mod event;
+mod frame;
+mod inbound;
+mod secret;
+pub mod status;
+mod timestamp;
+
+pub use event::{Event, EventMapper};
+pub use frame::{
+    FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,
+    WireError,
+};
+pub use inbound::{Inbound, InboundError, RepoAdded, SessionMessage, WorkflowChange};
+pub use secret::Secret;
+pub use status::ResultPayload;
+pub use timestamp::{backend_timestamp, runner_timestamp};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! The HTTP bodies of the runner-facing backend API (`platform-wire.md` §3.6 and §4).
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::SessionMessage;
+
+/// Annotation where the runner keeps the agent framework's session id for a continuation.
+pub const SDK_SESSION_ID_ANNOTATION: &str = "ambient-code.io/sdk-session-id";
+/// Annotation the backend sets on a session that continues another.
+pub const PARENT_SESSION_ANNOTATION: &str = "vteam.ambient-code/parent-session-id";
+
+/// The keys of a status PUT body that the backend keeps; it drops every other key.
+pub const STATUS_FIELDS: &[&str] = &[
+    "phase",
+    "completionTime",
+    "cost",
+    "message",
+    "subtype",
+    "duration_ms",
+    "duration_api_ms",
+    "is_error",
+    "num_turns",
+    "session_id",
+    "total_cost_usd",
+    "usage",
+    "result",
+];
+
+/// The phase of an agentic session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Created, not yet picked up by the operator.
+    Pending,
+    /// The operator is creating the Job.
+    Creating,
+    /// The runner is running.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with a failure.
+    Failed,
+    /// Stopped by a user; the runner must never move a session out of it.
+    Stopped,
+    /// The operator could not run the session.
+    Error,
+}
+
+impl Phase {
+    /// Whether the session has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Stopped | Self::Error
+        )
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What the agent framework reported at the end of a run or a turn. Every field may be
+/// missing; `usage` is passed through as the framework gave it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultPayload {
+    /// `success`, `error_max_turns`, `error_during_execution`, …
+    pub subtype: Option<String>,
+    /// Wall time of the run.
+    pub duration_ms: Option<u64>,
+    /// Time spent waiting for the model's API.
+    pub duration_api_ms: Option<u64>,
+    /// Whether the run ended in an error.
+    pub is_error: Option<bool>,
+    /// Turns the framework counted.
+    pub num_turns: Option<u64>,
+    /// The framework's own session id (not the platform's session name).
+    pub session_id: Option<String>,
+    /// Cost in US dollars.
+    pub total_cost_usd: Option<f64>,
+    /// Token usage, as the framework reported it.
+    pub usage: Option<Value>,
+    /// The final text.
+    pub result: Option<String>,
+}
+
+/// The body of `PUT …/agentic-sessions/{s}/status`. Only set fields are sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// The new phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// A human-readable line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// RFC 3339 time the session ended.
+    #[serde(rename = "completionTime", skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    /// See [`ResultPayload::subtype`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtype: Option<String>,
+    /// See [`ResultPayload::duration_ms`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// See [`ResultPayload::duration_api_ms`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_api_ms: Option<u64>,
+    /// Whether the session failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_error: Option<bool>,
+    /// See [`ResultPayload::num_turns`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_turns: Option<u64>,
+    /// The platform session name (the CR name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// See [`ResultPayload::total_cost_usd`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cost_usd: Option<f64>,
+    /// See [`ResultPayload::usage`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
+    /// The final text, truncated by the sender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// The body of `PATCH …/agentic-sessions/{s}` (a JSON merge patch of annotations).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnnotationPatch {
+    /// The object metadata to merge.
+    pub metadata: AnnotationMetadata,
+}
+
+/// The `metadata` of an [`AnnotationPatch`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnnotationMetadata {
+    /// Annotations to set.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl AnnotationPatch {
+    /// A patch that sets one annotation.
+    pub fn single(key: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(key.into(), value.into());
+        Self {
+            metadata: AnnotationMetadata { annotations },
+        }
+    }
+}
+
+/// The answer to the annotation PATCH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchAccepted {
+    /// `Session patched successfully`.
+    pub message: String,
+    /// The annotations after the merge.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `GET …/agentic-sessions/{s}`: the custom resource as the backend returns it. Only the
+/// parts a runner reads are typed; the spec is kept as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgenticSession {
+    /// `vteam.ambient-code/v1alpha1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// `AgenticSession`.
+    pub kind: String,
+    /// Name, namespace and annotations.
+    pub metadata: ObjectMeta,
+    /// The session's spec, untyped.
+    #[serde(default)]
+    pub spec: Value,
+    /// The session's status.
+    #[serde(default)]
+    pub status: Option<SessionStatus>,
+}
+
+/// The metadata of an [`AgenticSession`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// The session name.
+    pub name: String,
+    /// The project (namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The part of a session's status a runner reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// The phase, when set.
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// The last status message.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `GET …/sessions/{s}/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageHistory {
+    /// The session name.
+    #[serde(rename = "sessionId")]
+    pub session_id: String,
+    /// Every stored message, oldest first.
+    pub messages: Vec<SessionMessage>,
+}
+
+/// The answer of `POST …/sessions/{s}/messages`: `{"status":"queued"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// `queued`.
+    pub status: String,
+}
+
+/// The backend's error body: `{"error": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The answer of `POST …/github/token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintedToken {
+    /// The token.
+    pub token: String,
+}
