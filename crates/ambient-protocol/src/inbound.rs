@@ -41,13 +41,12 @@ impl SessionMessage {
     /// backend that learns new types does not break old runners.
     pub fn classify(&self) -> Result<Inbound, InboundError> {
         let kind = self.kind.as_str();
-        if let Some(runner_type) = MessageType::from_wire(kind) {
-            if let Some(frame_id) = self.frame_id() {
-                return Ok(Inbound::Echo {
-                    kind: runner_type,
-                    frame_id,
-                });
-            }
+        if let (Some(runner_type), Some(frame_id)) = (MessageType::from_wire(kind), self.frame_id())
+        {
+            return Ok(Inbound::Echo {
+                kind: runner_type,
+                frame_id,
+            });
         }
         let shape = |source| InboundError::PayloadShape {
             kind: self.kind.clone(),
@@ -59,7 +58,11 @@ impl SessionMessage {
                 let user = UserPayload::deserialize(&self.payload).map_err(shape)?;
                 match user.content.or(user.text) {
                     Some(content) => Inbound::UserMessage { content },
-                    None => return Err(InboundError::MissingContent { kind: self.kind.clone() }),
+                    None => {
+                        return Err(InboundError::MissingContent {
+                            kind: self.kind.clone(),
+                        });
+                    }
                 }
             }
             "interrupt" => Inbound::Interrupt,
@@ -69,7 +72,9 @@ impl SessionMessage {
             "workflow_change" => {
                 Inbound::WorkflowChange(WorkflowChange::deserialize(&self.payload).map_err(shape)?)
             }
-            "repo_added" => Inbound::RepoAdded(RepoAdded::deserialize(&self.payload).map_err(shape)?),
+            "repo_added" => {
+                Inbound::RepoAdded(RepoAdded::deserialize(&self.payload).map_err(shape)?)
+            }
             "repo_removed" => {
                 let removed = RepoRemoved::deserialize(&self.payload).map_err(shape)?;
                 Inbound::RepoRemoved { name: removed.name }

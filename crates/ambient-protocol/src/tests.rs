@@ -20,7 +20,10 @@ fn check(name: &str, body: Outbound) {
         body,
     };
     let wire: Value = serde_json::from_str(&frame.to_json()).unwrap();
-    assert!(wire.get("partial").is_some(), "`partial` must always be present");
+    assert!(
+        wire.get("partial").is_some(),
+        "`partial` must always be present"
+    );
     insta::assert_json_snapshot!(name, wire);
     let back: Frame = serde_json::from_value(wire).unwrap();
     assert_eq!(back, frame);
@@ -28,9 +31,18 @@ fn check(name: &str, body: Outbound) {
 
 #[test]
 fn lifecycle_frames() {
-    check("lifecycle_started", Outbound::Lifecycle(Lifecycle::SessionStarted));
-    check("lifecycle_completed", Outbound::Lifecycle(Lifecycle::SessionCompleted));
-    check("lifecycle_failed", Outbound::Lifecycle(Lifecycle::SessionFailed));
+    check(
+        "lifecycle_started",
+        Outbound::Lifecycle(Lifecycle::SessionStarted),
+    );
+    check(
+        "lifecycle_completed",
+        Outbound::Lifecycle(Lifecycle::SessionCompleted),
+    );
+    check(
+        "lifecycle_failed",
+        Outbound::Lifecycle(Lifecycle::SessionFailed),
+    );
 }
 
 #[test]
@@ -236,7 +248,10 @@ fn inbound_messages() {
         json!({"sessionId":"s","type":"terminate","timestamp":at,"payload":{}}),
         "Terminate",
     );
-    check_inbound(json!({"sessionId":"s","type":"stop","timestamp":at}), "Stop");
+    check_inbound(
+        json!({"sessionId":"s","type":"stop","timestamp":at}),
+        "Stop",
+    );
     check_inbound(
         json!({"sessionId":"s","type":"workflow_change","timestamp":at,"payload":{"gitUrl":"https://example.com/w.git","branch":"dev","path":"flows/a"}}),
         r#"WorkflowChange(WorkflowChange { git_url: "https://example.com/w.git", branch: Some("dev"), path: Some("flows/a") })"#,
@@ -301,7 +316,10 @@ fn frames_with_a_wrong_payload_name_what_is_wrong() {
     ];
     for (wire, expect) in cases {
         let error = serde_json::from_value::<Frame>(wire).unwrap_err();
-        assert!(error.to_string().contains(expect), "{error} should say {expect}");
+        assert!(
+            error.to_string().contains(expect),
+            "{error} should say {expect}"
+        );
     }
 }
 
@@ -351,7 +369,9 @@ fn events_map_to_frames() {
     let first = mapper.map(delta("He"));
     let second = mapper.map(delta("llo"));
     assert!(matches!(first, Outbound::Partial(Partial { index: 0, .. })));
-    assert!(matches!(second, Outbound::Partial(Partial { index: 1, ref data, .. }) if data == "llo"));
+    assert!(
+        matches!(second, Outbound::Partial(Partial { index: 1, ref data, .. }) if data == "llo")
+    );
     assert_eq!(
         mapper.map(Event::Text(String::from("Hello"))),
         Outbound::TextBlock {
@@ -365,5 +385,8 @@ fn events_map_to_frames() {
     );
     // A new turn numbers its fragments from 0 again.
     mapper.map(Event::Result(ResultPayload::default()));
-    assert!(matches!(mapper.map(delta("x")), Outbound::Partial(Partial { index: 0, .. })));
+    assert!(matches!(
+        mapper.map(delta("x")),
+        Outbound::Partial(Partial { index: 0, .. })
+    ));
 }
