@@ -1,0 +1,174 @@
+//! The echo adapter driven through a real session's channels.
+
+use ambient_adapter::{
+    CancellationToken, Continuation, Input, Mode, Session, SessionInfo, SessionOutput, Workspace,
+};
+use tokio::sync::mpsc;
+
+use super::*;
+
+struct Harness {
+    output: mpsc::Receiver<SessionOutput>,
+    input: mpsc::UnboundedSender<Input>,
+    cancel: CancellationToken,
+    session: Session,
+}
+
+fn harness(prompt: &str, mode: Mode) -> Harness {
+    let (output_tx, output) = mpsc::channel(4);
+    let (input, input_rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let info = SessionInfo {
+        session_id: String::from("s1"),
+        prompt: prompt.to_owned(),
+        mode,
+        is_continuation: false,
+        workspace: Workspace {
+            main: std::env::temp_dir(),
+            extra: Vec::new(),
+        },
+    };
+    let session = Session::new(
+        info,
+        output_tx,
+        input_rx,
+        cancel.clone(),
+        Continuation::default(),
+    );
+    Harness {
+        output,
+        input,
+        cancel,
+        session,
+    }
+}
+
+/// A one-line name per event, so that tests read as data.
+fn name(output: &SessionOutput) -> String {
+    match output {
+        SessionOutput::Event(Event::TurnStarted) => String::from("running"),
+        SessionOutput::Event(Event::Text(text)) => format!("text {text}"),
+        SessionOutput::Event(Event::ToolUse { name, .. }) => format!("tool_use {name}"),
+        SessionOutput::Event(Event::ToolResult { content, .. }) => format!("tool_result {content}"),
+        SessionOutput::Event(Event::Result(result)) => {
+            format!("result {}", result.subtype.as_deref().unwrap_or("-"))
+        }
+        SessionOutput::Event(Event::Log(line)) => format!("log {line}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs the adapter to its end while collecting what it emitted.
+async fn run_to_end(mut h: Harness, config: EchoConfig) -> (Outcome, Vec<String>) {
+    let mut adapter = EchoAdapter::new(config);
+    let collect = tokio::spawn(async move {
+        let mut names = Vec::new();
+        while let Some(output) = h.output.recv().await {
+            names.push(name(&output));
+        }
+        names
+    });
+    let outcome = adapter.run(&mut h.session).await.unwrap();
+    drop(h.session);
+    (outcome, collect.await.unwrap())
+}
+
+#[tokio::test]
+async fn a_batch_session_is_one_turn() {
+    let h = harness("hello", Mode::Batch);
+    let (outcome, names) = run_to_end(h, EchoConfig::default()).await;
+    assert_eq!(
+        names,
+        [
+            "running",
+            "text hello",
+            "tool_use echo",
+            r#"tool_result "hello""#,
+            "result success"
+        ]
+    );
+    let Outcome::Completed {
+        result: Some(result),
+    } = outcome
+    else {
+        panic!("expected a completed outcome with a result, got {outcome:?}");
+    };
+    assert_eq!(result.result.as_deref(), Some("hello"));
+    assert_eq!(result.num_turns, Some(1));
+}
+
+#[tokio::test]
+async fn an_interactive_session_answers_each_message_until_it_is_ended() {
+    let h = harness("", Mode::Interactive);
+    // An interrupt while no turn runs has nothing to stop.
+    h.input.send(Input::Interrupt).unwrap();
+    h.input.send(Input::Message(String::from("a"))).unwrap();
+    h.input.send(Input::Message(String::from("b"))).unwrap();
+    h.input.send(Input::EndSession).unwrap();
+    let (_, names) = run_to_end(h, EchoConfig::default()).await;
+    let texts: Vec<_> = names.iter().filter(|n| n.starts_with("text")).collect();
+    assert_eq!(texts, ["text a", "text b"]);
+    assert_eq!(names.iter().filter(|n| *n == "result success").count(), 2);
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_a_burst_at_once() {
+    let mut h = harness("go", Mode::Batch);
+    let mut adapter = EchoAdapter::new(EchoConfig {
+        burst_events: 1_000_000,
+        burst_bytes: 8,
+    });
+    let input = h.input.clone();
+    let mut output = h.output;
+    let reader = tokio::spawn(async move {
+        let mut names = Vec::new();
+        while let Some(event) = output.recv().await {
+            let name = name(&event);
+            if names.len() == 10 {
+                input.send(Input::Interrupt).unwrap();
+            }
+            names.push(name);
+        }
+        names
+    });
+    adapter.run(&mut h.session).await.unwrap();
+    drop(h.session);
+    let names = reader.await.unwrap();
+    assert!(
+        names.len() < 1_000,
+        "the burst went on after the interrupt: {} events",
+        names.len()
+    );
+    assert_eq!(names.last().map(String::as_str), Some("result interrupted"));
+}
+
+#[tokio::test]
+async fn cancellation_ends_the_session_without_more_events() {
+    let h = harness("", Mode::Interactive);
+    h.cancel.cancel();
+    let (outcome, names) = run_to_end(h, EchoConfig::default()).await;
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(outcome, Outcome::Completed { result: None });
+}
+
+#[tokio::test]
+async fn a_message_during_a_turn_is_answered_after_it() {
+    let h = harness("first", Mode::Interactive);
+    h.input
+        .send(Input::Message(String::from("second")))
+        .unwrap();
+    h.input.send(Input::EndSession).unwrap();
+    let (_, names) = run_to_end(
+        h,
+        EchoConfig {
+            burst_events: 3,
+            burst_bytes: 1,
+        },
+    )
+    .await;
+    let texts: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("text") && *n != "text x")
+        .collect();
+    assert_eq!(texts, ["text first", "text second"]);
+}

@@ -1,0 +1,275 @@
+//! The plug-in point: one trait, [`Adapter`], that an agent framework implements, and the
+//! [`Session`] it is handed.
+//!
+//! An adapter drives one session of its framework to the end. It reads user input from the
+//! session, emits framework-neutral [`Event`]s, watches the session's cancellation, and
+//! keeps what a later continuation needs in the session's [`Continuation`] store. It never
+//! sees a WebSocket, a status URL or a token it does not need: the shell owns those.
+//!
+//! This crate has no IO and depends only on the protocol types and tokio's channels, so
+//! that a framework crate pulls in nothing it does not use.
+
+use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf};
+
+#[doc(no_inline)]
+pub use ambient_protocol::{Event, ResultPayload};
+use tokio::sync::mpsc;
+#[doc(no_inline)]
+pub use tokio_util::sync::CancellationToken;
+
+/// An agent framework, run by the shell once per session.
+pub trait Adapter: Send {
+    /// What can go wrong in this framework; the shell reports it as the failure reason.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Drives one session to its end.
+    ///
+    /// In batch mode that is one run of the prompt. In interactive mode it is every user
+    /// message until [`Input::EndSession`] (or the end of input). The adapter returns when
+    /// the session's cancellation fires, promptly and without emitting further events.
+    fn run(
+        &mut self,
+        session: &mut Session,
+    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
+}
+
+/// How a session ended, as the adapter saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The work finished; `result` is the framework's last report, if any.
+    Completed {
+        /// The last result.
+        result: Option<ResultPayload>,
+    },
+    /// The framework ran and reported failure (an error result, a failed graph).
+    Failed {
+        /// Why, in words for the user.
+        reason: String,
+        /// The last result.
+        result: Option<ResultPayload>,
+    },
+}
+
+/// What the user (or the platform) says to a running session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A user message: a prompt for a new turn.
+    Message(String),
+    /// Stop the current turn, keep the session.
+    Interrupt,
+    /// End the session normally, after the current turn.
+    EndSession,
+}
+
+/// Whether the session runs one prompt or converses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the prompt, then finish.
+    Batch,
+    /// Answer user messages until the session is ended.
+    Interactive,
+}
+
+/// Where the adapter works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The working directory: the main repository, or the workspace root.
+    pub main: PathBuf,
+    /// Other folders the agent may use (other repositories, artifacts).
+    pub extra: Vec<PathBuf>,
+}
+
+/// What the adapter knows about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The platform's session name.
+    pub session_id: String,
+    /// The initial prompt; empty when there is none.
+    pub prompt: String,
+    /// Batch or interactive.
+    pub mode: Mode,
+    /// Whether this session continues an earlier one.
+    pub is_continuation: bool,
+    /// The prepared workspace.
+    pub workspace: Workspace,
+}
+
+/// Values kept across sessions (a thread id, a framework session id), stored by the shell
+/// as annotations on the session resource.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Continuation {
+    values: BTreeMap<String, String>,
+}
+
+impl Continuation {
+    /// A store with these values, as a previous session left them.
+    pub fn new(values: BTreeMap<String, String>) -> Self {
+        Self { values }
+    }
+
+    /// A value a previous session stored.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+/// The session closed under the adapter: the shell is no longer reading its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClosed;
+
+impl fmt::Display for SessionClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the session is closed")
+    }
+}
+
+impl std::error::Error for SessionClosed {}
+
+/// A value an adapter stores for later sessions: an annotation key and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The annotation key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// What the shell sends into the session, and takes out of it.
+#[derive(Debug)]
+pub enum SessionOutput {
+    /// An event to relay.
+    Event(Event),
+    /// A continuation value to store.
+    Store(Stored),
+}
+
+/// The sending half of a session: relays events to the platform.
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    output: mpsc::Sender<SessionOutput>,
+}
+
+impl Emitter {
+    /// Relays an event to the platform. Waits while the outgoing buffer is full
+    /// (backpressure: events are never dropped).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, the event was not sent.
+    pub async fn emit(&self, event: Event) -> Result<(), SessionClosed> {
+        self.output
+            .send(SessionOutput::Event(event))
+            .await
+            .map_err(|_| SessionClosed)
+    }
+}
+
+/// The receiving half of a session: user input in arrival order.
+#[derive(Debug)]
+pub struct Inputs {
+    input: mpsc::UnboundedReceiver<Input>,
+}
+
+impl Inputs {
+    /// The next user input; `None` when no more can come.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: an input is never lost by dropping this future.
+    pub async fn next(&mut self) -> Option<Input> {
+        self.input.recv().await
+    }
+}
+
+/// Everything an adapter gets from the shell for one session.
+#[derive(Debug)]
+pub struct Session {
+    info: SessionInfo,
+    emitter: Emitter,
+    inputs: Inputs,
+    cancel: CancellationToken,
+    continuation: Continuation,
+}
+
+impl Session {
+    /// Assembles a session; the shell (or a test) keeps the other ends of the channels.
+    pub fn new(
+        info: SessionInfo,
+        output: mpsc::Sender<SessionOutput>,
+        input: mpsc::UnboundedReceiver<Input>,
+        cancel: CancellationToken,
+        continuation: Continuation,
+    ) -> Self {
+        Self {
+            info,
+            emitter: Emitter { output },
+            inputs: Inputs { input },
+            cancel,
+            continuation,
+        }
+    }
+
+    /// The session's name, prompt, mode and workspace.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// Relays an event to the platform. Waits while the outgoing buffer is full
+    /// (backpressure: events are never dropped).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, the event was not sent.
+    pub async fn emit(&self, event: Event) -> Result<(), SessionClosed> {
+        self.emitter.emit(event).await
+    }
+
+    /// The next user input, in arrival order; `None` when no more can come.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: an input is never lost by dropping this future.
+    pub async fn next_input(&mut self) -> Option<Input> {
+        self.inputs.next().await
+    }
+
+    /// Both halves at once, to emit while watching for input (an interrupt mid-turn).
+    pub fn io(&mut self) -> (&Emitter, &mut Inputs) {
+        (&self.emitter, &mut self.inputs)
+    }
+
+    /// Fires when the session must stop (timeout, SIGTERM, stop): the adapter returns
+    /// promptly.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// What earlier sessions stored for this one to continue from.
+    pub fn continuation(&self) -> &Continuation {
+        &self.continuation
+    }
+
+    /// Keeps a value for a later continuation (stored in the background, with retry).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if dropped before it completes, the value was not stored.
+    pub async fn store(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), SessionClosed> {
+        let stored = Stored {
+            key: key.into(),
+            value: value.into(),
+        };
+        self.continuation
+            .values
+            .insert(stored.key.clone(), stored.value.clone());
+        self.emitter
+            .output
+            .send(SessionOutput::Store(stored))
+            .await
+            .map_err(|_| SessionClosed)
+    }
+}
