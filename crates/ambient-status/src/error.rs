@@ -1,0 +1,136 @@
+//! What can go wrong in a backend call, classified for retry.
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+/// A failed backend call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client failed")]
+    ClientSetup {
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A URL could not be formed from the configured base.
+    #[error("`{base}` cannot be the base of the backend's URLs")]
+    InvalidUrl {
+        /// The base URL as configured.
+        base: String,
+    },
+    /// The token contains characters an HTTP header cannot carry.
+    #[error("the bot token cannot be sent in an HTTP header")]
+    InvalidToken,
+    /// The body could not be encoded.
+    #[error("encoding the request body failed")]
+    Encode {
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No answer: connection refused, reset, or timed out.
+    #[error("{method} {path} failed")]
+    RequestFailed {
+        /// The method.
+        method: Method,
+        /// The URL path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The backend answered with an error status.
+    #[error("{method} {path} answered HTTP {status}: {message}")]
+    Rejected {
+        /// The method.
+        method: Method,
+        /// The URL path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The backend's `error` text, or the start of the body.
+        message: String,
+    },
+    /// The answer was not what the endpoint returns.
+    #[error("{method} {path} answered with a body that could not be read")]
+    Decode {
+        /// The method.
+        method: Method,
+        /// The URL path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Every attempt failed.
+    #[error("gave up after {attempts} attempts in {elapsed:?}")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<Error>,
+    },
+}
+
+impl Error {
+    /// Whether another attempt may succeed: a timeout, a failed connection, or HTTP 409,
+    /// 429 or 5xx. A 400, 401, 403, 404 or 422 will not change by asking again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::RequestFailed { source, .. } => {
+                source.is_timeout()
+                    || source.is_connect()
+                    || source.is_request()
+                    || source.is_body()
+            }
+            Self::Rejected { status, .. } => matches!(status, 409 | 429) || *status >= 500,
+            Self::RetriesExhausted { last, .. } => last.is_retryable(),
+            Self::ClientSetup { .. }
+            | Self::InvalidUrl { .. }
+            | Self::InvalidToken
+            | Self::Encode { .. }
+            | Self::Decode { .. } => false,
+        }
+    }
+
+    /// The HTTP status the backend answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Rejected { status, .. } => Some(*status),
+            Self::RetriesExhausted { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+
+    /// Whether the backend refused the token (401 or 403).
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
+    /// Whether the resource does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// The status crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The backend's `{"error": …}` text, or the start of the body when it is not that shape.
+pub(crate) fn backend_message(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    if let Ok(parsed) = serde_json::from_slice::<ambient_protocol::status::ErrorBody>(body) {
+        return parsed.error;
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut end = text.len().min(MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

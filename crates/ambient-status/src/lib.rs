@@ -1,0 +1,253 @@
+//! The runner's HTTP client for the backend's runner-facing API (`platform-wire.md` §4):
+//! the status PUT, the annotation PATCH, the session GET, the message history GET and the
+//! git token mint.
+//!
+//! Every call carries the bearer token in a header (never in a URL), has a timeout, and is
+//! retried with backoff while its error [is retryable](Error::is_retryable), within a
+//! bounded number of attempts and a deadline.
+//!
+//! This crate does not decide what status to write or when: that is the shell's.
+
+mod endpoints;
+mod error;
+
+use std::time::Duration;
+
+use ambient_protocol::{
+    Secret,
+    status::{
+        AgenticSession, AnnotationPatch, MessageHistory, MintedToken, PatchAccepted, StatusUpdate,
+    },
+};
+use reqwest::{Method, header};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::time::Instant;
+use tracing::debug;
+
+pub use endpoints::Endpoints;
+pub use error::{Error, Result};
+
+/// How a call is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts at most, the first included.
+    pub attempts: u32,
+    /// The first delay between attempts; it doubles each time.
+    pub initial_delay: Duration,
+    /// The largest delay between attempts.
+    pub max_delay: Duration,
+    /// No attempt starts after this much time since the first.
+    pub deadline: Duration,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            deadline: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatusClient {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    token: Option<Secret>,
+    retry: RetryPolicy,
+}
+
+impl StatusClient {
+    /// A client for one session's endpoints.
+    pub fn new(endpoints: Endpoints, token: Option<Secret>, retry: RetryPolicy) -> Result<Self> {
+        // reqwest is built without a default crypto provider so that no C toolchain is
+        // needed; install ring once per process (a no-op when one is installed).
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("ambient-runner/", env!("CARGO_PKG_VERSION")))
+            .timeout(retry.timeout)
+            .build()
+            .map_err(|source| Error::ClientSetup { source })?;
+        Ok(Self {
+            http,
+            endpoints,
+            token,
+            retry,
+        })
+    }
+
+    /// The endpoints this client talks to.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// `GET …/agentic-sessions/{name}`: a session resource (ours, or a parent's).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a GET has no effect to lose.
+    pub async fn get_session(&self, name: &str) -> Result<AgenticSession> {
+        let url = self.endpoints.session_url(name)?;
+        self.call(Method::GET, url, None::<&()>, "application/json")
+            .await
+    }
+
+    /// `PUT …/agentic-sessions/{s}/status`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: a dropped call may or may not have reached the backend.
+    pub async fn put_status(&self, update: &StatusUpdate) -> Result<()> {
+        let url = self.endpoints.status_url()?;
+        let _answer: serde_json::Value = self
+            .call(Method::PUT, url, Some(update), "application/json")
+            .await?;
+        Ok(())
+    }
+
+    /// `PATCH …/agentic-sessions/{s}` with a merge patch of annotations.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: a dropped call may or may not have reached the backend.
+    pub async fn patch_annotations(&self, patch: &AnnotationPatch) -> Result<PatchAccepted> {
+        let url = self.endpoints.session_url(&self.endpoints.session)?;
+        self.call(
+            Method::PATCH,
+            url,
+            Some(patch),
+            "application/merge-patch+json",
+        )
+        .await
+    }
+
+    /// `GET …/sessions/{s}/messages`: everything the backend stored for the session.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn message_history(&self) -> Result<MessageHistory> {
+        let url = self.endpoints.messages_url()?;
+        self.call(Method::GET, url, None::<&()>, "application/json")
+            .await
+    }
+
+    /// `POST …/agentic-sessions/{s}/github/token`: a git token minted for the session.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a token minted and dropped is simply unused.
+    pub async fn mint_github_token(&self) -> Result<Secret> {
+        let url = self.endpoints.github_token_url()?;
+        let minted: MintedToken = self
+            .call(
+                Method::POST,
+                url,
+                Some(&serde_json::json!({})),
+                "application/json",
+            )
+            .await?;
+        Ok(Secret::new(minted.token))
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<&B>,
+        content_type: &'static str,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let mut delay = self.retry.initial_delay;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self
+                .attempt(method.clone(), url.clone(), body, content_type)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            let elapsed = started.elapsed();
+            let out_of_time = elapsed + delay > self.retry.deadline;
+            if !error.is_retryable() || attempt >= self.retry.attempts || out_of_time {
+                return Err(if attempt > 1 {
+                    Error::RetriesExhausted {
+                        attempts: attempt,
+                        elapsed,
+                        last: Box::new(error),
+                    }
+                } else {
+                    error
+                });
+            }
+            debug!(%method, path = url.path(), attempt, ?delay, error = %error, "retrying");
+            tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() * 0.5)).await;
+            delay = (delay * 2).min(self.retry.max_delay);
+        }
+    }
+
+    async fn attempt<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<&B>,
+        content_type: &'static str,
+    ) -> Result<T> {
+        let path = url.path().to_owned();
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(token) = &self.token {
+            let mut value = header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| Error::InvalidToken)?;
+            value.set_sensitive(true);
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            let body = serde_json::to_vec(body).map_err(|source| Error::Encode { source })?;
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| Error::RequestFailed {
+                method: method.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| Error::RequestFailed {
+                method: method.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(Error::Rejected {
+                method,
+                path,
+                status: status.as_u16(),
+                message: error::backend_message(&bytes),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            method,
+            path,
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! The runner's WebSocket client.
+//!
+//! [`Transport::connect`] dials the backend with a bearer token and hands back a
+//! [`Transport`] to send frames through and a stream of what the backend says. One task
+//! owns the socket; everything else talks to it through channels:
+//!
+//! - Every frame stays in a bounded outbox until the backend's broadcast copy of it (the
+//!   echo, matched by the frame's stable id) comes back. When the outbox is full,
+//!   [`Transport::send`] waits: backpressure, never a drop.
+//! - A normal close, a read error or a missed pong ends the connection; the task then
+//!   reconnects with capped exponential backoff and jitter, and resends every frame not yet
+//!   echoed, in order. It gives up after the configured deadline.
+//! - Messages for another session are ignored; the echoes of our own frames are consumed
+//!   here; everything else reaches the caller as [`ambient_protocol::Inbound`].
+//!
+//! This crate does not know what a session is: lifecycle, status and adapters are the
+//! shell's. It never puts the token in a URL.
+
+mod backoff;
+mod connection;
+mod error;
+mod outbox;
+mod task;
+
+use std::{path::PathBuf, time::Duration};
+
+use ambient_protocol::{Inbound, InboundError, Outbound, Secret};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::BackoffPolicy;
+pub use error::{Error, Result};
+
+/// Where the bearer token comes from.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// No token: the connection is unauthenticated (the backend will refuse it).
+    None,
+    /// A token fixed for the life of the process.
+    Static(Secret),
+    /// A mounted file, read again before every connection attempt so that a rotated
+    /// token is picked up.
+    File(PathBuf),
+}
+
+/// How often to ping, and how long to wait for any sign of life after a ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between pings.
+    pub interval: Duration,
+    /// Silence after a ping that counts as a dead connection.
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything the transport needs to reach the backend.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// `ws://` or `wss://` URL of `/api/projects/{p}/sessions/{s}/ws`.
+    pub url: String,
+    /// The bearer token.
+    pub token: TokenSource,
+    /// Our session name: messages for any other are ignored.
+    pub session_id: String,
+    /// A string unique to this process; frame ids are `{instance}-{seq}`.
+    pub instance: String,
+    /// Frames kept at most while waiting for their echo.
+    pub outbox_capacity: usize,
+    /// Pings and dead-peer detection.
+    pub keepalive: Keepalive,
+    /// Delays between connection attempts.
+    pub backoff: BackoffPolicy,
+    /// How long to keep trying to reach the backend once it is lost (or at start) before
+    /// giving up.
+    pub give_up_after: Duration,
+}
+
+impl TransportConfig {
+    /// A configuration with the defaults for everything but the endpoint.
+    pub fn new(url: impl Into<String>, token: TokenSource, session_id: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token,
+            session_id: session_id.into(),
+            instance: format!("{:016x}", fastrand::u64(..)),
+            outbox_capacity: 1024,
+            keepalive: Keepalive::default(),
+            backoff: BackoffPolicy::default(),
+            give_up_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the backend said that the caller may act on: a classified message, or a message
+/// of a known type whose payload was wrong (named in the error).
+pub type Received = std::result::Result<Inbound, InboundError>;
+
+/// Counts from a finished transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Frames accepted from the caller.
+    pub frames: u64,
+    /// Frames written to a socket, resends included.
+    pub writes: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
+}
+
+enum Command {
+    Send(Outbound),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A connected transport. Dropping it stops the socket task without a close handshake;
+/// call [`Transport::close`] for a clean end.
+#[derive(Debug)]
+pub struct Transport {
+    commands: mpsc::Sender<Command>,
+    task: tokio::task::JoinHandle<Result<Stats>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Send(body) => write!(f, "Send({})", body.kind_name()),
+            Self::Flush(_) => f.write_str("Flush"),
+            Self::Close(_) => f.write_str("Close"),
+        }
+    }
+}
+
+impl Transport {
+    /// Connects to the backend, retrying within the configured deadline, and starts the
+    /// task that owns the socket. A refused handshake (401, 403, 404) fails at once.
+    ///
+    /// `cancel` stops the task abruptly; use [`Transport::close`] to end cleanly.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future drops the half-made connection.
+    pub async fn connect(
+        config: TransportConfig,
+        cancel: CancellationToken,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Received>)> {
+        let socket = connection::connect_with_retry(&config, &cancel, None).await?;
+        let (commands, command_rx) = mpsc::channel(config.outbox_capacity.max(1));
+        let (inbound_tx, inbound) = mpsc::unbounded_channel();
+        let task = tokio::spawn(task::run(config, socket, command_rx, inbound_tx, cancel));
+        Ok((Self { commands, task }, inbound))
+    }
+
+    /// Queues a frame. Waits while the outbox is full.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if dropped before it completes, the frame was not queued.
+    pub async fn send(&self, body: Outbound) -> Result<()> {
+        self.commands
+            .send(Command::Send(body))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Waits until the backend has echoed every frame queued before this call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it only stops the waiting.
+    pub async fn flush(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Flush(done))
+            .await
+            .map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)
+    }
+
+    /// Waits for every queued frame to be echoed, closes the socket with a normal close,
+    /// and ends the task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: if dropped, the task keeps running until the transport's
+    /// cancellation token fires.
+    pub async fn close(self) -> Result<Stats> {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Close(done)).await.is_ok() {
+            // The task answers once the close frame is out, or drops the sender if it
+            // ended first; either way its result says how it went.
+            let _closed = wait.await;
+        }
+        drop(self.commands);
+        self.task.await.map_err(|_| Error::Closed)?
+    }
+}

@@ -1,0 +1,139 @@
+//! Frames kept until the backend has echoed them.
+
+use std::collections::VecDeque;
+
+use ambient_protocol::{Frame, FrameId, Outbound, runner_timestamp};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// A frame waiting for its echo, already serialised so that a resend costs nothing.
+#[derive(Debug)]
+struct Pending {
+    id: FrameId,
+    text: Utf8Bytes,
+}
+
+/// The bounded outbox. Frames before `written` went out on the current connection;
+/// the rest are still to be written (new, or resent after a reconnect).
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    instance: String,
+    capacity: usize,
+    frames: VecDeque<Pending>,
+    written: usize,
+    next_seq: u64,
+}
+
+impl Outbox {
+    pub(crate) fn new(instance: String, capacity: usize) -> Self {
+        Self {
+            instance,
+            capacity: capacity.max(1),
+            frames: VecDeque::new(),
+            written: 0,
+            next_seq: 1,
+        }
+    }
+
+    pub(crate) fn has_room(&self) -> bool {
+        self.frames.len() < self.capacity
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Stamps a frame with the next `seq`, its stable id and the time, and keeps it.
+    pub(crate) fn push(&mut self, body: Outbound) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let frame = Frame {
+            seq,
+            id: FrameId::new(&self.instance, seq),
+            timestamp: runner_timestamp(time::OffsetDateTime::now_utc()),
+            body,
+        };
+        let text = Utf8Bytes::from(frame.to_json());
+        self.frames.push_back(Pending { id: frame.id, text });
+    }
+
+    /// The next frame to write on this connection, if any.
+    pub(crate) fn next_unwritten(&self) -> Option<Utf8Bytes> {
+        self.frames.get(self.written).map(|p| p.text.clone())
+    }
+
+    pub(crate) fn mark_written(&mut self) {
+        self.written = (self.written + 1).min(self.frames.len());
+    }
+
+    /// A new connection: every frame still here goes out again, in order.
+    pub(crate) fn rewind(&mut self) {
+        self.written = 0;
+    }
+
+    /// Whether `id` names one of our frames.
+    pub(crate) fn is_ours(&self, id: &FrameId) -> bool {
+        id.as_str()
+            .strip_prefix(self.instance.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    }
+
+    /// The echo of `id` came back: the frame is delivered. Returns whether it was here.
+    pub(crate) fn acknowledge(&mut self, id: &FrameId) -> bool {
+        // Echoes come back in the order frames were written, so the frame is nearly
+        // always at the front.
+        let Some(position) = self.frames.iter().position(|p| &p.id == id) else {
+            return false;
+        };
+        self.frames.remove(position);
+        if position < self.written {
+            self.written -= 1;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: u32) -> Outbound {
+        Outbound::Log {
+            message: n.to_string(),
+        }
+    }
+
+    #[test]
+    fn frames_stay_until_echoed_and_are_resent_after_a_rewind() {
+        let mut outbox = Outbox::new(String::from("abc"), 3);
+        for n in 0..3 {
+            outbox.push(log(n));
+        }
+        assert!(!outbox.has_room());
+        outbox.mark_written();
+        outbox.mark_written();
+        assert!(outbox.acknowledge(&FrameId::new("abc", 1)));
+        assert!(
+            !outbox.acknowledge(&FrameId::new("abc", 1)),
+            "acknowledged twice"
+        );
+        assert!(outbox.has_room());
+        // Frame 2 was written, frame 3 was not.
+        let next = outbox.next_unwritten().unwrap();
+        assert!(next.as_str().contains("abc-3"), "{next}");
+        outbox.rewind();
+        let again = outbox.next_unwritten().unwrap();
+        assert!(again.as_str().contains("abc-2"), "{again}");
+    }
+
+    #[test]
+    fn only_ids_of_this_instance_are_ours() {
+        let outbox = Outbox::new(String::from("abc"), 1);
+        assert!(outbox.is_ours(&FrameId::new("abc", 9)));
+        assert!(!outbox.is_ours(&FrameId::new("abcd", 9)));
+        assert!(!outbox.is_ours(&FrameId::new("xyz", 9)));
+    }
+}

@@ -1,0 +1,227 @@
+//! The task that owns the socket.
+
+use ambient_protocol::{Inbound, SessionMessage};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{Instant, MissedTickBehavior},
+};
+use tokio_tungstenite::tungstenite::{
+    Message, Utf8Bytes,
+    protocol::{CloseFrame, frame::coding::CloseCode},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    Command, Error, Received, Result, Stats, TransportConfig,
+    backoff::Backoff,
+    connection::{Socket, connect_with_retry, error_chain},
+    outbox::Outbox,
+};
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Disconnect {
+    /// The caller asked to close and everything was delivered.
+    Finished,
+    /// The connection was lost; reconnect.
+    Lost(String),
+}
+
+/// State that outlives a connection.
+struct State {
+    config: TransportConfig,
+    outbox: Outbox,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::UnboundedSender<Received>,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+    closing: Option<oneshot::Sender<()>>,
+    commands_done: bool,
+    stats: Stats,
+}
+
+pub(crate) async fn run(
+    config: TransportConfig,
+    mut socket: Socket,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::UnboundedSender<Received>,
+    cancel: CancellationToken,
+) -> Result<Stats> {
+    let mut backoff = Backoff::new(config.backoff);
+    let mut state = State {
+        outbox: Outbox::new(config.instance.clone(), config.outbox_capacity),
+        config,
+        commands,
+        inbound,
+        flush_waiters: Vec::new(),
+        closing: None,
+        commands_done: false,
+        stats: Stats::default(),
+    };
+    loop {
+        let connected_at = Instant::now();
+        let reason = tokio::select! {
+            () = cancel.cancelled() => return Ok(state.stats),
+            reason = state.serve(socket) => reason,
+        };
+        match reason {
+            Disconnect::Finished => return Ok(state.stats),
+            Disconnect::Lost(why) => {
+                if connected_at.elapsed() >= backoff.reset_after() {
+                    backoff.reset();
+                }
+                warn!(reason = %why, unacknowledged = state.outbox.len(), "connection lost, reconnecting");
+                socket = connect_with_retry(&state.config, &cancel, Some(&mut backoff)).await?;
+                state.stats.reconnects += 1;
+                info!(reconnects = state.stats.reconnects, "reconnected");
+            }
+        }
+    }
+}
+
+impl State {
+    /// Runs one connection until it ends. Every branch of the loop is cancel-safe: reads
+    /// and channel receives lose nothing, and `feed` either hands a frame to the socket
+    /// or leaves it in the outbox to be fed again.
+    async fn serve(&mut self, socket: Socket) -> Disconnect {
+        let (mut sink, mut stream) = socket.split();
+        self.outbox.rewind();
+        let keepalive = self.config.keepalive;
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + keepalive.interval, keepalive.interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut ping_due = false;
+        let mut dirty = false;
+        loop {
+            self.answer_flush_waiters();
+            if self.outbox.is_empty() && (self.closing.is_some() || self.commands_done) {
+                let close = Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "session ended".into(),
+                }));
+                // The close is a courtesy: everything was already delivered.
+                let _sent = sink.send(close).await;
+                if let Some(done) = self.closing.take() {
+                    let _answered = done.send(());
+                }
+                return Disconnect::Finished;
+            }
+            // A pending ping goes first; frames are fed while there are any, and the
+            // socket is flushed once they run out, so that a burst costs few syscalls.
+            let next_write = if ping_due {
+                Some(Write::Ping)
+            } else if let Some(text) = self.outbox.next_unwritten() {
+                Some(Write::Frame(text))
+            } else if dirty {
+                Some(Write::Flush)
+            } else {
+                None
+            };
+            let accepting = self.outbox.has_room() && self.closing.is_none() && !self.commands_done;
+            tokio::select! {
+                biased;
+                message = stream.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => self.receive(text.as_str()),
+                        Some(Ok(Message::Close(_))) | None => return Disconnect::Lost(String::from("the backend closed the connection")),
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => return Disconnect::Lost(error_chain(&error)),
+                    }
+                }
+                written = write(&mut sink, next_write.clone()), if next_write.is_some() => {
+                    if let Err(error) = written { return Disconnect::Lost(error_chain(&error)); }
+                    match next_write {
+                        Some(Write::Ping) => { ping_due = false; dirty = true; }
+                        Some(Write::Frame(_)) => {
+                            self.outbox.mark_written();
+                            self.stats.writes += 1;
+                            dirty = true;
+                        }
+                        Some(Write::Flush) | None => dirty = false,
+                    }
+                }
+                command = self.commands.recv(), if accepting => match command {
+                    Some(Command::Send(body)) => {
+                        self.outbox.push(body);
+                        self.stats.frames += 1;
+                    }
+                    Some(Command::Flush(done)) => self.flush_waiters.push(done),
+                    Some(Command::Close(done)) => self.closing = Some(done),
+                    None => self.commands_done = true,
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > keepalive.interval + keepalive.timeout {
+                        return Disconnect::Lost(String::from("no pong from the backend"));
+                    }
+                    ping_due = true;
+                }
+            }
+        }
+    }
+
+    fn answer_flush_waiters(&mut self) {
+        if self.outbox.is_empty() {
+            for done in self.flush_waiters.drain(..) {
+                let _answered = done.send(());
+            }
+        }
+    }
+
+    /// One text message from the backend.
+    fn receive(&mut self, text: &str) {
+        let message: SessionMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(%error, bytes = text.len(), "ignoring a message that is not a session message");
+                return;
+            }
+        };
+        if message.session_id != self.config.session_id {
+            debug!(session = %message.session_id, kind = %message.kind, "ignoring a message for another session");
+            return;
+        }
+        match message.classify() {
+            Ok(Inbound::Echo { frame_id, .. }) if self.outbox.is_ours(&frame_id) => {
+                self.outbox.acknowledge(&frame_id);
+            }
+            Ok(Inbound::Echo { .. } | Inbound::RunnerFrame { .. } | Inbound::Pong) => {}
+            received => {
+                // The receiver may be gone when the session is ending; nothing to do then.
+                let _delivered = self.inbound.send(received);
+            }
+        }
+    }
+}
+
+/// One step of writing to the socket.
+#[derive(Clone)]
+enum Write {
+    Ping,
+    Frame(Utf8Bytes),
+    Flush,
+}
+
+/// Performs one write step.
+///
+/// Cancel-safe: `feed` either hands the message to the socket in the poll that completes
+/// or not at all, and a flush can be started again.
+async fn write(
+    sink: &mut SplitSink<Socket, Message>,
+    step: Option<Write>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    match step {
+        Some(Write::Ping) => sink.feed(Message::Ping(Default::default())).await,
+        Some(Write::Frame(text)) => sink.feed(Message::Text(text)).await,
+        Some(Write::Flush) => sink.flush().await,
+        None => Ok(()),
+    }
+}
+
+impl From<Error> for Disconnect {
+    fn from(error: Error) -> Self {
+        Self::Lost(error_chain(&error))
+    }
+}

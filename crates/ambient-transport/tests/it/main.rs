@@ -1,0 +1,150 @@
+//! The transport against the local backend on loopback.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+use std::time::Duration;
+
+use ambient_local_backend::{LocalBackend, SessionSeed};
+use ambient_protocol::{Inbound, Outbound, Secret};
+use ambient_transport::{Error, TokenSource, Transport, TransportConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-token";
+const BOUND: Duration = Duration::from_secs(20);
+
+async fn backend() -> LocalBackend {
+    LocalBackend::builder()
+        .token(TOKEN)
+        .session(SessionSeed::new("p", "s"))
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+}
+
+fn config(backend: &LocalBackend, token: &str) -> TransportConfig {
+    let mut config = TransportConfig::new(
+        backend.ws_url("p", "s"),
+        TokenSource::Static(Secret::new(token)),
+        "s",
+    );
+    config.give_up_after = Duration::from_secs(2);
+    config
+}
+
+fn log(n: usize) -> Outbound {
+    Outbound::Log {
+        message: format!("line {n}"),
+    }
+}
+
+#[tokio::test]
+async fn every_frame_reaches_the_backend_in_order_and_flush_waits_for_the_echoes() {
+    let backend = backend().await;
+    let mut watch = backend.watch("s");
+    let (transport, _inbound) =
+        Transport::connect(config(&backend, TOKEN), CancellationToken::new())
+            .await
+            .unwrap();
+    for n in 0..500 {
+        transport.send(log(n)).await.unwrap();
+    }
+    tokio::time::timeout(BOUND, transport.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    for n in 0..500 {
+        let message = watch.recv().await.unwrap();
+        assert_eq!(message.payload["message"], json!(format!("line {n}")));
+    }
+    let stats = transport.close().await.unwrap();
+    assert_eq!(stats.frames, 500);
+    assert_eq!(stats.reconnects, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_at_once_and_says_so() {
+    let backend = backend().await;
+    let error = Transport::connect(config(&backend, "wrong"), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::HandshakeRejected { status: 401 }),
+        "{error:?}"
+    );
+    assert!(error.is_auth());
+    assert_eq!(
+        error.to_string(),
+        "the backend refused the WebSocket handshake with HTTP 401 (the bot token is missing, invalid or expired)"
+    );
+}
+
+#[tokio::test]
+async fn user_messages_arrive_and_other_sessions_are_ignored() {
+    let backend = LocalBackend::builder()
+        .token(TOKEN)
+        .session(SessionSeed::new("p", "s"))
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let (transport, mut inbound) =
+        Transport::connect(config(&backend, TOKEN), CancellationToken::new())
+            .await
+            .unwrap();
+    backend.wait_for_connections("s", 1).await.unwrap();
+    backend
+        .post_message("p", "other", json!({"content": "not for us"}))
+        .await
+        .unwrap();
+    backend
+        .post_message("p", "s", json!({"content": "hello"}))
+        .await
+        .unwrap();
+    backend
+        .post_message("p", "s", json!({"type": "interrupt"}))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(BOUND, inbound.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        Inbound::UserMessage {
+            content: String::from("hello")
+        }
+    );
+    let second = tokio::time::timeout(BOUND, inbound.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second, Inbound::Interrupt);
+    // Our own frames come back as echoes and are consumed, not delivered.
+    transport.send(log(1)).await.unwrap();
+    transport.flush().await.unwrap();
+    assert!(inbound.try_recv().is_err());
+    transport.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_is_given_up_on_within_the_deadline() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut config = TransportConfig::new(
+        format!("ws://127.0.0.1:{port}/api/projects/p/sessions/s/ws"),
+        TokenSource::None,
+        "s",
+    );
+    config.give_up_after = Duration::from_millis(300);
+    config.backoff.initial = Duration::from_millis(10);
+    let error = Transport::connect(config, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::GaveUp { attempts, .. } if attempts > 1),
+        "{error:?}"
+    );
+}
