@@ -1,0 +1,224 @@
+//! The runner's configuration: every setting typed, with the environment variable each
+//! comes from (`platform-wire.md` §2).
+//!
+//! [`RunnerArgs`] is the clap form the binaries flatten into their own arguments (a flag
+//! overrides its variable); [`RunnerArgs::into_config`] validates it into a
+//! [`RunnerConfig`], naming the variable in every error.
+
+use std::{path::PathBuf, time::Duration};
+
+use ambient_adapter::Mode;
+use ambient_protocol::Secret;
+use ambient_status::Endpoints;
+use ambient_transport::TokenSource;
+
+/// The names of the environment variables the shell reads.
+pub mod env {
+    /// The session (custom resource) name.
+    pub const SESSION_ID: &str = "SESSION_ID";
+    /// The backend's WebSocket endpoint for this session.
+    pub const WEBSOCKET_URL: &str = "WEBSOCKET_URL";
+    /// The bearer token.
+    pub const BOT_TOKEN: &str = "BOT_TOKEN";
+    /// A file holding the bearer token, read again before each reconnect.
+    pub const BOT_TOKEN_FILE: &str = "BOT_TOKEN_FILE";
+    /// The backend's API base URL (`…/api`).
+    pub const BACKEND_API_URL: &str = "BACKEND_API_URL";
+    /// The project (namespace) of the session.
+    pub const AGENTIC_SESSION_NAMESPACE: &str = "AGENTIC_SESSION_NAMESPACE";
+    /// The project, as the Python runner's fallback named it.
+    pub const PROJECT_NAME: &str = "PROJECT_NAME";
+    /// The initial prompt.
+    pub const PROMPT: &str = "PROMPT";
+    /// Chat mode.
+    pub const INTERACTIVE: &str = "INTERACTIVE";
+    /// The workspace root.
+    pub const WORKSPACE_PATH: &str = "WORKSPACE_PATH";
+    /// The session timeout, in seconds.
+    pub const TIMEOUT: &str = "TIMEOUT";
+    /// The session this one continues.
+    pub const PARENT_SESSION_ID: &str = "PARENT_SESSION_ID";
+}
+
+/// The prompt a batch session runs when it is given none, as the Python runner does.
+pub const DEFAULT_PROMPT: &str = "Hello! How can I help you today?";
+
+/// The workspace root when none is configured, as the Python runner defaults it.
+pub const DEFAULT_WORKSPACE: &str = "/workspace";
+
+/// The shell's settings as command-line flags, each backed by its environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunnerArgs {
+    /// The session (custom resource) name.
+    #[arg(long, env = env::SESSION_ID)]
+    pub session_id: Option<String>,
+    /// The backend's WebSocket URL for this session.
+    #[arg(long, env = env::WEBSOCKET_URL)]
+    pub websocket_url: Option<String>,
+    /// The bearer token for the backend.
+    #[arg(long, env = env::BOT_TOKEN, hide_env_values = true)]
+    pub bot_token: Option<String>,
+    /// A file holding the bearer token; read again before every reconnect.
+    #[arg(long, env = env::BOT_TOKEN_FILE)]
+    pub bot_token_file: Option<PathBuf>,
+    /// The backend's API base URL; derived from the WebSocket URL when absent.
+    #[arg(long, env = env::BACKEND_API_URL)]
+    pub backend_api_url: Option<String>,
+    /// The session's project (namespace).
+    #[arg(long, env = env::AGENTIC_SESSION_NAMESPACE)]
+    pub project: Option<String>,
+    /// The initial prompt.
+    #[arg(long, env = env::PROMPT)]
+    pub prompt: Option<String>,
+    /// Converse until the session is ended, instead of running one prompt.
+    #[arg(long, env = env::INTERACTIVE, value_parser = parse_truthy, num_args = 0..=1, default_missing_value = "true")]
+    pub interactive: Option<bool>,
+    /// The workspace root [default: /workspace].
+    #[arg(long, env = env::WORKSPACE_PATH)]
+    pub workspace: Option<PathBuf>,
+    /// Seconds after which the session fails as timed out.
+    #[arg(long, env = env::TIMEOUT, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// The session this one continues.
+    #[arg(long, env = env::PARENT_SESSION_ID)]
+    pub parent_session_id: Option<String>,
+}
+
+/// `1`, `true`, `yes` (any case) are true; `0`, `false`, `no` and the empty string false.
+fn parse_truthy(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "" | "0" | "false" | "no" => Ok(false),
+        _ => Err(String::from("expected one of 1, true, yes, 0, false, no")),
+    }
+}
+
+/// Whole seconds; 0 means no timeout.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| String::from("expected a whole number of seconds"))
+}
+
+/// A setting that is missing or wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required setting is absent.
+    #[error("{variable} is not set: {why}")]
+    Missing {
+        /// The environment variable (or flag) that must be given.
+        variable: &'static str,
+        /// What it is needed for.
+        why: &'static str,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("{variable} is invalid: {why}")]
+    Invalid {
+        /// The environment variable (or flag).
+        variable: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// The validated configuration of one session.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The session name.
+    pub session_id: String,
+    /// The WebSocket URL.
+    pub websocket_url: String,
+    /// Where the bearer token comes from.
+    pub token: TokenSource,
+    /// The HTTP endpoints of the session.
+    pub endpoints: Endpoints,
+    /// The initial prompt (empty when none).
+    pub prompt: String,
+    /// Batch or interactive.
+    pub mode: Mode,
+    /// The workspace root.
+    pub workspace: PathBuf,
+    /// When the session fails as timed out.
+    pub timeout: Option<Duration>,
+    /// The session this one continues.
+    pub parent_session_id: Option<String>,
+    /// How long the backend may be unreachable before the runner gives up.
+    pub backend_deadline: Duration,
+}
+
+impl RunnerConfig {
+    /// The bearer token, when it is given inline (for the HTTP client).
+    pub fn static_token(&self) -> Option<Secret> {
+        match &self.token {
+            TokenSource::Static(secret) => Some(secret.clone()),
+            TokenSource::File(_) | TokenSource::None => None,
+        }
+    }
+}
+
+impl RunnerArgs {
+    /// Validates the settings.
+    pub fn into_config(self) -> Result<RunnerConfig, ConfigError> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let session_id = non_empty(self.session_id).ok_or(ConfigError::Missing {
+            variable: env::SESSION_ID,
+            why: "the runner must know which session it runs",
+        })?;
+        let websocket_url = non_empty(self.websocket_url).ok_or(ConfigError::Missing {
+            variable: env::WEBSOCKET_URL,
+            why: "the runner must know where the backend is",
+        })?;
+        if !(websocket_url.starts_with("ws://") || websocket_url.starts_with("wss://")) {
+            return Err(ConfigError::Invalid {
+                variable: env::WEBSOCKET_URL,
+                why: String::from("expected a ws:// or wss:// URL"),
+            });
+        }
+        let token = match (non_empty(self.bot_token), self.bot_token_file) {
+            (_, Some(path)) => TokenSource::File(path),
+            (Some(token), None) => TokenSource::Static(Secret::new(token)),
+            (None, None) => TokenSource::None,
+        };
+        let endpoints = match non_empty(self.backend_api_url) {
+            Some(base) => {
+                let project = non_empty(self.project)
+                    .or_else(|| Endpoints::from_websocket_url(&websocket_url).map(|e| e.project))
+                    .ok_or(ConfigError::Missing {
+                        variable: env::AGENTIC_SESSION_NAMESPACE,
+                        why: "the project is needed to build the status URL",
+                    })?;
+                Endpoints::new(&base, project, session_id.clone()).map_err(|_| ConfigError::Invalid {
+                    variable: env::BACKEND_API_URL,
+                    why: String::from("expected an http:// or https:// URL"),
+                })?
+            }
+            None => Endpoints::from_websocket_url(&websocket_url).ok_or(ConfigError::Invalid {
+                variable: env::WEBSOCKET_URL,
+                why: format!(
+                    "the status URL cannot be derived from it (no /projects/…/sessions/… path); set {}",
+                    env::BACKEND_API_URL
+                ),
+            })?,
+        };
+        Ok(RunnerConfig {
+            session_id,
+            websocket_url,
+            token,
+            endpoints,
+            prompt: self.prompt.unwrap_or_default(),
+            mode: if self.interactive.unwrap_or(false) {
+                Mode::Interactive
+            } else {
+                Mode::Batch
+            },
+            workspace: self
+                .workspace
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE)),
+            timeout: self.timeout.filter(|t| !t.is_zero()),
+            parent_session_id: non_empty(self.parent_session_id),
+            backend_deadline: Duration::from_secs(300),
+        })
+    }
+}

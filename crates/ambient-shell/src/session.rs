@@ -1,0 +1,481 @@
+//! The session loop.
+
+use std::{pin::pin, time::Duration};
+
+use ambient_adapter::{
+    Adapter, CancellationToken, Continuation, Input, Mode, Outcome, Session, SessionInfo,
+    SessionOutput, Stored, Workspace,
+};
+use ambient_protocol::{
+    Event, EventMapper, Inbound, Lifecycle, Outbound, ResultPayload,
+    status::{AnnotationPatch, Phase, StatusUpdate},
+};
+use ambient_status::{RetryPolicy, StatusClient};
+use ambient_transport::{Received, Transport, TransportConfig};
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::{RunnerConfig, RunnerExit, config::DEFAULT_PROMPT};
+
+/// The longest final result text written to the status, as the Python runner truncates.
+const MAX_RESULT_CHARS: usize = 10_000;
+/// How long the backend has to echo every frame once the session has ended.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
+/// How long an adapter has to return once its session is cancelled.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// Events the adapter may have in flight before `emit` waits.
+const EVENT_BUFFER: usize = 256;
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEnd {
+    /// The adapter completed.
+    Completed,
+    /// The adapter failed or reported failure.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The session hit its timeout.
+    TimedOut,
+    /// Stopped by the shutdown signal, or found `Stopped`.
+    Stopped,
+    /// The backend could not be reached.
+    BackendUnreachable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the binary needs to know once a session is over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionReport {
+    /// How the session ended.
+    pub end: SessionEnd,
+    /// Whether the final status reached the backend (or was rightly not written because
+    /// the session was already `Stopped`).
+    pub status_written: bool,
+    /// The adapter's last result.
+    pub result: Option<ResultPayload>,
+}
+
+impl SessionReport {
+    /// The process exit this report calls for.
+    pub fn exit(&self) -> RunnerExit {
+        match (&self.end, self.status_written) {
+            (SessionEnd::BackendUnreachable { .. }, _) => RunnerExit::BackendUnreachable,
+            (SessionEnd::Stopped, _) => RunnerExit::Stopped,
+            (_, false) => RunnerExit::StatusNotWritten,
+            (SessionEnd::Completed, true) => RunnerExit::Completed,
+            (SessionEnd::Failed { .. }, true) => RunnerExit::Failed,
+            (SessionEnd::TimedOut, true) => RunnerExit::TimedOut,
+        }
+    }
+}
+
+/// Runs one session with `adapter` to its end.
+///
+/// `shutdown` is the process's stop signal (SIGTERM, SIGINT): the adapter is cancelled,
+/// what it emitted is flushed, and the status is settled without leaving `Stopped`.
+///
+/// # Cancel safety
+///
+/// Not cancel-safe: dropping it abandons the session without a final status. Use
+/// `shutdown` instead.
+pub async fn run_session<A: Adapter>(
+    config: RunnerConfig,
+    mut adapter: A,
+    shutdown: CancellationToken,
+) -> SessionReport {
+    let status = match StatusClient::new(
+        config.endpoints.clone(),
+        config.static_token(),
+        RetryPolicy::default(),
+    ) {
+        Ok(status) => status,
+        Err(error) => {
+            return unreachable_report(format!(
+                "the HTTP client could not be built: {}",
+                chain(&error)
+            ));
+        }
+    };
+    let mut transport_config = TransportConfig::new(
+        config.websocket_url.clone(),
+        config.token.clone(),
+        config.session_id.clone(),
+    );
+    transport_config.give_up_after = config.backend_deadline;
+    let transport_cancel = CancellationToken::new();
+    let connect = Transport::connect(transport_config, transport_cancel.clone());
+    let connected = tokio::select! {
+        () = shutdown.cancelled() => return SessionReport { end: SessionEnd::Stopped, status_written: true, result: None },
+        connected = connect => connected,
+    };
+    let (transport, inbound) = match connected {
+        Ok(connected) => connected,
+        Err(error) => {
+            let reason = chain(&error);
+            warn!(error = %reason, "the backend could not be reached");
+            return unreachable_report(reason);
+        }
+    };
+    let run = Run {
+        config,
+        status,
+        transport,
+        mapper: EventMapper::new(),
+        tracker: TaskTracker::new(),
+    };
+    let report = run.drive(&mut adapter, inbound, &shutdown).await;
+    transport_cancel.cancel();
+    report
+}
+
+fn unreachable_report(reason: String) -> SessionReport {
+    SessionReport {
+        end: SessionEnd::BackendUnreachable { reason },
+        status_written: false,
+        result: None,
+    }
+}
+
+struct Run {
+    config: RunnerConfig,
+    status: StatusClient,
+    transport: Transport,
+    mapper: EventMapper,
+    tracker: TaskTracker,
+}
+
+impl Run {
+    async fn drive<A: Adapter>(
+        mut self,
+        adapter: &mut A,
+        mut inbound: mpsc::UnboundedReceiver<Received>,
+        shutdown: &CancellationToken,
+    ) -> SessionReport {
+        self.send(Outbound::Lifecycle(Lifecycle::SessionStarted))
+            .await;
+        if self.current_phase().await == Some(Phase::Stopped) {
+            info!("the session is already stopped; not starting");
+            return self.finish(SessionEnd::Stopped, None).await;
+        }
+        self.put_status(StatusUpdate {
+            phase: Some(Phase::Running),
+            message: Some(String::from("Runner started")),
+            ..StatusUpdate::default()
+        })
+        .await;
+        let continuation = self.load_continuation().await;
+        let is_continuation = self.config.parent_session_id.is_some();
+        let mut prompt = self.config.prompt.trim().to_owned();
+        if prompt.is_empty() && self.config.mode == Mode::Batch && !is_continuation {
+            prompt = String::from(DEFAULT_PROMPT);
+        }
+        if !prompt.is_empty() && !is_continuation {
+            self.send(Outbound::UserMessage {
+                content: prompt.clone(),
+            })
+            .await;
+        }
+        let (output_tx, mut output) = mpsc::channel(EVENT_BUFFER);
+        // Unbounded so that reading the socket never waits on the adapter; what flows here
+        // is user input, a handful of messages.
+        let (input_tx, input_rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let info = SessionInfo {
+            session_id: self.config.session_id.clone(),
+            prompt,
+            mode: self.config.mode,
+            is_continuation,
+            workspace: Workspace {
+                main: self.config.workspace.clone(),
+                extra: Vec::new(),
+            },
+        };
+        let mut session = Session::new(info, output_tx, input_rx, cancel.clone(), continuation);
+        let mut stopping: Option<SessionEnd> = None;
+        let timeout = self.config.timeout;
+        let mut deadline = pin!(async {
+            match timeout {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut grace = pin!(tokio::time::sleep(Duration::MAX));
+        let mut grace_armed = false;
+        let outcome = {
+            let mut running = pin!(adapter.run(&mut session));
+            loop {
+                tokio::select! {
+                    biased;
+                    outcome = &mut running => break Some(outcome),
+                    Some(output) = output.recv() => self.relay(output).await,
+                    Some(received) = inbound.recv() => self.deliver(received, &input_tx),
+                    () = shutdown.cancelled(), if stopping.is_none() => {
+                        info!("stopping: cancelling the adapter");
+                        stopping = Some(SessionEnd::Stopped);
+                    }
+                    () = &mut deadline, if stopping.is_none() => {
+                        warn!(?timeout, "the session timed out: cancelling the adapter");
+                        stopping = Some(SessionEnd::TimedOut);
+                    }
+                    () = &mut grace, if grace_armed => {
+                        warn!("the adapter did not return after cancellation; abandoning it");
+                        break None;
+                    }
+                }
+                if stopping.is_some() && !grace_armed {
+                    cancel.cancel();
+                    grace
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + CANCEL_GRACE);
+                    grace_armed = true;
+                }
+            }
+        };
+        drop(session);
+        while let Some(output) = output.recv().await {
+            self.relay(output).await;
+        }
+        let (end, result) = match (stopping, outcome) {
+            (Some(end), outcome) => (end, outcome.and_then(|o| o.ok()).and_then(outcome_result)),
+            (None, Some(Ok(Outcome::Completed { result }))) => (SessionEnd::Completed, result),
+            (None, Some(Ok(Outcome::Failed { reason, result }))) => {
+                (SessionEnd::Failed { reason }, result)
+            }
+            (None, Some(Err(error))) => (
+                SessionEnd::Failed {
+                    reason: chain(&error),
+                },
+                None,
+            ),
+            // The grace period is armed only once stopping, so this is never reached; it
+            // still reads as what it would mean.
+            (None, None) => (
+                SessionEnd::Failed {
+                    reason: String::from("the adapter was abandoned"),
+                },
+                None,
+            ),
+        };
+        self.finish(end, result).await
+    }
+
+    /// Sends the lifecycle frame, flushes, settles the status, closes the socket.
+    async fn finish(self, end: SessionEnd, result: Option<ResultPayload>) -> SessionReport {
+        let lifecycle = match end {
+            SessionEnd::Completed => Lifecycle::SessionCompleted,
+            _ => Lifecycle::SessionFailed,
+        };
+        if end != SessionEnd::Stopped || self.current_phase().await != Some(Phase::Stopped) {
+            self.send(Outbound::Lifecycle(lifecycle)).await;
+        }
+        match tokio::time::timeout(FLUSH_DEADLINE, self.transport.flush()).await {
+            Ok(Ok(())) => debug!("every frame was echoed"),
+            Ok(Err(error)) => {
+                warn!(error = %chain(&error), "frames may not have reached the backend")
+            }
+            Err(_) => {
+                warn!(deadline = ?FLUSH_DEADLINE, "the backend did not echo every frame in time")
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+        let status_written = self.write_final_status(&end, result.as_ref()).await;
+        match tokio::time::timeout(FLUSH_DEADLINE, self.transport.close()).await {
+            Ok(Ok(stats)) => info!(
+                frames = stats.frames,
+                reconnects = stats.reconnects,
+                "connection closed"
+            ),
+            Ok(Err(error)) => warn!(error = %chain(&error), "closing the connection failed"),
+            Err(_) => warn!("closing the connection timed out"),
+        }
+        SessionReport {
+            end,
+            status_written,
+            result,
+        }
+    }
+
+    async fn write_final_status(&self, end: &SessionEnd, result: Option<&ResultPayload>) -> bool {
+        let phase = self.current_phase().await;
+        if phase == Some(Phase::Stopped) {
+            info!("the session is Stopped; leaving its status as it is");
+            return true;
+        }
+        let completion_time = time::OffsetDateTime::now_utc().format(&Rfc3339).ok();
+        let (phase, message, is_error) = match end {
+            SessionEnd::Completed => {
+                let is_error = result.and_then(|r| r.is_error).unwrap_or(false);
+                (Phase::Completed, String::from("Runner completed"), is_error)
+            }
+            SessionEnd::Failed { reason } => (Phase::Failed, reason.clone(), true),
+            SessionEnd::TimedOut => {
+                let after = self.config.timeout.map(|t| t.as_secs()).unwrap_or_default();
+                (
+                    Phase::Failed,
+                    format!("Session timed out after {after} s"),
+                    true,
+                )
+            }
+            SessionEnd::Stopped => (
+                Phase::Failed,
+                String::from("Runner stopped before the session ended"),
+                true,
+            ),
+            SessionEnd::BackendUnreachable { reason } => (Phase::Failed, reason.clone(), true),
+        };
+        let mut update = StatusUpdate {
+            phase: Some(phase),
+            message: Some(message),
+            completion_time,
+            is_error: Some(is_error),
+            session_id: Some(self.config.session_id.clone()),
+            ..StatusUpdate::default()
+        };
+        if let Some(result) = result {
+            update.subtype = result.subtype.clone();
+            update.duration_ms = result.duration_ms;
+            update.duration_api_ms = result.duration_api_ms;
+            update.num_turns = result.num_turns;
+            update.total_cost_usd = result.total_cost_usd;
+            update.usage = result.usage.clone();
+            update.result = result.result.as_deref().map(truncate);
+            if let Some(framework_session) = &result.session_id {
+                update.session_id = Some(framework_session.clone());
+            }
+        }
+        self.put_status(update).await
+    }
+
+    /// One thing the adapter produced.
+    async fn relay(&mut self, output: SessionOutput) {
+        match output {
+            SessionOutput::Event(event) => {
+                let ends_turn = matches!(event, Event::Result(_));
+                let frame = self.mapper.map(event);
+                self.send(frame).await;
+                if ends_turn && self.config.mode == Mode::Interactive {
+                    self.send(Outbound::Waiting).await;
+                }
+            }
+            SessionOutput::Store(stored) => self.store(stored),
+        }
+    }
+
+    /// Keeps a continuation value as an annotation, in the background.
+    fn store(&self, stored: Stored) {
+        let status = self.status.clone();
+        self.tracker.spawn(async move {
+            let patch = AnnotationPatch::single(stored.key.clone(), stored.value);
+            match status.patch_annotations(&patch).await {
+                Ok(_) => debug!(key = %stored.key, "continuation value stored"),
+                Err(error) => warn!(key = %stored.key, error = %chain(&error), "storing a continuation value failed"),
+            }
+        });
+    }
+
+    /// One message from the backend.
+    fn deliver(&self, received: Received, input: &mpsc::UnboundedSender<Input>) {
+        let inbound = match received {
+            Ok(inbound) => inbound,
+            Err(error) => {
+                warn!(error = %chain(&error), "ignoring a malformed message");
+                return;
+            }
+        };
+        let to_adapter = match inbound {
+            Inbound::UserMessage { content } => {
+                if self.config.mode == Mode::Batch {
+                    debug!("ignoring a user message in batch mode");
+                    return;
+                }
+                let content = content.trim();
+                if content.is_empty() {
+                    return;
+                }
+                Input::Message(content.to_owned())
+            }
+            Inbound::Interrupt => Input::Interrupt,
+            Inbound::EndSession | Inbound::Terminate | Inbound::Stop => Input::EndSession,
+            Inbound::WorkflowChange(_) | Inbound::RepoAdded(_) | Inbound::RepoRemoved { .. } => {
+                warn!("workspace changes while a session runs are not supported yet; ignoring");
+                return;
+            }
+            Inbound::Unknown { kind } => {
+                debug!(%kind, "ignoring a message of an unknown type");
+                return;
+            }
+            Inbound::Pong | Inbound::Echo { .. } | Inbound::RunnerFrame { .. } => return,
+        };
+        // The adapter may have returned already; then there is no one to tell.
+        let _delivered = input.send(to_adapter);
+    }
+
+    async fn send(&self, frame: Outbound) {
+        if let Err(error) = self.transport.send(frame).await {
+            warn!(error = %chain(&error), "a frame could not be queued");
+        }
+    }
+
+    async fn put_status(&self, update: StatusUpdate) -> bool {
+        match self.status.put_status(&update).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(phase = ?update.phase, error = %chain(&error), "writing the status failed");
+                false
+            }
+        }
+    }
+
+    async fn current_phase(&self) -> Option<Phase> {
+        match self.status.get_session(&self.config.session_id).await {
+            Ok(session) => session.status.and_then(|s| s.phase),
+            Err(error) => {
+                warn!(error = %chain(&error), "reading the session's phase failed");
+                None
+            }
+        }
+    }
+
+    /// The parent session's annotations, for an adapter that continues its work.
+    async fn load_continuation(&self) -> Continuation {
+        let Some(parent) = &self.config.parent_session_id else {
+            return Continuation::default();
+        };
+        match self.status.get_session(parent).await {
+            Ok(session) => Continuation::new(session.metadata.annotations),
+            Err(error) => {
+                warn!(%parent, error = %chain(&error), "reading the parent session failed; starting fresh");
+                Continuation::default()
+            }
+        }
+    }
+}
+
+fn outcome_result(outcome: Outcome) -> Option<ResultPayload> {
+    match outcome {
+        Outcome::Completed { result } | Outcome::Failed { result, .. } => result,
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_RESULT_CHARS).collect()
+}
+
+/// An error and its sources on one line.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -1,0 +1,35 @@
+# Recipes a contributor expects. `just` is optional: each recipe is one plain command.
+
+# Build every crate and binary.
+build:
+    cargo build --workspace
+
+# The whole test suite, as CI runs it.
+test:
+    ./scripts/test
+
+# Formatting and lints.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (figures go to docs/performance.md).
+bench:
+    cargo bench -p echo-runner --bench startup
+
+# A local echo session, no cluster needed.
+local-echo prompt="hello":
+    cargo run -p echo-runner -- --local --prompt "{{prompt}}"
+
+# A local interactive echo session: type lines, end with Ctrl-D.
+local-echo-interactive:
+    cargo run -p echo-runner -- --local --interactive
+
+# The local backend on its own, for a runner in another terminal.
+local-backend token="dev-token":
+    cargo run -p local-backend -- --token "{{token}}" --session local/local-session
+
+# The runner images (needs a Docker engine).
+images:
+    docker build -f Dockerfile.langgraph -t ambient-runner-langgraph .
+    docker build -f Dockerfile.claude -t ambient-runner-claude .
