@@ -1,5 +1,6 @@
 //! Configuring and starting a [`LocalBackend`].
 
+use axum::serve::ListenerExt as _;
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ambient_protocol::{Secret, status::Phase};
@@ -187,6 +188,13 @@ impl Builder {
         let app = http::router(Arc::clone(&shared));
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
+            // Go's net package (the real backend's) disables Nagle on every connection;
+            // without that, small echoes wait out the peer's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    debug!(%error, "TCP_NODELAY could not be set");
+                }
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;

@@ -1,0 +1,6 @@
+//! The echo-runner binary end to end against the local backend.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+mod dockerfiles;
+mod session;
+mod support;

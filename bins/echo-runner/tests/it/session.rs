@@ -1,0 +1,153 @@
+//! Whole sessions: what the backend persisted, the status it holds, and the exit code.
+
+use ambient_local_backend::SessionSeed;
+use ambient_protocol::status::Phase;
+use serde_json::json;
+
+use crate::support::{PROJECT, SESSION, TOKEN, WAIT, backend, finish};
+
+#[tokio::test]
+async fn a_batch_session_persists_the_whole_conversation_and_completes() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
+    let finished = finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    insta::assert_json_snapshot!("batch_persisted", env.persisted().await, {
+        "[].timestamp" => "[backend time]",
+        "[].payload.frame_id" => "[frame id]",
+        "[].payload.timestamp" => "[runner time]",
+        "[].payload.payload.duration_ms" => "[ms]",
+    });
+    insta::assert_json_snapshot!("batch_status", env.backend.status(PROJECT, SESSION).unwrap(), {
+        ".completionTime" => "[time]",
+        ".duration_ms" => "[ms]",
+    });
+    assert!(
+        !finished.stderr.contains(TOKEN),
+        "the token reached the log"
+    );
+    assert!(!finished.stdout.contains(TOKEN), "the token reached stdout");
+}
+
+#[tokio::test]
+async fn an_interactive_session_answers_each_message_and_ends_on_request() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let mut watch = env.backend.watch(SESSION);
+    let child = env.runner(&[("INTERACTIVE", "true")]).spawn().unwrap();
+    env.backend.wait_for_connections(SESSION, 1).await.unwrap();
+    let post = |body| env.backend.post_message(PROJECT, SESSION, body);
+    post(json!({"content": "first"})).await.unwrap();
+    post(json!({"content": "second"})).await.unwrap();
+    // End the session only once both turns are answered, so that the test also shows
+    // that the runner waits for more.
+    let mut waits = 0;
+    while waits < 2 {
+        let message = tokio::time::timeout(WAIT, watch.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if message.kind == "agent.waiting" {
+            waits += 1;
+        }
+    }
+    post(json!({"type": "end_session"})).await.unwrap();
+    let finished = finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let kinds: Vec<String> = env
+        .persisted()
+        .await
+        .iter()
+        .map(|m| {
+            let kind = m["type"].as_str().unwrap();
+            let text = m["payload"]["content"]["text"]
+                .as_str()
+                .or(m["payload"]["content"].as_str());
+            match text {
+                Some(text) => format!("{kind} {text}"),
+                None => kind.to_owned(),
+            }
+        })
+        .collect();
+    insta::assert_json_snapshot!("interactive_kinds", kinds);
+    let status = env.backend.status(PROJECT, SESSION).unwrap();
+    assert_eq!(status["phase"], json!("Completed"));
+    assert_eq!(status["num_turns"], json!(2));
+}
+
+#[tokio::test]
+async fn a_refused_token_exits_with_the_backend_unreachable_code_and_says_why() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let child = env
+        .runner(&[("BOT_TOKEN", "not-the-token-xyz")])
+        .spawn()
+        .unwrap();
+    let finished = finish(child).await;
+    assert_eq!(finished.code, Some(3), "stderr:\n{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("HTTP 401"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stderr.contains("not-the-token-xyz"),
+        "the token reached the log"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_session_is_left_stopped() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION).phase(Phase::Stopped)).await;
+    let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
+    let finished = finish(child).await;
+    assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+    let status = env.backend.status(PROJECT, SESSION).unwrap();
+    assert_eq!(status["phase"], json!("Stopped"));
+    let kinds: Vec<_> = env
+        .persisted()
+        .await
+        .iter()
+        .map(|m| m["type"].clone())
+        .collect();
+    assert!(
+        !kinds.contains(&json!("agent.message")),
+        "the agent ran: {kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_setting_is_named_and_exits_with_the_configuration_code() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let mut command = env.runner(&[]);
+    command.env_remove("SESSION_ID");
+    let finished = finish(command.spawn().unwrap()).await;
+    assert_eq!(finished.code, Some(2));
+    assert!(
+        finished.stderr.contains("SESSION_ID is not set"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn local_mode_prints_the_conversation_and_the_final_status() {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_echo-runner"));
+    command
+        .args(["--local", "--prompt", "hi there"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let finished = finish(command.spawn().unwrap()).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let conversation: Vec<&str> = finished
+        .stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    insta::assert_json_snapshot!("local_conversation", conversation);
+    assert!(
+        finished.stdout.contains(r#""phase": "Completed""#),
+        "{}",
+        finished.stdout
+    );
+}
