@@ -273,3 +273,71 @@ impl Session {
             .map_err(|_| SessionClosed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> (
+        Session,
+        mpsc::Receiver<SessionOutput>,
+        mpsc::UnboundedSender<Input>,
+    ) {
+        let (output, output_rx) = mpsc::channel(1);
+        let (input, input_rx) = mpsc::unbounded_channel();
+        let mut earlier = BTreeMap::new();
+        earlier.insert(String::from("thread"), String::from("t-1"));
+        let info = SessionInfo {
+            session_id: String::from("s"),
+            prompt: String::new(),
+            mode: Mode::Interactive,
+            is_continuation: true,
+            workspace: Workspace {
+                main: PathBuf::from("/w"),
+                extra: Vec::new(),
+            },
+        };
+        let session = Session::new(
+            info,
+            output,
+            input_rx,
+            CancellationToken::new(),
+            Continuation::new(earlier),
+        );
+        (session, output_rx, input)
+    }
+
+    #[tokio::test]
+    async fn stored_values_are_visible_at_once_and_reach_the_shell() {
+        let (mut session, mut output, _input) = session();
+        assert_eq!(session.continuation().get("thread"), Some("t-1"));
+        session.store("thread", "t-2").await.unwrap();
+        assert_eq!(session.continuation().get("thread"), Some("t-2"));
+        let Some(SessionOutput::Store(stored)) = output.recv().await else {
+            panic!("expected a store");
+        };
+        assert_eq!(
+            stored,
+            Stored {
+                key: String::from("thread"),
+                value: String::from("t-2")
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn input_arrives_in_order_and_a_closed_shell_is_an_error() {
+        let (mut session, output, input) = session();
+        input.send(Input::Message(String::from("a"))).unwrap();
+        input.send(Input::Interrupt).unwrap();
+        drop(input);
+        assert_eq!(
+            session.next_input().await,
+            Some(Input::Message(String::from("a")))
+        );
+        assert_eq!(session.next_input().await, Some(Input::Interrupt));
+        assert_eq!(session.next_input().await, None);
+        drop(output);
+        assert_eq!(session.emit(Event::TurnStarted).await, Err(SessionClosed));
+    }
+}

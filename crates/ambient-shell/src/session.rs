@@ -316,10 +316,10 @@ impl Run {
             }
             SessionEnd::Failed { reason } => (Phase::Failed, reason.clone(), true),
             SessionEnd::TimedOut => {
-                let after = self.config.timeout.map(|t| t.as_secs()).unwrap_or_default();
+                let after = self.config.timeout.unwrap_or_default();
                 (
                     Phase::Failed,
-                    format!("Session timed out after {after} s"),
+                    format!("Session timed out after {after:?}"),
                     true,
                 )
             }
