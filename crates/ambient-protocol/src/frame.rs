@@ -185,7 +185,7 @@ impl Outbound {
     }
 
     /// The payload and partial this kind is sent with.
-    fn to_payload(&self) -> (Value, Option<Partial>) {
+    pub(crate) fn to_payload(&self) -> (Value, Option<Partial>) {
         let payload = match self {
             Self::Lifecycle(event) => to_value(event),
             Self::Log { message } => to_value(&LogPayload {

@@ -19,6 +19,7 @@
 //! above it.
 
 mod event;
+mod fit;
 mod frame;
 mod inbound;
 mod secret;
@@ -26,6 +27,7 @@ pub mod status;
 mod timestamp;
 
 pub use event::{Event, EventMapper};
+pub use fit::MAX_FRAME_BYTES;
 pub use frame::{
     FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,
     WireError,

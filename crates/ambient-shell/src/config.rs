@@ -10,7 +10,7 @@ use std::{path::PathBuf, time::Duration};
 use ambient_adapter::Mode;
 use ambient_protocol::Secret;
 use ambient_status::Endpoints;
-use ambient_transport::TokenSource;
+use ambient_transport::{BackoffPolicy, Keepalive, TokenSource};
 
 /// The names of the environment variables the shell reads.
 pub mod env {
@@ -146,6 +146,10 @@ pub struct RunnerConfig {
     pub parent_session_id: Option<String>,
     /// How long the backend may be unreachable before the runner gives up.
     pub backend_deadline: Duration,
+    /// Pings and dead-peer detection on the WebSocket.
+    pub keepalive: Keepalive,
+    /// Delays between connection attempts.
+    pub backoff: BackoffPolicy,
 }
 
 impl RunnerConfig {
@@ -219,6 +223,8 @@ impl RunnerArgs {
             timeout: self.timeout.filter(|t| !t.is_zero()),
             parent_session_id: non_empty(self.parent_session_id),
             backend_deadline: Duration::from_secs(300),
+            keepalive: Keepalive::default(),
+            backoff: BackoffPolicy::default(),
         })
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod exit;
+mod inbox;
 mod session;
 
 pub use config::{RunnerArgs, RunnerConfig};

@@ -7,7 +7,7 @@ use ambient_adapter::{
     SessionOutput, Stored, Workspace,
 };
 use ambient_protocol::{
-    Event, EventMapper, Inbound, Lifecycle, Outbound, ResultPayload,
+    Event, EventMapper, FrameId, Inbound, Lifecycle, Outbound, ResultPayload, SessionMessage,
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
 use ambient_status::{RetryPolicy, StatusClient};
@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::{RunnerConfig, RunnerExit, config::DEFAULT_PROMPT};
+use crate::{RunnerConfig, RunnerExit, config::DEFAULT_PROMPT, inbox::Inbox};
 
 /// The longest final result text written to the status, as the Python runner truncates.
 const MAX_RESULT_CHARS: usize = 10_000;
@@ -108,6 +108,9 @@ pub async fn run_session<A: Adapter>(
         config.session_id.clone(),
     );
     transport_config.give_up_after = config.backend_deadline;
+    transport_config.keepalive = config.keepalive;
+    transport_config.backoff = config.backoff;
+    let instance = transport_config.instance.clone();
     let transport_cancel = CancellationToken::new();
     let connect = Transport::connect(transport_config, transport_cancel.clone());
     let connected = tokio::select! {
@@ -128,6 +131,8 @@ pub async fn run_session<A: Adapter>(
         transport,
         mapper: EventMapper::new(),
         tracker: TaskTracker::new(),
+        inbox: Inbox::default(),
+        instance,
     };
     let report = run.drive(&mut adapter, inbound, &shutdown).await;
     transport_cancel.cancel();
@@ -148,6 +153,9 @@ struct Run {
     transport: Transport,
     mapper: EventMapper,
     tracker: TaskTracker,
+    inbox: Inbox,
+    /// This process's frame-id prefix.
+    instance: String,
 }
 
 impl Run {
@@ -207,6 +215,7 @@ impl Run {
         });
         let mut grace = pin!(tokio::time::sleep(Duration::MAX));
         let mut grace_armed = false;
+        let (history_tx, mut histories) = mpsc::unbounded_channel();
         let outcome = {
             let mut running = pin!(adapter.run(&mut session));
             loop {
@@ -214,7 +223,18 @@ impl Run {
                     biased;
                     outcome = &mut running => break Some(outcome),
                     Some(output) = output.recv() => self.relay(output).await,
-                    Some(received) = inbound.recv() => self.deliver(received, &input_tx),
+                    Some(received) = inbound.recv() => self.receive(received, &input_tx, &history_tx),
+                    Some(history) = histories.recv() => {
+                        let instance = self.instance.clone();
+                        let is_ours = |id: &FrameId| id.as_str().strip_prefix(instance.as_str()).is_some_and(|rest| rest.starts_with('-'));
+                        let missed = self.inbox.recover(history, is_ours);
+                        if !missed.is_empty() {
+                            info!(count = missed.len(), "delivering messages posted while the connection was down");
+                        }
+                        for inbound in missed {
+                            self.deliver(inbound, &input_tx);
+                        }
+                    }
                     () = shutdown.cancelled(), if stopping.is_none() => {
                         info!("stopping: cancelling the adapter");
                         stopping = Some(SessionEnd::Stopped);
@@ -380,15 +400,42 @@ impl Run {
         });
     }
 
-    /// One message from the backend.
-    fn deliver(&self, received: Received, input: &mpsc::UnboundedSender<Input>) {
-        let inbound = match received {
-            Ok(inbound) => inbound,
-            Err(error) => {
-                warn!(error = %chain(&error), "ignoring a malformed message");
-                return;
+    /// One thing the transport reported.
+    fn receive(
+        &mut self,
+        received: Received,
+        input: &mpsc::UnboundedSender<Input>,
+        histories: &mpsc::UnboundedSender<Vec<SessionMessage>>,
+    ) {
+        match received {
+            Received::Message { inbound, message } => {
+                if self.inbox.accept_live(&message) {
+                    self.deliver(inbound, input);
+                } else {
+                    debug!(kind = %message.kind, "already delivered from the history");
+                }
             }
-        };
+            Received::Malformed(error) => {
+                warn!(error = %chain(&error), "ignoring a malformed message")
+            }
+            Received::Reconnected => {
+                // Read in the background so that relaying goes on meanwhile.
+                let status = self.status.clone();
+                let histories = histories.clone();
+                self.tracker.spawn(async move {
+                    match status.message_history().await {
+                        Ok(history) => {
+                            let _delivered = histories.send(history.messages);
+                        }
+                        Err(error) => warn!(error = %chain(&error), "reading the message history failed; messages posted during the outage may be missed"),
+                    }
+                });
+            }
+        }
+    }
+
+    /// One user or control message for the adapter.
+    fn deliver(&self, inbound: Inbound, input: &mpsc::UnboundedSender<Input>) {
         let to_adapter = match inbound {
             Inbound::UserMessage { content } => {
                 if self.config.mode == Mode::Batch {

@@ -24,7 +24,7 @@ mod task;
 
 use std::{path::PathBuf, time::Duration};
 
-use ambient_protocol::{Inbound, InboundError, Outbound, Secret};
+use ambient_protocol::{Inbound, InboundError, Outbound, Secret, SessionMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,28 @@ impl Default for Keepalive {
     }
 }
 
+/// Bounds of the outbox: the frames kept until the backend echoes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Frames kept at most.
+    pub frames: usize,
+    /// Bytes of serialised frames kept at most.
+    pub bytes: usize,
+    /// The largest frame sent; larger ones are split or shortened
+    /// ([`ambient_protocol::Outbound::fit`]).
+    pub max_frame_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            frames: 1024,
+            bytes: 4 << 20,
+            max_frame_bytes: ambient_protocol::MAX_FRAME_BYTES,
+        }
+    }
+}
+
 /// Everything the transport needs to reach the backend.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -72,8 +94,8 @@ pub struct TransportConfig {
     pub session_id: String,
     /// A string unique to this process; frame ids are `{instance}-{seq}`.
     pub instance: String,
-    /// Frames kept at most while waiting for their echo.
-    pub outbox_capacity: usize,
+    /// How much the outbox keeps while waiting for echoes.
+    pub outbox: OutboxLimits,
     /// Pings and dead-peer detection.
     pub keepalive: Keepalive,
     /// Delays between connection attempts.
@@ -91,7 +113,7 @@ impl TransportConfig {
             token,
             session_id: session_id.into(),
             instance: format!("{:016x}", fastrand::u64(..)),
-            outbox_capacity: 1024,
+            outbox: OutboxLimits::default(),
             keepalive: Keepalive::default(),
             backoff: BackoffPolicy::default(),
             give_up_after: Duration::from_secs(300),
@@ -99,9 +121,22 @@ impl TransportConfig {
     }
 }
 
-/// What the backend said that the caller may act on: a classified message, or a message
-/// of a known type whose payload was wrong (named in the error).
-pub type Received = std::result::Result<Inbound, InboundError>;
+/// What the transport tells its caller.
+#[derive(Debug)]
+pub enum Received {
+    /// A message for this session that is not an echo of ours.
+    Message {
+        /// What it means.
+        inbound: Inbound,
+        /// The message as the backend sent it.
+        message: SessionMessage,
+    },
+    /// A message of a known type whose payload was wrong; the error names what.
+    Malformed(InboundError),
+    /// The connection was lost and made again: messages sent to the session meanwhile
+    /// were not delivered, and can be recovered from the message history.
+    Reconnected,
+}
 
 /// Counts from a finished transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,7 +187,8 @@ impl Transport {
         cancel: CancellationToken,
     ) -> Result<(Self, mpsc::UnboundedReceiver<Received>)> {
         let socket = connection::connect_with_retry(&config, &cancel, None).await?;
-        let (commands, command_rx) = mpsc::channel(config.outbox_capacity.max(1));
+        // The channel is small: the outbox is the buffer, and sending waits on it.
+        let (commands, command_rx) = mpsc::channel(64);
         let (inbound_tx, inbound) = mpsc::unbounded_channel();
         let task = tokio::spawn(task::run(config, socket, command_rx, inbound_tx, cancel));
         Ok((Self { commands, task }, inbound))

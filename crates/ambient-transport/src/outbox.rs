@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use ambient_protocol::{Frame, FrameId, Outbound, runner_timestamp};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::OutboxLimits;
+
 /// A frame waiting for its echo, already serialised so that a resend costs nothing.
 #[derive(Debug)]
 struct Pending {
@@ -18,24 +20,38 @@ struct Pending {
 pub(crate) struct Outbox {
     instance: String,
     capacity: usize,
+    capacity_bytes: usize,
+    max_frame_bytes: usize,
+    bytes: usize,
     frames: VecDeque<Pending>,
     written: usize,
     next_seq: u64,
 }
 
 impl Outbox {
-    pub(crate) fn new(instance: String, capacity: usize) -> Self {
+    pub(crate) fn new(instance: String, limits: OutboxLimits) -> Self {
         Self {
             instance,
-            capacity: capacity.max(1),
+            capacity: limits.frames.max(1),
+            capacity_bytes: limits.bytes.max(1),
+            max_frame_bytes: limits.max_frame_bytes.max(1024),
+            bytes: 0,
             frames: VecDeque::new(),
             written: 0,
             next_seq: 1,
         }
     }
 
+    /// Whether another frame may be taken. A frame larger than what is left is still
+    /// taken when the outbox is empty, so that the bound never blocks forever.
     pub(crate) fn has_room(&self) -> bool {
-        self.frames.len() < self.capacity
+        self.frames.is_empty()
+            || (self.frames.len() < self.capacity && self.bytes < self.capacity_bytes)
+    }
+
+    /// Bytes of frames kept.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -46,8 +62,20 @@ impl Outbox {
         self.frames.len()
     }
 
+    /// Keeps a frame, split or shortened to the frame cap first (see
+    /// [`Outbound::fit`]); returns how many frames that made.
+    pub(crate) fn push(&mut self, body: Outbound) -> usize {
+        let stream = format!("{}-s{}", self.instance, self.next_seq);
+        let pieces = body.fit(self.max_frame_bytes, &stream);
+        let count = pieces.len();
+        for piece in pieces {
+            self.push_one(piece);
+        }
+        count
+    }
+
     /// Stamps a frame with the next `seq`, its stable id and the time, and keeps it.
-    pub(crate) fn push(&mut self, body: Outbound) {
+    fn push_one(&mut self, body: Outbound) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let frame = Frame {
@@ -57,6 +85,7 @@ impl Outbox {
             body,
         };
         let text = Utf8Bytes::from(frame.to_json());
+        self.bytes += text.len();
         self.frames.push_back(Pending { id: frame.id, text });
     }
 
@@ -88,7 +117,9 @@ impl Outbox {
         let Some(position) = self.frames.iter().position(|p| &p.id == id) else {
             return false;
         };
-        self.frames.remove(position);
+        if let Some(pending) = self.frames.remove(position) {
+            self.bytes -= pending.text.len();
+        }
         if position < self.written {
             self.written -= 1;
         }
@@ -100,6 +131,39 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn limits(frames: usize) -> OutboxLimits {
+        OutboxLimits {
+            frames,
+            ..OutboxLimits::default()
+        }
+    }
+
+    #[test]
+    fn the_byte_bound_applies_too_and_an_oversized_frame_is_split() {
+        let mut outbox = Outbox::new(
+            String::from("abc"),
+            OutboxLimits {
+                frames: 1000,
+                bytes: 10_000,
+                max_frame_bytes: 4096,
+            },
+        );
+        let pieces = outbox.push(Outbound::TextBlock {
+            text: "z".repeat(12_000),
+        });
+        assert!(pieces > 2, "{pieces}");
+        assert!(!outbox.has_room(), "{} bytes kept", outbox.bytes());
+        while let Some(text) = outbox.next_unwritten() {
+            assert!(text.len() < 4096 + 512, "{} bytes", text.len());
+            outbox.mark_written();
+        }
+        for seq in 1..=pieces as u64 {
+            assert!(outbox.acknowledge(&FrameId::new("abc", seq)));
+        }
+        assert_eq!(outbox.bytes(), 0);
+        assert!(outbox.has_room());
+    }
+
     fn log(n: u32) -> Outbound {
         Outbound::Log {
             message: n.to_string(),
@@ -108,7 +172,7 @@ mod tests {
 
     #[test]
     fn frames_stay_until_echoed_and_are_resent_after_a_rewind() {
-        let mut outbox = Outbox::new(String::from("abc"), 3);
+        let mut outbox = Outbox::new(String::from("abc"), limits(3));
         for n in 0..3 {
             outbox.push(log(n));
         }
@@ -131,7 +195,7 @@ mod tests {
 
     #[test]
     fn only_ids_of_this_instance_are_ours() {
-        let outbox = Outbox::new(String::from("abc"), 1);
+        let outbox = Outbox::new(String::from("abc"), limits(1));
         assert!(outbox.is_ours(&FrameId::new("abc", 9)));
         assert!(!outbox.is_ours(&FrameId::new("abcd", 9)));
         assert!(!outbox.is_ours(&FrameId::new("xyz", 9)));

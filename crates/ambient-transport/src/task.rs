@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Command, Error, Received, Result, Stats, TransportConfig,
+    Command, Received, Result, Stats, TransportConfig,
     backoff::Backoff,
     connection::{Socket, connect_with_retry, error_chain},
     outbox::Outbox,
@@ -50,7 +50,7 @@ pub(crate) async fn run(
 ) -> Result<Stats> {
     let mut backoff = Backoff::new(config.backoff);
     let mut state = State {
-        outbox: Outbox::new(config.instance.clone(), config.outbox_capacity),
+        outbox: Outbox::new(config.instance.clone(), config.outbox),
         config,
         commands,
         inbound,
@@ -74,7 +74,13 @@ pub(crate) async fn run(
                 warn!(reason = %why, unacknowledged = state.outbox.len(), "connection lost, reconnecting");
                 socket = connect_with_retry(&state.config, &cancel, Some(&mut backoff)).await?;
                 state.stats.reconnects += 1;
-                info!(reconnects = state.stats.reconnects, "reconnected");
+                info!(
+                    reconnects = state.stats.reconnects,
+                    resending = state.outbox.len(),
+                    bytes = state.outbox.bytes(),
+                    "reconnected"
+                );
+                let _told = state.inbound.send(Received::Reconnected);
             }
         }
     }
@@ -91,7 +97,8 @@ impl State {
         let mut ping =
             tokio::time::interval_at(Instant::now() + keepalive.interval, keepalive.interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_heard = Instant::now();
+        // Armed when a ping goes out, cleared by anything the backend sends.
+        let mut silence_deadline: Option<Instant> = None;
         let mut ping_due = false;
         let mut dirty = false;
         loop {
@@ -123,7 +130,7 @@ impl State {
             tokio::select! {
                 biased;
                 message = stream.next() => {
-                    last_heard = Instant::now();
+                    silence_deadline = None;
                     match message {
                         Some(Ok(Message::Text(text))) => self.receive(text.as_str()),
                         Some(Ok(Message::Close(_))) | None => return Disconnect::Lost(String::from("the backend closed the connection")),
@@ -134,7 +141,11 @@ impl State {
                 written = write(&mut sink, next_write.clone()), if next_write.is_some() => {
                     if let Err(error) = written { return Disconnect::Lost(error_chain(&error)); }
                     match next_write {
-                        Some(Write::Ping) => { ping_due = false; dirty = true; }
+                        Some(Write::Ping) => {
+                            ping_due = false;
+                            dirty = true;
+                            silence_deadline.get_or_insert(Instant::now() + keepalive.timeout);
+                        }
                         Some(Write::Frame(_)) => {
                             self.outbox.mark_written();
                             self.stats.writes += 1;
@@ -152,11 +163,9 @@ impl State {
                     Some(Command::Close(done)) => self.closing = Some(done),
                     None => self.commands_done = true,
                 },
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > keepalive.interval + keepalive.timeout {
-                        return Disconnect::Lost(String::from("no pong from the backend"));
-                    }
-                    ping_due = true;
+                _ = ping.tick() => ping_due = true,
+                () = sleep_until_or_never(silence_deadline) => {
+                    return Disconnect::Lost(format!("no answer to a ping within {:?}", keepalive.timeout));
                 }
             }
         }
@@ -183,16 +192,17 @@ impl State {
             debug!(session = %message.session_id, kind = %message.kind, "ignoring a message for another session");
             return;
         }
-        match message.classify() {
+        let received = match message.classify() {
             Ok(Inbound::Echo { frame_id, .. }) if self.outbox.is_ours(&frame_id) => {
                 self.outbox.acknowledge(&frame_id);
+                return;
             }
-            Ok(Inbound::Echo { .. } | Inbound::RunnerFrame { .. } | Inbound::Pong) => {}
-            received => {
-                // The receiver may be gone when the session is ending; nothing to do then.
-                let _delivered = self.inbound.send(received);
-            }
-        }
+            Ok(Inbound::Echo { .. } | Inbound::RunnerFrame { .. } | Inbound::Pong) => return,
+            Ok(inbound) => Received::Message { inbound, message },
+            Err(error) => Received::Malformed(error),
+        };
+        // The receiver may be gone when the session is ending; nothing to do then.
+        let _delivered = self.inbound.send(received);
     }
 }
 
@@ -220,8 +230,10 @@ async fn write(
     }
 }
 
-impl From<Error> for Disconnect {
-    fn from(error: Error) -> Self {
-        Self::Lost(error_chain(&error))
+/// Waits until `deadline`, or forever without one.
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ambient_local_backend::{LocalBackend, SessionSeed};
 use ambient_protocol::{Inbound, Outbound, Secret};
-use ambient_transport::{Error, TokenSource, Transport, TransportConfig};
+use ambient_transport::{Error, Received, TokenSource, Transport, TransportConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -103,23 +103,20 @@ async fn user_messages_arrive_and_other_sessions_are_ignored() {
         .post_message("p", "s", json!({"type": "interrupt"}))
         .await
         .unwrap();
-    let first = tokio::time::timeout(BOUND, inbound.recv())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        first,
+    for expect in [
         Inbound::UserMessage {
-            content: String::from("hello")
+            content: String::from("hello"),
+        },
+        Inbound::Interrupt,
+    ] {
+        match tokio::time::timeout(BOUND, inbound.recv()).await.unwrap().unwrap() {
+            Received::Message { inbound, message } => {
+                assert_eq!(inbound, expect);
+                assert_eq!(message.session_id, "s");
+            }
+            other => panic!("expected a message, got {other:?}"),
         }
-    );
-    let second = tokio::time::timeout(BOUND, inbound.recv())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(second, Inbound::Interrupt);
+    }
     // Our own frames come back as echoes and are consumed, not delivered.
     transport.send(log(1)).await.unwrap();
     transport.flush().await.unwrap();
