@@ -133,6 +133,8 @@ pub async fn run_session<A: Adapter>(
         tracker: TaskTracker::new(),
         inbox: Inbox::default(),
         instance,
+        recoveries: 0,
+        held: Vec::new(),
     };
     let report = run.drive(&mut adapter, inbound, &shutdown).await;
     transport_cancel.cancel();
@@ -156,6 +158,10 @@ struct Run {
     inbox: Inbox,
     /// This process's frame-id prefix.
     instance: String,
+    /// History reads under way after reconnects; while any is, live input waits in
+    /// `held`, so that what was missed is delivered before what came after it.
+    recoveries: usize,
+    held: Vec<(Inbound, SessionMessage)>,
 }
 
 impl Run {
@@ -224,17 +230,7 @@ impl Run {
                     outcome = &mut running => break Some(outcome),
                     Some(output) = output.recv() => self.relay(output).await,
                     Some(received) = inbound.recv() => self.receive(received, &input_tx, &history_tx),
-                    Some(history) = histories.recv() => {
-                        let instance = self.instance.clone();
-                        let is_ours = |id: &FrameId| id.as_str().strip_prefix(instance.as_str()).is_some_and(|rest| rest.starts_with('-'));
-                        let missed = self.inbox.recover(history, is_ours);
-                        if !missed.is_empty() {
-                            info!(count = missed.len(), "delivering messages posted while the connection was down");
-                        }
-                        for inbound in missed {
-                            self.deliver(inbound, &input_tx);
-                        }
-                    }
+                    Some(history) = histories.recv() => self.recovered(history, &input_tx),
                     () = shutdown.cancelled(), if stopping.is_none() => {
                         info!("stopping: cancelling the adapter");
                         stopping = Some(SessionEnd::Stopped);
@@ -405,14 +401,14 @@ impl Run {
         &mut self,
         received: Received,
         input: &mpsc::UnboundedSender<Input>,
-        histories: &mpsc::UnboundedSender<Vec<SessionMessage>>,
+        histories: &mpsc::UnboundedSender<Option<Vec<SessionMessage>>>,
     ) {
         match received {
             Received::Message { inbound, message } => {
-                if self.inbox.accept_live(&message) {
-                    self.deliver(inbound, input);
+                if self.recoveries > 0 {
+                    self.held.push((inbound, message));
                 } else {
-                    debug!(kind = %message.kind, "already delivered from the history");
+                    self.accept_live(inbound, &message, input);
                 }
             }
             Received::Malformed(error) => {
@@ -420,16 +416,64 @@ impl Run {
             }
             Received::Reconnected => {
                 // Read in the background so that relaying goes on meanwhile.
+                self.recoveries += 1;
                 let status = self.status.clone();
                 let histories = histories.clone();
                 self.tracker.spawn(async move {
-                    match status.message_history().await {
-                        Ok(history) => {
-                            let _delivered = histories.send(history.messages);
+                    let history = match status.message_history().await {
+                        Ok(history) => Some(history.messages),
+                        Err(error) => {
+                            warn!(error = %chain(&error), "reading the message history failed; messages posted during the outage may be missed");
+                            None
                         }
-                        Err(error) => warn!(error = %chain(&error), "reading the message history failed; messages posted during the outage may be missed"),
-                    }
+                    };
+                    let _delivered = histories.send(history);
                 });
+            }
+        }
+    }
+
+    fn accept_live(
+        &mut self,
+        inbound: Inbound,
+        message: &SessionMessage,
+        input: &mpsc::UnboundedSender<Input>,
+    ) {
+        if self.inbox.accept_live(message) {
+            self.deliver(inbound, input);
+        } else {
+            debug!(kind = %message.kind, "already delivered from the history");
+        }
+    }
+
+    /// A history read finished: deliver what was missed, then what arrived meanwhile.
+    fn recovered(
+        &mut self,
+        history: Option<Vec<SessionMessage>>,
+        input: &mpsc::UnboundedSender<Input>,
+    ) {
+        self.recoveries = self.recoveries.saturating_sub(1);
+        if let Some(history) = history {
+            let instance = self.instance.clone();
+            let is_ours = |id: &FrameId| {
+                id.as_str()
+                    .strip_prefix(instance.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'))
+            };
+            let missed = self.inbox.recover(history, is_ours);
+            if !missed.is_empty() {
+                info!(
+                    count = missed.len(),
+                    "delivering messages posted while the connection was down"
+                );
+            }
+            for inbound in missed {
+                self.deliver(inbound, input);
+            }
+        }
+        if self.recoveries == 0 {
+            for (inbound, message) in std::mem::take(&mut self.held) {
+                self.accept_live(inbound, &message, input);
             }
         }
     }

@@ -9,12 +9,14 @@ use ambient_shell::{RunnerArgs, RunnerConfig, RunnerExit, SessionEnd, run_sessio
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-const TOKEN: &str = "shell-test-token";
-const PROJECT: &str = "p";
-const SESSION: &str = "s";
-const WAIT: Duration = Duration::from_secs(30);
+mod faults;
 
-async fn backend() -> LocalBackend {
+pub(crate) const TOKEN: &str = "shell-test-token";
+pub(crate) const PROJECT: &str = "p";
+pub(crate) const SESSION: &str = "s";
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn backend() -> LocalBackend {
     LocalBackend::builder()
         .token(TOKEN)
         .session(SessionSeed::new(PROJECT, SESSION))
@@ -23,7 +25,11 @@ async fn backend() -> LocalBackend {
         .unwrap()
 }
 
-fn config(backend: &LocalBackend, interactive: bool, timeout: Option<Duration>) -> RunnerConfig {
+pub(crate) fn config(
+    backend: &LocalBackend,
+    interactive: bool,
+    timeout: Option<Duration>,
+) -> RunnerConfig {
     let mut config = RunnerArgs {
         session_id: Some(String::from(SESSION)),
         websocket_url: Some(backend.ws_url(PROJECT, SESSION)),

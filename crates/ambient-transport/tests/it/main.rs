@@ -109,7 +109,11 @@ async fn user_messages_arrive_and_other_sessions_are_ignored() {
         },
         Inbound::Interrupt,
     ] {
-        match tokio::time::timeout(BOUND, inbound.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(BOUND, inbound.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             Received::Message { inbound, message } => {
                 assert_eq!(inbound, expect);
                 assert_eq!(message.session_id, "s");
@@ -144,4 +148,129 @@ async fn an_unreachable_backend_is_given_up_on_within_the_deadline() {
         matches!(error, Error::GaveUp { attempts, .. } if attempts > 1),
         "{error:?}"
     );
+}
+
+mod faults {
+    //! The transport through the fault proxy.
+
+    use std::time::{Duration, Instant};
+
+    use ambient_test_support::FaultProxy;
+
+    use super::*;
+
+    /// Short keepalive and backoff, so that faults are found and healed quickly.
+    fn through(proxy: &FaultProxy, backend: &LocalBackend, token: TokenSource) -> TransportConfig {
+        let mut config = TransportConfig::new(proxy.route(&backend.ws_url("p", "s")), token, "s");
+        config.keepalive = ambient_transport::Keepalive {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+        };
+        config.backoff.initial = Duration::from_millis(20);
+        config.backoff.max = Duration::from_millis(200);
+        config.give_up_after = Duration::from_secs(30);
+        config
+    }
+
+    async fn next_reconnect(inbound: &mut tokio::sync::mpsc::UnboundedReceiver<Received>) {
+        loop {
+            match tokio::time::timeout(BOUND, inbound.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Received::Reconnected => return,
+                _ => continue,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_or_half_open_peer_is_detected_within_the_keepalive_bound() {
+        let backend = backend().await;
+        let proxy = FaultProxy::start(backend.addr()).await.unwrap();
+        let config = through(&proxy, &backend, TokenSource::Static(Secret::new(TOKEN)));
+        // Detection takes at most one interval to the next ping plus the timeout.
+        let bound = config.keepalive.interval + config.keepalive.timeout;
+        let (transport, mut inbound) = Transport::connect(config, CancellationToken::new())
+            .await
+            .unwrap();
+        for fault in [FaultProxy::stall, FaultProxy::half_open] {
+            let faulted = Instant::now();
+            fault(&proxy);
+            next_reconnect(&mut inbound).await;
+            let detected = faulted.elapsed();
+            // The reconnect itself adds a backoff step and a handshake.
+            assert!(
+                detected < bound + Duration::from_secs(1),
+                "detected after {detected:?}"
+            );
+        }
+        transport.send(log(1)).await.unwrap();
+        tokio::time::timeout(BOUND, transport.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        transport.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rotated_token_file_is_read_again_before_reconnecting() {
+        let backend = backend().await;
+        let proxy = FaultProxy::start(backend.addr()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "expired-token\n").unwrap();
+        let config = through(&proxy, &backend, TokenSource::File(file.clone()));
+        let connecting = tokio::spawn(Transport::connect(config, CancellationToken::new()));
+        // The backend refuses the old token at least once, then the platform rotates it.
+        proxy.wait_for_accepted(1).await;
+        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+        let (transport, _inbound) = tokio::time::timeout(BOUND, connecting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        transport.send(log(1)).await.unwrap();
+        tokio::time::timeout(BOUND, transport.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        transport.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn frames_sent_while_the_backend_is_down_are_delivered_after_it_returns() {
+        let backend = backend().await;
+        let proxy = FaultProxy::start(backend.addr()).await.unwrap();
+        let config = through(&proxy, &backend, TokenSource::Static(Secret::new(TOKEN)));
+        let (transport, _inbound) = Transport::connect(config, CancellationToken::new())
+            .await
+            .unwrap();
+        transport.send(log(0)).await.unwrap();
+        transport.flush().await.unwrap();
+        proxy.set_down(true);
+        for n in 1..50 {
+            transport.send(log(n)).await.unwrap();
+        }
+        let before = proxy.accepted();
+        // Let the transport fail to reconnect a few times before the backend returns.
+        proxy.wait_for_accepted(before + 3).await;
+        proxy.set_down(false);
+        tokio::time::timeout(BOUND, transport.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        let lines: Vec<_> = backend
+            .history("s")
+            .await
+            .into_iter()
+            .map(|m| m.payload["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let mut unique = lines.clone();
+        unique.dedup();
+        let expected: Vec<String> = (0..50).map(|n| format!("line {n}")).collect();
+        assert_eq!(unique, expected);
+        transport.close().await.unwrap();
+    }
 }
