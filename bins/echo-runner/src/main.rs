@@ -30,6 +30,9 @@ struct Cli {
     /// Length of each filler text, in bytes.
     #[arg(long, env = "ECHO_BURST_BYTES", default_value_t = 200)]
     burst_bytes: usize,
+    /// Start each filler text with the time it was emitted (for latency benchmarks).
+    #[arg(long, env = "ECHO_BURST_STAMP")]
+    burst_stamp: bool,
 }
 
 fn main() -> ExitCode {
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -73,6 +76,7 @@ async fn run(cli: Cli) -> RunnerExit {
     let adapter = EchoAdapter::new(EchoConfig {
         burst_events: cli.burst_events,
         burst_bytes: cli.burst_bytes,
+        stamp_bursts: cli.burst_stamp,
     });
     if cli.local {
         return match local::run(cli.runner, adapter, shutdown).await {

@@ -22,6 +22,9 @@ pub struct EchoConfig {
     pub burst_events: u64,
     /// Length of each filler text, in bytes.
     pub burst_bytes: usize,
+    /// Start each filler text with `t=<wall-clock microseconds> `, the time it was
+    /// emitted, so that a benchmark can measure latency to the backend.
+    pub stamp_bursts: bool,
 }
 
 /// The echo adapter.
@@ -100,7 +103,14 @@ impl EchoAdapter {
         let turn = self.turns;
         let tool_id = format!("toolu_echo_{turn}");
         let filler = "x".repeat(self.config.burst_bytes);
-        let burst = (0..self.config.burst_events).map(|_| Event::Text(filler.clone()));
+        let stamp = self.config.stamp_bursts;
+        let burst = (0..self.config.burst_events).map(move |_| {
+            Event::Text(if stamp {
+                stamped(&filler)
+            } else {
+                filler.clone()
+            })
+        });
         let events = [Event::TurnStarted, Event::Text(text.to_owned())]
             .into_iter()
             .chain(burst)
@@ -156,6 +166,17 @@ impl EchoAdapter {
         emitter.emit(Event::Result(finished.clone())).await?;
         Ok(TurnEnd::Finished(finished))
     }
+}
+
+/// `filler` with its start replaced by the current wall-clock time in microseconds.
+fn stamped(filler: &str) -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let mut text = format!("t={micros} ");
+    let rest = filler.len().saturating_sub(text.len());
+    text.push_str(&filler[..rest]);
+    text
 }
 
 #[cfg(test)]

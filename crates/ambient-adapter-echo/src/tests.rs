@@ -117,6 +117,7 @@ async fn an_interrupt_stops_a_burst_at_once() {
     let mut adapter = EchoAdapter::new(EchoConfig {
         burst_events: 1_000_000,
         burst_bytes: 8,
+        stamp_bursts: false,
     });
     let input = h.input.clone();
     let mut output = h.output;
@@ -163,6 +164,7 @@ async fn a_message_during_a_turn_is_answered_after_it() {
         EchoConfig {
             burst_events: 3,
             burst_bytes: 1,
+            stamp_bursts: false,
         },
     )
     .await;

@@ -24,6 +24,26 @@ impl Outbound {
         payload.to_string().len() + partial_len
     }
 
+    /// An upper bound of [`Outbound::payload_len`] that costs no serialising, for the
+    /// kinds whose size is their texts' (JSON escaping at most sixfolds a character).
+    fn size_bound(&self) -> Option<usize> {
+        const FIXED: usize = 256;
+        let text = |t: &str| t.len() * 6 + FIXED;
+        Some(match self {
+            Self::Lifecycle(_) | Self::Running | Self::Waiting => FIXED,
+            Self::Log { message: t }
+            | Self::UserMessage { content: t }
+            | Self::TextBlock { text: t } => text(t),
+            Self::Partial(partial) => text(&partial.data) + partial.id.len() * 6,
+            Self::ToolResult(ToolResult {
+                tool_use_id,
+                content: Value::String(content),
+                ..
+            }) => text(content) + tool_use_id.as_deref().map_or(0, str::len) * 6,
+            Self::ToolResult(_) | Self::ToolUse { .. } | Self::Result(_) => return None,
+        })
+    }
+
     /// This frame as frames whose payloads fit in `max_bytes`; `stream` names the partial
     /// stream that carries a split text (it must be unique to this frame).
     ///
@@ -31,7 +51,9 @@ impl Outbound {
     /// its frame, with its content shortened to a preview that names the stream carrying
     /// the whole content; logs, prompts, tool inputs and result texts are shortened.
     pub fn fit(self, max_bytes: usize, stream: &str) -> Vec<Outbound> {
-        if self.payload_len() <= max_bytes {
+        if self.size_bound().is_some_and(|bound| bound <= max_bytes)
+            || self.payload_len() <= max_bytes
+        {
             return vec![self];
         }
         // JSON escaping can double a text's size (and `\u` escapes grow it sixfold, but

@@ -302,8 +302,8 @@ impl fmt::Display for FrameId {
 /// The envelope of every runner frame: `seq`, `type`, `timestamp`, `payload` and
 /// `partial` (always present, `null` unless the frame is a fragment), plus the stable id
 /// (see [`FRAME_ID_FIELD`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "RawFrame", try_from = "RawFrame")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawFrame")]
 pub struct Frame {
     /// Per-process counter from 1; the backend ignores it.
     pub seq: u64,
@@ -324,8 +324,163 @@ impl Frame {
     }
 }
 
+impl Serialize for Frame {
+    /// Writes the envelope straight from the typed body, borrowing every field: this is
+    /// the runner's hot path, so no intermediate JSON value is built.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let id = self.id.as_str();
+        let (payload, partial, envelope_id) = match &self.body {
+            Outbound::Lifecycle(event) => (Payload::Lifecycle(event), None, Some(id)),
+            Outbound::Partial(partial) => (Payload::Empty(""), Some(partial), Some(id)),
+            Outbound::Log { message } => (object(BodyRef::Log(LogRef { message }), id), None, None),
+            Outbound::UserMessage { content } => {
+                (object(BodyRef::User(UserRef { content }), id), None, None)
+            }
+            Outbound::Running | Outbound::Waiting => {
+                (object(BodyRef::Nothing(NoFields {}), id), None, None)
+            }
+            Outbound::TextBlock { text } => {
+                let body = BodyRef::Text(TextBlockRef {
+                    kind: AgentMessageTag::AgentMessage,
+                    content: TextContentRef {
+                        kind: TextBlockTag::TextBlock,
+                        text,
+                    },
+                });
+                (object(body, id), None, None)
+            }
+            Outbound::ToolUse {
+                tool,
+                input,
+                id: tool_id,
+            } => {
+                let body = BodyRef::ToolUse(ToolUseRef {
+                    tool,
+                    input,
+                    id: tool_id.as_deref(),
+                });
+                (object(body, id), None, None)
+            }
+            Outbound::ToolResult(tool_result) => (
+                object(BodyRef::ToolResult(ToolResultRef { tool_result }), id),
+                None,
+                None,
+            ),
+            Outbound::Result(payload) => {
+                let body = BodyRef::Result(ResultRef {
+                    kind: ResultTag::ResultMessage,
+                    payload,
+                });
+                (object(body, id), None, None)
+            }
+        };
+        Envelope {
+            seq: self.seq,
+            kind: self.body.message_type(),
+            timestamp: &self.timestamp,
+            payload,
+            partial,
+            frame_id: envelope_id,
+        }
+        .serialize(serializer)
+    }
+}
+
+fn object<'a>(body: BodyRef<'a>, frame_id: &'a str) -> Payload<'a> {
+    Payload::Object(Tagged { body, frame_id })
+}
+
+/// A payload as written.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Lifecycle(&'a Lifecycle),
+    Empty(&'static str),
+    Object(Tagged<'a>),
+}
+
+/// The fields of an object payload, borrowed from the frame.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BodyRef<'a> {
+    Log(LogRef<'a>),
+    User(UserRef<'a>),
+    Nothing(NoFields),
+    Text(TextBlockRef<'a>),
+    ToolUse(ToolUseRef<'a>),
+    ToolResult(ToolResultRef<'a>),
+    Result(ResultRef<'a>),
+}
+
+#[derive(Serialize)]
+struct NoFields {}
+
+#[derive(Serialize)]
+struct LogRef<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct UserRef<'a> {
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextContentRef<'a> {
+    #[serde(rename = "type")]
+    kind: TextBlockTag,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextBlockRef<'a> {
+    #[serde(rename = "type")]
+    kind: AgentMessageTag,
+    content: TextContentRef<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolUseRef<'a> {
+    tool: &'a str,
+    input: &'a Value,
+    id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ToolResultRef<'a> {
+    tool_result: &'a ToolResult,
+}
+
+#[derive(Serialize)]
+struct ResultRef<'a> {
+    #[serde(rename = "type")]
+    kind: ResultTag,
+    payload: &'a ResultPayload,
+}
+
+/// The envelope as written (see [`Frame`]'s `Serialize`).
+#[derive(Serialize)]
+struct Envelope<'a, P: Serialize> {
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: MessageType,
+    timestamp: &'a str,
+    payload: P,
+    partial: Option<&'a Partial>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame_id: Option<&'a str>,
+}
+
+/// An object payload with the frame's id added.
+#[derive(Serialize)]
+struct Tagged<'a> {
+    #[serde(flatten)]
+    body: BodyRef<'a>,
+    frame_id: &'a str,
+}
+
 /// The envelope exactly as it is on the wire.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct RawFrame {
     seq: u64,
     #[serde(rename = "type")]
@@ -335,29 +490,6 @@ struct RawFrame {
     partial: Option<Partial>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     frame_id: Option<String>,
-}
-
-impl From<Frame> for RawFrame {
-    fn from(frame: Frame) -> Self {
-        let kind = frame.body.message_type();
-        let (mut payload, partial) = frame.body.to_payload();
-        let id = frame.id.0;
-        let frame_id = match &mut payload {
-            Value::Object(object) => {
-                object.insert(FRAME_ID_FIELD.to_owned(), Value::String(id));
-                None
-            }
-            _ => Some(id),
-        };
-        Self {
-            seq: frame.seq,
-            kind,
-            timestamp: frame.timestamp,
-            payload,
-            partial,
-            frame_id,
-        }
-    }
 }
 
 impl TryFrom<RawFrame> for Frame {

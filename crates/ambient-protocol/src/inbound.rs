@@ -1,5 +1,7 @@
 //! What the backend sends: its `SessionMessage` form, and what a runner makes of one.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -88,6 +90,39 @@ impl SessionMessage {
             },
         })
     }
+}
+
+/// The stable id of the runner frame that the backend message `text` is a copy of, when
+/// it is one and belongs to `session`; `None` for anything else.
+///
+/// This reads only the session, the type and `payload.frame_id`, borrowing them from the
+/// text: a runner receives a copy of every frame it sends, so telling those apart must
+/// cost as little as possible. Everything else goes through [`SessionMessage`].
+pub fn echo_frame_id(text: &str, session: &str) -> Option<FrameId> {
+    let probe: EchoProbe<'_> = serde_json::from_str(text).ok()?;
+    if probe.session_id != session || MessageType::from_wire(&probe.kind).is_none() {
+        return None;
+    }
+    probe
+        .payload
+        .frame_id
+        .map(|id| FrameId::from_wire(id.as_ref()))
+}
+
+#[derive(Deserialize)]
+struct EchoProbe<'a> {
+    #[serde(rename = "sessionId", borrow)]
+    session_id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: PayloadProbe<'a>,
+}
+
+#[derive(Deserialize)]
+struct PayloadProbe<'a> {
+    #[serde(borrow, default)]
+    frame_id: Option<Cow<'a, str>>,
 }
 
 /// What an incoming message means to a runner.

@@ -32,7 +32,9 @@ pub use frame::{
     FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,
     WireError,
 };
-pub use inbound::{Inbound, InboundError, RepoAdded, SessionMessage, WorkflowChange};
+pub use inbound::{
+    Inbound, InboundError, RepoAdded, SessionMessage, WorkflowChange, echo_frame_id,
+};
 pub use secret::Secret;
 pub use status::ResultPayload;
 pub use timestamp::{backend_timestamp, runner_timestamp};

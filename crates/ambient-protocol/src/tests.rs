@@ -189,7 +189,43 @@ fn the_backend_copy_of_every_frame_carries_its_id_in_the_payload() {
             partial: None,
         };
         assert_eq!(copy.frame_id(), Some(FrameId::new("abc", 3)));
+        let text = serde_json::to_string(&copy).unwrap();
+        assert_eq!(
+            crate::echo_frame_id(&text, "s"),
+            Some(FrameId::new("abc", 3))
+        );
+        assert_eq!(crate::echo_frame_id(&text, "another session"), None);
         assert!(matches!(copy.classify().unwrap(), Inbound::Echo { .. }));
+    }
+}
+
+#[test]
+fn only_runner_frames_with_an_id_are_echoes() {
+    let cases = [
+        (
+            r#"{"sessionId":"s","type":"user_message","timestamp":"t","payload":{"content":"x","frame_id":"a-1"}}"#,
+            None,
+        ),
+        (
+            r#"{"sessionId":"s","type":"agent.message","timestamp":"t","payload":{"tool":"x"}}"#,
+            None,
+        ),
+        (
+            r#"{"sessionId":"s","type":"agent.waiting","timestamp":"t","payload":{"frame_id":"a-2"}}"#,
+            Some("a-2"),
+        ),
+        (
+            r#"{"sessionId":"s","type":"agent.waiting","timestamp":"t","payload":"text"}"#,
+            None,
+        ),
+        ("not json", None),
+    ];
+    for (text, expect) in cases {
+        assert_eq!(
+            crate::echo_frame_id(text, "s"),
+            expect.map(FrameId::from_wire),
+            "{text}"
+        );
     }
 }
 

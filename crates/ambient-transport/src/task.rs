@@ -1,6 +1,6 @@
 //! The task that owns the socket.
 
-use ambient_protocol::{Inbound, SessionMessage};
+use ambient_protocol::{Inbound, SessionMessage, echo_frame_id};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -181,6 +181,14 @@ impl State {
 
     /// One text message from the backend.
     fn receive(&mut self, text: &str) {
+        // Most messages are echoes of our own frames: recognise those from their id
+        // alone, without building the message.
+        if let Some(id) = echo_frame_id(text, &self.config.session_id) {
+            if self.outbox.is_ours(&id) {
+                self.outbox.acknowledge(&id);
+                return;
+            }
+        }
         let message: SessionMessage = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(error) => {

@@ -77,6 +77,7 @@ async fn a_hundred_cuts_during_ten_thousand_frames_lose_nothing() {
     let adapter = EchoAdapter::new(EchoConfig {
         burst_events: FRAMES,
         burst_bytes: 200,
+        stamp_bursts: false,
     });
     let session = tokio::spawn(run_session(
         through(&proxy, &backend, false),
@@ -151,6 +152,7 @@ async fn the_session_completes_when_the_backend_is_away_mid_run() {
     let adapter = EchoAdapter::new(EchoConfig {
         burst_events: 5_000,
         burst_bytes: 200,
+        stamp_bursts: false,
     });
     let session = tokio::spawn(run_session(
         through(&proxy, &backend, false),

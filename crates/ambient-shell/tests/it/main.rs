@@ -79,6 +79,7 @@ async fn shutdown_interrupts_the_adapter_flushes_and_settles_the_status() {
     let adapter = EchoAdapter::new(EchoConfig {
         burst_events: u64::MAX,
         burst_bytes: 10,
+        stamp_bursts: false,
     });
     let session = tokio::spawn(run_session(
         config(&backend, false, None),
