@@ -183,11 +183,11 @@ impl State {
     fn receive(&mut self, text: &str) {
         // Most messages are echoes of our own frames: recognise those from their id
         // alone, without building the message.
-        if let Some(id) = echo_frame_id(text, &self.config.session_id) {
-            if self.outbox.is_ours(&id) {
-                self.outbox.acknowledge(&id);
-                return;
-            }
+        if let Some(id) = echo_frame_id(text, &self.config.session_id)
+            && self.outbox.is_ours(&id)
+        {
+            self.outbox.acknowledge(&id);
+            return;
         }
         let message: SessionMessage = match serde_json::from_str(text) {
             Ok(message) => message,

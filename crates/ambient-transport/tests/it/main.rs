@@ -274,3 +274,112 @@ mod faults {
         transport.close().await.unwrap();
     }
 }
+
+mod limits {
+    //! Backpressure and the frame cap.
+
+    use std::time::Duration;
+
+    use ambient_protocol::MessageType;
+    use ambient_test_support::FaultProxy;
+    use ambient_transport::OutboxLimits;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_outbox_makes_sending_wait_and_nothing_is_dropped() {
+        let backend = backend().await;
+        let proxy = FaultProxy::start(backend.addr()).await.unwrap();
+        let mut config = config(&backend, TOKEN);
+        config.url = proxy.route(&config.url);
+        config.outbox = OutboxLimits {
+            frames: 10,
+            ..OutboxLimits::default()
+        };
+        config.backoff.initial = Duration::from_millis(10);
+        config.backoff.max = Duration::from_millis(50);
+        config.give_up_after = Duration::from_secs(30);
+        let (transport, _inbound) = Transport::connect(config, CancellationToken::new())
+            .await
+            .unwrap();
+        proxy.set_down(true);
+        // With nothing echoed, the outbox (10) and the command channel in front of it
+        // fill, and then a send waits.
+        let mut accepted = 0;
+        loop {
+            let send = transport.send(log(accepted));
+            match tokio::time::timeout(Duration::from_millis(200), send).await {
+                Ok(sent) => sent.unwrap(),
+                Err(_) => break,
+            }
+            accepted += 1;
+            assert!(accepted < 1000, "sending never waited");
+        }
+        assert!(
+            accepted <= 10 + 64 + 1,
+            "{accepted} frames taken without an echo"
+        );
+        proxy.set_down(false);
+        for n in accepted..accepted + 100 {
+            tokio::time::timeout(BOUND, transport.send(log(n)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        tokio::time::timeout(BOUND, transport.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut lines: Vec<String> = backend
+            .history("s")
+            .await
+            .into_iter()
+            .filter_map(|m| m.payload["message"].as_str().map(str::to_owned))
+            .collect();
+        lines.dedup();
+        let expected: Vec<String> = (0..accepted + 100).map(|n| format!("line {n}")).collect();
+        // The frame whose send timed out was never taken, and is sent again first.
+        assert_eq!(lines, expected);
+        transport.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_huge_text_arrives_as_partials_that_reassemble() {
+        let backend = backend().await;
+        let (transport, _inbound) =
+            Transport::connect(config(&backend, TOKEN), CancellationToken::new())
+                .await
+                .unwrap();
+        let text: String = (0..5_000_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        transport
+            .send(Outbound::TextBlock { text: text.clone() })
+            .await
+            .unwrap();
+        tokio::time::timeout(BOUND, transport.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut parts = Vec::new();
+        for message in backend.history("s").await {
+            assert_eq!(message.kind, MessageType::AgentMessage.as_str());
+            // A partial's whole envelope is the stored payload.
+            let partial = &message.payload["partial"];
+            parts.push((
+                partial["index"].as_u64().unwrap(),
+                partial["data"].as_str().unwrap().to_owned(),
+            ));
+            assert_eq!(
+                partial["total"].as_u64().unwrap() as usize,
+                parts.len().max(partial["total"].as_u64().unwrap() as usize)
+            );
+        }
+        assert!(parts.len() > 1);
+        parts.sort();
+        let joined: String = parts.into_iter().map(|(_, data)| data).collect();
+        assert_eq!(joined.len(), text.len());
+        assert!(joined == text, "the reassembled text differs");
+        transport.close().await.unwrap();
+    }
+}
