@@ -9,7 +9,7 @@ mod local;
 use std::process::ExitCode;
 
 use ambient_adapter_echo::{EchoAdapter, EchoConfig};
-use ambient_shell::{RunnerArgs, RunnerExit, run_session};
+use ambient_shell::{RedactingWriter, Redactor, RunnerArgs, RunnerExit, run_session};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -30,9 +30,21 @@ struct Cli {
     /// Length of each filler text, in bytes.
     #[arg(long, env = "ECHO_BURST_BYTES", default_value_t = 200)]
     burst_bytes: usize,
+    /// How log lines are written to stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Start each filler text with the time it was emitted (for latency benchmarks).
     #[arg(long, env = "ECHO_BURST_STAMP")]
     burst_stamp: bool,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -49,13 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let default_level = if cli.local { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,6 +74,22 @@ fn main() -> ExitCode {
     };
     let exit = runtime.block_on(run(cli));
     ExitCode::from(exit.code())
+}
+
+/// Logs to stderr through the redactor: human-readable, or JSON lines with
+/// `LOG_FORMAT=json`; `RUST_LOG` filters.
+fn init_logging(cli: &Cli) {
+    let default_level = if cli.local { "warn" } else { "info" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let writer = RedactingWriter::new(Redactor::new(&cli.runner.secret_values()), std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 async fn run(cli: Cli) -> RunnerExit {

@@ -82,6 +82,47 @@ pub struct RunnerArgs {
     /// The session this one continues.
     #[arg(long, env = env::PARENT_SESSION_ID)]
     pub parent_session_id: Option<String>,
+    /// Credentials the runner may hold; each is redacted from everything it sends.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+}
+
+/// Credentials from the environment. Each one the runner holds is scrubbed from every
+/// frame, status body and log line, whether or not this runner uses it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretArgs {
+    /// GitHub token for git and pull requests.
+    #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    /// GitLab token for git.
+    #[arg(long, env = "GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<String>,
+    /// Anthropic API key, for the Claude Code CLI.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<String>,
+    /// LangGraph Server API key.
+    #[arg(long, env = "LANGGRAPH_API_KEY", hide_env_values = true)]
+    pub langgraph_api_key: Option<String>,
+    /// Langfuse secret key (observability).
+    #[arg(long, env = "LANGFUSE_SECRET_KEY", hide_env_values = true)]
+    pub langfuse_secret_key: Option<String>,
+}
+
+impl SecretArgs {
+    fn values(&self) -> Vec<Secret> {
+        [
+            &self.github_token,
+            &self.gitlab_token,
+            &self.anthropic_api_key,
+            &self.langgraph_api_key,
+            &self.langfuse_secret_key,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::new(v.as_str()))
+        .collect()
+    }
 }
 
 /// `1`, `true`, `yes` (any case) are true; `0`, `false`, `no` and the empty string false.
@@ -150,9 +191,16 @@ pub struct RunnerConfig {
     pub keepalive: Keepalive,
     /// Delays between connection attempts.
     pub backoff: BackoffPolicy,
+    /// Every credential the runner holds, for redaction.
+    pub secrets: Vec<Secret>,
 }
 
 impl RunnerConfig {
+    /// The redactor for everything this runner sends.
+    pub fn redactor(&self) -> crate::Redactor {
+        crate::Redactor::new(&self.secrets)
+    }
+
     /// The bearer token, when it is given inline (for the HTTP client).
     pub fn static_token(&self) -> Option<Secret> {
         match &self.token {
@@ -163,8 +211,29 @@ impl RunnerConfig {
 }
 
 impl RunnerArgs {
+    /// Every credential these settings carry: for a redactor set up before the settings
+    /// are validated (the one that guards the log).
+    pub fn secret_values(&self) -> Vec<Secret> {
+        let mut secrets = self.secrets.values();
+        secrets.extend(
+            self.bot_token
+                .iter()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| Secret::new(t.as_str())),
+        );
+        if let Some(current) = self
+            .bot_token_file
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+        {
+            secrets.push(Secret::new(current.trim()));
+        }
+        secrets
+    }
+
     /// Validates the settings.
     pub fn into_config(self) -> Result<RunnerConfig, ConfigError> {
+        let secrets = self.secret_values();
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         let session_id = non_empty(self.session_id).ok_or(ConfigError::Missing {
             variable: env::SESSION_ID,
@@ -225,6 +294,7 @@ impl RunnerArgs {
             backend_deadline: Duration::from_secs(300),
             keepalive: Keepalive::default(),
             backoff: BackoffPolicy::default(),
+            secrets,
         })
     }
 }

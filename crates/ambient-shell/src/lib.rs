@@ -13,8 +13,10 @@
 pub mod config;
 pub mod exit;
 mod inbox;
+pub mod redact;
 mod session;
 
 pub use config::{RunnerArgs, RunnerConfig};
 pub use exit::RunnerExit;
+pub use redact::{RedactingWriter, Redactor};
 pub use session::{SessionEnd, SessionReport, run_session};

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::{RunnerConfig, RunnerExit, config::DEFAULT_PROMPT, inbox::Inbox};
+use crate::{Redactor, RunnerConfig, RunnerExit, config::DEFAULT_PROMPT, inbox::Inbox};
 
 /// The longest final result text written to the status, as the Python runner truncates.
 const MAX_RESULT_CHARS: usize = 10_000;
@@ -125,6 +125,7 @@ pub async fn run_session<A: Adapter>(
             return unreachable_report(reason);
         }
     };
+    let redactor = config.redactor();
     let run = Run {
         config,
         status,
@@ -133,6 +134,7 @@ pub async fn run_session<A: Adapter>(
         tracker: TaskTracker::new(),
         inbox: Inbox::default(),
         instance,
+        redactor,
         recoveries: 0,
         held: Vec::new(),
     };
@@ -158,6 +160,8 @@ struct Run {
     inbox: Inbox,
     /// This process's frame-id prefix.
     instance: String,
+    /// Every frame, status and annotation goes through it.
+    redactor: Redactor,
     /// History reads under way after reconnects; while any is, live input waits in
     /// `held`, so that what was missed is delivered before what came after it.
     recoveries: usize,
@@ -387,8 +391,9 @@ impl Run {
     /// Keeps a continuation value as an annotation, in the background.
     fn store(&self, stored: Stored) {
         let status = self.status.clone();
+        let value = self.redactor.text(&stored.value).into_owned();
         self.tracker.spawn(async move {
-            let patch = AnnotationPatch::single(stored.key.clone(), stored.value);
+            let patch = AnnotationPatch::single(stored.key.clone(), value);
             match status.patch_annotations(&patch).await {
                 Ok(_) => debug!(key = %stored.key, "continuation value stored"),
                 Err(error) => warn!(key = %stored.key, error = %chain(&error), "storing a continuation value failed"),
@@ -508,13 +513,16 @@ impl Run {
         let _delivered = input.send(to_adapter);
     }
 
+    /// The one way a frame leaves the shell: scrubbed of secrets first.
     async fn send(&self, frame: Outbound) {
+        let frame = self.redactor.outbound(frame);
         if let Err(error) = self.transport.send(frame).await {
             warn!(error = %chain(&error), "a frame could not be queued");
         }
     }
 
-    async fn put_status(&self, update: StatusUpdate) -> bool {
+    async fn put_status(&self, mut update: StatusUpdate) -> bool {
+        self.redactor.status(&mut update);
         match self.status.put_status(&update).await {
             Ok(()) => true,
             Err(error) => {

@@ -1,0 +1,333 @@
+//! Redaction: the one layer every outgoing string passes through.
+//!
+//! The shell scrubs every frame it sends, every status body and annotation it writes, and
+//! (through [`RedactingWriter`], which the binaries install) every log line. Adapters only
+//! emit events, so they cannot bypass it. Two things are scrubbed:
+//!
+//! - the secret values the runner holds (the bot token, API keys, git tokens), wherever
+//!   they appear, exactly;
+//! - known token shapes (GitHub and GitLab tokens, Anthropic and Langfuse keys, bearer
+//!   headers, credentials in URLs, `NAME=value` for secret variable names), so that a
+//!   token the runner never held (one a tool printed) is caught too.
+
+use std::{borrow::Cow, fmt, io, sync::Arc};
+
+use ambient_protocol::{Outbound, ResultPayload, Secret, ToolResult, status::StatusUpdate};
+use regex::{Captures, Regex};
+use serde_json::Value;
+
+/// What a secret becomes.
+pub const REDACTED: &str = "***REDACTED***";
+
+/// Secrets shorter than this are not matched by value: a two-letter "secret" would
+/// redact half of every text.
+const MIN_SECRET_LEN: usize = 6;
+
+/// Known token shapes. Groups named `keep` are kept around the redaction.
+const PATTERNS: &[&str] = &[
+    r"gh[pousr]_[A-Za-z0-9]{36,255}",
+    r"github_pat_[A-Za-z0-9_]{22,255}",
+    r"glpat-[A-Za-z0-9_\-]{20,}",
+    r"sk-ant-[A-Za-z0-9_\-]{8,}",
+    r"[ps]k-lf-[A-Za-z0-9_\-]{8,}",
+    r"(?P<keep1>(?:://)?x-access-token:)[^@\s]+@",
+    r"(?P<keep2>(?:://)?oauth2:)[^@\s]+@",
+    r"(?P<keep3>://)[^/\s:@]+:[^@\s/]+@",
+    r"(?P<keep4>(?:ANTHROPIC_API_KEY|LANGFUSE_SECRET_KEY|LANGFUSE_PUBLIC_KEY|LANGGRAPH_API_KEY|BOT_TOKEN|GIT_TOKEN|GITHUB_TOKEN|GITLAB_TOKEN)=)\S+",
+    r"(?P<keep5>[Bb]earer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+];
+
+/// Scrubs secrets from text. Cheap to clone.
+#[derive(Clone)]
+pub struct Redactor {
+    matcher: Arc<Regex>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redactor")
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new([])
+    }
+}
+
+impl Redactor {
+    /// A redactor for the known token shapes and these secret values.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
+        let mut values: Vec<&str> = secrets
+            .into_iter()
+            .map(|s| s.expose().trim())
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            .collect();
+        // Longest first, so that a secret containing another is replaced whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        let alternatives: Vec<String> = values
+            .iter()
+            .map(|v| regex::escape(v))
+            .chain(PATTERNS.iter().map(|p| (*p).to_owned()))
+            .collect();
+        // The secrets are escaped, so only the size limit can refuse them (thousands of
+        // long secrets); the built-in patterns alone are then still enforced.
+        #[expect(
+            clippy::expect_used,
+            reason = "the built-in patterns are constants that compile"
+        )]
+        let matcher = Regex::new(&alternatives.join("|"))
+            .or_else(|_| Regex::new(&PATTERNS.join("|")))
+            .expect("the built-in patterns compile");
+        Self {
+            matcher: Arc::new(matcher),
+        }
+    }
+
+    /// `text` with every secret replaced.
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.matcher.replace_all(text, |caps: &Captures<'_>| {
+            let kept = (1..=5)
+                .find_map(|n| caps.name(&format!("keep{n}")))
+                .map_or("", |m| m.as_str());
+            let suffix = if caps.get(0).is_some_and(|m| m.as_str().ends_with('@')) {
+                "@"
+            } else {
+                ""
+            };
+            format!("{kept}{REDACTED}{suffix}")
+        })
+    }
+
+    fn string(&self, text: &mut String) {
+        if let Cow::Owned(clean) = self.text(text) {
+            *text = clean;
+        }
+    }
+
+    /// Every string inside a JSON value, keys included.
+    pub fn value(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => self.string(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
+            Value::Object(map) => {
+                let dirty: Vec<String> = map
+                    .keys()
+                    .filter(|k| self.matcher.is_match(k))
+                    .cloned()
+                    .collect();
+                for key in dirty {
+                    if let Some(item) = map.remove(&key) {
+                        map.insert(self.text(&key).into_owned(), item);
+                    }
+                }
+                map.values_mut().for_each(|item| self.value(item));
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// A frame with every string in it scrubbed.
+    pub fn outbound(&self, mut frame: Outbound) -> Outbound {
+        match &mut frame {
+            Outbound::Log { message: text }
+            | Outbound::UserMessage { content: text }
+            | Outbound::TextBlock { text } => self.string(text),
+            Outbound::ToolUse { tool, input, id } => {
+                self.string(tool);
+                self.value(input);
+                if let Some(id) = id {
+                    self.string(id);
+                }
+            }
+            Outbound::ToolResult(ToolResult { content, .. }) => self.value(content),
+            Outbound::Result(result) => self.result(result),
+            Outbound::Partial(partial) => self.string(&mut partial.data),
+            Outbound::Lifecycle(_) | Outbound::Running | Outbound::Waiting => {}
+        }
+        frame
+    }
+
+    fn result(&self, result: &mut ResultPayload) {
+        for text in [
+            &mut result.result,
+            &mut result.subtype,
+            &mut result.session_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.string(text);
+        }
+        if let Some(usage) = &mut result.usage {
+            self.value(usage);
+        }
+    }
+
+    /// A status body with every string in it scrubbed.
+    pub fn status(&self, update: &mut StatusUpdate) {
+        for text in [
+            &mut update.message,
+            &mut update.subtype,
+            &mut update.session_id,
+            &mut update.result,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.string(text);
+        }
+        if let Some(usage) = &mut update.usage {
+            self.value(usage);
+        }
+    }
+}
+
+/// A log writer that scrubs each formatted line before it reaches `inner`: install it
+/// with `tracing_subscriber::fmt().with_writer(…)`.
+#[derive(Debug, Clone)]
+pub struct RedactingWriter<W> {
+    redactor: Redactor,
+    inner: W,
+}
+
+impl<W> RedactingWriter<W> {
+    /// Wraps `inner` (a `MakeWriter`, such as `std::io::stderr`).
+    pub fn new(redactor: Redactor, inner: W) -> Self {
+        Self { redactor, inner }
+    }
+}
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for RedactingWriter<W>
+{
+    type Writer = RedactingLine<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingLine {
+            redactor: self.redactor.clone(),
+            inner: self.inner.make_writer(),
+        }
+    }
+}
+
+/// One formatted event on its way out.
+#[derive(Debug)]
+pub struct RedactingLine<W> {
+    redactor: Redactor,
+    inner: W,
+}
+
+impl<W: io::Write> io::Write for RedactingLine<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // The formatter writes an event in one call, so a secret is never split across
+        // two writes.
+        let text = String::from_utf8_lossy(buf);
+        self.inner.write_all(self.redactor.text(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[track_caller]
+    fn check(redactor: &Redactor, input: &str, expect: &str) {
+        assert_eq!(redactor.text(input), expect);
+    }
+
+    #[test]
+    fn secrets_and_token_shapes_are_scrubbed() {
+        let bot = Secret::new("eyJhbGciOiJSUzI1NiJ9.bot-token-value");
+        let short = Secret::new("abc");
+        let r = Redactor::new([&bot, &short]);
+        check(
+            &r,
+            "token eyJhbGciOiJSUzI1NiJ9.bot-token-value here",
+            "token ***REDACTED*** here",
+        );
+        check(
+            &r,
+            "abc stays: too short to match by value",
+            "abc stays: too short to match by value",
+        );
+        check(&r, &format!("ghp_{}", "a".repeat(36)), "***REDACTED***");
+        check(
+            &r,
+            "clone https://x-access-token:ghs_secret123@github.com/o/r.git",
+            "clone https://x-access-token:***REDACTED***@github.com/o/r.git",
+        );
+        check(
+            &r,
+            "https://oauth2:glsecret@gitlab.com/o/r",
+            "https://oauth2:***REDACTED***@gitlab.com/o/r",
+        );
+        check(
+            &r,
+            "https://user:pass@example.com/x",
+            "https://***REDACTED***@example.com/x",
+        );
+        check(&r, "key sk-ant-api03-abcdefghijkl", "key ***REDACTED***");
+        check(
+            &r,
+            "ANTHROPIC_API_KEY=whatever123 next",
+            "ANTHROPIC_API_KEY=***REDACTED*** next",
+        );
+        check(
+            &r,
+            "Authorization: Bearer abcdefghijklmnop",
+            "Authorization: Bearer ***REDACTED***",
+        );
+        check(&r, "nothing secret here", "nothing secret here");
+    }
+
+    #[test]
+    fn every_string_of_a_frame_and_a_status_is_scrubbed() {
+        let key = Secret::new("planted-secret-42");
+        let r = Redactor::new([&key]);
+        let frame = r.outbound(Outbound::ToolUse {
+            tool: String::from("Bash"),
+            input: json!({"command": "echo planted-secret-42", "env": ["X=planted-secret-42"], "planted-secret-42": 1}),
+            id: None,
+        });
+        assert!(
+            !format!("{frame:?}").contains("planted-secret-42"),
+            "{frame:?}"
+        );
+        let mut status = StatusUpdate {
+            message: Some(String::from("failed: planted-secret-42")),
+            result: Some(String::from("planted-secret-42")),
+            ..StatusUpdate::default()
+        };
+        r.status(&mut status);
+        assert!(
+            !format!("{status:?}").contains("planted-secret-42"),
+            "{status:?}"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_scrubbed_on_their_way_out() {
+        use std::io::Write;
+        let key = Secret::new("planted-secret-42");
+        let mut out = Vec::new();
+        let mut line = RedactingLine {
+            redactor: Redactor::new([&key]),
+            inner: &mut out,
+        };
+        line.write_all(b"error=planted-secret-42 rejected\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "error=***REDACTED*** rejected\n"
+        );
+    }
+}
