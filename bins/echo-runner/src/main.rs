@@ -80,8 +80,15 @@ fn main() -> ExitCode {
 /// `LOG_FORMAT=json`; `RUST_LOG` filters.
 fn init_logging(cli: &Cli) {
     let default_level = if cli.local { "warn" } else { "info" };
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The WebSocket library traces every frame's payload as hex, which no redactor can
+    // read; its trace level is never let through.
+    for directive in ["tungstenite=debug", "tokio_tungstenite=debug"] {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let writer = RedactingWriter::new(Redactor::new(&cli.runner.secret_values()), std::io::stderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

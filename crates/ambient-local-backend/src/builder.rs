@@ -9,6 +9,7 @@ use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info};
 
+use crate::faults::Faults;
 use crate::{
     Error, LocalBackend, Tasks,
     http::{self, Shared},
@@ -184,6 +185,7 @@ impl Builder {
                 shutdown: shutdown.clone(),
             },
             connections: TaskTracker::new(),
+            faults: Faults::default(),
         });
         let app = http::router(Arc::clone(&shared));
         let stop = shutdown.clone();

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::{
+    faults::{FaultRoute, Faults, error_text},
     message,
     persist::{self, Layout},
     registry::{PatchError, Registry},
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) connection: ConnectionContext,
     /// Tracks the WebSocket connections, so that shutdown can wait for them.
     pub(crate) connections: TaskTracker,
+    /// Failures tests asked for.
+    pub(crate) faults: Faults,
 }
 
 type AppState = Arc<Shared>;
@@ -158,6 +161,9 @@ async fn upgrade(
     if !message::valid_session_name(&session) {
         return invalid_session_name();
     }
+    if let Some(status) = state.faults.next(FaultRoute::Handshake) {
+        return injected(status);
+    }
     let context = state.connection.clone();
     // Counted from here, so that shutdown also waits for an upgrade still in progress.
     let tracked = state.connections.token();
@@ -243,6 +249,9 @@ async fn put_status(
     Path((project, session)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if let Some(status) = state.faults.next(FaultRoute::StatusUpdate) {
+        return injected(status);
+    }
     let Some(update) = json_object(&body) else {
         return error(StatusCode::BAD_REQUEST, "Invalid request body");
     };
@@ -251,6 +260,12 @@ async fn put_status(
     } else {
         error(StatusCode::NOT_FOUND, "Session not found")
     }
+}
+
+/// A failure a test asked for.
+fn injected(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(code, error_text(status))
 }
 
 async fn get_session(

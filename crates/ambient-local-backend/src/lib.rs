@@ -32,6 +32,7 @@
 
 mod builder;
 mod error;
+mod faults;
 mod http;
 mod hub;
 mod message;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use builder::{Builder, SessionSeed};
+pub use faults::FaultRoute;
 
 /// Posts messages to a running [`LocalBackend`]; see [`LocalBackend::post_handle`].
 #[derive(Debug, Clone)]
@@ -181,6 +183,17 @@ impl LocalBackend {
     /// Cancel safe: if cancelled, the message was either queued whole or not at all.
     pub async fn post_message(&self, project: &str, session: &str, body: Value) -> Result<()> {
         self.post_handle().post(project, session, body).await
+    }
+
+    /// Makes the next calls of `route` fail with these HTTP statuses, one each, with the
+    /// error body the real backend sends; later calls succeed again.
+    pub fn fail_next(&self, route: FaultRoute, statuses: impl IntoIterator<Item = u16>) {
+        self.shared.faults.push(route, statuses);
+    }
+
+    /// Makes every status update fail with `status` until called with `None`.
+    pub fn fail_status_updates(&self, status: Option<u16>) {
+        self.shared.faults.always(status);
     }
 
     /// A handle that posts messages like [`LocalBackend::post_message`] and can move into

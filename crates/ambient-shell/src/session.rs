@@ -230,9 +230,10 @@ impl Run {
             let mut running = pin!(adapter.run(&mut session));
             loop {
                 tokio::select! {
+                    // Input and signals come before the adapter's output, which can be
+                    // ready every time: a busy adapter must not starve an interrupt.
                     biased;
                     outcome = &mut running => break Some(outcome),
-                    Some(output) = output.recv() => self.relay(output).await,
                     Some(received) = inbound.recv() => self.receive(received, &input_tx, &history_tx),
                     Some(history) = histories.recv() => self.recovered(history, &input_tx),
                     () = shutdown.cancelled(), if stopping.is_none() => {
@@ -247,6 +248,7 @@ impl Run {
                         warn!("the adapter did not return after cancellation; abandoning it");
                         break None;
                     }
+                    Some(output) = output.recv() => self.relay(output).await,
                 }
                 if stopping.is_some() && !grace_armed {
                     cancel.cancel();

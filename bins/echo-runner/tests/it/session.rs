@@ -10,7 +10,7 @@ use crate::support::{PROJECT, SESSION, TOKEN, WAIT, backend, finish};
 async fn a_batch_session_persists_the_whole_conversation_and_completes() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
-    let finished = finish(child).await;
+    let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     insta::assert_json_snapshot!("batch_persisted", env.persisted().await, {
         "[].timestamp" => "[backend time]",
@@ -51,7 +51,7 @@ async fn an_interactive_session_answers_each_message_and_ends_on_request() {
         }
     }
     post(json!({"type": "end_session"})).await.unwrap();
-    let finished = finish(child).await;
+    let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let kinds: Vec<String> = env
         .persisted()
@@ -81,7 +81,7 @@ async fn a_refused_token_exits_with_the_backend_unreachable_code_and_says_why() 
         .runner(&[("BOT_TOKEN", "not-the-token-xyz")])
         .spawn()
         .unwrap();
-    let finished = finish(child).await;
+    let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(3), "stderr:\n{}", finished.stderr);
     assert!(
         finished.stderr.contains("HTTP 401"),
@@ -98,7 +98,7 @@ async fn a_refused_token_exits_with_the_backend_unreachable_code_and_says_why() 
 async fn a_stopped_session_is_left_stopped() {
     let env = backend(SessionSeed::new(PROJECT, SESSION).phase(Phase::Stopped)).await;
     let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
-    let finished = finish(child).await;
+    let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
     let status = env.backend.status(PROJECT, SESSION).unwrap();
     assert_eq!(status["phase"], json!("Stopped"));
@@ -119,7 +119,7 @@ async fn a_missing_setting_is_named_and_exits_with_the_configuration_code() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let mut command = env.runner(&[]);
     command.env_remove("SESSION_ID");
-    let finished = finish(command.spawn().unwrap()).await;
+    let finished = env.finish(command.spawn().unwrap()).await;
     assert_eq!(finished.code, Some(2));
     assert!(
         finished.stderr.contains("SESSION_ID is not set"),

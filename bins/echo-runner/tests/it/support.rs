@@ -46,12 +46,25 @@ impl Backend {
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: a runner logging at trace level would fill a pipe that
+            // nobody reads until it exits, and block.
+            .stderr(std::fs::File::create(self.stderr_path()).unwrap())
             .kill_on_drop(true);
         for (key, value) in extra {
             command.env(key, value);
         }
         command
+    }
+
+    fn stderr_path(&self) -> std::path::PathBuf {
+        self.workspace.path().join("runner-stderr.log")
+    }
+
+    /// Waits for a runner started by [`Backend::runner`] and collects what it left.
+    pub(crate) async fn finish(&self, child: Child) -> Finished {
+        let mut finished = finish(child).await;
+        finished.stderr = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        finished
     }
 
     /// The persisted JSON lines, parsed.

@@ -1,0 +1,347 @@
+//! The lifecycle a platform can trust, through the real binary: status retries, stops,
+//! timeouts, interrupts, secrets, and bad input.
+
+use std::time::{Duration, Instant};
+
+use ambient_local_backend::{FaultRoute, SessionSeed};
+use ambient_protocol::{SessionMessage, status::Phase};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::support::{Backend, PROJECT, SESSION, TOKEN, WAIT, backend};
+
+/// Reads broadcasts until one satisfies `matches`.
+async fn until(
+    watch: &mut UnboundedReceiver<SessionMessage>,
+    matches: impl Fn(&SessionMessage) -> bool,
+) {
+    loop {
+        let message = tokio::time::timeout(WAIT, watch.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if matches(&message) {
+            return;
+        }
+    }
+}
+
+fn is(kind: &'static str) -> impl Fn(&SessionMessage) -> bool {
+    move |m| m.kind == kind
+}
+
+async fn interactive(
+    env: &Backend,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Child, UnboundedReceiver<SessionMessage>) {
+    let mut watch = env.backend.watch(SESSION);
+    let mut vars = vec![("INTERACTIVE", "true"), ("PROMPT", "first")];
+    vars.extend_from_slice(extra);
+    let child = env.runner(&vars).spawn().unwrap();
+    until(&mut watch, is("agent.waiting")).await;
+    (child, watch)
+}
+
+async fn post(env: &Backend, body: Value) {
+    env.backend
+        .post_message(PROJECT, SESSION, body)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_final_status_lands_through_500_503_and_409() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let (child, _watch) = interactive(&env, &[]).await;
+    env.backend
+        .fail_next(FaultRoute::StatusUpdate, [500, 503, 409, 503]);
+    post(&env, json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(
+        env.backend.status(PROJECT, SESSION).unwrap()["phase"],
+        json!("Completed")
+    );
+}
+
+#[tokio::test]
+async fn a_status_endpoint_that_never_recovers_is_the_status_not_written_exit() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let (child, _watch) = interactive(&env, &[]).await;
+    env.backend.fail_status_updates(Some(503));
+    post(&env, json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(4), "stderr:\n{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("HTTP 503"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+    assert_eq!(
+        env.backend.status(PROJECT, SESSION).unwrap()["phase"],
+        json!("Running")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_turn_stops_within_the_bound_and_leaves_stopped_alone() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let mut watch = env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("PROMPT", "go"),
+            ("ECHO_BURST_EVENTS", "100000000"),
+            ("ECHO_BURST_BYTES", "10"),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| {
+        m.payload["content"]["text"] == json!("x".repeat(10))
+    })
+    .await;
+    // The platform's stop: the backend writes Stopped, then the pod gets SIGTERM.
+    let client = reqwest_put_stopped(&env).await;
+    assert!(client, "the stop could not be written");
+    let pid = child.id().unwrap().to_string();
+    let stopped_at = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let finished = env.finish(child).await;
+    let took = stopped_at.elapsed();
+    assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+    assert_eq!(
+        env.backend.status(PROJECT, SESSION).unwrap()["phase"],
+        json!("Stopped")
+    );
+}
+
+/// Writes `Stopped` as the backend's stop handler does.
+async fn reqwest_put_stopped(env: &Backend) -> bool {
+    let url = format!(
+        "{}/projects/{PROJECT}/agentic-sessions/{SESSION}/status",
+        env.backend.api_url()
+    );
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args([
+            "-d",
+            r#"{"phase":"Stopped","message":"Session stopped by user"}"#,
+            &url,
+        ])
+        .output()
+        .await
+        .unwrap();
+    output.status.success()
+}
+
+#[tokio::test]
+async fn the_timeout_fails_the_session_and_says_so() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let child = env
+        .runner(&[("INTERACTIVE", "true"), ("TIMEOUT", "1")])
+        .spawn()
+        .unwrap();
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(124), "stderr:\n{}", finished.stderr);
+    let status = env.backend.status(PROJECT, SESSION).unwrap();
+    assert_eq!(status["phase"], json!("Failed"));
+    assert_eq!(status["message"], json!("Session timed out after 1s"));
+}
+
+#[tokio::test]
+async fn an_interrupt_is_acted_on_mid_turn() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let mut watch = env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("INTERACTIVE", "true"),
+            ("PROMPT", "go"),
+            ("ECHO_BURST_EVENTS", "100000000"),
+            ("ECHO_BURST_BYTES", "10"),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| {
+        m.payload["content"]["text"] == json!("x".repeat(10))
+    })
+    .await;
+    post(&env, json!({"type": "interrupt"})).await;
+    until(&mut watch, |m| {
+        m.payload["payload"]["subtype"] == json!("interrupted")
+    })
+    .await;
+    post(&env, json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+}
+
+#[tokio::test]
+async fn planted_secrets_reach_no_frame_log_or_status() {
+    const ANTHROPIC: &str = "sk-ant-api03-planted-key-0123456789";
+    const GITHUB: &str = "ghp_plantedplantedplantedplantedplant01";
+    const LANGGRAPH: &str = "lg-planted-langgraph-key-77";
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    // The prompt carries two of them: the echo adapter repeats its input in a text block,
+    // a tool input, a tool result and a result.
+    let prompt = format!("use {ANTHROPIC} and {GITHUB} and {LANGGRAPH} and {TOKEN}");
+    let (child, _watch) = interactive(
+        &env,
+        &[
+            ("PROMPT", prompt.as_str()),
+            ("ANTHROPIC_API_KEY", ANTHROPIC),
+            ("GITHUB_TOKEN", GITHUB),
+            ("LANGGRAPH_API_KEY", LANGGRAPH),
+            ("RUST_LOG", "trace"),
+        ],
+    )
+    .await;
+    post(
+        &env,
+        json!({"content": format!("my token is {TOKEN}, key {ANTHROPIC}")}),
+    )
+    .await;
+    post(&env, json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let ours: Vec<String> = env
+        .persisted()
+        .await
+        .into_iter()
+        .filter(|m| m["payload"]["frame_id"].is_string())
+        .map(|m| m.to_string())
+        .collect();
+    assert!(
+        ours.iter().any(|m| m.contains("***REDACTED***")),
+        "nothing was redacted: {ours:?}"
+    );
+    let status = serde_json::to_string(&env.backend.status(PROJECT, SESSION).unwrap()).unwrap();
+    for secret in [ANTHROPIC, GITHUB, LANGGRAPH, TOKEN] {
+        for frame in &ours {
+            assert!(!frame.contains(secret), "{secret} in a frame: {frame}");
+        }
+        assert!(!finished.stderr.contains(secret), "{secret} in the log");
+        assert!(!finished.stdout.contains(secret), "{secret} on stdout");
+        assert!(!status.contains(secret), "{secret} in the status: {status}");
+    }
+}
+
+#[tokio::test]
+async fn bad_settings_are_named_with_the_configuration_exit() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("SESSION_ID", "")], "SESSION_ID is not set"),
+        (
+            &[("WEBSOCKET_URL", "http://backend/ws")],
+            "WEBSOCKET_URL is invalid: expected a ws:// or wss:// URL",
+        ),
+        (&[("BACKEND_API_URL", "nope")], "BACKEND_API_URL is invalid"),
+        (&[("INTERACTIVE", "maybe")], "INTERACTIVE"),
+        (&[("TIMEOUT", "soon")], "TIMEOUT"),
+    ];
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    for (vars, expect) in cases {
+        let finished = env.finish(env.runner(vars).spawn().unwrap()).await;
+        assert_eq!(
+            finished.code,
+            Some(2),
+            "{vars:?}: stderr:\n{}",
+            finished.stderr
+        );
+        assert!(
+            finished.stderr.contains(expect),
+            "{vars:?} should say {expect:?}:\n{}",
+            finished.stderr
+        );
+        assert!(!finished.stderr.contains("panicked"), "{vars:?} panicked");
+    }
+}
+
+#[tokio::test]
+async fn refused_handshakes_are_named_and_a_500_is_retried() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    for (status, code, expect) in [(403, 3, "HTTP 403"), (500, 0, "")] {
+        env.backend.fail_next(FaultRoute::Handshake, [status]);
+        let finished = env
+            .finish(env.runner(&[("PROMPT", "x")]).spawn().unwrap())
+            .await;
+        assert_eq!(
+            finished.code,
+            Some(code),
+            "{status}: stderr:\n{}",
+            finished.stderr
+        );
+        assert!(
+            finished.stderr.contains(expect),
+            "{status}: stderr:\n{}",
+            finished.stderr
+        );
+    }
+    let wrong_path = env.backend.ws_url(PROJECT, SESSION).replace("/ws", "/nope");
+    let finished = env
+        .finish(
+            env.runner(&[("WEBSOCKET_URL", wrong_path.as_str())])
+                .spawn()
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(finished.code, Some(3), "stderr:\n{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("HTTP 404"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_oversized_messages_do_not_break_a_session() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let (child, mut watch) = interactive(&env, &[]).await;
+    post(&env, json!({"content": 5})).await;
+    post(&env, json!({"type": "user_message"})).await;
+    post(&env, json!({"type": "repo_removed", "name": 7})).await;
+    post(
+        &env,
+        json!({"type": "brand_new_type", "whatever": [1, 2, 3]}),
+    )
+    .await;
+    let huge = "h".repeat(3 << 20);
+    post(&env, json!({"content": huge})).await;
+    post(&env, json!({"content": "still here"})).await;
+    until(&mut watch, |m| {
+        m.payload["content"]["text"] == json!("still here")
+    })
+    .await;
+    post(&env, json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert!(!finished.stderr.contains("panicked"));
+    assert!(
+        finished
+            .stderr
+            .contains("payload of a `user_message` message has the wrong shape"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+    let phase = env
+        .backend
+        .session(PROJECT, SESSION)
+        .unwrap()
+        .status
+        .unwrap()
+        .phase;
+    assert_eq!(phase, Some(Phase::Completed));
+}
