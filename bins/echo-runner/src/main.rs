@@ -108,7 +108,7 @@ async fn run(cli: Cli) -> RunnerExit {
         stamp_bursts: cli.burst_stamp,
     });
     if cli.local {
-        return match local::run(cli.runner, adapter, shutdown).await {
+        return match Box::pin(local::run(cli.runner, adapter, shutdown)).await {
             Ok(exit) => exit,
             Err(error) => {
                 tracing::error!("{error:#}");

@@ -22,6 +22,7 @@ mod event;
 mod fit;
 mod frame;
 mod inbound;
+pub mod repos;
 mod secret;
 pub mod status;
 mod timestamp;

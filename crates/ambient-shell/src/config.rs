@@ -8,7 +8,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use ambient_adapter::Mode;
-use ambient_protocol::Secret;
+use ambient_protocol::{
+    Secret,
+    repos::{RepoLocation, RepoSpec, parse_repos},
+};
 use ambient_status::Endpoints;
 use ambient_transport::{BackoffPolicy, Keepalive, TokenSource};
 
@@ -85,6 +88,173 @@ pub struct RunnerArgs {
     /// Credentials the runner may hold; each is redacted from everything it sends.
     #[command(flatten)]
     pub secrets: SecretArgs,
+    /// The repositories and git settings of the workspace.
+    #[command(flatten)]
+    pub workspace_args: WorkspaceArgs,
+    /// Settings for the agent framework.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// The workspace's repositories and git settings (`platform-wire.md` §2.1, §8).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WorkspaceArgs {
+    /// The session's repositories, as a JSON array of `{name?, input:{url, branch?}, output?:{url, branch?}}`.
+    #[arg(long, env = "REPOS_JSON")]
+    pub repos_json: Option<String>,
+    /// The repository folder the agent works in.
+    #[arg(long, env = "MAIN_REPO_NAME")]
+    pub main_repo_name: Option<String>,
+    /// The index into the repositories of the one the agent works in.
+    #[arg(long, env = "MAIN_REPO_INDEX")]
+    pub main_repo_index: Option<String>,
+    /// Single-repository mode: the repository to clone.
+    #[arg(long, env = "INPUT_REPO_URL")]
+    pub input_repo_url: Option<String>,
+    /// Single-repository mode: its branch [default: main].
+    #[arg(long, env = "INPUT_BRANCH")]
+    pub input_branch: Option<String>,
+    /// Single-repository mode: where to push.
+    #[arg(long, env = "OUTPUT_REPO_URL")]
+    pub output_repo_url: Option<String>,
+    /// Single-repository mode: the branch to push [default: sessions/{SESSION_ID}].
+    #[arg(long, env = "OUTPUT_BRANCH")]
+    pub output_branch: Option<String>,
+    /// Push the changes when the session completes.
+    #[arg(long, env = "AUTO_PUSH_ON_COMPLETE", value_parser = parse_truthy, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_push_on_complete: Option<bool>,
+    /// Open a pull request after pushing (only the value `true`, in any case, turns it on).
+    #[arg(long, env = "CREATE_PR")]
+    pub create_pr: Option<String>,
+    /// The pull request's base branch [default: the input branch].
+    #[arg(long, env = "PR_TARGET_BRANCH")]
+    pub pr_target_branch: Option<String>,
+    /// The commit author's name [default: Ambient Code Bot].
+    #[arg(long, env = "GIT_USER_NAME")]
+    pub git_user_name: Option<String>,
+    /// The commit author's email [default: bot@ambient-code.local].
+    #[arg(long, env = "GIT_USER_EMAIL")]
+    pub git_user_email: Option<String>,
+    /// The active workflow's repository.
+    #[arg(long, env = "ACTIVE_WORKFLOW_GIT_URL")]
+    pub active_workflow_git_url: Option<String>,
+    /// The active workflow's branch [default: main].
+    #[arg(long, env = "ACTIVE_WORKFLOW_BRANCH")]
+    pub active_workflow_branch: Option<String>,
+    /// A folder inside the workflow repository.
+    #[arg(long, env = "ACTIVE_WORKFLOW_PATH")]
+    pub active_workflow_path: Option<String>,
+}
+
+/// Settings for the agent framework (`platform-wire.md` §2.1, §8).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentArgs {
+    /// The model [default: the framework's].
+    #[arg(long, env = "LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// The largest response, in tokens.
+    #[arg(long, env = "LLM_MAX_TOKENS")]
+    pub llm_max_tokens: Option<String>,
+    /// The older name of `LLM_MAX_TOKENS`, read when that is unset.
+    #[arg(long, env = "MAX_TOKENS", hide = true)]
+    pub max_tokens: Option<String>,
+    /// The sampling temperature.
+    #[arg(long, env = "LLM_TEMPERATURE")]
+    pub llm_temperature: Option<String>,
+    /// The older name of `LLM_TEMPERATURE`, read when that is unset.
+    #[arg(long, env = "TEMPERATURE", hide = true)]
+    pub temperature: Option<String>,
+    /// Look for MCP servers in `.mcp.json` (`0`, `false`, `no` turn it off).
+    #[arg(long, env = "MCP_CONFIG_SEARCH", value_parser = parse_truthy)]
+    pub mcp_config_search: Option<bool>,
+    /// An explicit `.mcp.json`.
+    #[arg(long, env = "MCP_CONFIG_PATH")]
+    pub mcp_config_path: Option<PathBuf>,
+    /// Use Claude through Vertex AI.
+    #[arg(long, env = "CLAUDE_CODE_USE_VERTEX", value_parser = parse_truthy)]
+    pub claude_code_use_vertex: Option<bool>,
+    /// The Vertex AI service account key file.
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS")]
+    pub google_application_credentials: Option<PathBuf>,
+    /// The Vertex AI project.
+    #[arg(long, env = "ANTHROPIC_VERTEX_PROJECT_ID")]
+    pub anthropic_vertex_project_id: Option<String>,
+    /// The Vertex AI region.
+    #[arg(long, env = "CLOUD_ML_REGION")]
+    pub cloud_ml_region: Option<String>,
+    /// The id of the user the session runs for.
+    #[arg(long, env = "USER_ID")]
+    pub user_id: Option<String>,
+    /// The name of the user the session runs for.
+    #[arg(long, env = "USER_NAME")]
+    pub user_name: Option<String>,
+}
+
+/// The workspace settings, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkspaceSettings {
+    /// The repositories (`REPOS_JSON`), or the single legacy one.
+    pub repos: Vec<RepoSpec>,
+    /// Which repository the agent works in.
+    pub main_repo: MainRepo,
+    /// Push when the session completes.
+    pub auto_push: bool,
+    /// Open a pull request after pushing.
+    pub create_pr: bool,
+    /// The pull request's base branch.
+    pub pr_target_branch: Option<String>,
+    /// The commit author's name.
+    pub git_user_name: String,
+    /// The commit author's email.
+    pub git_user_email: String,
+    /// The active workflow repository.
+    pub workflow: Option<RepoLocation>,
+    /// A folder inside the workflow repository.
+    pub workflow_path: Option<String>,
+}
+
+/// Which repository is the agent's working directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MainRepo {
+    /// The first (or only) one.
+    #[default]
+    First,
+    /// The one with this folder name.
+    Named(String),
+    /// The one at this index.
+    Index(usize),
+}
+
+/// The agent settings, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentSettings {
+    /// The model.
+    pub model: Option<String>,
+    /// The largest response, in tokens.
+    pub max_tokens: Option<u32>,
+    /// The sampling temperature.
+    pub temperature: Option<f32>,
+    /// Look for MCP servers in `.mcp.json`.
+    pub mcp_config_search: bool,
+    /// An explicit `.mcp.json`.
+    pub mcp_config_path: Option<PathBuf>,
+    /// Vertex AI, when used.
+    pub vertex: Option<VertexSettings>,
+    /// The user the session runs for.
+    pub user_id: Option<String>,
+    /// The user's name.
+    pub user_name: Option<String>,
+}
+
+/// Claude through Vertex AI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexSettings {
+    /// The service account key file.
+    pub credentials: PathBuf,
+    /// The project.
+    pub project_id: String,
+    /// The region.
+    pub region: String,
 }
 
 /// Credentials from the environment. Each one the runner holds is scrubbed from every
@@ -122,6 +292,151 @@ impl SecretArgs {
         .filter(|v| !v.trim().is_empty())
         .map(|v| Secret::new(v.as_str()))
         .collect()
+    }
+}
+
+impl WorkspaceArgs {
+    fn into_settings(self) -> Result<WorkspaceSettings, ConfigError> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let mut repos = match non_empty(self.repos_json) {
+            Some(json) => parse_repos(&json).map_err(|error| ConfigError::Invalid {
+                variable: "REPOS_JSON",
+                why: format!(
+                    "expected a JSON array of {{name?, input: {{url, branch?}}, output?}}: {error}"
+                ),
+            })?,
+            None => Vec::new(),
+        };
+        for (index, repo) in repos.iter().enumerate() {
+            if repo.input.url.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    variable: "REPOS_JSON",
+                    why: format!("repository {index} has an empty input url"),
+                });
+            }
+        }
+        if repos.is_empty()
+            && let Some(url) = non_empty(self.input_repo_url)
+        {
+            repos.push(RepoSpec {
+                name: None,
+                input: RepoLocation {
+                    url,
+                    branch: non_empty(self.input_branch),
+                },
+                output: non_empty(self.output_repo_url).map(|url| RepoLocation {
+                    url,
+                    branch: non_empty(self.output_branch),
+                }),
+                status: None,
+            });
+        }
+        let main_repo = match (
+            non_empty(self.main_repo_name),
+            non_empty(self.main_repo_index),
+        ) {
+            (Some(name), _) => MainRepo::Named(name),
+            (None, Some(index)) => {
+                let index: usize = index.trim().parse().map_err(|_| ConfigError::Invalid {
+                    variable: "MAIN_REPO_INDEX",
+                    why: format!("expected a whole number, got {index:?}"),
+                })?;
+                if !repos.is_empty() && index >= repos.len() {
+                    return Err(ConfigError::Invalid {
+                        variable: "MAIN_REPO_INDEX",
+                        why: format!("{index} is past the {} repositories", repos.len()),
+                    });
+                }
+                MainRepo::Index(index)
+            }
+            (None, None) => MainRepo::First,
+        };
+        Ok(WorkspaceSettings {
+            repos,
+            main_repo,
+            auto_push: self.auto_push_on_complete.unwrap_or(false),
+            // The Python runner compares with "true" after lower-casing: 1 and yes do not
+            // count. Kept, since a Secret that says CREATE_PR=1 did not open PRs before.
+            create_pr: self
+                .create_pr
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            pr_target_branch: non_empty(self.pr_target_branch),
+            git_user_name: non_empty(self.git_user_name)
+                .unwrap_or_else(|| String::from("Ambient Code Bot")),
+            git_user_email: non_empty(self.git_user_email)
+                .unwrap_or_else(|| String::from("bot@ambient-code.local")),
+            workflow: non_empty(self.active_workflow_git_url).map(|url| RepoLocation {
+                url,
+                branch: non_empty(self.active_workflow_branch),
+            }),
+            workflow_path: non_empty(self.active_workflow_path),
+        })
+    }
+}
+
+impl AgentArgs {
+    fn into_settings(self) -> Result<AgentSettings, ConfigError> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let max_tokens = match non_empty(self.llm_max_tokens)
+            .map(|v| ("LLM_MAX_TOKENS", v))
+            .or_else(|| non_empty(self.max_tokens).map(|v| ("MAX_TOKENS", v)))
+        {
+            Some((variable, value)) => {
+                Some(
+                    value
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|_| ConfigError::Invalid {
+                            variable,
+                            why: format!("expected a whole number of tokens, got {value:?}"),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let temperature = match non_empty(self.llm_temperature)
+            .map(|v| ("LLM_TEMPERATURE", v))
+            .or_else(|| non_empty(self.temperature).map(|v| ("TEMPERATURE", v)))
+        {
+            Some((variable, value)) => {
+                let parsed = value
+                    .trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|t| t.is_finite() && *t >= 0.0);
+                Some(parsed.ok_or_else(|| ConfigError::Invalid {
+                    variable,
+                    why: format!("expected a number of at least 0, got {value:?}"),
+                })?)
+            }
+            None => None,
+        };
+        let vertex = if self.claude_code_use_vertex.unwrap_or(false) {
+            let missing = |variable| ConfigError::Missing {
+                variable,
+                why: "Vertex AI mode (CLAUDE_CODE_USE_VERTEX) needs it",
+            };
+            Some(VertexSettings {
+                credentials: self
+                    .google_application_credentials
+                    .ok_or(missing("GOOGLE_APPLICATION_CREDENTIALS"))?,
+                project_id: non_empty(self.anthropic_vertex_project_id)
+                    .ok_or(missing("ANTHROPIC_VERTEX_PROJECT_ID"))?,
+                region: non_empty(self.cloud_ml_region).ok_or(missing("CLOUD_ML_REGION"))?,
+            })
+        } else {
+            None
+        };
+        Ok(AgentSettings {
+            model: non_empty(self.llm_model),
+            max_tokens,
+            temperature,
+            mcp_config_search: self.mcp_config_search.unwrap_or(true),
+            mcp_config_path: self.mcp_config_path,
+            vertex,
+            user_id: non_empty(self.user_id),
+            user_name: non_empty(self.user_name),
+        })
     }
 }
 
@@ -193,6 +508,14 @@ pub struct RunnerConfig {
     pub backoff: BackoffPolicy,
     /// Every credential the runner holds, for redaction.
     pub secrets: Vec<Secret>,
+    /// The GitHub token, when given (minted through the backend otherwise).
+    pub github_token: Option<Secret>,
+    /// The GitLab token, when given.
+    pub gitlab_token: Option<Secret>,
+    /// Repositories and git settings.
+    pub workspace_settings: WorkspaceSettings,
+    /// Settings for the agent framework.
+    pub agent: AgentSettings,
 }
 
 impl RunnerConfig {
@@ -234,6 +557,8 @@ impl RunnerArgs {
     /// Validates the settings.
     pub fn into_config(self) -> Result<RunnerConfig, ConfigError> {
         let secrets = self.secret_values();
+        let workspace_settings = self.workspace_args.into_settings()?;
+        let agent = self.agent.into_settings()?;
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         let session_id = non_empty(self.session_id).ok_or(ConfigError::Missing {
             variable: env::SESSION_ID,
@@ -295,6 +620,10 @@ impl RunnerArgs {
             keepalive: Keepalive::default(),
             backoff: BackoffPolicy::default(),
             secrets,
+            github_token: non_empty(self.secrets.github_token).map(Secret::new),
+            gitlab_token: non_empty(self.secrets.gitlab_token).map(Secret::new),
+            workspace_settings,
+            agent,
         })
     }
 }
@@ -390,6 +719,89 @@ mod tests {
         check(
             &["--session-id=s1", WS, "--timeout=soon"],
             "usage: invalid value for one of the arguments",
+        );
+    }
+
+    /// Parses `args` after the session and WebSocket settings and returns the error text
+    /// or the configuration.
+    fn parse(args: &[&str]) -> Result<RunnerConfig, String> {
+        let all = ["runner", "--session-id=s1", WS]
+            .into_iter()
+            .chain(args.iter().copied());
+        let cli = Cli::try_parse_from(all).map_err(|e| format!("usage: {}", e.kind()))?;
+        cli.runner.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workspace_and_agent_settings_are_validated_and_name_the_variable() {
+        let errors = [
+            (
+                &["--repos-json=[{\"name\":1}]"][..],
+                "REPOS_JSON is invalid: expected a JSON array",
+            ),
+            (&["--repos-json={"], "REPOS_JSON is invalid"),
+            (
+                &["--repos-json=[{\"input\":{\"url\":\" \"}}]"],
+                "REPOS_JSON is invalid: repository 0 has an empty input url",
+            ),
+            (
+                &["--main-repo-index=two"],
+                "MAIN_REPO_INDEX is invalid: expected a whole number, got \"two\"",
+            ),
+            (
+                &[
+                    "--repos-json=[{\"input\":{\"url\":\"https://h/a.git\"}}]",
+                    "--main-repo-index=3",
+                ],
+                "MAIN_REPO_INDEX is invalid: 3 is past the 1 repositories",
+            ),
+            (&["--llm-max-tokens=lots"], "LLM_MAX_TOKENS is invalid"),
+            (&["--max-tokens=lots"], "MAX_TOKENS is invalid"),
+            (&["--llm-temperature=-1"], "LLM_TEMPERATURE is invalid"),
+            (
+                &["--claude-code-use-vertex=true"],
+                "GOOGLE_APPLICATION_CREDENTIALS is not set",
+            ),
+        ];
+        for (args, expect) in errors {
+            let error = parse(args).expect_err(expect);
+            assert!(error.starts_with(expect), "{args:?}: {error}");
+        }
+        let config = parse(&[
+            "--repos-json=[{\"name\":\"a\",\"input\":{\"url\":\"https://h/a.git\"}},{\"input\":{\"url\":\"https://h/b.git\"}}]",
+            "--main-repo-index=1",
+            "--max-tokens=1000",
+            "--llm-temperature=0.70",
+            "--create-pr=1",
+            "--auto-push-on-complete=yes",
+        ])
+        .unwrap();
+        assert_eq!(config.workspace_settings.repos.len(), 2);
+        assert_eq!(config.workspace_settings.main_repo, MainRepo::Index(1));
+        assert!(config.workspace_settings.auto_push);
+        assert!(
+            !config.workspace_settings.create_pr,
+            "only `true` turns pull requests on"
+        );
+        assert_eq!(config.workspace_settings.git_user_name, "Ambient Code Bot");
+        assert_eq!(config.agent.max_tokens, Some(1000));
+        assert_eq!(config.agent.temperature, Some(0.7));
+        assert!(config.agent.mcp_config_search);
+        let legacy = parse(&[
+            "--input-repo-url=https://h/only.git",
+            "--output-repo-url=https://h/fork.git",
+        ])
+        .unwrap();
+        assert_eq!(
+            legacy.workspace_settings.repos[0].input.url,
+            "https://h/only.git"
+        );
+        assert_eq!(
+            legacy.workspace_settings.repos[0]
+                .output
+                .as_ref()
+                .map(|o| o.url.as_str()),
+            Some("https://h/fork.git")
         );
     }
 }

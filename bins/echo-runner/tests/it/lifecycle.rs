@@ -251,6 +251,12 @@ async fn bad_settings_are_named_with_the_configuration_exit() {
         (&[("BACKEND_API_URL", "nope")], "BACKEND_API_URL is invalid"),
         (&[("INTERACTIVE", "maybe")], "INTERACTIVE"),
         (&[("TIMEOUT", "soon")], "TIMEOUT"),
+        (
+            &[("REPOS_JSON", "[{\"name\": \"a\"}]")],
+            "REPOS_JSON is invalid",
+        ),
+        (&[("MAIN_REPO_INDEX", "-1")], "MAIN_REPO_INDEX is invalid"),
+        (&[("LLM_TEMPERATURE", "hot")], "LLM_TEMPERATURE is invalid"),
     ];
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     for (vars, expect) in cases {
