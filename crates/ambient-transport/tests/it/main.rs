@@ -383,3 +383,74 @@ mod limits {
         transport.close().await.unwrap();
     }
 }
+
+mod bad_input {
+    //! A server that sends what the real backend never should.
+
+    use axum::{
+        Router,
+        extract::ws::{Message, WebSocketUpgrade},
+        routing::get,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn binary_garbage_and_malformed_messages_are_skipped_without_a_disconnect() {
+        let app = Router::new().route(
+            "/api/projects/p/sessions/s/ws",
+            get(|upgrade: WebSocketUpgrade| async move {
+                upgrade.on_upgrade(|mut socket| async move {
+                    let sends = [
+                        Message::Binary(vec![0_u8, 159, 146, 150].into()),
+                        Message::Text("not json at all".into()),
+                        Message::Text("[1, 2, 3]".into()),
+                        Message::Text(r#"{"type":"user_message"}"#.into()),
+                        Message::Text(
+                            r#"{"sessionId":"s","type":"user_message","timestamp":"t","payload":{"content":7}}"#.into(),
+                        ),
+                        Message::Text(
+                            r#"{"sessionId":"s","type":"user_message","timestamp":"t","payload":{"content":"fine"}}"#.into(),
+                        ),
+                    ];
+                    for message in sends {
+                        if socket.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Stay until the client goes.
+                    while let Some(Ok(_)) = socket.recv().await {}
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = TransportConfig::new(
+            format!("ws://{addr}/api/projects/p/sessions/s/ws"),
+            TokenSource::None,
+            "s",
+        );
+        let (transport, mut inbound) = Transport::connect(config, CancellationToken::new())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.push(
+                tokio::time::timeout(BOUND, inbound.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert!(
+            matches!(&got[0], Received::Malformed(error) if error.to_string() == "payload of a `user_message` message has the wrong shape"),
+            "{got:?}"
+        );
+        assert!(
+            matches!(&got[1], Received::Message { inbound: Inbound::UserMessage { content }, .. } if content == "fine"),
+            "{got:?}"
+        );
+        drop(transport);
+    }
+}
