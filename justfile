@@ -16,6 +16,7 @@ lint:
 # Benchmarks (figures go to docs/performance.md).
 bench:
     cargo bench -p echo-runner --bench startup
+    cargo bench -p echo-runner --bench throughput -- --memory
 
 # A local echo session, no cluster needed.
 local-echo prompt="hello":

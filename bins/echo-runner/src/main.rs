@@ -12,7 +12,7 @@ use ambient_adapter_echo::{EchoAdapter, EchoConfig};
 use ambient_shell::{RedactingWriter, Redactor, RunnerArgs, RunnerExit, run_session};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, filter::LevelFilter};
 
 /// Runs an Ambient Code Platform session with the echo adapter.
 #[derive(Debug, Parser)]
@@ -83,10 +83,15 @@ fn init_logging(cli: &Cli) {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     // The WebSocket library traces every frame's payload as hex, which no redactor can
-    // read; its trace level is never let through.
-    for directive in ["tungstenite=debug", "tokio_tungstenite=debug"] {
-        if let Ok(directive) = directive.parse() {
-            filter = filter.add_directive(directive);
+    // read; where tracing is on, its trace level is held back.
+    if filter
+        .max_level_hint()
+        .is_none_or(|level| level >= LevelFilter::TRACE)
+    {
+        for directive in ["tungstenite=debug", "tokio_tungstenite=debug"] {
+            if let Ok(directive) = directive.parse() {
+                filter = filter.add_directive(directive);
+            }
         }
     }
     let writer = RedactingWriter::new(Redactor::new(&cli.runner.secret_values()), std::io::stderr);
