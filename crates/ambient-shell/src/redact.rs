@@ -73,10 +73,6 @@ impl Redactor {
             .collect();
         // The secrets are escaped, so only the size limit can refuse them (thousands of
         // long secrets); the built-in patterns alone are then still enforced.
-        #[expect(
-            clippy::expect_used,
-            reason = "the built-in patterns are constants that compile"
-        )]
         // A small lazy-DFA cache: the redactor runs on every frame, and the default
         // cache alone would be a fifth of the runner's memory budget.
         let build = |pattern: &str| RegexBuilder::new(pattern).dfa_size_limit(256 << 10).build();

@@ -1,6 +1,6 @@
 //! The session loop.
 
-use std::{pin::pin, time::Duration};
+use std::{collections::VecDeque, pin::pin, time::Duration};
 
 use ambient_adapter::{
     Adapter, CancellationToken, Continuation, Input, Mode, Outcome, Session, SessionInfo,
@@ -24,7 +24,18 @@ const MAX_RESULT_CHARS: usize = 10_000;
 /// How long the backend has to echo every frame once the session has ended.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// How long an adapter has to return once its session is cancelled.
-const CANCEL_GRACE: Duration = Duration::from_secs(5);
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
+/// From a stop signal to the end of `run_session`: the platform kills the pod after its
+/// grace period (30 s by default), and the brief promises an exit within 10 s.
+const STOP_BUDGET: Duration = Duration::from_secs(8);
+/// Status calls while stopping: few and quick, to fit the stop budget.
+const STOP_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial_delay: Duration::from_millis(100),
+    max_delay: Duration::from_millis(500),
+    deadline: Duration::from_secs(2),
+    timeout: Duration::from_secs(1),
+};
 /// Events the adapter may have in flight before `emit` waits.
 const EVENT_BUFFER: usize = 256;
 
@@ -225,6 +236,12 @@ impl Run {
         });
         let mut grace = pin!(tokio::time::sleep(Duration::MAX));
         let mut grace_armed = false;
+        let mut stop_deadline = None;
+        // Frames made from the adapter's output, waiting for room in the transport. Room
+        // is awaited inside the select, so that a stop or an interrupt is seen even while
+        // the backend is away and the outbox is full.
+        let sender = self.transport.sender();
+        let mut pending: VecDeque<Outbound> = VecDeque::new();
         let (history_tx, mut histories) = mpsc::unbounded_channel();
         let outcome = {
             let mut running = pin!(adapter.run(&mut session));
@@ -239,6 +256,7 @@ impl Run {
                     () = shutdown.cancelled(), if stopping.is_none() => {
                         info!("stopping: cancelling the adapter");
                         stopping = Some(SessionEnd::Stopped);
+                        stop_deadline = Some(tokio::time::Instant::now() + STOP_BUDGET);
                     }
                     () = &mut deadline, if stopping.is_none() => {
                         warn!(?timeout, "the session timed out: cancelling the adapter");
@@ -248,7 +266,12 @@ impl Run {
                         warn!("the adapter did not return after cancellation; abandoning it");
                         break None;
                     }
-                    Some(output) = output.recv() => self.relay(output).await,
+                    permit = sender.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
+                        (Ok(permit), Some(frame)) => permit.send(frame),
+                        (Err(error), _) => warn!(error = %chain(&error), "a frame could not be queued"),
+                        (Ok(_), None) => {}
+                    },
+                    Some(output) = output.recv(), if pending.is_empty() => pending.extend(self.frames_for(output)),
                 }
                 if stopping.is_some() && !grace_armed {
                     cancel.cancel();
@@ -260,8 +283,25 @@ impl Run {
             }
         };
         drop(session);
-        while let Some(output) = output.recv().await {
-            self.relay(output).await;
+        // What the adapter emitted before it returned still goes out; while stopping, only
+        // within the stop budget (with the backend away, sending would wait for it).
+        let drain = async {
+            for frame in pending {
+                self.send_scrubbed(frame).await;
+            }
+            while let Some(output) = output.recv().await {
+                for frame in self.frames_for(output) {
+                    self.send_scrubbed(frame).await;
+                }
+            }
+        };
+        match stop_deadline {
+            Some(deadline) => {
+                if tokio::time::timeout_at(deadline, drain).await.is_err() {
+                    warn!("the backend did not take every frame before the stop budget ran out");
+                }
+            }
+            None => drain.await,
         }
         let (end, result) = match (stopping, outcome) {
             (Some(end), outcome) => (end, outcome.and_then(|o| o.ok()).and_then(outcome_result)),
@@ -284,7 +324,24 @@ impl Run {
                 None,
             ),
         };
-        self.finish(end, result).await
+        match stop_deadline {
+            None => self.finish(end, result).await,
+            Some(deadline) => {
+                self.status = self.status.clone().with_retry(STOP_RETRY);
+                let settle = self.finish(end.clone(), result.clone());
+                match tokio::time::timeout_at(deadline, settle).await {
+                    Ok(report) => report,
+                    Err(_) => {
+                        warn!(budget = ?STOP_BUDGET, "stopping took too long; exiting without a settled status");
+                        SessionReport {
+                            end,
+                            status_written: false,
+                            result,
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Sends the lifecycle frame, flushes, settles the status, closes the socket.
@@ -296,7 +353,13 @@ impl Run {
         if end != SessionEnd::Stopped || self.current_phase().await != Some(Phase::Stopped) {
             self.send(Outbound::Lifecycle(lifecycle)).await;
         }
-        match tokio::time::timeout(FLUSH_DEADLINE, self.transport.flush()).await {
+        // While stopping, the stop budget bounds all of this instead.
+        let flush_deadline = if end == SessionEnd::Stopped {
+            STOP_BUDGET / 4
+        } else {
+            FLUSH_DEADLINE
+        };
+        match tokio::time::timeout(flush_deadline, self.transport.flush()).await {
             Ok(Ok(())) => debug!("every frame was echoed"),
             Ok(Err(error)) => {
                 warn!(error = %chain(&error), "frames may not have reached the backend")
@@ -375,18 +438,22 @@ impl Run {
         self.put_status(update).await
     }
 
-    /// One thing the adapter produced.
-    async fn relay(&mut self, output: SessionOutput) {
+    /// The frames one thing the adapter produced becomes, scrubbed of secrets; a stored
+    /// value becomes none (it goes to an annotation).
+    fn frames_for(&mut self, output: SessionOutput) -> Vec<Outbound> {
         match output {
             SessionOutput::Event(event) => {
                 let ends_turn = matches!(event, Event::Result(_));
-                let frame = self.mapper.map(event);
-                self.send(frame).await;
+                let mut frames = vec![self.redactor.outbound(self.mapper.map(event))];
                 if ends_turn && self.config.mode == Mode::Interactive {
-                    self.send(Outbound::Waiting).await;
+                    frames.push(Outbound::Waiting);
                 }
+                frames
             }
-            SessionOutput::Store(stored) => self.store(stored),
+            SessionOutput::Store(stored) => {
+                self.store(stored);
+                Vec::new()
+            }
         }
     }
 
@@ -515,9 +582,13 @@ impl Run {
         let _delivered = input.send(to_adapter);
     }
 
-    /// The one way a frame leaves the shell: scrubbed of secrets first.
+    /// Sends a frame the shell made itself, scrubbed of secrets first.
     async fn send(&self, frame: Outbound) {
-        let frame = self.redactor.outbound(frame);
+        self.send_scrubbed(self.redactor.outbound(frame)).await;
+    }
+
+    /// Sends a frame already scrubbed ([`Run::frames_for`]).
+    async fn send_scrubbed(&self, frame: Outbound) {
         if let Err(error) = self.transport.send(frame).await {
             warn!(error = %chain(&error), "a frame could not be queued");
         }

@@ -82,6 +82,14 @@ impl StatusClient {
         })
     }
 
+    /// The same client with another retry policy (a shorter one when the runner is
+    /// stopping, say).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// The endpoints this client talks to.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
@@ -205,7 +213,8 @@ impl StatusClient {
         let mut request = self
             .http
             .request(method.clone(), url)
-            .header(header::CONTENT_TYPE, content_type);
+            .header(header::CONTENT_TYPE, content_type)
+            .timeout(self.retry.timeout);
         if let Some(token) = &self.token {
             let mut value = header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| Error::InvalidToken)?;

@@ -149,6 +149,37 @@ pub struct Stats {
     pub reconnects: u64,
 }
 
+/// Queues frames on a [`Transport`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FrameSender {
+    commands: mpsc::Sender<Command>,
+}
+
+impl FrameSender {
+    /// Waits for room for one frame.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it gives the room back; no frame is involved yet.
+    pub async fn reserve(&self) -> Result<FramePermit<'_>> {
+        let permit = self.commands.reserve().await.map_err(|_| Error::Closed)?;
+        Ok(FramePermit { permit })
+    }
+}
+
+/// Room for one frame, from [`FrameSender::reserve`].
+#[derive(Debug)]
+pub struct FramePermit<'a> {
+    permit: mpsc::Permit<'a, Command>,
+}
+
+impl FramePermit<'_> {
+    /// Queues the frame; it cannot wait or fail.
+    pub fn send(self, body: Outbound) {
+        self.permit.send(Command::Send(body));
+    }
+}
+
 enum Command {
     Send(Outbound),
     Flush(oneshot::Sender<()>),
@@ -192,6 +223,14 @@ impl Transport {
         let (inbound_tx, inbound) = mpsc::unbounded_channel();
         let task = tokio::spawn(task::run(config, socket, command_rx, inbound_tx, cancel));
         Ok((Self { commands, task }, inbound))
+    }
+
+    /// A handle that queues frames, for a caller that must wait for room while it also
+    /// waits for other things.
+    pub fn sender(&self) -> FrameSender {
+        FrameSender {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Queues a frame. Waits while the outbox is full.

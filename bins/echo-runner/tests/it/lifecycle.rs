@@ -351,3 +351,43 @@ async fn malformed_unknown_and_oversized_messages_do_not_break_a_session() {
         .phase;
     assert_eq!(phase, Some(Phase::Completed));
 }
+
+#[tokio::test]
+async fn sigterm_while_the_backend_is_away_still_exits_within_the_bound() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let proxy = ambient_test_support::FaultProxy::start(env.backend.addr())
+        .await
+        .unwrap();
+    let mut watch = env.backend.watch(SESSION);
+    let ws = proxy.route(&env.backend.ws_url(PROJECT, SESSION));
+    let api = proxy.route(&env.backend.api_url());
+    let child = env
+        .runner(&[
+            ("PROMPT", "go"),
+            ("ECHO_BURST_EVENTS", "100000000"),
+            ("ECHO_BURST_BYTES", "10"),
+            ("WEBSOCKET_URL", ws.as_str()),
+            ("BACKEND_API_URL", api.as_str()),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| {
+        m.payload["content"]["text"] == json!("x".repeat(10))
+    })
+    .await;
+    proxy.set_down(true);
+    let pid = child.id().unwrap().to_string();
+    let stopped_at = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let finished = env.finish(child).await;
+    let took = stopped_at.elapsed();
+    assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+}
