@@ -40,5 +40,18 @@ pub use secret::Secret;
 pub use status::ResultPayload;
 pub use timestamp::{backend_timestamp, runner_timestamp};
 
+/// An error and its sources on one line (`connecting failed: connection refused`), for
+/// logs and status messages; error types here do not repeat their sources in `Display`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests;

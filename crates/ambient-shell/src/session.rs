@@ -8,6 +8,7 @@ use ambient_adapter::{
 };
 use ambient_protocol::{
     Event, EventMapper, FrameId, Inbound, Lifecycle, Outbound, ResultPayload, SessionMessage,
+    error_chain as chain,
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
 use ambient_status::{RetryPolicy, StatusClient};
@@ -638,16 +639,4 @@ fn outcome_result(outcome: Outcome) -> Option<ResultPayload> {
 
 fn truncate(text: &str) -> String {
     text.chars().take(MAX_RESULT_CHARS).collect()
-}
-
-/// An error and its sources on one line.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }

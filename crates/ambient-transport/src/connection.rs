@@ -11,6 +11,8 @@ use tokio_tungstenite::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+pub(crate) use ambient_protocol::error_chain;
+
 use crate::{Error, Result, TokenSource, TransportConfig, backoff::Backoff};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -121,16 +123,4 @@ pub(crate) async fn connect_with_retry(
             () = tokio::time::sleep(delay) => {}
         }
     }
-}
-
-/// An error and its sources on one line.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
