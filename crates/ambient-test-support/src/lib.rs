@@ -93,6 +93,10 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy on a free loopback port that forwards to `upstream`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a dropped start leaves nothing running.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;

@@ -391,3 +391,26 @@ async fn sigterm_while_the_backend_is_away_still_exits_within_the_bound() {
         "exited {took:?} after SIGTERM"
     );
 }
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let finished = env
+        .finish(
+            env.runner(&[
+                ("PROMPT", "x"),
+                ("LOG_FORMAT", "json"),
+                ("RUST_LOG", "info"),
+            ])
+            .spawn()
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines: Vec<&str> = finished.stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+}
