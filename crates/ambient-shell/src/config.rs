@@ -132,7 +132,7 @@ pub struct WorkspaceArgs {
     /// The commit author's name [default: Ambient Code Bot].
     #[arg(long, env = "GIT_USER_NAME")]
     pub git_user_name: Option<String>,
-    /// The commit author's email [default: bot@ambient-code.local].
+    /// The commit author's email (default: `bot@ambient-code.local`).
     #[arg(long, env = "GIT_USER_EMAIL")]
     pub git_user_email: Option<String>,
     /// The active workflow's repository.
