@@ -32,8 +32,11 @@ pub(crate) async fn run(
     args.project = Some(String::from(PROJECT));
     args.bot_token = Some(token);
     args.bot_token_file = None;
+    // A scratch workspace: preparing one creates folders, which do not belong in
+    // whatever directory the command was typed in.
+    let scratch = tempfile::tempdir().context("creating a scratch workspace")?;
     if args.workspace.is_none() {
-        args.workspace = Some(std::env::current_dir().context("reading the current directory")?);
+        args.workspace = Some(scratch.path().to_owned());
     }
     let interactive = args.interactive.unwrap_or(false);
     let config = args

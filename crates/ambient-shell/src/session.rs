@@ -18,7 +18,12 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::{Redactor, RunnerConfig, RunnerExit, config::DEFAULT_PROMPT, inbox::Inbox};
+use crate::{
+    Redactor, RunnerConfig, RunnerExit,
+    config::DEFAULT_PROMPT,
+    inbox::Inbox,
+    workspace::{self, Credentials, PreparedWorkspace, WorkspaceError},
+};
 
 /// The longest final result text written to the status, as the Python runner truncates.
 const MAX_RESULT_CHARS: usize = 10_000;
@@ -201,6 +206,17 @@ impl Run {
         .await;
         let continuation = self.load_continuation().await;
         let is_continuation = self.config.parent_session_id.is_some();
+        let prepared = match self.prepare_workspace(is_continuation).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let reason = format!("Workspace preparation failed: {}", chain(&error));
+                self.send(Outbound::Log {
+                    message: reason.clone(),
+                })
+                .await;
+                return self.finish(SessionEnd::Failed { reason }, None).await;
+            }
+        };
         let mut prompt = self.config.prompt.trim().to_owned();
         if prompt.is_empty() && self.config.mode == Mode::Batch && !is_continuation {
             prompt = String::from(DEFAULT_PROMPT);
@@ -222,8 +238,8 @@ impl Run {
             mode: self.config.mode,
             is_continuation,
             workspace: Workspace {
-                main: self.config.workspace.clone(),
-                extra: Vec::new(),
+                main: prepared.main,
+                extra: prepared.extra,
             },
         };
         let mut session = Session::new(info, output_tx, input_rx, cancel.clone(), continuation);
@@ -343,6 +359,49 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Checks out the session's repositories, relaying progress as log lines while it
+    /// runs.
+    async fn prepare_workspace(
+        &self,
+        is_continuation: bool,
+    ) -> Result<PreparedWorkspace, WorkspaceError> {
+        if is_continuation {
+            let parent = self.config.parent_session_id.as_deref().unwrap_or_default();
+            let short: String = parent.chars().take(8).collect();
+            self.send(Outbound::Log {
+                message: format!("♻️ Reusing workspace from session {short}"),
+            })
+            .await;
+        }
+        let mut credentials = Credentials::new(
+            self.config.github_token.clone(),
+            self.config.gitlab_token.clone(),
+            Some(self.status.clone()),
+        );
+        let (log, mut lines) = mpsc::unbounded_channel();
+        let settings = &self.config.workspace_settings;
+        let prepared = {
+            let mut preparing = pin!(workspace::prepare(
+                &self.config.workspace,
+                settings,
+                is_continuation,
+                &mut credentials,
+                &log,
+            ));
+            loop {
+                tokio::select! {
+                    prepared = &mut preparing => break prepared,
+                    Some(line) = lines.recv() => self.send(Outbound::Log { message: line }).await,
+                }
+            }
+        };
+        drop(log);
+        while let Some(line) = lines.recv().await {
+            self.send(Outbound::Log { message: line }).await;
+        }
+        prepared
     }
 
     /// Sends the lifecycle frame, flushes, settles the status, closes the socket.

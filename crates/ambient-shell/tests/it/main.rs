@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 mod faults;
+mod workspace;
 
 pub(crate) const TOKEN: &str = "shell-test-token";
 pub(crate) const PROJECT: &str = "p";

@@ -1,0 +1,502 @@
+//! Workspace preparation: every runner's repositories checked out before the agent starts
+//! (`platform-wire.md` §1.3, §1.5, §8).
+//!
+//! Each repository is handled on its own: one that fails is reported and the others still
+//! come. Folder names cannot collide. A continuation keeps its checkouts as they are; a
+//! fresh session updates a clean checkout it finds and never resets one with local
+//! changes. Credentials go to git through its environment, per command: never in a remote
+//! URL, `.git/config`, a frame or a log line.
+
+mod git;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use ambient_protocol::{
+    Secret,
+    repos::{RepoLocation, RepoSpec},
+};
+use ambient_status::StatusClient;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::config::{MainRepo, WorkspaceSettings};
+use git::{GIT_TIMEOUT, GitError, HostCredential};
+
+/// What happened to one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoResult {
+    /// Cloned fresh.
+    Cloned,
+    /// Kept as it was (a continuation).
+    Preserved,
+    /// An existing clean checkout, updated to the remote branch.
+    Updated,
+    /// An existing checkout with local changes, left as it was.
+    KeptLocalChanges,
+    /// It could not be had; why.
+    Failed(String),
+}
+
+/// One repository's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoOutcome {
+    /// Its folder name.
+    pub name: String,
+    /// Its checkout.
+    pub path: PathBuf,
+    /// What happened.
+    pub result: RepoResult,
+}
+
+/// The prepared workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedWorkspace {
+    /// The agent's working directory.
+    pub main: PathBuf,
+    /// The other folders the agent may use (other repositories, artifacts).
+    pub extra: Vec<PathBuf>,
+    /// Where the agent leaves files that are not in a repository.
+    pub artifacts: PathBuf,
+    /// Each repository's outcome, in the configured order.
+    pub repos: Vec<RepoOutcome>,
+}
+
+/// Preparation failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The workspace folder could not be made.
+    #[error("creating the workspace folder {} failed", path.display())]
+    CreateFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The repository the agent works in could not be had.
+    #[error("the main repository {name} could not be had: {reason}")]
+    MainRepoUnavailable {
+        /// Its folder name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `MAIN_REPO_NAME` names no repository.
+    #[error("MAIN_REPO_NAME {name} names none of the session's repositories")]
+    UnknownMainRepo {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// Where git tokens come from.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// `GITHUB_TOKEN`.
+    pub github: Option<Secret>,
+    /// `GITLAB_TOKEN`.
+    pub gitlab: Option<Secret>,
+    /// Mints a GitHub token through the backend when none is given.
+    pub mint: Option<StatusClient>,
+    minted: Option<Secret>,
+}
+
+impl Credentials {
+    /// Tokens as configured; `mint` is asked when a GitHub token is needed and missing.
+    pub fn new(github: Option<Secret>, gitlab: Option<Secret>, mint: Option<StatusClient>) -> Self {
+        Self {
+            github,
+            gitlab,
+            mint,
+            minted: None,
+        }
+    }
+
+    /// The credential for an HTTPS URL's host: GitLab's for hosts that contain `gitlab`,
+    /// GitHub's (given or minted) for any other. `None` for other schemes.
+    async fn for_url(&mut self, url: &str) -> Option<HostCredential> {
+        let host = https_host(url)?;
+        if host.contains("gitlab") {
+            return self.gitlab.clone().map(|token| HostCredential {
+                user: "oauth2",
+                token,
+            });
+        }
+        if self.github.is_none()
+            && self.minted.is_none()
+            && let Some(mint) = &self.mint
+        {
+            match mint.mint_github_token().await {
+                Ok(token) if !token.is_empty() => self.minted = Some(token),
+                Ok(_) => warn!("the backend minted an empty GitHub token"),
+                Err(error) => {
+                    warn!(error = %ambient_protocol::error_chain(&error), "no GitHub token could be minted; cloning without one")
+                }
+            }
+        }
+        self.github
+            .clone()
+            .or_else(|| self.minted.clone())
+            .map(|token| HostCredential {
+                user: "x-access-token",
+                token,
+            })
+    }
+
+    /// Forgets a minted token, so that the next use mints a fresh one (they expire).
+    pub fn refresh(&mut self) {
+        self.minted = None;
+    }
+}
+
+fn https_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    Some(authority.rsplit('@').next().unwrap_or(authority))
+}
+
+/// `url` without credentials in it.
+pub(crate) fn clean_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The owner and repository segments of a URL (`…/owner/repo.git`).
+fn owner_and_repo(url: &str) -> (String, String) {
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut segments = path.rsplit(['/', ':']).filter(|s| !s.is_empty());
+    let repo = segments.next().unwrap_or("repo").to_owned();
+    let owner = segments.next().unwrap_or("").to_owned();
+    (owner, repo)
+}
+
+/// A folder name that cannot escape the workspace.
+fn safe_folder(name: &str) -> String {
+    // Only the last real path segment counts: `../../etc` is `etc`.
+    let last = name
+        .rsplit(['/', '\\'])
+        .find(|s| !s.is_empty() && *s != "." && *s != "..")
+        .unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    match cleaned.trim_matches('.') {
+        "" => String::from("repo"),
+        kept => kept.to_owned(),
+    }
+}
+
+/// One folder name per repository, none alike: the configured name or the URL's
+/// repository name; where two would be alike, the owner is put in front, and a number
+/// after where that is not enough.
+pub(crate) fn folder_names(repos: &[RepoSpec]) -> Vec<String> {
+    let base: Vec<String> = repos
+        .iter()
+        .map(|r| {
+            safe_folder(
+                &r.name
+                    .clone()
+                    .unwrap_or_else(|| owner_and_repo(&r.input.url).1),
+            )
+        })
+        .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for name in &base {
+        *counts.entry(name.as_str()).or_default() += 1;
+    }
+    let mut names: Vec<String> = repos
+        .iter()
+        .zip(&base)
+        .map(|(repo, name)| {
+            if counts.get(name.as_str()).copied().unwrap_or(0) > 1 && repo.name.is_none() {
+                let (owner, repo_name) = owner_and_repo(&repo.input.url);
+                safe_folder(&format!("{owner}-{repo_name}"))
+            } else {
+                name.clone()
+            }
+        })
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for name in &mut names {
+        let count = seen.entry(name.clone()).or_default();
+        *count += 1;
+        if *count > 1 {
+            name.push_str(&format!("-{count}"));
+        }
+    }
+    names
+}
+
+/// Prepares the workspace under `root`. Progress and per-repository outcomes go to `log`
+/// as lines for the user.
+pub async fn prepare(
+    root: &Path,
+    settings: &WorkspaceSettings,
+    is_continuation: bool,
+    credentials: &mut Credentials,
+    log: &mpsc::UnboundedSender<String>,
+) -> Result<PreparedWorkspace, WorkspaceError> {
+    let say = |line: String| {
+        let _sent = log.send(line);
+    };
+    let create = |path: &Path| {
+        std::fs::create_dir_all(path).map_err(|source| WorkspaceError::CreateFolder {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    create(root)?;
+    let artifacts = root.join("artifacts");
+    create(&artifacts)?;
+    let names = folder_names(&settings.repos);
+    let mut outcomes = Vec::new();
+    for (repo, name) in settings.repos.iter().zip(&names) {
+        let path = root.join(name);
+        let result = prepare_repo(
+            repo,
+            name,
+            &path,
+            settings,
+            is_continuation,
+            credentials,
+            &say,
+        )
+        .await;
+        say(match &result {
+            RepoResult::Cloned => format!("✓ {name}: cloned"),
+            RepoResult::Preserved => format!("✓ {name}: preserved (continuation)"),
+            RepoResult::Updated => format!("✓ {name}: updated to the remote branch"),
+            RepoResult::KeptLocalChanges => {
+                format!("⚠️ {name}: has local changes; kept as it is, not reset")
+            }
+            RepoResult::Failed(reason) => format!("✗ {name}: {reason}"),
+        });
+        outcomes.push(RepoOutcome {
+            name: name.clone(),
+            path,
+            result,
+        });
+    }
+    let main_index = match &settings.main_repo {
+        MainRepo::First => 0,
+        MainRepo::Index(index) => *index,
+        MainRepo::Named(wanted) => outcomes
+            .iter()
+            .position(|o| &o.name == wanted)
+            .or_else(|| {
+                settings
+                    .repos
+                    .iter()
+                    .position(|r| r.name.as_deref() == Some(wanted.as_str()))
+            })
+            .ok_or_else(|| WorkspaceError::UnknownMainRepo {
+                name: wanted.clone(),
+            })?,
+    };
+    let workflow = match &settings.workflow {
+        Some(location) => Some(prepare_workflow(root, location, settings, credentials, &say).await),
+        None => None,
+    };
+    let main = match (&workflow, outcomes.get(main_index)) {
+        (Some(Ok(dir)), _) => dir.clone(),
+        (_, Some(outcome)) => {
+            if let RepoResult::Failed(reason) = &outcome.result {
+                return Err(WorkspaceError::MainRepoUnavailable {
+                    name: outcome.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            outcome.path.clone()
+        }
+        (_, None) => root.to_owned(),
+    };
+    let mut extra: Vec<PathBuf> = outcomes
+        .iter()
+        .filter(|o| o.path != main && !matches!(o.result, RepoResult::Failed(_)))
+        .map(|o| o.path.clone())
+        .collect();
+    extra.push(artifacts.clone());
+    Ok(PreparedWorkspace {
+        main,
+        extra,
+        artifacts,
+        repos: outcomes,
+    })
+}
+
+async fn prepare_repo(
+    repo: &RepoSpec,
+    name: &str,
+    path: &Path,
+    settings: &WorkspaceSettings,
+    is_continuation: bool,
+    credentials: &mut Credentials,
+    say: &impl Fn(String),
+) -> RepoResult {
+    let branch = repo
+        .input
+        .branch
+        .clone()
+        .unwrap_or_else(|| String::from("main"));
+    let url = clean_url(&repo.input.url);
+    let credential = credentials.for_url(&url).await;
+    let outcome = checkout(
+        &url,
+        &branch,
+        name,
+        path,
+        is_continuation,
+        credential.as_ref(),
+        say,
+    )
+    .await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(error) => return RepoResult::Failed(error.to_string()),
+    };
+    let configure = async {
+        git::run(
+            path,
+            &["config", "user.name", &settings.git_user_name],
+            None,
+            GIT_TIMEOUT,
+        )
+        .await?;
+        git::run(
+            path,
+            &["config", "user.email", &settings.git_user_email],
+            None,
+            GIT_TIMEOUT,
+        )
+        .await?;
+        if let Some(output) = &repo.output {
+            let _absent = git::run(path, &["remote", "remove", "output"], None, GIT_TIMEOUT).await;
+            git::run(
+                path,
+                &["remote", "add", "output", &clean_url(&output.url)],
+                None,
+                GIT_TIMEOUT,
+            )
+            .await?;
+        }
+        Ok::<(), GitError>(())
+    };
+    match configure.await {
+        Ok(()) => result,
+        Err(error) => RepoResult::Failed(error.to_string()),
+    }
+}
+
+async fn checkout(
+    url: &str,
+    branch: &str,
+    name: &str,
+    path: &Path,
+    is_continuation: bool,
+    credential: Option<&HostCredential>,
+    say: &impl Fn(String),
+) -> Result<RepoResult, GitError> {
+    if !path.join(".git").exists() {
+        say(format!("📥 Cloning {name} ({branch})..."));
+        let parent = path.parent().unwrap_or(path);
+        let target = path.to_string_lossy();
+        git::run(
+            parent,
+            &["clone", "--branch", branch, "--single-branch", url, &target],
+            credential,
+            GIT_TIMEOUT,
+        )
+        .await?;
+        return Ok(RepoResult::Cloned);
+    }
+    // The remote URL is kept free of credentials whatever an earlier runner left there.
+    git::run(
+        path,
+        &["remote", "set-url", "origin", url],
+        None,
+        GIT_TIMEOUT,
+    )
+    .await?;
+    if is_continuation {
+        return Ok(RepoResult::Preserved);
+    }
+    let status = git::run(path, &["status", "--porcelain"], None, GIT_TIMEOUT).await?;
+    if !status.trim().is_empty() {
+        return Ok(RepoResult::KeptLocalChanges);
+    }
+    say(format!("🔄 Updating {name} to origin/{branch}..."));
+    git::run(path, &["fetch", "origin", branch], credential, GIT_TIMEOUT).await?;
+    git::run(
+        path,
+        &["checkout", "-B", branch, &format!("origin/{branch}")],
+        None,
+        GIT_TIMEOUT,
+    )
+    .await?;
+    Ok(RepoResult::Updated)
+}
+
+async fn prepare_workflow(
+    root: &Path,
+    location: &RepoLocation,
+    settings: &WorkspaceSettings,
+    credentials: &mut Credentials,
+    say: &impl Fn(String),
+) -> Result<PathBuf, String> {
+    let (_, name) = owner_and_repo(&location.url);
+    let name = safe_folder(&name);
+    let workflows = root.join("workflows");
+    std::fs::create_dir_all(&workflows).map_err(|e| e.to_string())?;
+    let path = workflows.join(&name);
+    let spec = RepoSpec {
+        name: Some(name.clone()),
+        input: location.clone(),
+        output: None,
+        status: None,
+    };
+    match prepare_repo(
+        &spec,
+        &format!("workflow {name}"),
+        &path,
+        settings,
+        false,
+        credentials,
+        say,
+    )
+    .await
+    {
+        RepoResult::Failed(reason) => {
+            say(format!("✗ workflow {name}: {reason}"));
+            Err(reason)
+        }
+        _ => Ok(match &settings.workflow_path {
+            Some(sub) => path.join(sub.trim_start_matches('/')),
+            None => path,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! Workspace preparation with real git, against repositories the tests create, over
+//! `file://`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use ambient_protocol::repos::{RepoLocation, RepoSpec};
+use ambient_shell::{
+    config::{MainRepo, WorkspaceSettings},
+    workspace::{Credentials, PreparedWorkspace, RepoResult, WorkspaceError, prepare},
+};
+use tokio::sync::mpsc;
+
+fn git(cwd: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A bare repository `{root}/{owner}/{name}.git` with one commit on `main`, and its URL.
+fn origin(root: &Path, owner: &str, name: &str) -> String {
+    let bare = root.join(owner).join(format!("{name}.git"));
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--bare", "-q"]);
+    let work = root.join("work").join(owner).join(name);
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    std::fs::write(work.join("README.md"), format!("{owner}/{name}\n")).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "first"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    format!("file://{}", bare.display())
+}
+
+/// Adds a commit to the origin's `main`.
+fn advance(root: &Path, owner: &str, name: &str, file: &str) {
+    let work = root.join("work").join(owner).join(name);
+    std::fs::write(work.join(file), "new\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "more"]);
+    let bare = root.join(owner).join(format!("{name}.git"));
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+}
+
+fn spec(url: &str) -> RepoSpec {
+    RepoSpec {
+        name: None,
+        input: RepoLocation {
+            url: url.to_owned(),
+            branch: None,
+        },
+        output: None,
+        status: None,
+    }
+}
+
+fn settings(repos: Vec<RepoSpec>) -> WorkspaceSettings {
+    WorkspaceSettings {
+        repos,
+        git_user_name: String::from("Ambient Code Bot"),
+        git_user_email: String::from("bot@ambient-code.local"),
+        ..WorkspaceSettings::default()
+    }
+}
+
+async fn run(
+    workspace: &Path,
+    settings: &WorkspaceSettings,
+    continuation: bool,
+) -> (Result<PreparedWorkspace, WorkspaceError>, Vec<String>) {
+    let (log, mut lines) = mpsc::unbounded_channel();
+    let result = prepare(
+        workspace,
+        settings,
+        continuation,
+        &mut Credentials::default(),
+        &log,
+    )
+    .await;
+    drop(log);
+    let mut said = Vec::new();
+    while let Some(line) = lines.recv().await {
+        said.push(line);
+    }
+    (result, said)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    origins: PathBuf,
+    workspace: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let origins = dir.path().join("origins");
+    let workspace = dir.path().join("workspace");
+    Setup {
+        origins,
+        workspace,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn one_bad_repository_does_not_stop_the_others() {
+    let s = setup();
+    let a = origin(&s.origins, "o", "a");
+    let b = origin(&s.origins, "o", "b");
+    let repos = vec![spec(&a), spec("file:///no/such/repo.git"), spec(&b)];
+    let (prepared, said) = run(&s.workspace, &settings(repos), false).await;
+    let prepared = prepared.unwrap();
+    let results: Vec<_> = prepared
+        .repos
+        .iter()
+        .map(|r| (r.name.as_str(), &r.result))
+        .collect();
+    assert!(
+        matches!(
+            results[..],
+            [
+                ("a", RepoResult::Cloned),
+                ("repo", RepoResult::Failed(_)),
+                ("b", RepoResult::Cloned)
+            ]
+        ),
+        "{results:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("✗ repo: git clone failed")),
+        "{said:?}"
+    );
+    assert_eq!(prepared.main, s.workspace.join("a"));
+    assert_eq!(
+        prepared.extra,
+        [s.workspace.join("b"), s.workspace.join("artifacts")]
+    );
+    assert!(s.workspace.join("b/README.md").exists());
+    let config = std::fs::read_to_string(s.workspace.join("a/.git/config")).unwrap();
+    assert!(config.contains("name = Ambient Code Bot"), "{config}");
+}
+
+#[tokio::test]
+async fn a_main_repository_that_cannot_be_had_fails_clearly() {
+    let s = setup();
+    let b = origin(&s.origins, "o", "b");
+    let mut settings = settings(vec![spec("file:///no/such/main.git"), spec(&b)]);
+    settings.main_repo = MainRepo::Index(0);
+    let (prepared, _) = run(&s.workspace, &settings, false).await;
+    let error = prepared.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the main repository main could not be had: git clone failed"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn repositories_of_the_same_name_from_two_owners_get_two_folders() {
+    let s = setup();
+    let alpha = origin(&s.origins, "alpha", "app");
+    let beta = origin(&s.origins, "beta", "app");
+    let (prepared, _) = run(
+        &s.workspace,
+        &settings(vec![spec(&alpha), spec(&beta)]),
+        false,
+    )
+    .await;
+    let prepared = prepared.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("alpha-app/README.md")).unwrap(),
+        "alpha/app\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("beta-app/README.md")).unwrap(),
+        "beta/app\n"
+    );
+    assert_eq!(prepared.main, s.workspace.join("alpha-app"));
+}
+
+#[tokio::test]
+async fn a_continuation_keeps_local_changes() {
+    let s = setup();
+    let a = origin(&s.origins, "o", "a");
+    let settings = settings(vec![spec(&a)]);
+    run(&s.workspace, &settings, false).await.0.unwrap();
+    std::fs::write(s.workspace.join("a/README.md"), "edited by the agent\n").unwrap();
+    advance(&s.origins, "o", "a", "upstream.txt");
+    let (prepared, _) = run(&s.workspace, &settings, true).await;
+    assert_eq!(prepared.unwrap().repos[0].result, RepoResult::Preserved);
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("a/README.md")).unwrap(),
+        "edited by the agent\n"
+    );
+    assert!(
+        !s.workspace.join("a/upstream.txt").exists(),
+        "a continuation fetched"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_session_never_resets_a_dirty_checkout_and_updates_a_clean_one() {
+    let s = setup();
+    let dirty = origin(&s.origins, "o", "dirty");
+    let clean = origin(&s.origins, "o", "clean");
+    let settings = settings(vec![spec(&dirty), spec(&clean)]);
+    run(&s.workspace, &settings, false).await.0.unwrap();
+    std::fs::write(s.workspace.join("dirty/README.md"), "unsaved work\n").unwrap();
+    advance(&s.origins, "o", "dirty", "later.txt");
+    advance(&s.origins, "o", "clean", "later.txt");
+    let (prepared, said) = run(&s.workspace, &settings, false).await;
+    let prepared = prepared.unwrap();
+    assert_eq!(prepared.repos[0].result, RepoResult::KeptLocalChanges);
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("dirty/README.md")).unwrap(),
+        "unsaved work\n"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("dirty: has local changes; kept as it is")),
+        "{said:?}"
+    );
+    assert_eq!(prepared.repos[1].result, RepoResult::Updated);
+    assert!(s.workspace.join("clean/later.txt").exists());
+}
