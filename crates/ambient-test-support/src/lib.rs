@@ -1,4 +1,5 @@
-//! Test support: a TCP proxy that injects network faults.
+//! Test support: a TCP proxy that injects network faults, and a git smart-HTTP server
+//! that requires a token ([`GitHttpServer`]).
 //!
 //! [`FaultProxy`] sits between a runner and a backend on loopback and forwards bytes both
 //! ways until a test tells it otherwise:
@@ -15,6 +16,10 @@
 //!
 //! New connections are always healthy unless the proxy is down. It is a dev-dependency
 //! only; nothing here reaches a production binary.
+
+mod git_http;
+
+pub use git_http::GitHttpServer;
 
 use std::{
     net::SocketAddr,

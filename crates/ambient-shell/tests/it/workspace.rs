@@ -243,3 +243,71 @@ async fn a_fresh_session_never_resets_a_dirty_checkout_and_updates_a_clean_one()
     assert_eq!(prepared.repos[1].result, RepoResult::Updated);
     assert!(s.workspace.join("clean/later.txt").exists());
 }
+
+mod over_http {
+    //! The credential path, against a git smart-HTTP server that requires a token.
+
+    use ambient_protocol::Secret;
+    use ambient_test_support::GitHttpServer;
+
+    use super::*;
+
+    const TOKEN: &str = "ghs_plantedHttpToken0123456789abcdef";
+
+    /// Every file under `dir`, read as text where it is text.
+    fn every_file(dir: &Path, found: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                every_file(&path, found);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                found.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_reaches_git_and_nothing_in_the_workspace_or_the_log() {
+        let s = setup();
+        origin(&s.origins, "o", "a");
+        let server = GitHttpServer::start(&s.origins, "x-access-token", TOKEN)
+            .await
+            .unwrap();
+        let url = server.url("o/a.git");
+        let settings = settings(vec![spec(&url)]);
+        let (log, mut lines) = mpsc::unbounded_channel();
+        let mut credentials = Credentials::new(Some(Secret::new(TOKEN)), None, None);
+        let prepared = prepare(&s.workspace, &settings, false, &mut credentials, &log)
+            .await
+            .unwrap();
+        drop(log);
+        assert_eq!(prepared.repos[0].result, RepoResult::Cloned);
+        assert!(server.authorized_requests() > 0, "git never sent the token");
+        let mut said = Vec::new();
+        while let Some(line) = lines.recv().await {
+            said.push(line);
+        }
+        assert!(!said.iter().any(|l| l.contains(TOKEN)), "{said:?}");
+        let mut files = Vec::new();
+        every_file(&s.workspace, &mut files);
+        assert!(files.len() > 5, "the clone is empty");
+        for (path, text) in files {
+            assert!(!text.contains(TOKEN), "the token is in {}", path.display());
+        }
+        let remote = git(&s.workspace.join("a"), &["remote", "get-url", "origin"]);
+        assert_eq!(remote.trim(), url);
+    }
+
+    #[tokio::test]
+    async fn without_the_token_the_clone_fails_at_once_and_says_so() {
+        let s = setup();
+        origin(&s.origins, "o", "a");
+        let server = GitHttpServer::start(&s.origins, "x-access-token", TOKEN)
+            .await
+            .unwrap();
+        let settings = settings(vec![spec(&server.url("o/a.git"))]);
+        let (prepared, _) = run(&s.workspace, &settings, false).await;
+        let error = prepared.unwrap_err();
+        assert!(error.to_string().contains("git clone failed"), "{error}");
+    }
+}
