@@ -151,3 +151,86 @@ async fn local_mode_prints_the_conversation_and_the_final_status() {
         finished.stdout
     );
 }
+
+/// A bare repository with one commit, as a `file://` URL.
+fn bare_repo(root: &std::path::Path, name: &str) -> String {
+    let run = |cwd: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    let bare = root.join(format!("{name}.git"));
+    let work = root.join(format!("{name}-work"));
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    run(&bare, &["init", "--bare", "-q"]);
+    run(&work, &["init", "-q"]);
+    std::fs::write(work.join("README.md"), name).unwrap();
+    run(&work, &["add", "."]);
+    run(&work, &["commit", "-q", "-m", "first"]);
+    run(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    format!("file://{}", bare.display())
+}
+
+#[tokio::test]
+async fn repositories_are_checked_out_before_the_agent_starts() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let origins = tempfile::tempdir().unwrap();
+    let good = bare_repo(origins.path(), "app");
+    let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
+    let child = env
+        .runner(&[("PROMPT", "hi"), ("REPOS_JSON", repos.as_str())])
+        .spawn()
+        .unwrap();
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert!(env.workspace.path().join("app/README.md").exists());
+    let lines: Vec<String> = env
+        .persisted()
+        .await
+        .iter()
+        .filter_map(|m| m["payload"]["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(lines.iter().any(|l| l == "✓ app: cloned"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("✗ gone: git clone failed")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_main_repository_that_cannot_be_had_fails_the_session() {
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let repos = json!([{"name": "main", "input": {"url": "file:///no/such.git"}}]).to_string();
+    let child = env
+        .runner(&[("PROMPT", "hi"), ("REPOS_JSON", repos.as_str())])
+        .spawn()
+        .unwrap();
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let status = env.backend.status(PROJECT, SESSION).unwrap();
+    assert_eq!(status["phase"], json!("Failed"));
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with("Workspace preparation failed: the main repository main could not be had"),
+        "{message}"
+    );
+}

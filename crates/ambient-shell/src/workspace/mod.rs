@@ -146,6 +146,11 @@ impl Credentials {
             })
     }
 
+    /// Whether the GitHub credential in use was minted (and so may have expired).
+    fn uses_minted(&self) -> bool {
+        self.github.is_none() && self.minted.is_some()
+    }
+
     /// Forgets a minted token, so that the next use mints a fresh one (they expire).
     pub fn refresh(&mut self) {
         self.minted = None;
@@ -362,7 +367,7 @@ async fn prepare_repo(
         .unwrap_or_else(|| String::from("main"));
     let url = clean_url(&repo.input.url);
     let credential = credentials.for_url(&url).await;
-    let outcome = checkout(
+    let mut outcome = checkout(
         &url,
         &branch,
         name,
@@ -372,6 +377,21 @@ async fn prepare_repo(
         say,
     )
     .await;
+    // A minted token expires (GitHub App tokens last an hour): mint again, once.
+    if outcome.is_err() && credentials.uses_minted() {
+        credentials.refresh();
+        let fresh = credentials.for_url(&url).await;
+        outcome = checkout(
+            &url,
+            &branch,
+            name,
+            path,
+            is_continuation,
+            fresh.as_ref(),
+            say,
+        )
+        .await;
+    }
     let result = match outcome {
         Ok(result) => result,
         Err(error) => return RepoResult::Failed(error.to_string()),

@@ -311,3 +311,45 @@ mod over_http {
         assert!(error.to_string().contains("git clone failed"), "{error}");
     }
 }
+
+mod minted {
+    //! A token minted through the backend when none is configured.
+
+    use ambient_local_backend::{LocalBackend, SessionSeed};
+    use ambient_protocol::Secret;
+    use ambient_status::{Endpoints, RetryPolicy, StatusClient};
+    use ambient_test_support::GitHttpServer;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_github_token_is_minted_through_the_backend() {
+        const MINTED: &str = "ghs_mintedByTheBackend0123456789";
+        let backend = LocalBackend::builder()
+            .token("bot")
+            .github_token(MINTED)
+            .session(SessionSeed::new("p", "s"))
+            .start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let status = StatusClient::new(
+            Endpoints::new(&backend.api_url(), "p", "s").unwrap(),
+            Some(Secret::new("bot")),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let s = setup();
+        origin(&s.origins, "o", "a");
+        let server = GitHttpServer::start(&s.origins, "x-access-token", MINTED)
+            .await
+            .unwrap();
+        let settings = settings(vec![spec(&server.url("o/a.git"))]);
+        let (log, _lines) = mpsc::unbounded_channel();
+        let mut credentials = Credentials::new(None, None, Some(status));
+        let prepared = prepare(&s.workspace, &settings, false, &mut credentials, &log)
+            .await
+            .unwrap();
+        assert_eq!(prepared.repos[0].result, RepoResult::Cloned);
+        assert!(server.authorized_requests() > 0);
+    }
+}
