@@ -75,8 +75,9 @@ impl Adapter for EchoAdapter {
                 };
                 match input {
                     Some(Input::Message(text)) => pending.push_back(text),
-                    // Nothing is running, so there is nothing to interrupt.
-                    Some(Input::Interrupt) => {}
+                    // Nothing is running, so there is nothing to interrupt; and the echo
+                    // works in no folder.
+                    Some(Input::Interrupt | Input::WorkspaceChanged(_)) => {}
                     Some(Input::EndSession) | None => break,
                 }
                 continue;
@@ -156,6 +157,7 @@ impl EchoAdapter {
                             return Ok(TurnEnd::Interrupted(interrupted));
                         }
                         Some(Input::Message(text)) => { pending.push_back(text); event = Some(next); }
+                        Some(Input::WorkspaceChanged(_)) => event = Some(next),
                         Some(Input::EndSession) | None => { *ending = true; event = Some(next); }
                     },
                     sent = emitter.emit(next.clone()) => sent?,

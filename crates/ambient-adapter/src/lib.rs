@@ -59,6 +59,10 @@ pub enum Input {
     Interrupt,
     /// End the session normally, after the current turn.
     EndSession,
+    /// The workspace changed while the session runs (a repository added or removed, a
+    /// workflow switched): an adapter that hands folders to its framework picks up the
+    /// new set, restarting the framework if it must.
+    WorkspaceChanged(Workspace),
 }
 
 /// Whether the session runs one prompt or converses.

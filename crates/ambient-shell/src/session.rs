@@ -1,6 +1,6 @@
 //! The session loop.
 
-use std::{collections::VecDeque, pin::pin, time::Duration};
+use std::{collections::VecDeque, pin::pin, sync::Arc, time::Duration};
 
 use ambient_adapter::{
     Adapter, CancellationToken, Continuation, Input, Mode, Outcome, Session, SessionInfo,
@@ -9,6 +9,7 @@ use ambient_adapter::{
 use ambient_protocol::{
     Event, EventMapper, FrameId, Inbound, Lifecycle, Outbound, ResultPayload, SessionMessage,
     error_chain as chain,
+    repos::{RepoLocation, RepoSpec},
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
 use ambient_status::{RetryPolicy, StatusClient};
@@ -154,6 +155,8 @@ pub async fn run_session<A: Adapter>(
         redactor,
         recoveries: 0,
         held: Vec::new(),
+        workspace: None,
+        workspace_changes: mpsc::unbounded_channel(),
     };
     let report = run.drive(&mut adapter, inbound, &shutdown).await;
     transport_cancel.cancel();
@@ -183,6 +186,14 @@ struct Run {
     /// `held`, so that what was missed is delivered before what came after it.
     recoveries: usize,
     held: Vec<(Inbound, SessionMessage)>,
+    /// The prepared workspace, changed by `repo_added`, `repo_removed` and
+    /// `workflow_change` while the session runs; changes are applied one at a time.
+    workspace: Option<Arc<tokio::sync::Mutex<WorkspaceState>>>,
+    /// What applying a change reports: a line for the user, or the new workspace.
+    workspace_changes: (
+        mpsc::UnboundedSender<WorkspaceNews>,
+        mpsc::UnboundedReceiver<WorkspaceNews>,
+    ),
 }
 
 impl Run {
@@ -207,7 +218,14 @@ impl Run {
         let continuation = self.load_continuation().await;
         let is_continuation = self.config.parent_session_id.is_some();
         let prepared = match self.prepare_workspace(is_continuation).await {
-            Ok(prepared) => prepared,
+            Ok((prepared, credentials)) => {
+                self.workspace = Some(Arc::new(tokio::sync::Mutex::new(WorkspaceState {
+                    settings: self.config.workspace_settings.clone(),
+                    prepared: prepared.clone(),
+                    credentials,
+                })));
+                prepared
+            }
             Err(error) => {
                 let reason = format!("Workspace preparation failed: {}", chain(&error));
                 self.send(Outbound::Log {
@@ -270,6 +288,13 @@ impl Run {
                     outcome = &mut running => break Some(outcome),
                     Some(received) = inbound.recv() => self.receive(received, &input_tx, &history_tx),
                     Some(history) = histories.recv() => self.recovered(history, &input_tx),
+                    Some(news) = self.workspace_changes.1.recv() => match news {
+                        WorkspaceNews::Line(message) => pending.push_back(self.redactor.outbound(Outbound::Log { message })),
+                        WorkspaceNews::Changed(workspace) => {
+                            // The adapter may have returned already; then nobody needs to know.
+                            let _told = input_tx.send(Input::WorkspaceChanged(workspace));
+                        }
+                    },
                     () = shutdown.cancelled(), if stopping.is_none() => {
                         info!("stopping: cancelling the adapter");
                         stopping = Some(SessionEnd::Stopped);
@@ -366,7 +391,7 @@ impl Run {
     async fn prepare_workspace(
         &self,
         is_continuation: bool,
-    ) -> Result<PreparedWorkspace, WorkspaceError> {
+    ) -> Result<(PreparedWorkspace, Credentials), WorkspaceError> {
         if is_continuation {
             let parent = self.config.parent_session_id.as_deref().unwrap_or_default();
             let short: String = parent.chars().take(8).collect();
@@ -401,7 +426,7 @@ impl Run {
         while let Some(line) = lines.recv().await {
             self.send(Outbound::Log { message: line }).await;
         }
-        prepared
+        prepared.map(|prepared| (prepared, credentials))
     }
 
     /// Sends the lifecycle frame, flushes, settles the status, closes the socket.
@@ -612,6 +637,41 @@ impl Run {
         }
     }
 
+    /// Applies a workspace change in the background, one at a time; what it reports comes
+    /// back to the loop as [`WorkspaceNews`].
+    fn change_workspace(&self, change: workspace::Change) {
+        let Some(state) = self.workspace.clone() else {
+            warn!("a workspace change arrived before the workspace was prepared; ignoring it");
+            return;
+        };
+        let news = self.workspace_changes.0.clone();
+        let root = self.config.workspace.clone();
+        self.tracker.spawn(async move {
+            let mut state = state.lock().await;
+            let state = &mut *state;
+            let (log, mut lines) = mpsc::unbounded_channel();
+            let changed = workspace::apply(
+                &root,
+                &mut state.settings,
+                &mut state.prepared,
+                change,
+                &mut state.credentials,
+                &log,
+            )
+            .await;
+            drop(log);
+            while let Some(line) = lines.recv().await {
+                let _relayed = news.send(WorkspaceNews::Line(line));
+            }
+            if changed {
+                let _relayed = news.send(WorkspaceNews::Changed(Workspace {
+                    main: state.prepared.main.clone(),
+                    extra: state.prepared.extra.clone(),
+                }));
+            }
+        });
+    }
+
     /// One user or control message for the adapter.
     fn deliver(&self, inbound: Inbound, input: &mpsc::UnboundedSender<Input>) {
         let to_adapter = match inbound {
@@ -628,8 +688,29 @@ impl Run {
             }
             Inbound::Interrupt => Input::Interrupt,
             Inbound::EndSession | Inbound::Terminate | Inbound::Stop => Input::EndSession,
-            Inbound::WorkflowChange(_) | Inbound::RepoAdded(_) | Inbound::RepoRemoved { .. } => {
-                warn!("workspace changes while a session runs are not supported yet; ignoring");
+            Inbound::RepoAdded(added) => {
+                let branch = added.branch.clone();
+                self.change_workspace(workspace::Change::AddRepo(RepoSpec {
+                    name: Some(added.name),
+                    input: RepoLocation {
+                        url: added.url,
+                        branch,
+                    },
+                    output: None,
+                    status: None,
+                }));
+                return;
+            }
+            Inbound::RepoRemoved { name } => {
+                self.change_workspace(workspace::Change::RemoveRepo(name));
+                return;
+            }
+            Inbound::WorkflowChange(change) => {
+                let location = RepoLocation {
+                    url: change.git_url,
+                    branch: change.branch,
+                };
+                self.change_workspace(workspace::Change::SwitchWorkflow(location, change.path));
                 return;
             }
             Inbound::Unknown { kind } => {
@@ -688,6 +769,21 @@ impl Run {
             }
         }
     }
+}
+
+/// The workspace as changes see it.
+#[derive(Debug)]
+struct WorkspaceState {
+    settings: crate::config::WorkspaceSettings,
+    prepared: PreparedWorkspace,
+    credentials: Credentials,
+}
+
+/// What a workspace change reports back to the session loop.
+#[derive(Debug)]
+enum WorkspaceNews {
+    Line(String),
+    Changed(Workspace),
 }
 
 fn outcome_result(outcome: Outcome) -> Option<ResultPayload> {

@@ -351,6 +351,107 @@ pub async fn prepare(
     })
 }
 
+/// A change to the workspace while the session runs (`repo_added`, `repo_removed`,
+/// `workflow_change`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Clone another repository.
+    AddRepo(RepoSpec),
+    /// Remove a repository's folder.
+    RemoveRepo(String),
+    /// Check out another workflow and work there.
+    SwitchWorkflow(RepoLocation, Option<String>),
+}
+
+/// Applies a change to a prepared workspace, reporting to `log`; returns whether the
+/// workspace changed.
+pub async fn apply(
+    root: &Path,
+    settings: &mut WorkspaceSettings,
+    prepared: &mut PreparedWorkspace,
+    change: Change,
+    credentials: &mut Credentials,
+    log: &mpsc::UnboundedSender<String>,
+) -> bool {
+    let say = |line: String| {
+        let _sent = log.send(line);
+    };
+    match change {
+        Change::AddRepo(repo) => {
+            let mut all = settings.repos.clone();
+            all.push(repo.clone());
+            let name = folder_names(&all)
+                .pop()
+                .unwrap_or_else(|| String::from("repo"));
+            let path = root.join(&name);
+            if prepared.repos.iter().any(|r| r.path == path) {
+                say(format!("✓ {name}: already in the workspace"));
+                return false;
+            }
+            let result =
+                prepare_repo(&repo, &name, &path, settings, false, credentials, &say).await;
+            let added = !matches!(result, RepoResult::Failed(_));
+            say(match &result {
+                RepoResult::Failed(reason) => format!("✗ {name}: {reason}"),
+                _ => format!("✓ {name}: added"),
+            });
+            if added {
+                settings.repos.push(repo);
+                prepared
+                    .extra
+                    .insert(prepared.extra.len().saturating_sub(1), path.clone());
+            }
+            prepared.repos.push(RepoOutcome { name, path, result });
+            added
+        }
+        Change::RemoveRepo(name) => {
+            let Some(index) = prepared.repos.iter().position(|r| r.name == name) else {
+                say(format!("✗ {name}: no such repository in the workspace"));
+                return false;
+            };
+            let path = prepared.repos[index].path.clone();
+            if path == prepared.main {
+                say(format!("✗ {name}: the agent works in it; not removed"));
+                return false;
+            }
+            let status = git::run(&path, &["status", "--porcelain"], None, GIT_TIMEOUT).await;
+            if status.as_deref().map_or(true, |s| !s.trim().is_empty()) {
+                say(format!(
+                    "⚠️ {name}: has local changes (or is not a checkout); kept on disk, no longer offered to the agent"
+                ));
+            } else if let Err(error) = std::fs::remove_dir_all(&path) {
+                say(format!("✗ {name}: could not be removed: {error}"));
+                return false;
+            } else {
+                say(format!("✓ {name}: removed"));
+            }
+            prepared.repos.remove(index);
+            prepared.extra.retain(|p| *p != path);
+            true
+        }
+        Change::SwitchWorkflow(location, path) => {
+            settings.workflow = Some(location.clone());
+            settings.workflow_path = path;
+            match prepare_workflow(root, &location, settings, credentials, &say).await {
+                Ok(dir) => {
+                    let previous = std::mem::replace(&mut prepared.main, dir);
+                    if !prepared.extra.contains(&previous)
+                        && !previous.starts_with(root.join("workflows"))
+                    {
+                        prepared.extra.insert(0, previous);
+                    }
+                    say(format!(
+                        "✓ workflow switched to {}",
+                        clean_url(&location.url)
+                    ));
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    }
+}
+
 async fn prepare_repo(
     repo: &RepoSpec,
     name: &str,

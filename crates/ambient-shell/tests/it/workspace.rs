@@ -353,3 +353,84 @@ mod minted {
         assert!(server.authorized_requests() > 0);
     }
 }
+
+mod while_running {
+    //! Repositories added and removed while a session runs.
+
+    use ambient_adapter_echo::EchoAdapter;
+    use ambient_shell::{RunnerExit, run_session};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{PROJECT, SESSION, WAIT, backend, config};
+
+    async fn until_line(
+        watch: &mut mpsc::UnboundedReceiver<ambient_protocol::SessionMessage>,
+        line: &str,
+    ) {
+        loop {
+            let message = tokio::time::timeout(WAIT, watch.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if message.payload["message"] == json!(line) {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repository_added_is_cloned_and_one_removed_is_gone() {
+        let s = setup();
+        let main = origin(&s.origins, "o", "main");
+        let extra = origin(&s.origins, "o", "extra");
+        let backend = backend().await;
+        let mut watch = backend.watch(SESSION);
+        let mut config = config(&backend, true, None);
+        config.workspace = s.workspace.clone();
+        config.workspace_settings = settings(vec![spec(&main)]);
+        let session = tokio::spawn(run_session(
+            config,
+            EchoAdapter::default(),
+            CancellationToken::new(),
+        ));
+        until_line(&mut watch, "✓ main: cloned").await;
+        backend
+            .post_message(
+                PROJECT,
+                SESSION,
+                json!({"type": "repo_added", "name": "extra", "url": extra}),
+            )
+            .await
+            .unwrap();
+        until_line(&mut watch, "✓ extra: added").await;
+        assert!(s.workspace.join("extra/README.md").exists());
+        backend
+            .post_message(
+                PROJECT,
+                SESSION,
+                json!({"type": "repo_removed", "name": "extra"}),
+            )
+            .await
+            .unwrap();
+        until_line(&mut watch, "✓ extra: removed").await;
+        assert!(!s.workspace.join("extra").exists());
+        backend
+            .post_message(
+                PROJECT,
+                SESSION,
+                json!({"type": "repo_removed", "name": "main"}),
+            )
+            .await
+            .unwrap();
+        until_line(&mut watch, "✗ main: the agent works in it; not removed").await;
+        backend
+            .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
+            .await
+            .unwrap();
+        let report = tokio::time::timeout(WAIT, session).await.unwrap().unwrap();
+        assert_eq!(report.exit(), RunnerExit::Completed, "{report:?}");
+        assert!(s.workspace.join("main/README.md").exists());
+    }
+}
