@@ -26,6 +26,7 @@ fn harness(prompt: &str, mode: Mode) -> Harness {
         workspace: Workspace {
             main: std::env::temp_dir(),
             extra: Vec::new(),
+            artifacts: std::env::temp_dir(),
         },
     };
     let session = Session::new(

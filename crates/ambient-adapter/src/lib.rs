@@ -79,8 +79,10 @@ pub enum Mode {
 pub struct Workspace {
     /// The working directory: the main repository, or the workspace root.
     pub main: PathBuf,
-    /// Other folders the agent may use (other repositories, artifacts).
+    /// Other folders the agent may use (other repositories, the artifacts folder).
     pub extra: Vec<PathBuf>,
+    /// Where the agent leaves files that belong to no repository.
+    pub artifacts: PathBuf,
 }
 
 /// What the adapter knows about its session.
@@ -299,6 +301,7 @@ mod tests {
             workspace: Workspace {
                 main: PathBuf::from("/w"),
                 extra: Vec::new(),
+                artifacts: PathBuf::from("/w/artifacts"),
             },
         };
         let session = Session::new(

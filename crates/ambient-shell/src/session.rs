@@ -258,6 +258,7 @@ impl Run {
             workspace: Workspace {
                 main: prepared.main,
                 extra: prepared.extra,
+                artifacts: prepared.artifacts,
             },
         };
         let mut session = Session::new(info, output_tx, input_rx, cancel.clone(), continuation);
@@ -667,6 +668,7 @@ impl Run {
                 let _relayed = news.send(WorkspaceNews::Changed(Workspace {
                     main: state.prepared.main.clone(),
                     extra: state.prepared.extra.clone(),
+                    artifacts: state.prepared.artifacts.clone(),
                 }));
             }
         });

@@ -434,3 +434,54 @@ mod while_running {
         assert!(s.workspace.join("main/README.md").exists());
     }
 }
+
+mod seen_by_the_adapter {
+    //! What an adapter is handed.
+
+    use std::sync::{Arc, Mutex};
+
+    use ambient_adapter::{Adapter, Outcome, Session, SessionClosed, Workspace};
+    use ambient_shell::{RunnerExit, run_session};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{WAIT, backend, config};
+
+    struct Recording(Arc<Mutex<Option<Workspace>>>);
+
+    impl Adapter for Recording {
+        type Error = SessionClosed;
+        async fn run(&mut self, session: &mut Session) -> Result<Outcome, Self::Error> {
+            *self.0.lock().unwrap() = Some(session.info().workspace.clone());
+            Ok(Outcome::Completed { result: None })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_adapter_gets_the_main_folder_the_others_and_the_artifacts_folder() {
+        let s = setup();
+        let a = origin(&s.origins, "o", "a");
+        let b = origin(&s.origins, "o", "b");
+        let backend = backend().await;
+        let mut config = config(&backend, false, None);
+        config.workspace = s.workspace.clone();
+        config.workspace_settings = settings(vec![spec(&a), spec(&b)]);
+        config.workspace_settings.main_repo = MainRepo::Named(String::from("b"));
+        let seen = Arc::new(Mutex::new(None));
+        let report = tokio::time::timeout(
+            WAIT,
+            run_session(config, Recording(seen.clone()), CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.exit(), RunnerExit::Completed);
+        let workspace = seen.lock().unwrap().clone().unwrap();
+        assert_eq!(workspace.main, s.workspace.join("b"));
+        assert_eq!(
+            workspace.extra,
+            [s.workspace.join("a"), s.workspace.join("artifacts")]
+        );
+        assert_eq!(workspace.artifacts, s.workspace.join("artifacts"));
+        assert!(workspace.artifacts.is_dir());
+    }
+}
