@@ -1,5 +1,6 @@
-//! Test support: a TCP proxy that injects network faults, and a git smart-HTTP server
-//! that requires a token ([`GitHttpServer`]).
+//! Test support: a TCP proxy that injects network faults, a git smart-HTTP server that
+//! requires a token ([`GitHttpServer`]), and bare git repositories made for tests
+//! ([`git_repos`]).
 //!
 //! [`FaultProxy`] sits between a runner and a backend on loopback and forwards bytes both
 //! ways until a test tells it otherwise:
@@ -18,6 +19,7 @@
 //! only; nothing here reaches a production binary.
 
 mod git_http;
+pub mod git_repos;
 
 pub use git_http::GitHttpServer;
 

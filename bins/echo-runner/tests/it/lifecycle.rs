@@ -42,6 +42,36 @@ async fn interactive(
     (child, watch)
 }
 
+/// A runner in an endless burst of small text frames, once the burst is under way.
+async fn bursting(
+    env: &Backend,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Child, UnboundedReceiver<SessionMessage>) {
+    let mut watch = env.backend.watch(SESSION);
+    let mut vars = vec![
+        ("PROMPT", "go"),
+        ("ECHO_BURST_EVENTS", "100000000"),
+        ("ECHO_BURST_BYTES", "10"),
+    ];
+    vars.extend_from_slice(extra);
+    let child = env.runner(&vars).spawn().unwrap();
+    until(&mut watch, |m| {
+        m.payload["content"]["text"] == json!("x".repeat(10))
+    })
+    .await;
+    (child, watch)
+}
+
+/// Sends SIGTERM to the runner by its PID.
+fn terminate(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
 async fn post(env: &Backend, body: Value) {
     env.backend
         .post_message(PROJECT, SESSION, body)
@@ -86,29 +116,12 @@ async fn a_status_endpoint_that_never_recovers_is_the_status_not_written_exit() 
 #[tokio::test]
 async fn sigterm_mid_turn_stops_within_the_bound_and_leaves_stopped_alone() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
-    let mut watch = env.backend.watch(SESSION);
-    let child = env
-        .runner(&[
-            ("PROMPT", "go"),
-            ("ECHO_BURST_EVENTS", "100000000"),
-            ("ECHO_BURST_BYTES", "10"),
-        ])
-        .spawn()
-        .unwrap();
-    until(&mut watch, |m| {
-        m.payload["content"]["text"] == json!("x".repeat(10))
-    })
-    .await;
+    let (child, _watch) = bursting(&env, &[]).await;
     // The platform's stop: the backend writes Stopped, then the pod gets SIGTERM.
     let client = reqwest_put_stopped(&env).await;
     assert!(client, "the stop could not be written");
-    let pid = child.id().unwrap().to_string();
     let stopped_at = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    terminate(&child);
     let finished = env.finish(child).await;
     let took = stopped_at.elapsed();
     assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
@@ -166,20 +179,7 @@ async fn the_timeout_fails_the_session_and_says_so() {
 #[tokio::test]
 async fn an_interrupt_is_acted_on_mid_turn() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
-    let mut watch = env.backend.watch(SESSION);
-    let child = env
-        .runner(&[
-            ("INTERACTIVE", "true"),
-            ("PROMPT", "go"),
-            ("ECHO_BURST_EVENTS", "100000000"),
-            ("ECHO_BURST_BYTES", "10"),
-        ])
-        .spawn()
-        .unwrap();
-    until(&mut watch, |m| {
-        m.payload["content"]["text"] == json!("x".repeat(10))
-    })
-    .await;
+    let (child, mut watch) = bursting(&env, &[("INTERACTIVE", "true")]).await;
     post(&env, json!({"type": "interrupt"})).await;
     until(&mut watch, |m| {
         m.payload["payload"]["subtype"] == json!("interrupted")
@@ -358,31 +358,19 @@ async fn sigterm_while_the_backend_is_away_still_exits_within_the_bound() {
     let proxy = ambient_test_support::FaultProxy::start(env.backend.addr())
         .await
         .unwrap();
-    let mut watch = env.backend.watch(SESSION);
     let ws = proxy.route(&env.backend.ws_url(PROJECT, SESSION));
     let api = proxy.route(&env.backend.api_url());
-    let child = env
-        .runner(&[
-            ("PROMPT", "go"),
-            ("ECHO_BURST_EVENTS", "100000000"),
-            ("ECHO_BURST_BYTES", "10"),
+    let (child, _watch) = bursting(
+        &env,
+        &[
             ("WEBSOCKET_URL", ws.as_str()),
             ("BACKEND_API_URL", api.as_str()),
-        ])
-        .spawn()
-        .unwrap();
-    until(&mut watch, |m| {
-        m.payload["content"]["text"] == json!("x".repeat(10))
-    })
+        ],
+    )
     .await;
     proxy.set_down(true);
-    let pid = child.id().unwrap().to_string();
     let stopped_at = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    terminate(&child);
     let finished = env.finish(child).await;
     let took = stopped_at.elapsed();
     assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);

@@ -152,46 +152,11 @@ async fn local_mode_prints_the_conversation_and_the_final_status() {
     );
 }
 
-/// A bare repository with one commit, as a `file://` URL.
-fn bare_repo(root: &std::path::Path, name: &str) -> String {
-    let run = |cwd: &std::path::Path, args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-    };
-    let bare = root.join(format!("{name}.git"));
-    let work = root.join(format!("{name}-work"));
-    std::fs::create_dir_all(&bare).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    run(&bare, &["init", "--bare", "-q"]);
-    run(&work, &["init", "-q"]);
-    std::fs::write(work.join("README.md"), name).unwrap();
-    run(&work, &["add", "."]);
-    run(&work, &["commit", "-q", "-m", "first"]);
-    run(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    format!("file://{}", bare.display())
-}
-
 #[tokio::test]
 async fn repositories_are_checked_out_before_the_agent_starts() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let origins = tempfile::tempdir().unwrap();
-    let good = bare_repo(origins.path(), "app");
+    let good = ambient_test_support::git_repos::bare_repo(origins.path(), "o", "app");
     let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
     let child = env
         .runner(&[("PROMPT", "hi"), ("REPOS_JSON", repos.as_str())])

@@ -1,10 +1,7 @@
 //! Workspace preparation with real git, against repositories the tests create, over
 //! `file://`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use ambient_protocol::repos::{RepoLocation, RepoSpec};
 use ambient_shell::{
@@ -13,52 +10,7 @@ use ambient_shell::{
 };
 use tokio::sync::mpsc;
 
-fn git(cwd: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A bare repository `{root}/{owner}/{name}.git` with one commit on `main`, and its URL.
-fn origin(root: &Path, owner: &str, name: &str) -> String {
-    let bare = root.join(owner).join(format!("{name}.git"));
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    let work = root.join("work").join(owner).join(name);
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q"]);
-    std::fs::write(work.join("README.md"), format!("{owner}/{name}\n")).unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "first"]);
-    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    format!("file://{}", bare.display())
-}
-
-/// Adds a commit to the origin's `main`.
-fn advance(root: &Path, owner: &str, name: &str, file: &str) {
-    let work = root.join("work").join(owner).join(name);
-    std::fs::write(work.join(file), "new\n").unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "more"]);
-    let bare = root.join(owner).join(format!("{name}.git"));
-    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-}
+use ambient_test_support::git_repos::{advance, bare_repo as origin, git};
 
 fn spec(url: &str) -> RepoSpec {
     RepoSpec {
