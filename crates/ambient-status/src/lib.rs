@@ -225,23 +225,14 @@ impl StatusClient {
             let body = serde_json::to_vec(body).map_err(|source| Error::Encode { source })?;
             request = request.body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| Error::RequestFailed {
-                method: method.clone(),
-                path: path.clone(),
-                source,
-            })?;
+        let failed = |source| Error::RequestFailed {
+            method: method.clone(),
+            path: path.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(failed)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| Error::RequestFailed {
-                method: method.clone(),
-                path: path.clone(),
-                source,
-            })?;
+        let bytes = response.bytes().await.map_err(failed)?;
         if !status.is_success() {
             return Err(Error::Rejected {
                 method,
