@@ -1,0 +1,21 @@
+//! The LangGraph adapter (in progress).
+//!
+//! A LangGraph run, whether on a LangGraph Server or in the pod, is a stream of events in
+//! the server's vocabulary (`metadata`, `values`, `updates`, `messages`, `custom`,
+//! `error`, …). This crate turns that stream into runner [`Event`](ambient_adapter::Event)s
+//! with one mapping for both sources:
+//!
+//! - [`sse`] decodes the server's `text/event-stream` framing incrementally;
+//! - [`GraphEvent`] is one event of the stream, with its subgraph namespace;
+//! - [`StreamMapper`] maps events to runner events and remembers what the run's end needs
+//!   (the pending interrupts, an error).
+//!
+//! It does no IO yet: the HTTP client for the server and the in-pod driver come next.
+
+mod mapping;
+pub mod sse;
+
+pub use mapping::{GraphEvent, Interrupt, RunEnd, StreamMapper};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The LangGraph stream vocabulary, and its mapping to runner events.
+
+use std::collections::{HashMap, HashSet};
+
+use ambient_adapter::Event;
+use serde_json::Value;
+
+use crate::sse::SseEvent;
+
+/// The longest log line made from a node's update or a custom event.
+const MAX_LOG_CHARS: usize = 500;
+
+/// One event of a LangGraph run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphEvent {
+    /// The stream mode: `metadata`, `values`, `updates`, `messages`, `custom`, `error`, …
+    pub name: String,
+    /// The subgraph namespace, outermost first; empty for the root graph.
+    pub ns: Vec<String>,
+    /// The event's data.
+    pub data: Value,
+}
+
+impl GraphEvent {
+    /// Reads a server-sent event (`event: updates|inner:…`, `data: {…}`); an error names
+    /// the event whose data is not JSON.
+    pub fn from_sse(event: &SseEvent) -> Result<Self, String> {
+        let mut parts = event.event.split('|');
+        let name = parts.next().unwrap_or_default().to_owned();
+        let ns = parts.map(str::to_owned).collect();
+        let data = serde_json::from_str(&event.data).map_err(|error| {
+            format!("the data of a `{}` event is not JSON: {error}", event.event)
+        })?;
+        Ok(Self { name, ns, data })
+    }
+}
+
+/// A question the graph asked with `interrupt()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupt {
+    /// Its id (the key of a resume map when several are pending).
+    pub id: String,
+    /// What the graph passed to `interrupt()`.
+    pub value: Value,
+}
+
+/// How a run ended, as far as the stream tells.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// It finished.
+    Completed,
+    /// It stopped at one or more interrupts and waits for answers.
+    Interrupted(Vec<Interrupt>),
+    /// It failed; why.
+    Failed(String),
+}
+
+/// Maps one run's events to runner events.
+#[derive(Debug, Default)]
+pub struct StreamMapper {
+    /// Text streamed so far, per message id.
+    streamed: HashMap<String, String>,
+    /// Messages already relayed whole.
+    relayed: HashSet<String>,
+    interrupts: Vec<Interrupt>,
+    error: Option<String>,
+    run_id: Option<String>,
+}
+
+impl StreamMapper {
+    /// A mapper for a new run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The run's id, once `metadata` has told it.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    /// The runner events one graph event becomes.
+    pub fn map(&mut self, event: &GraphEvent) -> Vec<Event> {
+        match event.name.as_str() {
+            "metadata" => {
+                if let Some(id) = event.data.get("run_id").and_then(Value::as_str) {
+                    self.run_id = Some(id.to_owned());
+                }
+                Vec::new()
+            }
+            "messages" => self.message_chunk(&event.data),
+            "updates" => self.updates(&event.data),
+            "custom" => vec![Event::Log(shorten(&compact(&event.data)))],
+            "error" => {
+                let kind = event
+                    .data
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error");
+                let message = event
+                    .data
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let reason = format!("{kind}: {message}");
+                self.error = Some(reason.clone());
+                vec![Event::Log(format!("graph error: {reason}"))]
+            }
+            // Full states, checkpoints and task records repeat what updates say.
+            _ => Vec::new(),
+        }
+    }
+
+    /// How the run ended, from what the stream said.
+    pub fn end(&mut self) -> RunEnd {
+        if let Some(error) = self.error.take() {
+            return RunEnd::Failed(error);
+        }
+        if self.interrupts.is_empty() {
+            RunEnd::Completed
+        } else {
+            RunEnd::Interrupted(std::mem::take(&mut self.interrupts))
+        }
+    }
+
+    /// `messages` (mode `messages-tuple`): `[chunk, metadata]`; an AI chunk's text is a
+    /// delta of the message it belongs to.
+    fn message_chunk(&mut self, data: &Value) -> Vec<Event> {
+        let Some(chunk) = data.get(0) else {
+            return Vec::new();
+        };
+        let is_ai = matches!(
+            chunk.get("type").and_then(Value::as_str),
+            Some("AIMessageChunk" | "ai")
+        );
+        let (Some(id), Some(text)) = (
+            chunk.get("id").and_then(Value::as_str),
+            chunk.get("content").and_then(Value::as_str),
+        ) else {
+            return Vec::new();
+        };
+        if !is_ai || text.is_empty() {
+            return Vec::new();
+        }
+        self.streamed
+            .entry(id.to_owned())
+            .or_default()
+            .push_str(text);
+        vec![Event::TextDelta {
+            stream: id.to_owned(),
+            data: text.to_owned(),
+        }]
+    }
+
+    /// `updates`: `{node: output}`, or `{"__interrupt__": [...]}`.
+    fn updates(&mut self, data: &Value) -> Vec<Event> {
+        let Some(nodes) = data.as_object() else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        for (node, output) in nodes {
+            if node == "__interrupt__" {
+                for interrupt in output.as_array().into_iter().flatten() {
+                    let id = interrupt
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let value = interrupt.get("value").cloned().unwrap_or(Value::Null);
+                    events.push(Event::Text(question(&value)));
+                    self.interrupts.push(Interrupt { id, value });
+                }
+                continue;
+            }
+            match output.get("messages").and_then(Value::as_array) {
+                Some(messages) => {
+                    for message in messages {
+                        events.extend(self.message(message));
+                    }
+                }
+                None => events.push(Event::Log(shorten(&format!("{node}: {}", compact(output))))),
+            }
+        }
+        events
+    }
+
+    /// A whole message from a node's update.
+    fn message(&mut self, message: &Value) -> Vec<Event> {
+        let id = message
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if !id.is_empty() && !self.relayed.insert(id.clone()) {
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        match message.get("type").and_then(Value::as_str) {
+            Some("ai" | "AIMessage" | "AIMessageChunk") => {
+                let text = text_of(message.get("content"));
+                // A streamed message ends with its whole text, which closes the stream.
+                let streamed = self.streamed.remove(&id);
+                if !text.is_empty() || streamed.is_some() {
+                    events.push(Event::Text(if text.is_empty() {
+                        streamed.unwrap_or_default()
+                    } else {
+                        text
+                    }));
+                }
+                for call in message
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    events.push(Event::ToolUse {
+                        name: call
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("unknown")
+                            .to_owned(),
+                        input: call
+                            .get("args")
+                            .cloned()
+                            .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+                        id: call.get("id").and_then(Value::as_str).map(str::to_owned),
+                    });
+                }
+            }
+            Some("tool" | "ToolMessage") => events.push(Event::ToolResult {
+                tool_use_id: message
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                content: message.get("content").cloned().unwrap_or(Value::Null),
+                is_error: Some(message.get("status").and_then(Value::as_str) == Some("error")),
+            }),
+            // The user's own messages echo back in the state; the UI has them already.
+            _ => {}
+        }
+        events
+    }
+}
+
+/// What to show the user for an interrupt: its `question` (or `message`) when it has one,
+/// else the whole value.
+fn question(value: &Value) -> String {
+    ["question", "message", "prompt"]
+        .iter()
+        .find_map(|key| value.get(*key).and_then(Value::as_str))
+        .map_or_else(
+            || value.as_str().map_or_else(|| compact(value), str::to_owned),
+            str::to_owned,
+        )
+}
+
+/// A message's text: a string, or the text parts of a list of content blocks.
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn compact(value: &Value) -> String {
+    value.to_string()
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= MAX_LOG_CHARS {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(MAX_LOG_CHARS).collect();
+    short.push('…');
+    short
+}

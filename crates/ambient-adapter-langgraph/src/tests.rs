@@ -1,0 +1,115 @@
+//! The mapping, on streams recorded from a real `langgraph dev` server.
+
+use ambient_adapter::Event;
+
+use crate::{GraphEvent, StreamMapper, sse::SseDecoder};
+
+/// Decodes a recorded stream in awkward pieces, maps it, and describes every runner
+/// event and the run's end on one line each.
+fn replay(name: &str) -> Vec<String> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(path).unwrap();
+    let mut decoder = SseDecoder::new();
+    let mut mapper = StreamMapper::new();
+    let mut lines = Vec::new();
+    // Seven-byte reads split lines, CRLFs and UTF-8 sequences alike.
+    for piece in bytes.chunks(7) {
+        for sse in decoder.push(piece) {
+            let event = GraphEvent::from_sse(&sse).unwrap();
+            for mapped in mapper.map(&event) {
+                lines.push(describe(&mapped));
+            }
+        }
+    }
+    lines.push(format!("end: {:?}", mapper.end()));
+    lines
+}
+
+fn describe(event: &Event) -> String {
+    match event {
+        Event::TextDelta { data, .. } => format!("delta {data:?}"),
+        Event::Text(text) => format!("text {text:?}"),
+        Event::Log(line) => format!("log {line}"),
+        Event::ToolUse { name, input, .. } => format!("tool_use {name} {input}"),
+        Event::ToolResult { content, .. } => format!("tool_result {content}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn streamed_tokens_become_deltas_then_the_whole_text() {
+    insta::assert_json_snapshot!(replay("03-chat-messages-tuple.sse"));
+}
+
+#[test]
+fn an_interrupt_becomes_a_question_and_ends_the_run_waiting() {
+    insta::assert_json_snapshot!(replay("04-hitl-1-interrupt.sse"));
+}
+
+#[test]
+fn several_interrupts_are_all_kept_for_the_resume() {
+    let lines = replay("15-multi-interrupt-1.sse");
+    assert_eq!(
+        lines[..2],
+        [r#"text "value for x?""#, r#"text "value for y?""#]
+    );
+    assert!(lines[2].starts_with("end: Interrupted(["), "{lines:?}");
+    assert!(
+        lines[2].contains("f4a65d3743660a00cccd393ae108ae42")
+            && lines[2].contains("7022fd51692b57277e6335b51a31867e")
+    );
+}
+
+#[test]
+fn custom_events_and_node_updates_are_logged_and_errors_fail_the_run() {
+    insta::assert_json_snapshot!(replay("06-custom.sse"));
+    let error = replay("05-error-threaded.sse");
+    assert_eq!(
+        error.last().map(String::as_str),
+        Some(r#"end: Failed("ValueError: boom: deliberate failure in node 'boom'")"#)
+    );
+}
+
+#[test]
+fn heartbeats_ids_and_subgraph_namespaces_are_read() {
+    assert_eq!(
+        replay("18-heartbeat.sse").last().map(String::as_str),
+        Some("end: Completed")
+    );
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/08-join-replay-all.sse",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut decoder = SseDecoder::new();
+    let events = decoder.push(&bytes);
+    assert!(events.iter().any(|e| e.id.is_some()));
+    assert_eq!(
+        decoder.last_event_id(),
+        events.iter().rev().find_map(|e| e.id.as_deref())
+    );
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/13-subgraphs.sse",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let nested = SseDecoder::new()
+        .push(&bytes)
+        .iter()
+        .map(|e| GraphEvent::from_sse(e).unwrap())
+        .find(|e| !e.ns.is_empty());
+    assert!(nested.is_some_and(|e| e.ns[0].starts_with("inner:")));
+}
+
+#[test]
+fn data_that_is_not_json_is_named() {
+    let mut decoder = SseDecoder::new();
+    let event = decoder
+        .push(b"event: updates\r\ndata: {not json\r\n\r\n")
+        .remove(0);
+    let error = GraphEvent::from_sse(&event).unwrap_err();
+    assert!(
+        error.starts_with("the data of a `updates` event is not JSON"),
+        "{error}"
+    );
+}
