@@ -10,11 +10,14 @@
 //! - [`StreamMapper`] maps events to runner events and remembers what the run's end needs
 //!   (the pending interrupts, an error).
 //!
-//! It does no IO yet: the HTTP client for the server and the in-pod driver come next.
+//! [`LangGraphClient`] talks to a LangGraph Server (threads, streamed runs, cancel). The
+//! `Adapter` and the in-pod driver come next.
 
+mod client;
 mod mapping;
 pub mod sse;
 
+pub use client::{ClientError, LangGraphClient, RunStream};
 pub use mapping::{GraphEvent, Interrupt, RunEnd, StreamMapper};
 
 #[cfg(test)]

@@ -181,3 +181,51 @@ async fn a_real_server_streams_tokens_that_map_to_deltas_and_the_whole_text() {
     assert_eq!(interrupts.len(), 1);
     assert_eq!(interrupts[0].value["request"], json!("deploy v2"));
 }
+
+#[tokio::test]
+async fn a_thread_stops_at_an_interrupt_and_resumes_with_a_command() {
+    use ambient_adapter_langgraph::{ClientError, LangGraphClient};
+
+    let server = LangGraphDev::start().await;
+    let client = LangGraphClient::new(&server.url, None).unwrap();
+    let thread = client.create_thread().await.unwrap();
+    let run = |body: Value| {
+        let client = client.clone();
+        let thread = thread.clone();
+        async move {
+            let mut stream = client.stream_run(&thread, &body).await?;
+            let mut mapper = StreamMapper::new();
+            let mut events = Vec::new();
+            while let Some(event) = tokio::time::timeout(WAIT, stream.next()).await.unwrap()? {
+                events.extend(mapper.map(&event));
+            }
+            Ok::<_, ClientError>((events, mapper.end()))
+        }
+    };
+    let (_, end) = run(json!({"assistant_id": "hitl", "input": {"request": "deploy v2"}, "stream_mode": ["updates"]}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, RunEnd::Interrupted(ref pending) if pending.len() == 1),
+        "{end:?}"
+    );
+    let (events, end) = run(json!({"assistant_id": "hitl", "command": {"resume": {"approved": true}}, "stream_mode": ["updates"]}))
+        .await
+        .unwrap();
+    assert_eq!(end, RunEnd::Completed);
+    assert!(
+        events.contains(&Event::Log(String::from(
+            r#"ask_human: {"approved":{"approved":true}}"#
+        ))),
+        "{events:?}"
+    );
+    let error = run(json!({"assistant_id": "no-such-graph", "input": {}}))
+        .await
+        .unwrap_err();
+    // The server names what is wrong, and the error carries it.
+    assert!(
+        matches!(&error, ClientError::Rejected { status: 422, detail, .. }
+            if detail.starts_with("Invalid assistant: 'no-such-graph'")),
+        "{error:?}"
+    );
+}
