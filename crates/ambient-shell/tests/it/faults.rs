@@ -12,20 +12,7 @@ use ambient_test_support::FaultProxy;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{PROJECT, SESSION, WAIT, backend, config};
-
-/// Reads the backend's broadcasts until one of type `kind`.
-async fn until(watch: &mut tokio::sync::mpsc::UnboundedReceiver<SessionMessage>, kind: &str) {
-    loop {
-        let message = tokio::time::timeout(WAIT, watch.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if message.kind == kind {
-            return;
-        }
-    }
-}
+use crate::{PROJECT, SESSION, WAIT, backend, config, until};
 
 /// How long the backend stays away in the outage tests.
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -189,7 +176,7 @@ async fn a_message_posted_during_an_outage_is_answered_once_after_the_reconnect(
         CancellationToken::new(),
     ));
     // The prompt's turn ends with the first wait.
-    until(&mut watch, "agent.waiting").await;
+    until(&mut watch, |m| m.kind == "agent.waiting").await;
     proxy.set_down(true);
     let accepted = proxy.accepted();
     backend

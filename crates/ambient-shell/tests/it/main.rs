@@ -17,6 +17,22 @@ pub(crate) const PROJECT: &str = "p";
 pub(crate) const SESSION: &str = "s";
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
+/// Reads the backend's broadcasts until one satisfies `matches`.
+pub(crate) async fn until(
+    watch: &mut tokio::sync::mpsc::UnboundedReceiver<ambient_protocol::SessionMessage>,
+    matches: impl Fn(&ambient_protocol::SessionMessage) -> bool,
+) {
+    loop {
+        let message = tokio::time::timeout(WAIT, watch.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if matches(&message) {
+            return;
+        }
+    }
+}
+
 pub(crate) async fn backend() -> LocalBackend {
     LocalBackend::builder()
         .token(TOKEN)

@@ -315,21 +315,13 @@ mod while_running {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::{PROJECT, SESSION, WAIT, backend, config};
+    use crate::{PROJECT, SESSION, WAIT, backend, config, until};
 
     async fn until_line(
         watch: &mut mpsc::UnboundedReceiver<ambient_protocol::SessionMessage>,
         line: &str,
     ) {
-        loop {
-            let message = tokio::time::timeout(WAIT, watch.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            if message.payload["message"] == json!(line) {
-                return;
-            }
-        }
+        until(watch, |m| m.payload["message"] == json!(line)).await;
     }
 
     #[tokio::test]
