@@ -1,10 +1,15 @@
 //! A client for a LangGraph Server: threads, streamed runs, cancel.
 
+use std::{collections::VecDeque, time::Duration};
+
 use ambient_protocol::Secret;
 use reqwest::header;
 use serde_json::{Value, json};
 
-use crate::{GraphEvent, sse::SseDecoder};
+use crate::{
+    GraphEvent, Interrupt,
+    sse::{SseDecoder, SseEvent},
+};
 
 /// A failed call to the server.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,29 @@ pub enum ClientError {
     /// An event's data was not JSON.
     #[error("{0}")]
     BadEvent(String),
+    /// The server does not know the assistant.
+    #[error("the server has no assistant or graph `{assistant}` (its graphs: {known})")]
+    UnknownAssistant {
+        /// The one asked for.
+        assistant: String,
+        /// The graphs it has.
+        known: String,
+    },
+    /// The stream said nothing, not even a heartbeat, for too long.
+    #[error("the run's stream was silent for {seconds} s")]
+    Silent {
+        /// How long.
+        seconds: u64,
+    },
+    /// The stream dropped and could not be rejoined.
+    #[error("the run's stream dropped and {attempts} attempts to rejoin it failed")]
+    Lost {
+        /// Attempts made.
+        attempts: u32,
+        /// The first failure.
+        #[source]
+        source: Box<ClientError>,
+    },
 }
 
 /// A LangGraph Server.
@@ -65,8 +93,20 @@ impl LangGraphClient {
         })
     }
 
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self.http.post(format!("{}{path}", self.base));
+        self.authorized(self.http.post(format!("{}{path}", self.base)))
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    fn authorized(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if let Some(key) = &self.api_key
             && let Ok(mut value) = header::HeaderValue::from_str(key.expose())
         {
@@ -117,7 +157,7 @@ impl LangGraphClient {
     }
 
     /// Starts a streamed run on `thread` with `body` (`assistant_id`, `input` or
-    /// `command`, `stream_mode`, …).
+    /// `command`, `stream_mode`, …). The stream rejoins the run if the connection drops.
     ///
     /// # Cancel safety
     ///
@@ -127,15 +167,33 @@ impl LangGraphClient {
         let response = Self::checked(
             what,
             self.post(&format!("/threads/{thread}/runs/stream"))
+                .header(header::ACCEPT, "text/event-stream")
                 .json(body)
                 .send()
                 .await,
         )
         .await?;
+        // The run's id is in the headers before the first event, so that a run can be
+        // cancelled or rejoined before it says anything.
+        let run_id = response
+            .headers()
+            .get(header::CONTENT_LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|location| location.rsplit('/').next())
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
         Ok(RunStream {
-            response,
+            client: self.clone(),
+            thread: thread.to_owned(),
+            run_id,
+            response: Some(response),
             decoder: SseDecoder::new(),
-            ready: std::collections::VecDeque::new(),
+            ready: VecDeque::new(),
+            position: Position::default(),
+            skip: 0,
+            status: None,
+            idle_timeout: IDLE_TIMEOUT,
+            rejoins: 0,
         })
     }
 
@@ -150,39 +208,410 @@ impl LangGraphClient {
             .await
             .map(drop)
     }
-}
 
-/// The events of one streamed run.
-#[derive(Debug)]
-pub struct RunStream {
-    response: reqwest::Response,
-    decoder: SseDecoder,
-    ready: std::collections::VecDeque<crate::sse::SseEvent>,
-}
-
-impl RunStream {
-    /// The next event; `None` when the server closed the stream.
+    /// A run's status; [`RunStatus::Gone`] when the server no longer has it.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: bytes read are kept in the decoder.
+    /// Cancel-safe: it only reads.
+    pub async fn run_status(&self, thread: &str, run: &str) -> Result<RunStatus, ClientError> {
+        let what = "reading a run's status";
+        let sent = self
+            .get(&format!("/threads/{thread}/runs/{run}"))
+            .send()
+            .await;
+        let body = match Self::checked(what, sent).await {
+            Ok(response) => response
+                .json::<Value>()
+                .await
+                .map_err(|source| ClientError::Request { what, source })?,
+            Err(ClientError::Rejected { status: 404, .. }) => return Ok(RunStatus::Gone),
+            Err(error) => return Err(error),
+        };
+        let status = body
+            .get("status")
+            .and_then(Value::as_str)
+            .ok_or(ClientError::Unexpected { what })?;
+        Ok(RunStatus::from_server(status))
+    }
+
+    /// A thread's status and the questions it waits on; `None` when the server does not
+    /// have it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn thread(&self, thread: &str) -> Result<Option<ThreadState>, ClientError> {
+        let what = "reading a thread";
+        let sent = self.get(&format!("/threads/{thread}")).send().await;
+        let body = match Self::checked(what, sent).await {
+            Ok(response) => response
+                .json::<Value>()
+                .await
+                .map_err(|source| ClientError::Request { what, source })?,
+            Err(ClientError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let status = body
+            .get("status")
+            .and_then(Value::as_str)
+            .ok_or(ClientError::Unexpected { what })?
+            .to_owned();
+        // `{"<task id>": [{"id", "value"}, …]}`
+        let interrupts = body
+            .get("interrupts")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|tasks| tasks.values())
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(Interrupt::from_server)
+            .collect();
+        Ok(Some(ThreadState { status, interrupts }))
+    }
+
+    /// Checks that the server knows `assistant` (an assistant id or a graph name).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn check_assistant(&self, assistant: &str) -> Result<(), ClientError> {
+        let what = "looking up the assistant";
+        let sent = self
+            .post("/assistants/search")
+            .json(&json!({ "limit": 1000 }))
+            .send()
+            .await;
+        let response = Self::checked(what, sent).await?;
+        let assistants: Vec<Value> = response
+            .json()
+            .await
+            .map_err(|source| ClientError::Request { what, source })?;
+        let known = assistants.iter().any(|a| {
+            ["assistant_id", "graph_id", "name"]
+                .iter()
+                .any(|key| a.get(*key).and_then(Value::as_str) == Some(assistant))
+        });
+        if known {
+            return Ok(());
+        }
+        let mut graphs: Vec<&str> = assistants
+            .iter()
+            .filter_map(|a| a.get("graph_id").and_then(Value::as_str))
+            .collect();
+        graphs.sort_unstable();
+        graphs.dedup();
+        Err(ClientError::UnknownAssistant {
+            assistant: assistant.to_owned(),
+            known: graphs.join(", "),
+        })
+    }
+
+    async fn join_run(
+        &self,
+        thread: &str,
+        run: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self
+            .get(&format!("/threads/{thread}/runs/{run}/stream"))
+            .header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        Self::checked("rejoining a run", request.send().await).await
+    }
+}
+
+/// A thread as the server reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadState {
+    /// `idle`, `busy`, `interrupted` or `error`.
+    pub status: String,
+    /// The questions it waits on.
+    pub interrupts: Vec<Interrupt>,
+}
+
+/// A run's status on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Waiting to start.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished (also when it stopped at an `interrupt()`: the thread waits then).
+    Success,
+    /// A node raised.
+    Error,
+    /// The server's time limit ended it.
+    Timeout,
+    /// Cancelled.
+    Interrupted,
+    /// The server no longer has it (rolled back, deleted).
+    Gone,
+    /// A status this client does not know.
+    Other(String),
+}
+
+impl RunStatus {
+    fn from_server(status: &str) -> Self {
+        match status {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "success" => Self::Success,
+            "error" => Self::Error,
+            "timeout" => Self::Timeout,
+            "interrupted" => Self::Interrupted,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+/// How long a stream may stay silent before it counts as dropped; the server sends a
+/// heartbeat every 5 s while a run is idle.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many times in a row rejoining may fail before the stream gives up.
+const MAX_REJOIN_FAILURES: u32 = 5;
+
+/// Where a stream is, in the server's event ids, for rejoining without losing or
+/// repeating an event.
+///
+/// Ids need not be unique (the dev server's are `<epoch ms>-0`, shared by events of the
+/// same millisecond), and a rejoin with `Last-Event-ID: X` resumes after *every* event
+/// with id `X`. So a rejoin asks for what follows the last id before the current one
+/// (the anchor) and skips the events of the current id already relayed.
+#[derive(Debug, Default, Clone)]
+struct Position {
+    /// The id before the current group; `None` at the start of the stream.
+    anchor: Option<String>,
+    /// The id of the last event relayed.
+    current: Option<String>,
+    /// Events relayed with that id (or since the start, while the anchor is `None`).
+    in_current: usize,
+    /// Whether an event without an id was relayed: a rejoin cannot replay then.
+    unnumbered: bool,
+}
+
+impl Position {
+    fn relayed(&mut self, id: Option<&str>) {
+        let Some(id) = id else {
+            self.unnumbered = true;
+            return;
+        };
+        match &self.current {
+            Some(current) if current == id => self.in_current += 1,
+            Some(_) => {
+                self.anchor = self.current.replace(id.to_owned());
+                self.in_current = 1;
+            }
+            None => {
+                self.current = Some(id.to_owned());
+                self.in_current = 1;
+            }
+        }
+    }
+
+    /// The `Last-Event-ID` to rejoin with, and how many replayed events to skip.
+    fn rejoin(&self) -> (Option<String>, usize) {
+        if self.unnumbered {
+            return (None, 0);
+        }
+        match &self.anchor {
+            Some(anchor) => (Some(anchor.clone()), self.in_current),
+            None => (Some(String::from("-1")), self.in_current),
+        }
+    }
+}
+
+/// The events of one streamed run. When the connection drops or goes silent, it asks the
+/// server whether the run is still going and, if so, rejoins it where it left off.
+#[derive(Debug)]
+pub struct RunStream {
+    client: LangGraphClient,
+    thread: String,
+    run_id: Option<String>,
+    response: Option<reqwest::Response>,
+    decoder: SseDecoder,
+    ready: VecDeque<SseEvent>,
+    position: Position,
+    /// Replayed events still to skip after a rejoin.
+    skip: usize,
+    status: Option<RunStatus>,
+    idle_timeout: Duration,
+    rejoins: u32,
+}
+
+impl RunStream {
+    /// The run's id, when the server has told it.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    /// How many times the stream was rejoined.
+    pub fn rejoins(&self) -> u32 {
+        self.rejoins
+    }
+
+    /// The run's status once the stream has ended.
+    pub fn status(&self) -> Option<&RunStatus> {
+        self.status.as_ref()
+    }
+
+    /// The next event; `None` when the run is over ([`RunStream::status`] says how).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe while reading (bytes read are kept in the decoder); a rejoin dropped
+    /// midway is started again by the next call.
     pub async fn next(&mut self) -> Result<Option<GraphEvent>, ClientError> {
         loop {
             if let Some(event) = self.ready.pop_front() {
-                return GraphEvent::from_sse(&event)
-                    .map(Some)
-                    .map_err(ClientError::BadEvent);
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
+                self.position.relayed(event.id.as_deref());
+                let event = GraphEvent::from_sse(&event).map_err(ClientError::BadEvent)?;
+                if self.run_id.is_none() && event.name == "metadata" {
+                    self.run_id = event
+                        .data
+                        .get("run_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                }
+                return Ok(Some(event));
             }
-            match self.response.chunk().await {
-                Ok(Some(bytes)) => self.ready.extend(self.decoder.push(&bytes)),
-                Ok(None) => return Ok(None),
-                Err(source) => {
-                    return Err(ClientError::Request {
+            let Some(response) = self.response.as_mut() else {
+                if self.status.is_some() {
+                    return Ok(None);
+                }
+                self.settle(None).await?;
+                continue;
+            };
+            match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.ready.extend(self.decoder.push(&bytes)),
+                Ok(Ok(None)) => {
+                    self.response = None;
+                    self.settle(None).await?;
+                }
+                Ok(Err(source)) => {
+                    self.response = None;
+                    self.settle(Some(ClientError::Request {
                         what: "reading the run's stream",
                         source,
-                    });
+                    }))
+                    .await?;
+                }
+                Err(_silent) => {
+                    self.response = None;
+                    self.settle(Some(ClientError::Silent {
+                        seconds: self.idle_timeout.as_secs(),
+                    }))
+                    .await?;
                 }
             }
         }
+    }
+
+    /// The stream closed (`cause` says why, when it was not a clean end): the run's
+    /// status decides whether it is over or to be rejoined.
+    async fn settle(&mut self, cause: Option<ClientError>) -> Result<(), ClientError> {
+        let Some(run) = self.run_id.clone() else {
+            // Without a run id there is nothing to ask or rejoin.
+            return match cause {
+                Some(error) => Err(error),
+                None => {
+                    self.status = Some(RunStatus::Other(String::from("unknown")));
+                    Ok(())
+                }
+            };
+        };
+        let mut failures = 0;
+        let mut last_error = cause;
+        loop {
+            let attempt = async {
+                let status = self.client.run_status(&self.thread, &run).await?;
+                if !status.is_active() {
+                    return Ok(Err(status));
+                }
+                let (last_event_id, skip) = self.position.rejoin();
+                let response = self
+                    .client
+                    .join_run(&self.thread, &run, last_event_id.as_deref())
+                    .await?;
+                Ok::<_, ClientError>(Ok((response, skip)))
+            };
+            match attempt.await {
+                Ok(Err(status)) => {
+                    self.status = Some(status);
+                    return Ok(());
+                }
+                Ok(Ok((response, skip))) => {
+                    self.response = Some(response);
+                    self.decoder = SseDecoder::new();
+                    self.skip = skip;
+                    self.rejoins += 1;
+                    return Ok(());
+                }
+                Err(error) => {
+                    failures += 1;
+                    if failures >= MAX_REJOIN_FAILURES {
+                        return Err(ClientError::Lost {
+                            attempts: failures,
+                            source: Box::new(last_error.unwrap_or(error)),
+                        });
+                    }
+                    last_error = Some(error);
+                    let backoff = Duration::from_millis(250 * (1 << failures.min(4)));
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    fn after(ids: &[&str]) -> (Option<String>, usize) {
+        let mut position = Position::default();
+        for id in ids {
+            position.relayed(Some(id));
+        }
+        position.rejoin()
+    }
+
+    #[test]
+    fn a_rejoin_replays_from_the_start_while_the_first_id_lasts() {
+        assert_eq!(after(&[]), (Some(String::from("-1")), 0));
+        assert_eq!(after(&["10-0", "10-0"]), (Some(String::from("-1")), 2));
+    }
+
+    #[test]
+    fn a_rejoin_asks_for_what_follows_the_previous_id_and_skips_the_current_ones() {
+        // The dev server gives events of the same millisecond the same id, and a rejoin
+        // with that id would skip the ones not yet seen.
+        assert_eq!(
+            after(&["10-0", "11-0", "11-0", "12-0"]),
+            (Some(String::from("11-0")), 1)
+        );
+        assert_eq!(
+            after(&["10-0", "11-0", "12-0", "12-0"]),
+            (Some(String::from("11-0")), 2)
+        );
+    }
+
+    #[test]
+    fn events_without_ids_cannot_be_replayed() {
+        let mut position = Position::default();
+        position.relayed(Some("10-0"));
+        position.relayed(None);
+        assert_eq!(position.rejoin(), (None, 0));
     }
 }

@@ -1,4 +1,4 @@
-//! The LangGraph adapter (in progress).
+//! The LangGraph adapter.
 //!
 //! A LangGraph run, whether on a LangGraph Server or in the pod, is a stream of events in
 //! the server's vocabulary (`metadata`, `values`, `updates`, `messages`, `custom`,
@@ -10,14 +10,19 @@
 //! - [`StreamMapper`] maps events to runner events and remembers what the run's end needs
 //!   (the pending interrupts, an error).
 //!
-//! [`LangGraphClient`] talks to a LangGraph Server (threads, streamed runs, cancel). The
-//! `Adapter` and the in-pod driver come next.
+//! [`LangGraphClient`] talks to a LangGraph Server (threads, streamed runs that rejoin
+//! when the connection drops, cancel), and [`LangGraphAdapter`] runs a session's
+//! conversation as runs on one server thread. The in-pod driver comes next.
 
+mod adapter;
 mod client;
+pub mod config;
 mod mapping;
 pub mod sse;
 
-pub use client::{ClientError, LangGraphClient, RunStream};
+pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
+pub use client::{ClientError, LangGraphClient, RunStatus, RunStream, ThreadState};
+pub use config::{LangGraphSettings, WorkflowConfig};
 pub use mapping::{GraphEvent, Interrupt, RunEnd, StreamMapper};
 
 #[cfg(test)]

@@ -44,6 +44,20 @@ pub struct Interrupt {
     pub value: Value,
 }
 
+impl Interrupt {
+    /// An interrupt as the server lists it: `{"id", "value", …}`.
+    pub fn from_server(interrupt: &Value) -> Self {
+        Self {
+            id: interrupt
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            value: interrupt.get("value").cloned().unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// How a run ended, as far as the stream tells.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
@@ -160,14 +174,9 @@ impl StreamMapper {
         for (node, output) in nodes {
             if node == "__interrupt__" {
                 for interrupt in output.as_array().into_iter().flatten() {
-                    let id = interrupt
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    let value = interrupt.get("value").cloned().unwrap_or(Value::Null);
-                    events.push(Event::Text(question(&value)));
-                    self.interrupts.push(Interrupt { id, value });
+                    let interrupt = Interrupt::from_server(interrupt);
+                    events.push(Event::Text(interrupt.question()));
+                    self.interrupts.push(interrupt);
                 }
                 continue;
             }
@@ -241,8 +250,14 @@ impl StreamMapper {
     }
 }
 
-/// What to show the user for an interrupt: its `question` (or `message`) when it has one,
-/// else the whole value.
+impl Interrupt {
+    /// What to show the user: the value's `question` (or `message`, or `prompt`) when it
+    /// has one, else the whole value.
+    pub fn question(&self) -> String {
+        question(&self.value)
+    }
+}
+
 fn question(value: &Value) -> String {
     ["question", "message", "prompt"]
         .iter()

@@ -1,0 +1,551 @@
+//! The adapter: a session's conversation as runs on one LangGraph Server thread.
+
+use std::{collections::VecDeque, time::Instant};
+
+use ambient_adapter::{
+    Adapter, CancellationToken, Emitter, Event, Input, Inputs, Mode, Outcome, ResultPayload,
+    Session, SessionClosed,
+};
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::{
+    ClientError, Interrupt, LangGraphClient, LangGraphSettings, RunEnd, RunStatus, StreamMapper,
+    config::BusyPolicy,
+};
+
+/// The annotation that keeps the session's thread, so that a continuation resumes it.
+pub const THREAD_ANNOTATION: &str = "ambient-code.io/langgraph-thread-id";
+
+/// How long cancelling a run on the server may take when the session is stopping.
+const CANCEL_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What stops a LangGraph session.
+#[derive(Debug, thiserror::Error)]
+pub enum LangGraphError {
+    /// The server could not be used.
+    #[error("the LangGraph Server at {url}: {source}")]
+    Server {
+        /// The server.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: ClientError,
+    },
+    /// The shell stopped reading.
+    #[error(transparent)]
+    Closed(#[from] SessionClosed),
+}
+
+/// Runs a session's workflow on a LangGraph Server.
+#[derive(Debug)]
+pub struct LangGraphAdapter {
+    settings: LangGraphSettings,
+    client: LangGraphClient,
+    runs: u64,
+}
+
+impl LangGraphAdapter {
+    /// An adapter for these settings.
+    pub fn new(settings: LangGraphSettings) -> Result<Self, LangGraphError> {
+        let client =
+            LangGraphClient::new(&settings.url, settings.api_key.clone()).map_err(|source| {
+                LangGraphError::Server {
+                    url: settings.url.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            settings,
+            client,
+            runs: 0,
+        })
+    }
+
+    fn server_error(&self, source: ClientError) -> LangGraphError {
+        LangGraphError::Server {
+            url: self.settings.url.clone(),
+            source,
+        }
+    }
+}
+
+/// The questions a thread waits on, and the answers given so far.
+#[derive(Debug, Default)]
+struct Questions {
+    pending: Vec<Interrupt>,
+    answers: Vec<Value>,
+}
+
+/// What a user message does to a thread that waits on questions.
+enum Answered {
+    /// More questions remain.
+    Partly { next: String },
+    /// The run resumes with this value.
+    Resume(Value),
+}
+
+impl Questions {
+    fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Takes `message` as the answer to the next question. A message that is a JSON object
+    /// keyed by every pending interrupt id answers them all at once.
+    fn answer(&mut self, message: &str) -> Answered {
+        let value = answer_value(message);
+        if self.pending.len() > 1
+            && let Value::Object(map) = &value
+            && self.pending.iter().all(|i| map.contains_key(&i.id))
+        {
+            self.pending.clear();
+            self.answers.clear();
+            return Answered::Resume(value);
+        }
+        self.answers.push(value);
+        if self.answers.len() < self.pending.len() {
+            return Answered::Partly {
+                next: self.pending[self.answers.len()].question(),
+            };
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut answers = std::mem::take(&mut self.answers);
+        if pending.len() == 1 {
+            return Answered::Resume(answers.pop().unwrap_or(Value::Null));
+        }
+        // Several at once: LangGraph takes a map keyed by the interrupt ids.
+        let map: Map<String, Value> = pending.into_iter().map(|i| i.id).zip(answers).collect();
+        Answered::Resume(Value::Object(map))
+    }
+}
+
+/// A user's answer as the graph gets it: a JSON object or array when the message is one,
+/// else the text.
+fn answer_value(message: &str) -> Value {
+    let trimmed = message.trim();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(value) = serde_json::from_str::<Value>(trimmed)
+    {
+        return value;
+    }
+    Value::String(message.to_owned())
+}
+
+/// How one run ended.
+enum RunOutcome {
+    /// It finished, or stopped at questions (kept in the adapter's [`Questions`]).
+    Done(ResultPayload),
+    /// It failed.
+    Failed(String, ResultPayload),
+    /// The user interrupted it.
+    Interrupted(ResultPayload),
+    /// The session is stopping.
+    Cancelled,
+}
+
+/// What the turn loop keeps between runs.
+struct Conversation {
+    queue: VecDeque<String>,
+    ending: bool,
+    questions: Questions,
+}
+
+impl Adapter for LangGraphAdapter {
+    type Error = LangGraphError;
+
+    async fn run(&mut self, session: &mut Session) -> Result<Outcome, Self::Error> {
+        let cancel = session.cancellation().clone();
+        let Some(opened) = until_cancelled(&cancel, self.open_thread(session)).await else {
+            return Ok(Outcome::Completed { result: None });
+        };
+        let (thread, questions) = opened?;
+        let mut talk = Conversation {
+            queue: VecDeque::new(),
+            ending: false,
+            questions,
+        };
+        let info = session.info().clone();
+        if !info.is_continuation && !info.prompt.is_empty() {
+            talk.queue.push_back(info.prompt.clone());
+        }
+        let mut last: Option<(ResultPayload, Option<String>)> = None;
+        loop {
+            let Some(message) = talk.queue.pop_front() else {
+                if info.mode == Mode::Batch || talk.ending {
+                    break;
+                }
+                let input = tokio::select! {
+                    () = cancel.cancelled() => break,
+                    input = session.next_input() => input,
+                };
+                match input {
+                    Some(Input::Message(text)) => talk.queue.push_back(text),
+                    // Nothing runs between turns, and the server works in no folder.
+                    Some(Input::Interrupt | Input::WorkspaceChanged(_)) => {}
+                    Some(Input::EndSession) | None => break,
+                }
+                continue;
+            };
+            let command = if talk.questions.waiting() {
+                match talk.questions.answer(&message) {
+                    Answered::Partly { next } => {
+                        let (emitter, _) = session.io();
+                        for event in [
+                            Event::Log(String::from("answer noted; one more question")),
+                            Event::Text(next),
+                            Event::AwaitingInput,
+                        ] {
+                            if emit(emitter, &cancel, event).await?.is_none() {
+                                return Ok(Outcome::Completed { result: None });
+                            }
+                        }
+                        continue;
+                    }
+                    Answered::Resume(value) => Some(json!({ "resume": value })),
+                }
+            } else {
+                None
+            };
+            let body = self.run_body(&message, command);
+            match self.run_once(session, &thread, &body, &mut talk).await? {
+                RunOutcome::Done(result) | RunOutcome::Interrupted(result) => {
+                    last = Some((result, None));
+                }
+                RunOutcome::Failed(reason, result) => last = Some((result, Some(reason))),
+                RunOutcome::Cancelled => break,
+            }
+            if talk.questions.waiting() && info.mode == Mode::Batch {
+                // A batch session ends at the question; a continuation answers it.
+                let (emitter, _) = session.io();
+                let _sent = emit(emitter, &cancel, Event::AwaitingInput).await?;
+                break;
+            }
+        }
+        Ok(match last {
+            Some((result, Some(reason))) => Outcome::Failed {
+                reason,
+                result: Some(result),
+            },
+            Some((result, None)) => Outcome::Completed {
+                result: Some(result),
+            },
+            None => Outcome::Completed { result: None },
+        })
+    }
+}
+
+impl LangGraphAdapter {
+    /// The session's thread: the one an earlier session kept, when the server still has
+    /// it, else a new one, kept for later. Also the questions it waits on.
+    async fn open_thread(
+        &mut self,
+        session: &mut Session,
+    ) -> Result<(String, Questions), LangGraphError> {
+        self.client
+            .check_assistant(&self.settings.assistant)
+            .await
+            .map_err(|e| self.server_error(e))?;
+        if let Some(earlier) = session
+            .continuation()
+            .get(THREAD_ANNOTATION)
+            .map(str::to_owned)
+        {
+            match self.client.thread(&earlier).await {
+                Ok(Some(state)) => {
+                    info!(thread = %earlier, status = %state.status, "continuing the earlier thread");
+                    let mut questions = Questions::default();
+                    if state.status == "interrupted" && !state.interrupts.is_empty() {
+                        session
+                            .emit(Event::Log(format!(
+                                "the workflow waits for {} answer(s)",
+                                state.interrupts.len()
+                            )))
+                            .await?;
+                        questions.pending = state.interrupts;
+                    }
+                    return Ok((earlier, questions));
+                }
+                Ok(None) => {
+                    warn!(thread = %earlier, "the earlier thread is gone; starting a new one");
+                    session
+                        .emit(Event::Log(String::from(
+                            "the earlier LangGraph thread is gone; starting a new one",
+                        )))
+                        .await?;
+                }
+                Err(error) => return Err(self.server_error(error)),
+            }
+        }
+        let thread = self
+            .client
+            .create_thread()
+            .await
+            .map_err(|e| self.server_error(e))?;
+        info!(%thread, "thread created");
+        session.store(THREAD_ANNOTATION, thread.clone()).await?;
+        Ok((thread, Questions::default()))
+    }
+
+    /// The body of a run that starts with `message`, or resumes with `command`.
+    fn run_body(&self, message: &str, command: Option<Value>) -> Value {
+        let workflow = &self.settings.workflow;
+        let mut body = Map::new();
+        body.insert(
+            String::from("assistant_id"),
+            Value::String(self.settings.assistant.clone()),
+        );
+        match command {
+            Some(command) => body.insert(String::from("command"), command),
+            None => body.insert(String::from("input"), workflow.input_for(message)),
+        };
+        body.insert(String::from("stream_mode"), json!(workflow.stream_modes()));
+        body.insert(
+            String::from("stream_subgraphs"),
+            Value::Bool(workflow.stream_subgraphs),
+        );
+        // Resumable, so that a dropped stream can be rejoined where it left off; and the
+        // run goes on while the stream is away.
+        body.insert(String::from("stream_resumable"), Value::Bool(true));
+        body.insert(String::from("on_disconnect"), json!("continue"));
+        for (key, value) in [
+            ("config", &workflow.config),
+            ("context", &workflow.context),
+            ("metadata", &workflow.metadata),
+        ] {
+            if let Some(value) = value {
+                body.insert(key.to_owned(), Value::Object(value.clone()));
+            }
+        }
+        Value::Object(body)
+    }
+
+    /// One run: relays its stream until it ends, watching input meanwhile.
+    async fn run_once(
+        &mut self,
+        session: &mut Session,
+        thread: &str,
+        body: &Value,
+        talk: &mut Conversation,
+    ) -> Result<RunOutcome, LangGraphError> {
+        self.runs += 1;
+        let started = Instant::now();
+        let cancel = session.cancellation().clone();
+        let policy = self.settings.workflow.on_busy;
+        let (emitter, inputs) = session.io();
+        if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+            return Ok(RunOutcome::Cancelled);
+        }
+        let Some(stream) = until_cancelled(&cancel, self.client.stream_run(thread, body)).await
+        else {
+            return Ok(RunOutcome::Cancelled);
+        };
+        let mut stream = stream.map_err(|e| self.server_error(e))?;
+        let mut mapper = StreamMapper::new();
+        let mut last_text: Option<String> = None;
+        let mut stopped_by_user = false;
+        let mut watching_input = !talk.ending;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    self.cancel_run(thread, stream.run_id()).await;
+                    return Ok(RunOutcome::Cancelled);
+                }
+                input = next_input(inputs), if watching_input => {
+                    let stop = match input {
+                        Some(Input::Interrupt) => true,
+                        Some(Input::Message(text)) => {
+                            talk.queue.push_back(text);
+                            policy == BusyPolicy::Interrupt
+                        }
+                        Some(Input::WorkspaceChanged(_)) => false,
+                        Some(Input::EndSession) | None => {
+                            talk.ending = true;
+                            watching_input = false;
+                            false
+                        }
+                    };
+                    if stop && !stopped_by_user {
+                        stopped_by_user = true;
+                        // The stream closes once the server has cancelled the run.
+                        self.cancel_run(thread, stream.run_id()).await;
+                    }
+                    continue;
+                }
+                event = stream.next() => event.map_err(|e| self.server_error(e))?,
+            };
+            let Some(event) = event else { break };
+            for mapped in mapper.map(&event) {
+                if let Event::Text(text) = &mapped {
+                    last_text = Some(text.clone());
+                }
+                if emit(emitter, &cancel, mapped).await?.is_none() {
+                    self.cancel_run(thread, stream.run_id()).await;
+                    return Ok(RunOutcome::Cancelled);
+                }
+            }
+        }
+        let status = stream.status().cloned().unwrap_or(RunStatus::Success);
+        let rejoins = stream.rejoins();
+        if rejoins > 0 {
+            info!(rejoins, "the run's stream was rejoined");
+        }
+        let end = mapper.end();
+        let payload = |subtype: &str, is_error: bool, text: Option<String>| ResultPayload {
+            subtype: Some(subtype.to_owned()),
+            duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            is_error: Some(is_error),
+            num_turns: Some(self.runs),
+            session_id: Some(thread.to_owned()),
+            result: text,
+            ..ResultPayload::default()
+        };
+        let failed = |reason: String| {
+            let result = payload("error_during_execution", true, Some(reason.clone()));
+            RunOutcome::Failed(reason, result)
+        };
+        let outcome = match (status, end) {
+            (_, RunEnd::Failed(reason)) => failed(reason),
+            (RunStatus::Error, _) => failed(String::from("the run failed on the server")),
+            (RunStatus::Timeout, _) => failed(String::from("the run timed out on the server")),
+            (RunStatus::Gone, _) => failed(String::from(
+                "the run was deleted on the server before it finished",
+            )),
+            (RunStatus::Interrupted, _) => {
+                let by = if stopped_by_user {
+                    "interrupted"
+                } else {
+                    "cancelled on the server"
+                };
+                if emit(emitter, &cancel, Event::Log(format!("run {by}")))
+                    .await?
+                    .is_none()
+                {
+                    return Ok(RunOutcome::Cancelled);
+                }
+                RunOutcome::Interrupted(payload("interrupted", false, last_text))
+            }
+            (_, RunEnd::Interrupted(pending)) => {
+                talk.questions = Questions {
+                    pending,
+                    answers: Vec::new(),
+                };
+                RunOutcome::Done(payload("awaiting_input", false, last_text))
+            }
+            (_, RunEnd::Completed) => RunOutcome::Done(payload("success", false, last_text)),
+        };
+        let result = match &outcome {
+            RunOutcome::Done(r) | RunOutcome::Failed(_, r) | RunOutcome::Interrupted(r) => {
+                r.clone()
+            }
+            RunOutcome::Cancelled => return Ok(outcome),
+        };
+        if emit(emitter, &cancel, Event::Result(result))
+            .await?
+            .is_none()
+        {
+            return Ok(RunOutcome::Cancelled);
+        }
+        Ok(outcome)
+    }
+
+    /// Cancels a run on the server, within a bound: a failure is logged, since the session
+    /// goes on either way.
+    async fn cancel_run(&self, thread: &str, run: Option<&str>) {
+        let Some(run) = run else {
+            warn!("the run cannot be cancelled: the server has not said its id");
+            return;
+        };
+        match tokio::time::timeout(CANCEL_BOUND, self.client.cancel_run(thread, run)).await {
+            Ok(Ok(())) => info!(%run, "run cancelled"),
+            Ok(Err(error)) => warn!(%run, %error, "cancelling the run failed"),
+            Err(_) => warn!(%run, "cancelling the run took too long"),
+        }
+    }
+}
+
+async fn next_input(inputs: &mut Inputs) -> Option<Input> {
+    inputs.next().await
+}
+
+/// Emits `event` unless the session is cancelled first; `None` when it was.
+async fn emit(
+    emitter: &Emitter,
+    cancel: &CancellationToken,
+    event: Event,
+) -> Result<Option<()>, SessionClosed> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Ok(None),
+        sent = emitter.emit(event) => sent.map(Some),
+    }
+}
+
+/// `work`, unless the session is cancelled first.
+async fn until_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        done = work => Some(done),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interrupt(id: &str, question: &str) -> Interrupt {
+        Interrupt {
+            id: id.to_owned(),
+            value: json!({ "question": question }),
+        }
+    }
+
+    #[test]
+    fn one_question_is_resumed_with_the_answer_itself() {
+        let mut questions = Questions {
+            pending: vec![interrupt("a", "Approve?")],
+            answers: Vec::new(),
+        };
+        assert!(
+            matches!(questions.answer("yes"), Answered::Resume(Value::String(s)) if s == "yes")
+        );
+        assert!(!questions.waiting());
+    }
+
+    #[test]
+    fn several_questions_are_answered_in_turn_then_resumed_with_a_map() {
+        let mut questions = Questions {
+            pending: vec![interrupt("a", "x?"), interrupt("b", "y?")],
+            answers: Vec::new(),
+        };
+        assert!(matches!(questions.answer("1"), Answered::Partly { next } if next == "y?"));
+        let Answered::Resume(map) = questions.answer(r#"{"n": 2}"#) else {
+            panic!("expected a resume");
+        };
+        assert_eq!(map, json!({ "a": "1", "b": { "n": 2 } }));
+        assert!(!questions.waiting());
+    }
+
+    #[test]
+    fn a_map_keyed_by_every_id_answers_all_at_once() {
+        let mut questions = Questions {
+            pending: vec![interrupt("a", "x?"), interrupt("b", "y?")],
+            answers: Vec::new(),
+        };
+        let Answered::Resume(map) = questions.answer(r#"{"a": 1, "b": 2}"#) else {
+            panic!("expected a resume");
+        };
+        assert_eq!(map, json!({ "a": 1, "b": 2 }));
+    }
+
+    #[test]
+    fn text_that_only_looks_like_json_stays_text() {
+        assert_eq!(answer_value("{not json"), json!("{not json"));
+        assert_eq!(answer_value("42"), json!("42"));
+        assert_eq!(answer_value(" [1, 2] "), json!([1, 2]));
+    }
+}

@@ -1,0 +1,250 @@
+//! The adapter's settings: the server, the workflow, and `WORKFLOW_CONFIG`.
+
+use ambient_protocol::Secret;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The stream modes every run asks for: `updates` carries node outputs, whole messages
+/// and interrupts (without it the server hides interrupts), `messages-tuple` the tokens,
+/// `custom` what nodes write to the stream.
+pub const REQUIRED_STREAM_MODES: [&str; 3] = ["updates", "messages-tuple", "custom"];
+
+/// The stream modes a server knows.
+const KNOWN_STREAM_MODES: [&str; 9] = [
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "tasks",
+    "checkpoints",
+    "debug",
+    "events",
+];
+
+/// A setting that cannot be used; it names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable} is invalid: {reason}")]
+pub struct ConfigError {
+    /// The environment variable (or `WORKFLOW_CONFIG` key) at fault.
+    pub variable: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, reason: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What to do with a user message that arrives while a run is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyPolicy {
+    /// Keep it; it starts the next run when the current one ends (or answers the question
+    /// the current one ends with). Nothing the user says is dropped.
+    #[default]
+    Queue,
+    /// Cancel the current run, then start one with the message.
+    Interrupt,
+}
+
+/// `WORKFLOW_CONFIG`: how to run the workflow. Every key is optional; an unknown key is
+/// an error, so that a typo is not silently ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// The LangGraph Server, when the workflow runs on one (as `LANGGRAPH_URL`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The run's `config` (`configurable`, `tags`, `recursion_limit`, …).
+    #[serde(default)]
+    pub config: Option<Map<String, Value>>,
+    /// The run's `context` (the graph's `context_schema`).
+    #[serde(default)]
+    pub context: Option<Map<String, Value>>,
+    /// Metadata stored on each run.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Stream modes to ask for besides [`REQUIRED_STREAM_MODES`].
+    #[serde(default)]
+    pub stream_mode: Vec<String>,
+    /// Stream what subgraphs do, too.
+    #[serde(default = "yes")]
+    pub stream_subgraphs: bool,
+    /// The input every run starts from; the user's message is added to it.
+    #[serde(default)]
+    pub input: Map<String, Value>,
+    /// The input field the user's message goes in. `messages` (the default) gets a list
+    /// holding one user message; any other field gets the text itself.
+    #[serde(default = "messages")]
+    pub prompt_field: String,
+    /// What to do with a message that arrives while a run is going.
+    #[serde(default)]
+    pub on_busy: BusyPolicy,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn messages() -> String {
+    String::from("messages")
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            config: None,
+            context: None,
+            metadata: None,
+            stream_mode: Vec::new(),
+            stream_subgraphs: true,
+            input: Map::new(),
+            prompt_field: messages(),
+            on_busy: BusyPolicy::Queue,
+        }
+    }
+}
+
+impl WorkflowConfig {
+    /// Reads `WORKFLOW_CONFIG`; empty means the defaults.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Self = serde_json::from_str(text)
+            .map_err(|error| ConfigError::new("WORKFLOW_CONFIG", error.to_string()))?;
+        if let Some(unknown) = config
+            .stream_mode
+            .iter()
+            .find(|mode| !KNOWN_STREAM_MODES.contains(&mode.as_str()))
+        {
+            return Err(ConfigError::new(
+                "WORKFLOW_CONFIG",
+                format!(
+                    "stream_mode `{unknown}` is not one of {}",
+                    KNOWN_STREAM_MODES.join(", ")
+                ),
+            ));
+        }
+        if config.prompt_field.trim().is_empty() {
+            return Err(ConfigError::new("WORKFLOW_CONFIG", "prompt_field is empty"));
+        }
+        Ok(config)
+    }
+
+    /// The stream modes a run asks for.
+    pub fn stream_modes(&self) -> Vec<String> {
+        let mut modes: Vec<String> = REQUIRED_STREAM_MODES.map(String::from).to_vec();
+        for mode in &self.stream_mode {
+            if !modes.contains(mode) {
+                modes.push(mode.clone());
+            }
+        }
+        modes
+    }
+
+    /// The input of a run that starts with the user's `message`.
+    pub fn input_for(&self, message: &str) -> Value {
+        let mut input = self.input.clone();
+        let value = if self.prompt_field == "messages" {
+            serde_json::json!([{ "role": "user", "content": message }])
+        } else {
+            Value::String(message.to_owned())
+        };
+        input.insert(self.prompt_field.clone(), value);
+        Value::Object(input)
+    }
+}
+
+/// Everything the adapter needs to run a workflow on a LangGraph Server.
+#[derive(Debug, Clone)]
+pub struct LangGraphSettings {
+    /// The server's base URL.
+    pub url: String,
+    /// The assistant id or graph name (`WORKFLOW_ID`).
+    pub assistant: String,
+    /// Sent as `x-api-key` (`LANGGRAPH_API_KEY`).
+    pub api_key: Option<Secret>,
+    /// `WORKFLOW_CONFIG`.
+    pub workflow: WorkflowConfig,
+}
+
+impl LangGraphSettings {
+    /// Validates the settings as the environment gives them: `url` from `LANGGRAPH_URL`,
+    /// `workflow_id` from `WORKFLOW_ID`, `api_key` from `LANGGRAPH_API_KEY`,
+    /// `workflow_config` from `WORKFLOW_CONFIG`. Each error names its variable.
+    pub fn from_env_values(
+        url: Option<&str>,
+        workflow_id: Option<&str>,
+        api_key: Option<&str>,
+        workflow_config: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let workflow = WorkflowConfig::parse(workflow_config.unwrap_or_default())?;
+        let assistant = workflow_id
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "WORKFLOW_ID",
+                    "it is required: the assistant id or graph name to run",
+                )
+            })?
+            .to_owned();
+        let url = match (url.map(str::trim).filter(|u| !u.is_empty()), &workflow.url) {
+            (Some(env), Some(config))
+                if env.trim_end_matches('/') != config.trim_end_matches('/') =>
+            {
+                return Err(ConfigError::new(
+                    "LANGGRAPH_URL",
+                    format!("it says {env} but WORKFLOW_CONFIG's url says {config}; set one"),
+                ));
+            }
+            (Some(url), _) => url.to_owned(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "LANGGRAPH_URL",
+                    "it is required (or `url` in WORKFLOW_CONFIG): the LangGraph Server to run the workflow on",
+                ));
+            }
+        };
+        check_url(&url)?;
+        let api_key = api_key
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(Secret::new);
+        Ok(Self {
+            url,
+            assistant,
+            api_key,
+            workflow,
+        })
+    }
+}
+
+fn check_url(url: &str) -> Result<(), ConfigError> {
+    let parsed = reqwest::Url::parse(url).map_err(|error| {
+        ConfigError::new("LANGGRAPH_URL", format!("`{url}` is not a URL: {error}"))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            "LANGGRAPH_URL",
+            format!("`{url}` is not an http or https URL"),
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Credentials in a URL end up in error messages and logs.
+        return Err(ConfigError::new(
+            "LANGGRAPH_URL",
+            "it holds credentials; pass the key in LANGGRAPH_API_KEY instead",
+        ));
+    }
+    Ok(())
+}
