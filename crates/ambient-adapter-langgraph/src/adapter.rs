@@ -24,7 +24,7 @@ const CANCEL_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 #[derive(Debug, thiserror::Error)]
 pub enum LangGraphError {
     /// The server could not be used.
-    #[error("the LangGraph Server at {url}: {source}")]
+    #[error("the LangGraph Server at {url}")]
     Server {
         /// The server.
         url: String,
@@ -263,6 +263,8 @@ impl LangGraphAdapter {
                             .await?;
                         questions.pending = state.interrupts;
                     }
+                    // This session's resource keeps it too, for a continuation of this one.
+                    session.store(THREAD_ANNOTATION, earlier.clone()).await?;
                     return Ok((earlier, questions));
                 }
                 Ok(None) => {

@@ -20,6 +20,8 @@
 
 mod git_http;
 pub mod git_repos;
+pub mod harness;
+pub mod langgraph;
 
 pub use git_http::GitHttpServer;
 

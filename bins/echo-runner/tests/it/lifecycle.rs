@@ -5,26 +5,11 @@ use std::time::{Duration, Instant};
 
 use ambient_local_backend::{FaultRoute, SessionSeed};
 use ambient_protocol::{SessionMessage, status::Phase};
+use ambient_test_support::harness::until;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::support::{Backend, PROJECT, SESSION, TOKEN, WAIT, backend};
-
-/// Reads broadcasts until one satisfies `matches`.
-async fn until(
-    watch: &mut UnboundedReceiver<SessionMessage>,
-    matches: impl Fn(&SessionMessage) -> bool,
-) {
-    loop {
-        let message = tokio::time::timeout(WAIT, watch.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if matches(&message) {
-            return;
-        }
-    }
-}
+use crate::support::{Backend, PROJECT, SESSION, TOKEN, backend};
 
 fn is(kind: &'static str) -> impl Fn(&SessionMessage) -> bool {
     move |m| m.kind == kind

@@ -1,20 +1,140 @@
-"""Test graphs for the LangGraph adapter: no LLM, deterministic."""
+"""Test graphs for the LangGraph adapter: no LLM, deterministic, each one a scenario."""
 
-from typing import TypedDict
+import asyncio
+import operator
+from typing import Annotated, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 
+def last_text(state: MessagesState) -> str:
+    content = state["messages"][-1].content
+    return content if isinstance(content, str) else str(content)
+
+
 def chatbot(state: MessagesState):
-    # A fresh model per call: the fake model consumes its scripted replies.
-    model = GenericFakeChatModel(messages=iter([AIMessage(content="Hello from the fake model, streamed word by word.")]))
+    # A fresh model per call: the fake model streams its scripted reply word by word.
+    reply = f"You said {last_text(state)}, streamed word by word."
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
     return {"messages": [model.invoke(state["messages"])]}
 
 
 chat = StateGraph(MessagesState).add_node("chatbot", chatbot).add_edge(START, "chatbot").add_edge("chatbot", END).compile()
+
+
+def agent(state: MessagesState):
+    last = state["messages"][-1]
+    if isinstance(last, ToolMessage):
+        return {"messages": [AIMessage(content=f"The weather tool says: {last.content}.")]}
+    call = {"name": "weather", "args": {"city": last_text(state)}, "id": "call_weather_1", "type": "tool_call"}
+    return {"messages": [AIMessage(content="", tool_calls=[call])]}
+
+
+def run_tools(state: MessagesState):
+    call = state["messages"][-1].tool_calls[0]
+    return {"messages": [ToolMessage(content=f"sunny in {call['args']['city']}", tool_call_id=call["id"], name=call["name"])]}
+
+
+def route(state: MessagesState):
+    return "tools" if getattr(state["messages"][-1], "tool_calls", None) else END
+
+
+tools = (
+    StateGraph(MessagesState)
+    .add_node("agent", agent)
+    .add_node("tools", run_tools)
+    .add_edge(START, "agent")
+    .add_conditional_edges("agent", route, ["tools", END])
+    .add_edge("tools", "agent")
+    .compile()
+)
+
+
+class Steps(TypedDict, total=False):
+    request: str
+    items: Annotated[list, operator.add]
+
+
+class Owner(TypedDict, total=False):
+    owner: str
+
+
+def step(name):
+    def run(state: Steps, runtime: Runtime[Owner]):
+        owner = (runtime.context or {}).get("owner", "nobody")
+        return {"items": [f"{name} of {state.get('request', '')} for {owner}"]}
+
+    return run
+
+
+linear = (
+    StateGraph(Steps, context_schema=Owner)
+    .add_node("step1", step("step1"))
+    .add_node("step2", step("step2"))
+    .add_node("step3", step("step3"))
+    .add_edge(START, "step1")
+    .add_edge("step1", "step2")
+    .add_edge("step2", "step3")
+    .add_edge("step3", END)
+    .compile()
+)
+
+
+def boom(state: Steps):
+    raise ValueError("boom: deliberate failure in node 'boom'")
+
+
+failing = StateGraph(Steps).add_node("prepare", step("prepare")).add_node("boom", boom).add_edge(START, "prepare").add_edge("prepare", "boom").add_edge("boom", END).compile()
+
+
+def progress(state: Steps):
+    write = get_stream_writer()
+    for i in range(1, 4):
+        write({"progress": i, "of": 3})
+    return {"items": ["done"]}
+
+
+custom = StateGraph(Steps).add_node("progress", progress).add_edge(START, "progress").add_edge("progress", END).compile()
+
+
+class Ticks(TypedDict, total=False):
+    ticks: int
+    delay: float
+
+
+async def ticker(state: Steps, runtime: Runtime[Ticks]):
+    context = runtime.context or {}
+    write = get_stream_writer()
+    for i in range(1, int(context.get("ticks", 100)) + 1):
+        write({"tick": i})
+        await asyncio.sleep(float(context.get("delay", 0.1)))
+    return {"items": ["ticked"]}
+
+
+slow = StateGraph(Steps, context_schema=Ticks).add_node("ticker", ticker).add_edge(START, "ticker").add_edge("ticker", END).compile()
+
+
+def inner_work(state: Steps):
+    get_stream_writer()({"inner": "working"})
+    return {"items": ["inner done"]}
+
+
+inner = StateGraph(Steps).add_node("inner_work", inner_work).add_edge(START, "inner_work").add_edge("inner_work", END).compile()
+
+parent = (
+    StateGraph(Steps)
+    .add_node("before", step("before"))
+    .add_node("inner", inner)
+    .add_edge(START, "before")
+    .add_edge("before", "inner")
+    .add_edge("inner", END)
+    .compile()
+)
 
 
 class Request(TypedDict, total=False):
@@ -39,5 +159,31 @@ hitl = (
     .add_edge(START, "prepare")
     .add_edge("prepare", "ask_human")
     .add_edge("ask_human", END)
+    .compile()
+)
+
+
+class Pair(TypedDict, total=False):
+    request: str
+    x: object
+    y: object
+
+
+def ask_x(state: Pair):
+    return {"x": interrupt({"question": "Value for x?"})}
+
+
+def ask_y(state: Pair):
+    return {"y": interrupt({"question": "Value for y?"})}
+
+
+multi = (
+    StateGraph(Pair)
+    .add_node("ask_x", ask_x)
+    .add_node("ask_y", ask_y)
+    .add_edge(START, "ask_x")
+    .add_edge(START, "ask_y")
+    .add_edge("ask_x", END)
+    .add_edge("ask_y", END)
     .compile()
 )

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use ambient_adapter_echo::EchoAdapter;
+use ambient_adapter::Adapter;
 use ambient_local_backend::{LocalBackend, SessionSeed, transcript};
 use ambient_shell::{RunnerArgs, RunnerExit, run_session};
 use anyhow::Context;
@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 const PROJECT: &str = "local";
 const SESSION: &str = "local-session";
 
-pub(crate) async fn run(
+pub(crate) async fn run<A: Adapter>(
     mut args: RunnerArgs,
-    adapter: EchoAdapter,
+    adapter: A,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunnerExit> {
     let token = format!("local-{:032x}", fastrand::u128(..));

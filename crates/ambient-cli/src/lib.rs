@@ -1,0 +1,200 @@
+//! What every runner binary shares, so that a binary is its adapter's flags and one call.
+//!
+//! A runner binary declares its clap `Cli` with [`CommonArgs`] flattened in, parses it with
+//! [`parse`], builds its adapter from its own flags, and hands both to [`execute`]:
+//!
+//! ```no_run
+//! use ambient_cli::{CommonArgs, execute, parse};
+//!
+//! #[derive(Debug, clap::Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     common: CommonArgs,
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let cli: Cli = match parse() {
+//!         Ok(cli) => cli,
+//!         Err(code) => return code,
+//!     };
+//!     let adapter = ambient_adapter_echo_like();
+//!     execute(cli.common, Ok::<_, std::convert::Infallible>(adapter))
+//! }
+//! # fn ambient_adapter_echo_like() -> impl ambient_adapter::Adapter { Nothing }
+//! # struct Nothing;
+//! # impl ambient_adapter::Adapter for Nothing {
+//! #     type Error = std::convert::Infallible;
+//! #     async fn run(&mut self, _: &mut ambient_adapter::Session) -> Result<ambient_adapter::Outcome, Self::Error> {
+//! #         Ok(ambient_adapter::Outcome::Completed { result: None })
+//! #     }
+//! # }
+//! ```
+//!
+//! [`execute`] installs the redacting log subscriber, catches SIGTERM and SIGINT, and runs
+//! the session: against the backend the pod environment names, or with `--local` against
+//! a local backend started in-process, printing the conversation as the UI shows it.
+//!
+//! This is the one library that installs a subscriber and signal handlers: it exists to be
+//! the binaries' shared `main`.
+
+mod local;
+
+use std::{fmt::Display, process::ExitCode};
+
+use ambient_adapter::Adapter;
+use ambient_shell::{RedactingWriter, Redactor, RunnerArgs, RunnerExit, run_session};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, filter::LevelFilter};
+
+/// The flags every runner has: the shell's settings, local mode, and the log format.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// The shell's settings (the pod environment).
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+    /// Start a local backend in-process, run the session against it, and print the
+    /// conversation and the final status.
+    #[arg(long)]
+    pub local: bool,
+    /// How log lines are written to stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses the command line and environment. On `--help` and `--version` it prints them
+/// and gives exit code 0; on a usage error it prints clap's message (which names the flag
+/// and its variable) and gives the configuration-error code.
+pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|error| {
+        let code = if error.use_stderr() {
+            RunnerExit::ConfigError.code()
+        } else {
+            0
+        };
+        let _printed = error.print();
+        ExitCode::from(code)
+    })
+}
+
+/// Runs the session with `adapter` and gives the process's exit code. An adapter that
+/// could not be built (`Err`) is a configuration error, reported before anything
+/// connects.
+pub fn execute<A: Adapter, E: Display>(common: CommonArgs, adapter: Result<A, E>) -> ExitCode {
+    init_logging(&common);
+    let adapter = match adapter {
+        Ok(adapter) => adapter,
+        Err(error) => {
+            tracing::error!("configuration error: {error}");
+            return ExitCode::from(RunnerExit::ConfigError.code());
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "the async runtime could not start");
+            return ExitCode::from(RunnerExit::ConfigError.code());
+        }
+    };
+    let exit = runtime.block_on(Box::pin(run(common, adapter)));
+    ExitCode::from(exit.code())
+}
+
+/// Logs to stderr through the redactor: human-readable, or JSON lines with
+/// `LOG_FORMAT=json`; `RUST_LOG` filters.
+fn init_logging(common: &CommonArgs) {
+    let default_level = if common.local { "warn" } else { "info" };
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The WebSocket and HTTP libraries trace payloads as hex or raw bytes, which no
+    // redactor can read; where tracing is on, their trace level is held back.
+    if filter
+        .max_level_hint()
+        .is_none_or(|level| level >= LevelFilter::TRACE)
+    {
+        for directive in [
+            "tungstenite=debug",
+            "tokio_tungstenite=debug",
+            "hyper_util=debug",
+            "reqwest=debug",
+        ] {
+            if let Ok(directive) = directive.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
+    let writer = RedactingWriter::new(
+        Redactor::new(&common.runner.secret_values()),
+        std::io::stderr,
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let installed = match common.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // A second call (a test harness that already has a subscriber) keeps the first.
+    drop(installed);
+}
+
+async fn run<A: Adapter>(common: CommonArgs, adapter: A) -> RunnerExit {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    if common.local {
+        return match Box::pin(local::run(common.runner, adapter, shutdown)).await {
+            Ok(exit) => exit,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                RunnerExit::ConfigError
+            }
+        };
+    }
+    let config = match common.runner.into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "configuration error");
+            return RunnerExit::ConfigError;
+        }
+    };
+    let report = run_session(config, adapter, shutdown).await;
+    tracing::info!(end = ?report.end, status_written = report.status_written, "session over");
+    report.exit()
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "SIGTERM cannot be caught");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM: stopping"),
+        result = tokio::signal::ctrl_c() => match result {
+            Ok(()) => tracing::info!("SIGINT: stopping"),
+            Err(error) => {
+                tracing::warn!(%error, "SIGINT cannot be caught");
+                std::future::pending::<()>().await;
+            }
+        },
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,165 @@
+//! A local backend, a runner binary pointed at it with the pod environment, and reads of
+//! what the backend kept: the end-to-end harness of every runner's tests.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+use std::{process::Stdio, time::Duration};
+
+use ambient_local_backend::{LocalBackend, SessionSeed};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// The bot token the backend expects.
+pub const TOKEN: &str = "bot-token-e2e-5f2c9a";
+/// The session's project.
+pub const PROJECT: &str = "team-a";
+/// The session's name.
+pub const SESSION: &str = "agentic-session-1730404961";
+/// The bound on every wait; generous, since CI machines are slow.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+/// A local backend with one session, and a workspace for the runner.
+pub struct Backend {
+    /// The backend.
+    pub backend: LocalBackend,
+    /// The session's workspace (and where the runner's stderr goes).
+    pub workspace: tempfile::TempDir,
+    binary: std::path::PathBuf,
+}
+
+impl Backend {
+    /// A local backend with `seed`, for the runner binary at `binary`.
+    pub async fn start(binary: impl Into<std::path::PathBuf>, seed: SessionSeed) -> Self {
+        let backend = LocalBackend::builder()
+            .token(TOKEN)
+            .session(seed)
+            .start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        Self {
+            backend,
+            workspace: tempfile::tempdir().unwrap(),
+            binary: binary.into(),
+        }
+    }
+
+    /// The runner binary with the pod environment the operator would set, and nothing else
+    /// from this process's environment.
+    pub fn runner(&self, extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .env_clear()
+            .env("SESSION_ID", SESSION)
+            .env("AGENTIC_SESSION_NAMESPACE", PROJECT)
+            .env("WEBSOCKET_URL", self.backend.ws_url(PROJECT, SESSION))
+            .env("BACKEND_API_URL", self.backend.api_url())
+            .env("BOT_TOKEN", TOKEN)
+            .env("WORKSPACE_PATH", self.workspace.path())
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // A file, not a pipe: a runner logging at trace level would fill a pipe that
+            // nobody reads until it exits, and block.
+            .stderr(std::fs::File::create(self.stderr_path()).unwrap())
+            .kill_on_drop(true);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command
+    }
+
+    fn stderr_path(&self) -> std::path::PathBuf {
+        self.workspace.path().join("runner-stderr.log")
+    }
+
+    /// Like [`Backend::start`], with more sessions (a parent to continue from).
+    pub async fn start_with(
+        binary: impl Into<std::path::PathBuf>,
+        seeds: impl IntoIterator<Item = SessionSeed>,
+    ) -> Self {
+        let mut builder = LocalBackend::builder().token(TOKEN);
+        for seed in seeds {
+            builder = builder.session(seed);
+        }
+        let backend = builder.start(([127, 0, 0, 1], 0).into()).await.unwrap();
+        Self {
+            backend,
+            workspace: tempfile::tempdir().unwrap(),
+            binary: binary.into(),
+        }
+    }
+
+    /// Waits for a runner started by [`Backend::runner`] and collects what it left.
+    pub async fn finish(&self, child: Child) -> Finished {
+        let mut finished = finish(child).await;
+        finished.stderr = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        finished
+    }
+
+    /// The persisted JSON lines, parsed.
+    pub async fn persisted(&self) -> Vec<Value> {
+        // Reading the history flushes what the backend has not written yet.
+        let history = self.backend.history(SESSION).await;
+        let text = std::fs::read_to_string(self.backend.messages_path(SESSION)).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            history.len(),
+            "the history GET and the file disagree"
+        );
+        lines
+    }
+}
+
+/// What a finished runner process left.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// What it printed.
+    pub stdout: String,
+    /// What it logged.
+    pub stderr: String,
+}
+
+/// Waits (within [`WAIT`]) for a runner and collects its output.
+pub async fn finish(child: Child) -> Finished {
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the runner finishes in time")
+        .unwrap();
+    Finished {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Reads broadcasts until one satisfies `matches` (within [`WAIT`]), and returns it.
+pub async fn until(
+    watch: &mut tokio::sync::mpsc::UnboundedReceiver<ambient_protocol::SessionMessage>,
+    matches: impl Fn(&ambient_protocol::SessionMessage) -> bool,
+) -> ambient_protocol::SessionMessage {
+    loop {
+        let message = tokio::time::timeout(WAIT, watch.recv())
+            .await
+            .expect("the awaited message arrives in time")
+            .expect("the backend is still there");
+        if matches(&message) {
+            return message;
+        }
+    }
+}
+
+/// The session's history as the UI shows it, one line per message.
+pub async fn transcript(backend: &LocalBackend) -> Vec<String> {
+    backend
+        .history(SESSION)
+        .await
+        .iter()
+        .filter_map(ambient_local_backend::transcript::render)
+        .collect()
+}
