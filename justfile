@@ -17,6 +17,7 @@ lint:
 bench:
     cargo bench -p echo-runner --bench startup
     cargo bench -p echo-runner --bench throughput -- --memory
+    cargo bench -p langgraph-runner --bench relay
 
 # A local echo session, no cluster needed.
 local-echo prompt="hello":
@@ -25,6 +26,10 @@ local-echo prompt="hello":
 # A local interactive echo session: type lines, end with Ctrl-D.
 local-echo-interactive:
     cargo run -p echo-runner -- --local --interactive
+
+# A local LangGraph session against a server you name (see the README to start one).
+local-langgraph url="http://127.0.0.1:2024" workflow="chat" prompt="hello":
+    cargo run -p langgraph-runner -- --local --langgraph-url "{{url}}" --workflow-id "{{workflow}}" --prompt "{{prompt}}"
 
 # The local backend on its own, for a runner in another terminal.
 local-backend token="dev-token":

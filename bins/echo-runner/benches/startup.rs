@@ -15,11 +15,13 @@
 )]
 
 use std::{
+    path::Path,
     process::Stdio,
     time::{Duration, Instant},
 };
 
 use ambient_local_backend::{LocalBackend, SessionSeed};
+use ambient_test_support::bench;
 use tokio::process::Command;
 
 const ITERATIONS: usize = 40;
@@ -53,20 +55,11 @@ async fn main() {
         let name = session(n);
         let mut watch = backend.watch(&name);
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echo-runner"))
-            .env_clear()
-            .env("SESSION_ID", &name)
-            .env("AGENTIC_SESSION_NAMESPACE", PROJECT)
-            .env("WEBSOCKET_URL", backend.ws_url(PROJECT, &name))
-            .env("BACKEND_API_URL", backend.api_url())
-            .env("BOT_TOKEN", TOKEN)
+        let binary = Path::new(env!("CARGO_BIN_EXE_echo-runner"));
+        let mut child = bench::runner(binary, &backend, PROJECT, &name, TOKEN)
             .env("PROMPT", "hello")
             .env("WORKSPACE_PATH", &workspace)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
         let first = tokio::time::timeout(Duration::from_secs(30), watch.recv())

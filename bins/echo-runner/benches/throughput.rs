@@ -23,15 +23,16 @@
 )]
 
 use std::{
-    process::Stdio,
+    path::Path,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use ambient_local_backend::{LocalBackend, SessionSeed};
 use ambient_protocol::{Frame, FrameId, Outbound, SessionMessage, runner_timestamp};
+use ambient_test_support::bench;
 use futures_util::{SinkExt, StreamExt};
-use tokio::{process::Command, sync::mpsc};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "bench-token";
 const PROJECT: &str = "bench";
@@ -85,15 +86,7 @@ async fn measure(mut watch: mpsc::UnboundedReceiver<SessionMessage>, count: usiz
 
 /// The bare client: the same frames, sent as fast as the socket takes them.
 async fn bare_client(backend: &LocalBackend, session: &str, count: usize) -> Measured {
-    let mut request = backend
-        .ws_url(PROJECT, session)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let socket = bench::bare_client(backend, PROJECT, session, TOKEN).await;
     let (mut sink, mut stream) = socket.split();
     let watch = backend.watch(session);
     let measuring = tokio::spawn(measure(watch, count));
@@ -131,23 +124,12 @@ async fn bare_client(backend: &LocalBackend, session: &str, count: usize) -> Mea
 async fn runner(backend: &LocalBackend, session: &str, count: usize) -> (Measured, u64) {
     let watch = backend.watch(session);
     let measuring = tokio::spawn(measure(watch, count));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-runner"))
-        .env_clear()
-        .env("SESSION_ID", session)
-        .env("AGENTIC_SESSION_NAMESPACE", PROJECT)
-        .env("WEBSOCKET_URL", backend.ws_url(PROJECT, session))
-        .env("BACKEND_API_URL", backend.api_url())
-        .env("BOT_TOKEN", TOKEN)
+    let binary = Path::new(env!("CARGO_BIN_EXE_echo-runner"));
+    let mut child = bench::runner(binary, backend, PROJECT, session, TOKEN)
         .env("PROMPT", "bench")
-        .env("WORKSPACE_PATH", std::env::temp_dir())
         .env("ECHO_BURST_EVENTS", count.to_string())
         .env("ECHO_BURST_BYTES", FRAME_TEXT_BYTES.to_string())
         .env("ECHO_BURST_STAMP", "true")
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
@@ -194,20 +176,9 @@ fn report(name: &str, measured: &mut Measured) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let frames = args
-        .iter()
-        .position(|a| a == "--frames")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
-    let memory = args.iter().any(|a| a == "--memory");
-    let rounds: usize = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
+    let frames = bench::number_flag("--frames", 100_000);
+    let memory = std::env::args().any(|a| a == "--memory");
+    let rounds = bench::number_flag("--rounds", 5);
     let mut builder = LocalBackend::builder()
         .token(TOKEN)
         .ping_interval(Duration::ZERO);
@@ -241,13 +212,16 @@ async fn main() {
     }
     println!(
         "median bare tokio-tungstenite: {:.0} frames/s",
-        median(&mut all_bare)
+        bench::median(&mut all_bare)
     );
     println!(
         "median echo-runner:            {:.0} frames/s",
-        median(&mut all_ours)
+        bench::median(&mut all_ours)
     );
-    println!("median ratio runner/bare:      {:.2}", median(&mut ratios));
+    println!(
+        "median ratio runner/bare:      {:.2}",
+        bench::median(&mut ratios)
+    );
     let peak = peaks.iter().copied().max().unwrap_or(0);
     println!(
         "runner peak RSS at {frames} frames: {:.1} MB",
@@ -263,9 +237,4 @@ async fn main() {
         );
     }
     backend.shutdown().await;
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

@@ -131,3 +131,39 @@ async fn a_thread_stops_at_an_interrupt_and_resumes_with_a_command() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn the_api_key_goes_in_x_api_key_and_nowhere_else() {
+    use ambient_adapter_langgraph::LangGraphClient;
+    use ambient_protocol::Secret;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A socket, not a server, so that the test sees the request's bytes as sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = socket.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the request ended early");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        let body = r#"{"thread_id":"t-1","status":"idle"}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    let client = LangGraphClient::new(&url, Some(Secret::new("lsv2_sk_key_123"))).unwrap();
+    assert_eq!(client.create_thread().await.unwrap(), "t-1");
+    let request = server.await.unwrap().to_lowercase();
+    assert!(
+        request.contains("\r\nx-api-key: lsv2_sk_key_123\r\n"),
+        "{request}"
+    );
+    assert_eq!(request.matches("lsv2_sk_key_123").count(), 1, "{request}");
+}

@@ -1,0 +1,73 @@
+//! What the benchmarks share: the runner in pod mode, a bare WebSocket client, flags and
+//! medians.
+#![allow(clippy::unwrap_used, reason = "a benchmark fails loudly")]
+
+use std::{path::Path, process::Stdio};
+
+use ambient_local_backend::LocalBackend;
+use tokio::{net::TcpStream, process::Command};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{client::IntoClientRequest, http::HeaderValue},
+};
+
+/// The runner `binary` for `session` of `project` in pod mode, with nothing from this
+/// process's environment, its output discarded and its errors on this process's stderr.
+pub fn runner(
+    binary: &Path,
+    backend: &LocalBackend,
+    project: &str,
+    session: &str,
+    token: &str,
+) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("SESSION_ID", session)
+        .env("AGENTIC_SESSION_NAMESPACE", project)
+        .env("WEBSOCKET_URL", backend.ws_url(project, session))
+        .env("BACKEND_API_URL", backend.api_url())
+        .env("BOT_TOKEN", token)
+        .env("WORKSPACE_PATH", std::env::temp_dir())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command
+}
+
+/// A bare tokio-tungstenite client connected to the backend's socket for a session: the
+/// baseline a runner is measured against.
+pub async fn bare_client(
+    backend: &LocalBackend,
+    project: &str,
+    session: &str,
+    token: &str,
+) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    let mut request = backend
+        .ws_url(project, session)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// The number after `flag` on the command line, or `default`.
+pub fn number_flag(flag: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median (the upper one of an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
