@@ -243,6 +243,10 @@ impl LangGraphClient {
     /// Cancel-safe: it only reads.
     pub async fn thread(&self, thread: &str) -> Result<Option<ThreadState>, ClientError> {
         let what = "reading a thread";
+        if !is_path_segment(thread) {
+            // Not an id the server could have made.
+            return Ok(None);
+        }
         let sent = self.get(&format!("/threads/{thread}")).send().await;
         let body = match Self::checked(what, sent).await {
             Ok(response) => response
@@ -295,6 +299,13 @@ impl LangGraphClient {
         if known {
             return Ok(());
         }
+        // A search returns a page; an assistant id beyond it is found by its own URL.
+        if is_path_segment(assistant) {
+            let direct = self.get(&format!("/assistants/{assistant}")).send().await;
+            if Self::checked(what, direct).await.is_ok() {
+                return Ok(());
+            }
+        }
         let mut graphs: Vec<&str> = assistants
             .iter()
             .filter_map(|a| a.get("graph_id").and_then(Value::as_str))
@@ -321,6 +332,17 @@ impl LangGraphClient {
         }
         Self::checked("rejoining a run", request.send().await).await
     }
+}
+
+/// Whether `id` can go in a URL path as it is (the server's ids are UUIDs, graph names
+/// identifiers).
+fn is_path_segment(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && id != "."
+        && id != ".."
 }
 
 /// A thread as the server reports it.
