@@ -47,8 +47,13 @@ pub enum Event {
     /// The agent asks the user something and waits (a human-in-the-loop question); the
     /// question itself goes out as [`Event::Text`] first.
     AwaitingInput,
-    /// The end of a run or turn, with what the framework reported.
+    /// The end of a run or turn, with what the framework reported. In an interactive
+    /// session the agent then waits for the user.
     Result(ResultPayload),
+    /// The end of a turn while the agent is still busy (a message already queued, a task
+    /// still running in the background): relayed like [`Event::Result`], but the session
+    /// is not waiting for the user.
+    ResultWhileBusy(ResultPayload),
 }
 
 /// Turns events into frames; it numbers the fragments of each streamed text.
@@ -98,7 +103,7 @@ impl EventMapper {
                 is_error,
             }),
             Event::AwaitingInput => Outbound::Waiting,
-            Event::Result(result) => {
+            Event::Result(result) | Event::ResultWhileBusy(result) => {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }

@@ -18,6 +18,7 @@
 //! New connections are always healthy unless the proxy is down. It is a dev-dependency
 //! only; nothing here reaches a production binary.
 
+pub mod anthropic;
 pub mod bench;
 mod git_http;
 pub mod git_repos;

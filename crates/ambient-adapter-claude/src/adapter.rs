@@ -1,0 +1,476 @@
+//! The adapter: one CLI process per session, user messages and interrupts written to it
+//! as they arrive, its output relayed.
+
+use std::{path::PathBuf, time::Duration};
+
+use ambient_adapter::{
+    Adapter, CancellationToken, Emitter, Event, Input, Mode, Outcome, ResultPayload, Session,
+    SessionClosed,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::{
+    ClaudeSettings, CliMapper, Conversation, ProcessError, SESSION_ANNOTATION, Signal,
+    process::CliProcess, settings::new_session_id,
+};
+
+/// What stops a Claude session.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaudeError {
+    /// The process could not be run or read.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The CLI is not the version the settings pin.
+    #[error("the Claude Code CLI at {binary} is version {found}, not the pinned {expected}")]
+    Version {
+        /// The binary.
+        binary: String,
+        /// What it says.
+        found: String,
+        /// What was asked for.
+        expected: String,
+    },
+    /// The CLI ended (or would not start) with a turn still open.
+    #[error("the Claude Code CLI {what} ({status}); its last words:\n{stderr}")]
+    Ended {
+        /// What happened.
+        what: String,
+        /// Its exit status.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The CLI did not answer in time.
+    #[error("the Claude Code CLI did not answer {what} within {seconds} s")]
+    NoAnswer {
+        /// The request.
+        what: &'static str,
+        /// The bound.
+        seconds: u64,
+    },
+    /// The `.mcp.json` could not be read.
+    #[error("the MCP configuration {path} could not be used: {reason}")]
+    Mcp {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The shell stopped reading.
+    #[error(transparent)]
+    Closed(#[from] SessionClosed),
+}
+
+/// Drives the Claude Code CLI for a session.
+#[derive(Debug)]
+pub struct ClaudeAdapter {
+    settings: ClaudeSettings,
+}
+
+impl ClaudeAdapter {
+    /// An adapter with these settings.
+    pub fn new(settings: ClaudeSettings) -> Self {
+        Self { settings }
+    }
+}
+
+/// What the session loop keeps.
+struct Turns {
+    /// User messages written whose turns have not ended.
+    open: u64,
+    /// An interrupt was sent and its turn has not ended.
+    interrupting: bool,
+    /// The session ends once the CLI is idle.
+    ending: bool,
+    last: Option<(ResultPayload, Option<String>)>,
+}
+
+impl Adapter for ClaudeAdapter {
+    type Error = ClaudeError;
+
+    async fn run(&mut self, session: &mut Session) -> Result<Outcome, Self::Error> {
+        let cancel = session.cancellation().clone();
+        self.check_version().await?;
+        for note in self.settings.unsupported() {
+            session.emit(Event::Log(note)).await?;
+        }
+        let info = session.info().clone();
+        let mcp = self.mcp_servers(&info.workspace.main)?;
+        let conversation = match session.continuation().get(SESSION_ANNOTATION) {
+            Some(id) if info.is_continuation => Conversation::Resume(id.to_owned()),
+            _ => Conversation::New(new_session_id()),
+        };
+        // Kept before the first turn, so that a crash mid-turn can still be resumed.
+        session
+            .store(SESSION_ANNOTATION, conversation.id().to_owned())
+            .await?;
+        let started = self
+            .start(
+                &info.workspace.main,
+                &info.workspace.extra,
+                mcp.as_ref(),
+                &conversation,
+                &cancel,
+            )
+            .await?;
+        let Some(mut process) = started else {
+            return Ok(Outcome::Completed { result: None });
+        };
+        let mut mapper = CliMapper::new();
+        let mut turns = Turns {
+            open: 0,
+            interrupting: false,
+            ending: info.mode == Mode::Batch,
+            last: None,
+        };
+        if !info.is_continuation && !info.prompt.is_empty() {
+            process.send_user(&info.prompt);
+            turns.open += 1;
+            session.emit(Event::TurnStarted).await?;
+        }
+        if turns.ending && turns.open == 0 {
+            process.finish(self.settings.exit_timeout).await;
+            return Ok(Outcome::Completed { result: None });
+        }
+        let mut interrupt_deadline: Option<tokio::time::Instant> = None;
+        let (emitter, inputs) = session.io();
+        let mut watching_input = true;
+        loop {
+            let line = tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    if turns.open > 0 {
+                        process.request(&json!({"subtype": "interrupt"}));
+                    }
+                    process.finish(self.settings.exit_timeout).await;
+                    return Ok(outcome(turns.last));
+                }
+                () = sleep_until(interrupt_deadline) => {
+                    process.finish(Duration::ZERO).await;
+                    return Err(ClaudeError::NoAnswer {
+                        what: "an interrupt",
+                        seconds: self.settings.control_timeout.as_secs(),
+                    });
+                }
+                input = inputs.next(), if watching_input => {
+                    match input {
+                        Some(Input::Message(text)) => {
+                            // Written at once, even mid-turn: the CLI queues it.
+                            process.send_user(&text);
+                            if turns.open == 0 && emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                                continue;
+                            }
+                            turns.open += 1;
+                        }
+                        Some(Input::Interrupt) => {
+                            if turns.open > 0 && !turns.interrupting {
+                                turns.interrupting = true;
+                                process.request(&json!({"subtype": "interrupt"}));
+                                interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
+                            }
+                        }
+                        Some(Input::EndSession) | None => {
+                            watching_input = false;
+                            turns.ending = true;
+                        }
+                        Some(Input::WorkspaceChanged(_)) => {
+                            let note = "the workspace changed; the CLI sees the new folders from the next session on";
+                            if emit(emitter, &cancel, Event::Log(String::from(note))).await?.is_none() {
+                                continue;
+                            }
+                        }
+                    }
+                    if turns.ending && turns.open == 0 && !mapper.tasks_running() {
+                        break;
+                    }
+                    continue;
+                }
+                line = process.next_line() => line,
+            };
+            let Some(line) = line else {
+                // The CLI closed its output: it exited.
+                let status = process.finish(self.settings.exit_timeout).await;
+                if turns.open == 0 && turns.ending {
+                    return Ok(outcome(turns.last));
+                }
+                return Err(ClaudeError::Ended {
+                    what: String::from("exited with a turn still open"),
+                    status: describe(status),
+                    stderr: process.stderr_tail(),
+                });
+            };
+            let line = match line {
+                Ok(line) => line,
+                Err(error) => {
+                    process.finish(Duration::ZERO).await;
+                    return Err(error.into());
+                }
+            };
+            let (events, signal) = mapper.map(&line);
+            for event in events {
+                if emit(emitter, &cancel, event).await?.is_none() {
+                    break;
+                }
+            }
+            match signal {
+                Signal::TurnStarted { session_id } => {
+                    if turns.open == 0 {
+                        // A turn the CLI started on its own (a background subagent finished).
+                        turns.open += 1;
+                        if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                            continue;
+                        }
+                    }
+                    if let Some(id) = session_id.filter(|id| id != conversation.id()) {
+                        warn!(expected = %conversation.id(), actual = %id, "the CLI runs another session than asked");
+                    }
+                }
+                Signal::TurnEnded {
+                    mut result,
+                    error,
+                    aborted,
+                } => {
+                    turns.open = turns.open.saturating_sub(1);
+                    let interrupted = aborted || turns.interrupting;
+                    let error = if interrupted {
+                        // An interrupt the user asked for is not a failure.
+                        result.subtype = Some(String::from("interrupted"));
+                        result.is_error = Some(false);
+                        turns.interrupting = false;
+                        interrupt_deadline = None;
+                        None
+                    } else {
+                        error
+                    };
+                    if let Some(error) = &error
+                        && is_unknown_resume(error, &result)
+                    {
+                        return Err(ClaudeError::Ended {
+                            what: String::from("could not resume the earlier conversation"),
+                            status: String::from("no conversation found"),
+                            stderr: error.clone(),
+                        });
+                    }
+                    let busy = turns.open > 0 || mapper.tasks_running();
+                    let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
+                        Event::ResultWhileBusy(result.clone())
+                    } else {
+                        Event::Result(result.clone())
+                    };
+                    turns.last = Some((result, error));
+                    if emit(emitter, &cancel, event).await?.is_none() {
+                        continue;
+                    }
+                    if turns.ending && !busy {
+                        break;
+                    }
+                }
+                Signal::Request {
+                    request_id,
+                    subtype,
+                } => {
+                    // No permission prompt tool, hooks or SDK MCP servers are registered, so
+                    // none of these is expected; an answer keeps the CLI from waiting.
+                    warn!(%subtype, "the CLI asked something the runner does not handle");
+                    process.refuse(&request_id, "unsupported by the runner");
+                }
+                Signal::Response { request_id, error } => {
+                    if let Some(error) = error {
+                        warn!(%request_id, %error, "the CLI refused a request");
+                    }
+                    interrupt_deadline = None;
+                }
+                Signal::None => {}
+            }
+        }
+        let status = process.finish(self.settings.exit_timeout).await;
+        info!(status = %describe(status), "the CLI finished");
+        Ok(outcome(turns.last))
+    }
+}
+
+impl ClaudeAdapter {
+    /// Logs the CLI's version, and fails when it is not the pinned one.
+    async fn check_version(&self) -> Result<(), ClaudeError> {
+        let binary = self.settings.binary.display().to_string();
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new(&self.settings.binary)
+                .arg("--version")
+                .env_clear()
+                .envs(self.settings.env.iter().map(|(k, v)| (k, v)))
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .map_err(|_| ClaudeError::NoAnswer {
+            what: "--version",
+            seconds: 30,
+        })?
+        .map_err(|source| ProcessError::Spawn {
+            binary: binary.clone(),
+            source,
+        })?;
+        let found = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_owned();
+        info!(%binary, version = %found, "Claude Code CLI");
+        match &self.settings.expected_version {
+            Some(expected) if *expected != found => Err(ClaudeError::Version {
+                binary,
+                found,
+                expected: expected.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The MCP servers of the explicit `.mcp.json`, or of the one in the working
+    /// directory when searching is on.
+    fn mcp_servers(&self, main: &std::path::Path) -> Result<Option<Value>, ClaudeError> {
+        let path = match &self.settings.mcp_config_path {
+            Some(path) => path.clone(),
+            None if self.settings.mcp_search => main.join(".mcp.json"),
+            None => return Ok(None),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error)
+                if error.kind() == std::io::ErrorKind::NotFound
+                    && self.settings.mcp_config_path.is_none() =>
+            {
+                return Ok(None);
+            }
+            Err(error) => {
+                return Err(ClaudeError::Mcp {
+                    path: path.display().to_string(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        let config: Value = serde_json::from_str(&text).map_err(|error| ClaudeError::Mcp {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        Ok(config.get("mcpServers").cloned())
+    }
+
+    /// Starts the CLI and waits for its answer to `initialize`, so that one that cannot
+    /// start fails before the first turn. `None` when the session was cancelled meanwhile.
+    async fn start(
+        &self,
+        cwd: &std::path::Path,
+        extra: &[PathBuf],
+        mcp: Option<&Value>,
+        conversation: &Conversation,
+        cancel: &CancellationToken,
+    ) -> Result<Option<CliProcess>, ClaudeError> {
+        let argv = self.settings.argv(extra, mcp, conversation);
+        let env = self.settings.child_env(extra);
+        let mut process = CliProcess::spawn(&self.settings.binary, &argv, cwd, &env)?;
+        info!(pid = ?process.id(), "Claude Code CLI started");
+        let request = process.request(&json!({"subtype": "initialize", "hooks": null}));
+        let answered = tokio::time::timeout(self.settings.initialize_timeout, async {
+            loop {
+                match process.next_line().await {
+                    Some(Ok(line)) => {
+                        let is_answer = line.get("type").and_then(Value::as_str)
+                            == Some("control_response")
+                            && line.pointer("/response/request_id").and_then(Value::as_str)
+                                == Some(request.as_str());
+                        if is_answer {
+                            return Ok(line);
+                        }
+                    }
+                    Some(Err(error)) => return Err(Some(error)),
+                    None => return Err(None),
+                }
+            }
+        });
+        let answer = tokio::select! {
+            () = cancel.cancelled() => {
+                process.finish(Duration::ZERO).await;
+                return Ok(None);
+            }
+            answer = answered => answer,
+        };
+        match answer {
+            Ok(Ok(line)) => {
+                if line.pointer("/response/subtype").and_then(Value::as_str) == Some("error") {
+                    let status = process.finish(self.settings.exit_timeout).await;
+                    return Err(ClaudeError::Ended {
+                        what: String::from("refused to initialize"),
+                        status: describe(status),
+                        stderr: process.stderr_tail(),
+                    });
+                }
+                Ok(Some(process))
+            }
+            Ok(Err(Some(error))) => {
+                process.finish(Duration::ZERO).await;
+                Err(error.into())
+            }
+            Ok(Err(None)) => {
+                let status = process.finish(self.settings.exit_timeout).await;
+                Err(ClaudeError::Ended {
+                    what: String::from("exited before it was ready"),
+                    status: describe(status),
+                    stderr: process.stderr_tail(),
+                })
+            }
+            Err(_) => {
+                process.finish(Duration::ZERO).await;
+                Err(ClaudeError::NoAnswer {
+                    what: "initialize",
+                    seconds: self.settings.initialize_timeout.as_secs(),
+                })
+            }
+        }
+    }
+}
+
+/// The session's outcome from its last turn.
+fn outcome(last: Option<(ResultPayload, Option<String>)>) -> Outcome {
+    match last {
+        Some((result, Some(reason))) => Outcome::Failed {
+            reason,
+            result: Some(result),
+        },
+        Some((result, None)) => Outcome::Completed {
+            result: Some(result),
+        },
+        None => Outcome::Completed { result: None },
+    }
+}
+
+/// Whether a failed turn is the CLI saying it has no conversation to resume.
+fn is_unknown_resume(error: &str, result: &ResultPayload) -> bool {
+    result.num_turns == Some(0) && error.contains("No conversation found")
+}
+
+fn describe(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or_else(|| String::from("exit status unknown"), |s| s.to_string())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Emits `event` unless the session is cancelled first; `None` when it was.
+async fn emit(
+    emitter: &Emitter,
+    cancel: &CancellationToken,
+    event: Event,
+) -> Result<Option<()>, SessionClosed> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Ok(None),
+        sent = emitter.emit(event) => sent.map(Some),
+    }
+}

@@ -1,0 +1,352 @@
+//! The CLI's stdout lines, mapped to runner events.
+
+use std::collections::HashSet;
+
+use ambient_adapter::{Event, ResultPayload};
+use serde_json::Value;
+
+/// What one stdout line means, beyond the events it becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// Nothing the adapter acts on.
+    None,
+    /// A turn started (`system/init`), with the CLI's session id.
+    TurnStarted {
+        /// The CLI's session id.
+        session_id: Option<String>,
+    },
+    /// A turn ended.
+    TurnEnded {
+        /// What the CLI reported.
+        result: ResultPayload,
+        /// The error text, when the turn failed.
+        error: Option<String>,
+        /// The turn was cut short by an interrupt.
+        aborted: bool,
+    },
+    /// The CLI asks the adapter something and waits for the answer.
+    Request {
+        /// Its id, to answer with.
+        request_id: String,
+        /// What it asks (`can_use_tool`, …).
+        subtype: String,
+    },
+    /// The CLI answered a request of the adapter's.
+    Response {
+        /// The request's id.
+        request_id: String,
+        /// The error, when it refused.
+        error: Option<String>,
+    },
+}
+
+/// Maps the CLI's stdout to runner events, remembering what spans lines (the message
+/// being streamed, the tasks running in the background).
+#[derive(Debug, Default)]
+pub struct CliMapper {
+    streaming: Option<String>,
+    tasks: HashSet<String>,
+}
+
+impl CliMapper {
+    /// A mapper for a new process.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether background tasks (subagents) are still running.
+    pub fn tasks_running(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
+    /// The events one line becomes, and what it means for the turn.
+    pub fn map(&mut self, line: &Value) -> (Vec<Event>, Signal) {
+        let text = |key: &str| line.get(key).and_then(Value::as_str);
+        match text("type") {
+            Some("system") => self.system(line),
+            Some("stream_event") => (self.stream_event(line), Signal::None),
+            Some("assistant") => (assistant(line), Signal::None),
+            Some("user") => (user(line), Signal::None),
+            Some("result") => result(line),
+            Some("control_request") => (
+                Vec::new(),
+                Signal::Request {
+                    request_id: text("request_id").unwrap_or_default().to_owned(),
+                    subtype: line
+                        .pointer("/request/subtype")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+            ),
+            Some("control_response") => {
+                let response = line.get("response").unwrap_or(&Value::Null);
+                let request_id = response
+                    .get("request_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let error = (response.get("subtype").and_then(Value::as_str) == Some("error"))
+                    .then(|| {
+                        response
+                            .get("error")
+                            .and_then(Value::as_str)
+                            .unwrap_or("refused")
+                            .to_owned()
+                    });
+                (Vec::new(), Signal::Response { request_id, error })
+            }
+            // New kinds appear with every release; they are not errors.
+            _ => (Vec::new(), Signal::None),
+        }
+    }
+
+    fn system(&mut self, line: &Value) -> (Vec<Event>, Signal) {
+        let field = |key: &str| line.get(key).and_then(Value::as_str).unwrap_or_default();
+        match field("subtype") {
+            "init" => {
+                let failed: Vec<&str> = line
+                    .get("mcp_servers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s.get("status").and_then(Value::as_str) == Some("failed"))
+                    .filter_map(|s| s.get("name").and_then(Value::as_str))
+                    .collect();
+                let events = if failed.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Event::Log(format!(
+                        "MCP servers that failed to start: {}",
+                        failed.join(", ")
+                    ))]
+                };
+                let session_id = line
+                    .get("session_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (events, Signal::TurnStarted { session_id })
+            }
+            "api_retry" => {
+                let number = |key: &str| line.get(key).map(Value::to_string).unwrap_or_default();
+                (
+                    vec![Event::Log(format!(
+                        "API error {} ({}), retry {}/{} in {} ms",
+                        number("error_status"),
+                        field("error"),
+                        number("attempt"),
+                        number("max_retries"),
+                        line.get("retry_delay_ms")
+                            .and_then(Value::as_f64)
+                            .map_or(0, |ms| ms.round() as u64),
+                    ))],
+                    Signal::None,
+                )
+            }
+            "task_started" => {
+                self.tasks.insert(field("task_id").to_owned());
+                (
+                    vec![Event::Log(format!(
+                        "task started: {}",
+                        field("description")
+                    ))],
+                    Signal::None,
+                )
+            }
+            "task_notification" => {
+                self.tasks.remove(field("task_id"));
+                (
+                    vec![Event::Log(format!(
+                        "task {}: {}",
+                        field("status"),
+                        field("summary")
+                    ))],
+                    Signal::None,
+                )
+            }
+            "task_updated" => {
+                let status = line
+                    .pointer("/patch/status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if matches!(status, "completed" | "failed" | "killed" | "cancelled") {
+                    self.tasks.remove(field("task_id"));
+                }
+                (Vec::new(), Signal::None)
+            }
+            _ => (Vec::new(), Signal::None),
+        }
+    }
+
+    fn stream_event(&mut self, line: &Value) -> Vec<Event> {
+        let Some(event) = line.get("event") else {
+            return Vec::new();
+        };
+        match event.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                self.streaming = event
+                    .pointer("/message/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Vec::new()
+            }
+            Some("content_block_delta") => {
+                let (Some(message), Some(text)) = (
+                    &self.streaming,
+                    event
+                        .pointer("/delta/text")
+                        .and_then(Value::as_str)
+                        .filter(|_| {
+                            event.pointer("/delta/type").and_then(Value::as_str)
+                                == Some("text_delta")
+                        }),
+                ) else {
+                    return Vec::new();
+                };
+                let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
+                vec![Event::TextDelta {
+                    stream: format!("{message}:{index}"),
+                    data: text.to_owned(),
+                }]
+            }
+            // Tool inputs are relayed whole from the `assistant` line.
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `assistant`: one content block per line (text, tool use, thinking).
+fn assistant(line: &Value) -> Vec<Event> {
+    let mut events = Vec::new();
+    if let Some(error) = line.get("error").and_then(Value::as_str) {
+        events.push(Event::Log(format!("API error: {error}")));
+    }
+    for block in line
+        .pointer("/message/content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(text) = block.get("text").and_then(Value::as_str) {
+                    events.push(Event::Text(text.to_owned()));
+                }
+            }
+            Some("tool_use") => events.push(Event::ToolUse {
+                name: block
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                input: block
+                    .get("input")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+                id: block.get("id").and_then(Value::as_str).map(str::to_owned),
+            }),
+            Some("thinking" | "redacted_thinking") => {
+                events.push(Event::Log(String::from("Model is reasoning...")));
+            }
+            _ => {}
+        }
+    }
+    events
+}
+
+/// `user`: tool results, and the CLI's note that a turn was interrupted.
+fn user(line: &Value) -> Vec<Event> {
+    let mut events = Vec::new();
+    let content = line.pointer("/message/content");
+    for block in content.and_then(Value::as_array).into_iter().flatten() {
+        match block.get("type").and_then(Value::as_str) {
+            Some("tool_result") => events.push(Event::ToolResult {
+                tool_use_id: block
+                    .get("tool_use_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                content: block.get("content").cloned().unwrap_or(Value::Null),
+                is_error: block.get("is_error").and_then(Value::as_bool),
+            }),
+            Some("text")
+                if block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.starts_with("[Request interrupted")) =>
+            {
+                events.push(Event::Log(String::from("interrupted")));
+            }
+            // A subagent's prompt, and other text the CLI feeds itself.
+            _ => {}
+        }
+    }
+    events
+}
+
+/// `result`: the end of a turn.
+fn result(line: &Value) -> (Vec<Event>, Signal) {
+    let text = |key: &str| line.get(key).and_then(Value::as_str).map(str::to_owned);
+    let number = |key: &str| line.get(key).and_then(Value::as_u64);
+    let is_error = line
+        .get("is_error")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let payload = ResultPayload {
+        subtype: text("subtype"),
+        duration_ms: number("duration_ms"),
+        duration_api_ms: number("duration_api_ms"),
+        is_error: Some(is_error),
+        num_turns: number("num_turns"),
+        session_id: text("session_id"),
+        total_cost_usd: line.get("total_cost_usd").and_then(Value::as_f64),
+        usage: line.get("usage").cloned(),
+        result: text("result"),
+    };
+    // The SDK's order: the errors list, the result text, the subtype, the API status.
+    let error = is_error.then(|| {
+        let errors: Vec<&str> = line
+            .get("errors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !errors.is_empty() {
+            errors.join("; ")
+        } else if let Some(result) = text("result") {
+            result
+        } else if let Some(subtype) = text("subtype").filter(|s| s != "success") {
+            subtype
+        } else {
+            format!(
+                "API error {}",
+                line.get("api_error_status")
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            )
+        }
+    });
+    let aborted = text("terminal_reason").as_deref() == Some("aborted_streaming");
+    let mut events = Vec::new();
+    let denials: Vec<&str> = line
+        .get("permission_denials")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("tool_name").and_then(Value::as_str))
+        .collect();
+    if !denials.is_empty() {
+        events.push(Event::Log(format!(
+            "tools refused by the permission settings: {}",
+            denials.join(", ")
+        )));
+    }
+    (
+        events,
+        Signal::TurnEnded {
+            result: payload,
+            error,
+            aborted,
+        },
+    )
+}

@@ -1,0 +1,119 @@
+//! The mapping, on transcripts recorded from the real CLI.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+use ambient_adapter::Event;
+use serde_json::Value;
+
+use crate::{CliMapper, Signal};
+
+/// The stdout lines of a recorded driver transcript (or of raw stdout).
+fn stdout_of(name: &str) -> Vec<Value> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter_map(|record| match record.get("dir").and_then(Value::as_str) {
+            Some("out") => record.get("msg").cloned(),
+            Some(_) => None,
+            None => Some(record),
+        })
+        .collect()
+}
+
+/// Every event and signal of a transcript, one line each, for a snapshot.
+fn mapped(name: &str) -> Vec<String> {
+    let mut mapper = CliMapper::new();
+    let mut out = Vec::new();
+    for line in stdout_of(name) {
+        let (events, signal) = mapper.map(&line);
+        for event in events {
+            out.push(match event {
+                Event::TextDelta { data, .. } => format!("delta {data:?}"),
+                other => format!("{other:?}"),
+            });
+        }
+        match signal {
+            Signal::None => {}
+            Signal::TurnEnded {
+                result,
+                error,
+                aborted,
+            } => out.push(format!(
+                "turn ended: subtype={:?} is_error={:?} turns={:?} result={:?} error={error:?} aborted={aborted}",
+                result.subtype, result.is_error, result.num_turns, result.result
+            )),
+            Signal::TurnStarted { .. } => out.push(String::from("turn started")),
+            other => out.push(format!("{other:?}")),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_multi_turn_conversation_maps_to_texts_and_results() {
+    insta::assert_debug_snapshot!(mapped("03_multiturn.jsonl"));
+}
+
+#[test]
+fn a_tool_turn_maps_to_tool_use_and_result_with_matching_ids() {
+    let lines = mapped("05_tool_bash_bypass.jsonl");
+    insta::assert_debug_snapshot!(lines);
+}
+
+#[test]
+fn partial_messages_stream_as_deltas_of_one_block_then_the_whole_text() {
+    let mut mapper = CliMapper::new();
+    let mut deltas = String::new();
+    let mut streams = std::collections::HashSet::new();
+    let mut texts = Vec::new();
+    for line in stdout_of("v2.1.332_interrupt.jsonl") {
+        for event in mapper.map(&line).0 {
+            match event {
+                Event::TextDelta { stream, data } => {
+                    streams.insert(stream);
+                    deltas.push_str(&data);
+                }
+                Event::Text(text) => texts.push(text),
+                _ => {}
+            }
+        }
+    }
+    // The interrupted turn and the one after it: each streamed, then whole.
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    assert_eq!(deltas, texts.concat());
+}
+
+#[test]
+fn an_interrupt_an_api_error_and_max_turns_end_their_turns_as_they_should() {
+    insta::assert_debug_snapshot!("interrupt", mapped("10_interrupt.jsonl"));
+    insta::assert_debug_snapshot!("err500", mapped("13_err500.jsonl"));
+    insta::assert_debug_snapshot!("max_turns", mapped("11_max_turns.jsonl"));
+}
+
+#[test]
+fn background_subagents_are_tracked_until_they_finish() {
+    let mut mapper = CliMapper::new();
+    let mut was_running = false;
+    for line in stdout_of("v2.1.332_subagent.jsonl") {
+        mapper.map(&line);
+        was_running |= mapper.tasks_running();
+    }
+    assert!(was_running, "the subagent was never seen running");
+    assert!(
+        !mapper.tasks_running(),
+        "the subagent was never seen finishing"
+    );
+}
+
+#[test]
+fn unknown_kinds_and_subtypes_are_ignored() {
+    let mut mapper = CliMapper::new();
+    for line in [
+        serde_json::json!({"type": "rate_limit_event"}),
+        serde_json::json!({"type": "system", "subtype": "brand_new"}),
+        serde_json::json!({"no_type": true}),
+    ] {
+        assert_eq!(mapper.map(&line), (Vec::new(), Signal::None));
+    }
+}
