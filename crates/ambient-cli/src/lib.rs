@@ -138,8 +138,10 @@ fn init_logging(common: &CommonArgs) {
         Redactor::new(&common.runner.secret_values()),
         std::io::stderr,
     );
+    // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     let installed = match common.log_format {
         LogFormat::Json => builder.json().try_init(),

@@ -375,7 +375,8 @@ impl WorkspaceArgs {
 }
 
 impl AgentArgs {
-    fn into_settings(self) -> Result<AgentSettings, ConfigError> {
+    /// Validates the settings; each error names its variable.
+    pub fn into_settings(self) -> Result<AgentSettings, ConfigError> {
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         let max_tokens = match non_empty(self.llm_max_tokens)
             .map(|v| ("LLM_MAX_TOKENS", v))

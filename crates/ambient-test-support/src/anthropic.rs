@@ -5,6 +5,7 @@
 //!
 //! - `MOCK_TOOL_BASH`: a `Bash` tool call (`echo hi`); once the tool result comes back,
 //!   a text that quotes it;
+//! - `MOCK_TOOL_ENV`: the same with `env`, to see what the agent's tools can read;
 //! - `MOCK_SLOW`: a long text, one word every 100 ms (a turn to interrupt);
 //! - `MOCK_ERR401` / `MOCK_ERR500`: that HTTP error, every time;
 //! - anything else: `Hello from mock (turn N).`, N counting the user turns of the
@@ -146,8 +147,13 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             "end_turn",
             None,
         )
-    } else if text.contains("MOCK_TOOL_BASH") {
-        let input = json!({"command": "echo hi", "description": "Print hi"}).to_string();
+    } else if text.contains("MOCK_TOOL_BASH") || text.contains("MOCK_TOOL_ENV") {
+        let command = if text.contains("MOCK_TOOL_ENV") {
+            "env"
+        } else {
+            "echo hi"
+        };
+        let input = json!({"command": command, "description": "Run a command"}).to_string();
         (
             vec![
                 Block::Text(vec![String::from("Let me run that.")]),

@@ -1,0 +1,148 @@
+//! `fake-claude`: stands in for the Claude Code CLI in tests of the process plumbing.
+//!
+//! It plays a script of JSON lines, the format of the recorded driver transcripts
+//! (`{"dir":"out","msg":…}` is printed, `{"dir":"in","msg":…}` waits for a stdin line of
+//! the same `type`, `{"dir":"exit","rc":N,"stderr":…}` waits for the end of stdin, then
+//! exits), plus what the recordings cannot show: `{"dir":"crash","rc":N,"stderr":…}` exits
+//! at once, `{"dir":"raw","line":…}` prints a line as it is, `{"dir":"hang"}` stops
+//! answering. Request ids the script recorded are swapped for the live ones. It writes
+//! its argv, one argument a line, to the file `FAKE_CLAUDE_ARGV` names.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "a stand-in for a command-line program prints and exits"
+)]
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use serde_json::Value;
+
+/// The fake CLI.
+#[derive(Debug, clap::Parser)]
+#[command(disable_version_flag = true, disable_help_flag = true)]
+struct Fake {
+    /// The script to play.
+    #[arg(long, env = "FAKE_CLAUDE_SCRIPT")]
+    script: Option<PathBuf>,
+    /// Where to write the argv.
+    #[arg(long, env = "FAKE_CLAUDE_ARGV")]
+    argv_file: Option<PathBuf>,
+    /// Print the version, as the CLI does.
+    #[arg(long)]
+    version: bool,
+    /// Everything else: the CLI's own flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let fake: Fake = match clap::Parser::try_parse_from(
+        // The CLI's flags are not the fake's: only its own and `--version` are read.
+        args.iter()
+            .filter(|a| !a.starts_with("--") || *a == "--version")
+            .cloned()
+            .collect::<Vec<_>>(),
+    ) {
+        Ok(fake) => fake,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if fake.version {
+        println!("2.1.332 (Claude Code)");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &fake.argv_file
+        && std::fs::write(path, args[1..].join("\n")).is_err()
+    {
+        eprintln!("fake-claude: cannot write {}", path.display());
+        return ExitCode::from(2);
+    }
+    let Some(script) = fake.script else {
+        eprintln!("fake-claude: FAKE_CLAUDE_SCRIPT is not set");
+        return ExitCode::from(2);
+    };
+    let Ok(script) = std::fs::read_to_string(&script) else {
+        eprintln!("fake-claude: cannot read {}", script.display());
+        return ExitCode::from(2);
+    };
+    play(&script)
+}
+
+fn play(script: &str) -> ExitCode {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock().lines();
+    let mut stdout = std::io::stdout().lock();
+    let mut live_ids: HashMap<String, String> = HashMap::new();
+    for record in script
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let text = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or_default();
+        match text("dir") {
+            "out" => {
+                let mut message = record.get("msg").cloned().unwrap_or(Value::Null);
+                if let Some(id) = message.pointer_mut("/response/request_id")
+                    && let Some(live) = id.as_str().and_then(|recorded| live_ids.get(recorded))
+                {
+                    *id = Value::String(live.clone());
+                }
+                let _written = writeln!(stdout, "{message}");
+                let _flushed = stdout.flush();
+            }
+            "in" => {
+                let expected = record.pointer("/msg/type").and_then(Value::as_str);
+                let Some(Ok(line)) = input.next() else {
+                    eprintln!("fake-claude: stdin ended while a {expected:?} line was due");
+                    return ExitCode::from(1);
+                };
+                let Ok(got) = serde_json::from_str::<Value>(&line) else {
+                    eprintln!("Error parsing streaming input line: {line}");
+                    return ExitCode::from(1);
+                };
+                if got.get("type").and_then(Value::as_str) != expected {
+                    eprintln!("fake-claude: expected a {expected:?} line, got {line}");
+                    return ExitCode::from(1);
+                }
+                if let (Some(recorded), Some(live)) = (
+                    record.pointer("/msg/request_id").and_then(Value::as_str),
+                    got.get("request_id").and_then(Value::as_str),
+                ) {
+                    live_ids.insert(recorded.to_owned(), live.to_owned());
+                }
+            }
+            "raw" => {
+                let _written = writeln!(stdout, "{}", text("line"));
+                let _flushed = stdout.flush();
+            }
+            "crash" => {
+                eprintln!("{}", text("stderr"));
+                return exit_code(&record);
+            }
+            "hang" => loop {
+                std::thread::park();
+            },
+            "exit" => {
+                // Like the CLI: finish once stdin ends.
+                for _ in input.by_ref() {}
+                eprint!("{}", text("stderr"));
+                return exit_code(&record);
+            }
+            _ => {}
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn exit_code(record: &Value) -> ExitCode {
+    let rc = record.get("rc").and_then(Value::as_u64).unwrap_or(0);
+    ExitCode::from(u8::try_from(rc).unwrap_or(1))
+}

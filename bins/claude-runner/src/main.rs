@@ -1,0 +1,135 @@
+//! `claude-runner`: drives the Claude Code CLI for a session (claude-proxy).
+//!
+//! In a pod it reads the environment the operator sets and connects to the backend. With
+//! `--local` it runs the session against a local backend started in-process and prints
+//! the conversation as the UI would show it.
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use ambient_adapter_claude::{ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS};
+use ambient_cli::CommonArgs;
+
+/// Runs an Ambient Code Platform session with the Claude Code CLI.
+#[derive(Debug, clap::Parser)]
+#[command(name = "claude-runner", version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The Claude Code CLI binary.
+    #[arg(long, env = "CLAUDE_BIN", default_value = "claude")]
+    claude_bin: PathBuf,
+    /// The CLI version the binary must report (for example `2.1.332`); unchecked when
+    /// unset.
+    #[arg(long, env = "CLAUDE_CLI_VERSION")]
+    claude_cli_version: Option<String>,
+    /// The CLI's permission mode (`acceptEdits`, `default`, `plan`, `bypassPermissions`, …).
+    #[arg(long, env = "CLAUDE_PERMISSION_MODE", default_value = "acceptEdits")]
+    permission_mode: String,
+    /// Tools the CLI may use without asking, comma-separated.
+    #[arg(long, env = "CLAUDE_ALLOWED_TOOLS", default_value = DEFAULT_ALLOWED_TOOLS)]
+    allowed_tools: String,
+    /// Tools removed from the CLI, comma-separated.
+    #[arg(long, env = "CLAUDE_DISALLOWED_TOOLS", default_value = "")]
+    disallowed_tools: String,
+    /// Text appended to Claude Code's system prompt.
+    #[arg(long, env = "CLAUDE_APPEND_SYSTEM_PROMPT")]
+    append_system_prompt: Option<String>,
+    /// Which settings files the CLI reads, comma-separated (`user`, `project`, `local`).
+    #[arg(long, env = "CLAUDE_SETTING_SOURCES", default_value = "project")]
+    setting_sources: String,
+    /// The most model turns one user turn may take.
+    #[arg(long, env = "CLAUDE_MAX_TURNS")]
+    max_turns: Option<u32>,
+    /// Seconds the CLI may take to answer an interrupt before the session fails.
+    #[arg(long, env = "CLAUDE_CONTROL_TIMEOUT", default_value_t = 10)]
+    control_timeout: u64,
+    /// Stream text as it is generated (`false` relays whole blocks only).
+    #[arg(long, env = "CLAUDE_PARTIAL_MESSAGES", default_value_t = true, action = clap::ArgAction::Set)]
+    partial_messages: bool,
+}
+
+/// Variables the CLI may see besides `ANTHROPIC_*`, `CLAUDE_*` and `LC_*`: never the
+/// runner's own credentials (the bot token, other frameworks' keys).
+const PASSED_TO_CLI: [&str; 26] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "NO_PROXY",
+    "no_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "IS_SANDBOX",
+    "DISABLE_TELEMETRY",
+    "DISABLE_ERROR_REPORTING",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUD_ML_REGION",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+];
+
+fn cli_environment() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(key, _)| {
+            let key = key.to_string_lossy();
+            PASSED_TO_CLI.contains(&key.as_ref())
+                || ["ANTHROPIC_", "CLAUDE_", "LC_"]
+                    .iter()
+                    .any(|prefix| key.starts_with(prefix))
+        })
+        .collect()
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match ambient_cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let adapter = cli
+        .common
+        .runner
+        .agent
+        .clone()
+        .into_settings()
+        .map(|agent| {
+            ClaudeAdapter::new(ClaudeSettings {
+                binary: cli.claude_bin.clone(),
+                expected_version: cli.claude_cli_version.clone(),
+                model: agent.model,
+                permission_mode: cli.permission_mode.clone(),
+                allowed_tools: list(&cli.allowed_tools),
+                disallowed_tools: list(&cli.disallowed_tools),
+                append_system_prompt: cli.append_system_prompt.clone(),
+                setting_sources: list(&cli.setting_sources),
+                max_turns: cli.max_turns,
+                partial_messages: cli.partial_messages,
+                mcp_search: agent.mcp_config_search,
+                mcp_config_path: agent.mcp_config_path,
+                max_output_tokens: agent.max_tokens,
+                temperature: agent.temperature,
+                env: cli_environment(),
+                control_timeout: std::time::Duration::from_secs(cli.control_timeout),
+                ..ClaudeSettings::default()
+            })
+        });
+    ambient_cli::execute(cli.common, adapter)
+}

@@ -1,0 +1,1 @@
+//! The process plumbing, against `fake-claude` playing scripts.

@@ -1,0 +1,352 @@
+//! Whole sessions of the real binary driving the real Claude Code CLI (the pinned version,
+//! installed by `./scripts/test` into `node_modules`) against the project's mock of the
+//! Anthropic API, with the local backend: each test asserts what the backend persisted
+//! and the final status.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+mod fake;
+
+use std::path::{Path, PathBuf};
+
+use ambient_adapter_claude::SESSION_ANNOTATION;
+use ambient_local_backend::SessionSeed;
+use ambient_protocol::SessionMessage;
+use ambient_test_support::{
+    anthropic::MockAnthropic,
+    harness::{Backend, Finished, PROJECT, SESSION, TOKEN, transcript, until},
+};
+use serde_json::{Value, json};
+
+const API_KEY: &str = "sk-ant-api03-planted-key-0123456789abcdefghij";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The CLI the test command installs, and the version `package.json` pins.
+fn pinned_cli() -> (PathBuf, String) {
+    let binary = root().join("node_modules/@anthropic-ai/claude-code-linux-x64/claude");
+    assert!(
+        binary.exists(),
+        "{} is missing: run ./scripts/test, which installs the pinned Claude Code CLI",
+        binary.display()
+    );
+    let package: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("package.json")).unwrap())
+            .unwrap();
+    let version = package["dependencies"]["@anthropic-ai/claude-code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (binary, version)
+}
+
+/// The mock API, a local backend, and the CLI's home.
+struct Env {
+    mock: MockAnthropic,
+    env: Backend,
+    home: tempfile::TempDir,
+}
+
+async fn start_with(seeds: impl IntoIterator<Item = SessionSeed>) -> Env {
+    Env {
+        mock: MockAnthropic::start().await,
+        env: Backend::start_with(env!("CARGO_BIN_EXE_claude-runner"), seeds).await,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn start() -> Env {
+    start_with([SessionSeed::new(PROJECT, SESSION)]).await
+}
+
+impl Env {
+    fn runner(&self, extra: &[(&str, &str)]) -> tokio::process::Command {
+        let (binary, version) = pinned_cli();
+        let home = self.home.path().to_str().unwrap();
+        let config = self.home.path().join(".claude");
+        let mut command = self.env.runner(extra);
+        command
+            .env("CLAUDE_BIN", binary)
+            .env("CLAUDE_CLI_VERSION", version)
+            .env("ANTHROPIC_BASE_URL", self.mock.url())
+            .env("ANTHROPIC_API_KEY", API_KEY)
+            .env("HOME", home)
+            .env("CLAUDE_CONFIG_DIR", config)
+            .env("CLAUDE_CODE_MAX_RETRIES", "0")
+            .env("IS_SANDBOX", "1")
+            // The CLI keeps scratch files under TMPDIR: in the test's folder, not /tmp.
+            .env("TMPDIR", home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command
+    }
+
+    async fn run(&self, extra: &[(&str, &str)]) -> Finished {
+        let child = self.runner(extra).spawn().unwrap();
+        self.env.finish(child).await
+    }
+
+    async fn transcript(&self) -> Vec<String> {
+        transcript(&self.env.backend).await
+    }
+
+    fn status(&self) -> serde_json::Map<String, Value> {
+        self.env.backend.status(PROJECT, SESSION).unwrap()
+    }
+
+    fn cli_session(&self, session: &str) -> String {
+        let kept = self.env.backend.session(PROJECT, session).unwrap();
+        kept.metadata.annotations[SESSION_ANNOTATION].clone()
+    }
+
+    async fn post(&self, body: Value) {
+        self.env
+            .backend
+            .post_message(PROJECT, SESSION, body)
+            .await
+            .unwrap();
+    }
+}
+
+fn is(kind: &'static str) -> impl Fn(&SessionMessage) -> bool {
+    move |m| m.kind == kind
+}
+
+/// The transcript without the cost, which the CLI computes from its own price table.
+fn without_cost(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|line| match line.split_once(", $") {
+            Some((head, _)) if line.starts_with("result:") => head.to_owned(),
+            _ => line,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_one_shot_prompt_streams_its_answer_and_completes_with_the_cli_session() {
+    let env = start().await;
+    let finished = env.run(&[("PROMPT", "hello")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(
+        without_cost(env.transcript().await),
+        [
+            "· session.started",
+            "you: hello",
+            "agent: Hello from mock (turn 1).",
+            "result: success, 1 turns",
+            "· session.completed",
+        ]
+    );
+    let streamed: String = env
+        .env
+        .persisted()
+        .await
+        .iter()
+        .filter_map(|m| m["payload"]["partial"]["data"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(streamed, "Hello from mock (turn 1).");
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Completed"));
+    assert_eq!(status["result"], json!("Hello from mock (turn 1)."));
+    assert_eq!(status["session_id"], json!(env.cli_session(SESSION)));
+    assert!(status["total_cost_usd"].as_f64().unwrap() > 0.0);
+    let (_, version) = pinned_cli();
+    assert!(
+        finished.stderr.contains(&format!("version={version}")),
+        "the version in use is not logged:\n{}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_runs_turn_after_turn_in_one_process() {
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("PROMPT", "first"), ("INTERACTIVE", "true")])
+        .spawn()
+        .unwrap();
+    until(&mut watch, is("agent.waiting")).await;
+    env.post(json!({"content": "second"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(
+        without_cost(env.transcript().await)[1..],
+        [
+            "you: first",
+            "agent: Hello from mock (turn 1).",
+            "result: success, 1 turns",
+            "(waiting for you)",
+            "you: second",
+            "agent: Hello from mock (turn 2).",
+            "result: success, 1 turns",
+            "(waiting for you)",
+            "· session.completed",
+        ]
+    );
+    // One process: the second request carries the first turn.
+    let requests = env.mock.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1]["messages"].as_array().unwrap().len() >= 3);
+}
+
+#[tokio::test]
+async fn a_tool_call_and_its_result_are_relayed_and_the_tools_never_see_the_runners_token() {
+    let env = start().await;
+    let finished = env.run(&[("PROMPT", "MOCK_TOOL_BASH please")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(
+        without_cost(env.transcript().await)[1..],
+        [
+            "you: MOCK_TOOL_BASH please",
+            "agent: Let me run that.",
+            r#"  ⚙ Bash {"command":"echo hi","description":"Run a command"}"#,
+            "  ↳ hi",
+            "agent: The tool said: hi.",
+            "result: success, 2 turns",
+            "· session.completed",
+        ]
+    );
+
+    let env = start().await;
+    let finished = env.run(&[("PROMPT", "MOCK_TOOL_ENV please")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    // What the agent's shell saw, as the API received it.
+    let seen = env.mock.requests().last().unwrap().to_string();
+    assert!(seen.contains("ANTHROPIC_BASE_URL"), "no env output: {seen}");
+    assert!(
+        !seen.contains(TOKEN),
+        "the bot token reached the agent's tools"
+    );
+    assert!(
+        !seen.contains("BOT_TOKEN"),
+        "BOT_TOKEN reached the agent's tools"
+    );
+    let persisted = serde_json::to_string(&env.env.persisted().await).unwrap();
+    for (place, text) in [
+        ("frames", &persisted),
+        ("stderr", &finished.stderr),
+        ("stdout", &finished.stdout),
+    ] {
+        assert!(!text.contains(API_KEY), "the API key reached the {place}");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_the_turn_at_once_and_the_next_message_still_works() {
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("PROMPT", "MOCK_SLOW story"), ("INTERACTIVE", "true")])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| m.payload["partial"].is_object()).await;
+    env.post(json!({"type": "interrupt"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.post(json!({"content": "after the interrupt"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = without_cost(env.transcript().await);
+    let interrupted = lines
+        .iter()
+        .position(|l| l.starts_with("result: interrupted"))
+        .unwrap_or_else(|| panic!("no interrupted result in {lines:#?}"));
+    let story = lines
+        .iter()
+        .find(|l| l.starts_with("agent: word1 "))
+        .unwrap();
+    assert!(!story.contains("word100"), "the story ran to its end");
+    assert_eq!(
+        lines[interrupted + 1..],
+        [
+            "(waiting for you)",
+            "you: after the interrupt",
+            "agent: Hello from mock (turn 2).",
+            "result: success, 1 turns",
+            "(waiting for you)",
+            "· session.completed",
+        ]
+    );
+    assert_eq!(env.status()["phase"], json!("Completed"));
+}
+
+#[tokio::test]
+async fn api_errors_fail_the_session_with_the_clis_words() {
+    for (trigger, words) in [
+        ("MOCK_ERR500", "API Error: 500"),
+        ("MOCK_ERR401", "Invalid API key"),
+    ] {
+        let env = start().await;
+        let finished = env.run(&[("PROMPT", trigger)]).await;
+        assert_eq!(finished.code, Some(1), "{trigger}:\n{}", finished.stderr);
+        let status = env.status();
+        assert_eq!(status["phase"], json!("Failed"), "{trigger}");
+        let message = status["message"].as_str().unwrap();
+        assert!(message.contains(words), "{trigger}: {message}");
+        assert!(!message.contains(API_KEY));
+    }
+}
+
+#[tokio::test]
+async fn a_continuation_resumes_the_cli_conversation_of_its_parent() {
+    let parent = "agentic-session-parent";
+    let first = start_with([SessionSeed::new(PROJECT, parent)]).await;
+    let child = first
+        .runner(&[("PROMPT", "hello")])
+        .env("SESSION_ID", parent)
+        .env("WEBSOCKET_URL", first.env.backend.ws_url(PROJECT, parent))
+        .spawn()
+        .unwrap();
+    let finished = first.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let conversation = first.cli_session(parent);
+
+    // A new process for the next session: same workspace, same CLI home.
+    let second = Env {
+        mock: first.mock,
+        env: Backend::start_with(
+            env!("CARGO_BIN_EXE_claude-runner"),
+            [
+                SessionSeed::new(PROJECT, parent)
+                    .annotation(SESSION_ANNOTATION, conversation.clone()),
+                SessionSeed::new(PROJECT, SESSION),
+            ],
+        )
+        .await,
+        home: first.home,
+    };
+    let workspace: &Path = first.env.workspace.path();
+    let mut watch = second.env.backend.watch(SESSION);
+    let child = second
+        .runner(&[("INTERACTIVE", "true"), ("PARENT_SESSION_ID", parent)])
+        .env("WORKSPACE_PATH", workspace)
+        .spawn()
+        .unwrap();
+    second
+        .env
+        .backend
+        .wait_for_connections(SESSION, 1)
+        .await
+        .unwrap();
+    second.post(json!({"content": "and again"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    second.post(json!({"type": "end_session"})).await;
+    let finished = second.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    // The mock counts the user turns it was sent: the first session's came along.
+    let lines = second.transcript().await;
+    assert!(
+        lines.contains(&String::from("agent: Hello from mock (turn 2).")),
+        "{lines:#?}"
+    );
+    assert_eq!(second.cli_session(SESSION), conversation);
+    assert_eq!(second.status()["session_id"], json!(conversation));
+}
