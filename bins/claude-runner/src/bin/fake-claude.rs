@@ -6,7 +6,8 @@
 //! exits), plus what the recordings cannot show: `{"dir":"crash","rc":N,"stderr":…}` exits
 //! at once, `{"dir":"raw","line":…}` prints a line as it is, `{"dir":"hang"}` stops
 //! answering. Request ids the script recorded are swapped for the live ones. It writes
-//! its argv, one argument a line, to the file `FAKE_CLAUDE_ARGV` names.
+//! its argv, one argument a line, to the file `CLAUDE_FAKE_ARGV` names. Its settings
+//! start with `CLAUDE_` because the runner passes the CLI no other variables of its own.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -28,10 +29,10 @@ use serde_json::Value;
 #[command(disable_version_flag = true, disable_help_flag = true)]
 struct Fake {
     /// The script to play.
-    #[arg(long, env = "FAKE_CLAUDE_SCRIPT")]
+    #[arg(long, env = "CLAUDE_FAKE_SCRIPT")]
     script: Option<PathBuf>,
     /// Where to write the argv.
-    #[arg(long, env = "FAKE_CLAUDE_ARGV")]
+    #[arg(long, env = "CLAUDE_FAKE_ARGV")]
     argv_file: Option<PathBuf>,
     /// Print the version, as the CLI does.
     #[arg(long)]
@@ -67,7 +68,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let Some(script) = fake.script else {
-        eprintln!("fake-claude: FAKE_CLAUDE_SCRIPT is not set");
+        eprintln!("fake-claude: CLAUDE_FAKE_SCRIPT is not set");
         return ExitCode::from(2);
     };
     let Ok(script) = std::fs::read_to_string(&script) else {

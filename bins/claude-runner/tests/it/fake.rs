@@ -1,1 +1,227 @@
-//! The process plumbing, against `fake-claude` playing scripts.
+//! The process plumbing, against `fake-claude` playing scripts: a recorded conversation
+//! replayed both ways, the argv, and the ways a CLI can fail (crash, a line that is not
+//! JSON, a hang, a start that fails), each a clear error with nothing relayed lost.
+
+use ambient_local_backend::SessionSeed;
+use ambient_test_support::harness::{Backend, Finished, PROJECT, SESSION, until};
+use serde_json::{Value, json};
+
+/// A local backend and a script for the fake CLI.
+struct Fake {
+    env: Backend,
+    script: std::path::PathBuf,
+    argv: std::path::PathBuf,
+}
+
+async fn fake(records: &[Value]) -> Fake {
+    let env = Backend::start(
+        env!("CARGO_BIN_EXE_claude-runner"),
+        SessionSeed::new(PROJECT, SESSION),
+    )
+    .await;
+    let script = env.workspace.path().join("fake-script.jsonl");
+    let text: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(&script, text.join("\n")).unwrap();
+    let argv = env.workspace.path().join("fake-argv.txt");
+    Fake { env, script, argv }
+}
+
+/// The start every CLI makes: `initialize` answered.
+fn initialized() -> Vec<Value> {
+    vec![
+        json!({"dir": "in", "msg": {"type": "control_request", "request_id": "r1", "request": {"subtype": "initialize"}}}),
+        json!({"dir": "out", "msg": {"type": "control_response", "response": {"subtype": "success", "request_id": "r1", "response": {}}}}),
+    ]
+}
+
+fn turn_start(text: &str) -> Vec<Value> {
+    vec![
+        json!({"dir": "in", "msg": {"type": "user"}}),
+        json!({"dir": "out", "msg": {"type": "system", "subtype": "init", "session_id": "s"}}),
+        json!({"dir": "out", "msg": {"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": text}]}}}),
+    ]
+}
+
+impl Fake {
+    fn runner(&self, extra: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = self.env.runner(extra);
+        command
+            .env("CLAUDE_BIN", env!("CARGO_BIN_EXE_fake-claude"))
+            .env("CLAUDE_FAKE_SCRIPT", &self.script)
+            .env("CLAUDE_FAKE_ARGV", &self.argv);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command
+    }
+
+    async fn run(&self, extra: &[(&str, &str)]) -> Finished {
+        let child = self.runner(extra).spawn().unwrap();
+        self.env.finish(child).await
+    }
+
+    fn message(&self) -> String {
+        let status = self.env.backend.status(PROJECT, SESSION).unwrap();
+        assert_eq!(status["phase"], json!("Failed"), "{status:?}");
+        status["message"].as_str().unwrap().to_owned()
+    }
+
+    async fn transcript(&self) -> Vec<String> {
+        ambient_test_support::harness::transcript(&self.env.backend).await
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_conversation_replays_both_ways_with_the_argv_the_settings_make() {
+    let recorded = format!(
+        "{}/../../crates/ambient-adapter-claude/tests/fixtures/03_multiturn.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let records: Vec<Value> = std::fs::read_to_string(recorded)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let env = fake(&records).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("PROMPT", "First question: say hello"),
+            ("INTERACTIVE", "true"),
+            ("LLM_MODEL", "claude-sonnet-4-5"),
+            ("LLM_TEMPERATURE", "0.3"),
+            ("CLAUDE_DISALLOWED_TOOLS", "WebFetch"),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| m.kind == "agent.waiting").await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"content": "Second question"}))
+        .await
+        .unwrap();
+    until(&mut watch, |m| m.kind == "agent.waiting").await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
+        .await
+        .unwrap();
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = env.transcript().await;
+    assert!(
+        lines.contains(&String::from("agent: Hello from mock (turn 2).")),
+        "{lines:#?}"
+    );
+    // The setting the CLI cannot take is reported once, not dropped silently.
+    let reported = lines
+        .iter()
+        .filter(|l| l.contains("LLM_TEMPERATURE"))
+        .count();
+    assert_eq!(reported, 1, "{lines:#?}");
+    let argv = std::fs::read_to_string(&env.argv).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    for expected in [
+        "--input-format",
+        "--include-partial-messages",
+        "--model=claude-sonnet-4-5",
+        "--setting-sources=project",
+        "--disallowedTools",
+        "WebFetch",
+    ] {
+        assert!(argv.contains(&expected), "{expected} missing from {argv:?}");
+    }
+    assert!(
+        argv.iter().any(|a| a.starts_with("--session-id=")),
+        "{argv:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_mid_turn_fails_the_session_with_its_stderr_and_keeps_what_was_relayed() {
+    let mut script = initialized();
+    script.extend(turn_start("Half an answer"));
+    script.push(json!({"dir": "crash", "rc": 3, "stderr": "fatal: the fake fell over"}));
+    let env = fake(&script).await;
+    let finished = env.run(&[("PROMPT", "go")]).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let message = env.message();
+    assert!(
+        message.contains("turn still open") && message.contains("the fake fell over"),
+        "{message}"
+    );
+    assert!(
+        env.transcript()
+            .await
+            .contains(&String::from("agent: Half an answer"))
+    );
+}
+
+#[tokio::test]
+async fn a_line_that_is_not_json_fails_the_session_and_names_it() {
+    let mut script = initialized();
+    script.extend(turn_start("Before the garbage"));
+    script.push(json!({"dir": "raw", "line": "{\"type\": \"assistant\", oops"}));
+    script.push(json!({"dir": "hang"}));
+    let env = fake(&script).await;
+    let finished = env.run(&[("PROMPT", "go")]).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let message = env.message();
+    assert!(
+        message.contains("not JSON") && message.contains("oops"),
+        "{message}"
+    );
+    assert!(
+        env.transcript()
+            .await
+            .contains(&String::from("agent: Before the garbage"))
+    );
+}
+
+#[tokio::test]
+async fn a_cli_that_stops_answering_fails_the_session_once_an_interrupt_goes_unanswered() {
+    let mut script = initialized();
+    script.extend(turn_start("Working"));
+    script.push(json!({"dir": "hang"}));
+    let env = fake(&script).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("PROMPT", "go"),
+            ("INTERACTIVE", "true"),
+            ("CLAUDE_CONTROL_TIMEOUT", "1"),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| m.payload.to_string().contains("Working")).await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"type": "interrupt"}))
+        .await
+        .unwrap();
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let message = env.message();
+    assert!(message.contains("did not answer an interrupt"), "{message}");
+}
+
+#[tokio::test]
+async fn a_cli_that_cannot_start_fails_before_the_first_turn_with_its_stderr() {
+    let script =
+        [json!({"dir": "crash", "rc": 1, "stderr": "error: unknown option '--bogus-flag'"})];
+    let env = fake(&script).await;
+    let finished = env.run(&[("PROMPT", "go")]).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let message = env.message();
+    assert!(
+        message.contains("exited before it was ready") && message.contains("--bogus-flag"),
+        "{message}"
+    );
+    assert!(
+        !env.transcript()
+            .await
+            .iter()
+            .any(|l| l.starts_with("agent:")),
+        "a turn ran"
+    );
+}
