@@ -62,3 +62,25 @@ fn every_copy_source_exists_and_every_binary_is_built_by_the_workspace() {
         );
     }
 }
+
+#[test]
+fn the_claude_image_pins_the_cli_version_the_tests_run() {
+    let package = std::fs::read_to_string(root().join("package.json")).unwrap();
+    let pinned = package
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("\"@anthropic-ai/claude-code\": \"")
+        })
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("package.json pins @anthropic-ai/claude-code");
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile.claude")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("CLAUDE_CLI_VERSION={pinned}")),
+        "Dockerfile.claude must check for the CLI version package.json pins ({pinned})"
+    );
+    assert!(
+        dockerfile.contains("COPY package.json package-lock.json"),
+        "Dockerfile.claude must install the CLI from the project's lock file"
+    );
+}
