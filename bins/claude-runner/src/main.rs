@@ -43,6 +43,10 @@ struct Cli {
     /// Seconds the CLI may take to answer an interrupt before the session fails.
     #[arg(long, env = "CLAUDE_CONTROL_TIMEOUT", default_value_t = 10)]
     control_timeout: u64,
+    /// Seconds a turn still running when the session ends may take to finish before the
+    /// CLI is stopped.
+    #[arg(long, env = "CLAUDE_END_TIMEOUT", default_value_t = 60)]
+    end_timeout: u64,
     /// Stream text as it is generated (`false` relays whole blocks only).
     #[arg(long, env = "CLAUDE_PARTIAL_MESSAGES", default_value_t = true, action = clap::ArgAction::Set)]
     partial_messages: bool,
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
                 temperature: agent.temperature,
                 env: cli_environment(),
                 control_timeout: std::time::Duration::from_secs(cli.control_timeout),
+                end_timeout: std::time::Duration::from_secs(cli.end_timeout),
                 ..ClaudeSettings::default()
             })
         });

@@ -134,6 +134,7 @@ impl Adapter for ClaudeAdapter {
             return Ok(Outcome::Completed { result: None });
         }
         let mut interrupt_deadline: Option<tokio::time::Instant> = None;
+        let mut end_deadline: Option<tokio::time::Instant> = None;
         let (emitter, inputs) = session.io();
         let mut watching_input = true;
         loop {
@@ -153,6 +154,11 @@ impl Adapter for ClaudeAdapter {
                         seconds: self.settings.control_timeout.as_secs(),
                     });
                 }
+                () = sleep_until(end_deadline) => {
+                    warn!("the CLI's turn outlasted the end of the session; stopping it");
+                    process.finish(Duration::ZERO).await;
+                    return Ok(outcome(turns.last));
+                }
                 input = inputs.next(), if watching_input => {
                     match input {
                         Some(Input::Message(text)) => {
@@ -170,9 +176,20 @@ impl Adapter for ClaudeAdapter {
                                 interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
                             }
                         }
-                        Some(Input::EndSession) | None => {
+                        None => {
+                            // No more input can come; a batch turn runs to its end.
                             watching_input = false;
                             turns.ending = true;
+                        }
+                        Some(Input::EndSession) => {
+                            watching_input = false;
+                            turns.ending = true;
+                            if turns.open > 0 {
+                                // The CLI finishes its turn, then exits at the end of its
+                                // input; it gets a bounded time for that.
+                                process.close_input();
+                                end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
+                            }
                         }
                         Some(Input::WorkspaceChanged(_)) => {
                             let note = "the workspace changed; the CLI sees the new folders from the next session on";

@@ -50,8 +50,10 @@ pub struct ClaudeSettings {
     pub initialize_timeout: Duration,
     /// How long the CLI may take to answer an interrupt.
     pub control_timeout: Duration,
-    /// How long the CLI may take to finish after its input is closed.
+    /// How long the CLI may take to exit once it is idle and its input is closed.
     pub exit_timeout: Duration,
+    /// How long a turn still running when the session ends may take to finish.
+    pub end_timeout: Duration,
 }
 
 impl Default for ClaudeSettings {
@@ -75,6 +77,7 @@ impl Default for ClaudeSettings {
             initialize_timeout: Duration::from_secs(60),
             control_timeout: Duration::from_secs(10),
             exit_timeout: Duration::from_secs(5),
+            end_timeout: Duration::from_secs(60),
         }
     }
 }

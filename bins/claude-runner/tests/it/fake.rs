@@ -225,3 +225,85 @@ async fn a_cli_that_cannot_start_fails_before_the_first_turn_with_its_stderr() {
         "a turn ran"
     );
 }
+
+#[tokio::test]
+async fn an_interrupt_goes_to_the_cli_at_once_and_its_answer_is_matched_to_the_request() {
+    let recorded = format!(
+        "{}/../../crates/ambient-adapter-claude/tests/fixtures/10_interrupt.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let records: Vec<Value> = std::fs::read_to_string(recorded)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let env = fake(&records).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("PROMPT", "MOCK_SLOW story"), ("INTERACTIVE", "true")])
+        .spawn()
+        .unwrap();
+    // The recording interrupted after three deltas; the fake waits for the request there.
+    until(&mut watch, |m| m.payload["partial"].is_object()).await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"type": "interrupt"}))
+        .await
+        .unwrap();
+    until(&mut watch, |m| m.kind == "agent.waiting").await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"content": "After the interrupt"}))
+        .await
+        .unwrap();
+    until(&mut watch, |m| m.kind == "agent.waiting").await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
+        .await
+        .unwrap();
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = env.transcript().await;
+    let interrupted = lines
+        .iter()
+        .position(|l| l.starts_with("result: interrupted"))
+        .unwrap_or_else(|| panic!("no interrupted result in {lines:#?}"));
+    assert!(
+        lines[interrupted..].contains(&String::from("agent: Hello from mock (turn 2).")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_turn_that_outlasts_the_end_of_the_session_is_stopped_within_the_bound() {
+    let mut script = initialized();
+    script.extend(turn_start("Still thinking"));
+    script.push(json!({"dir": "hang"}));
+    let env = fake(&script).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("PROMPT", "go"),
+            ("INTERACTIVE", "true"),
+            ("CLAUDE_END_TIMEOUT", "1"),
+        ])
+        .spawn()
+        .unwrap();
+    until(&mut watch, |m| {
+        m.payload.to_string().contains("Still thinking")
+    })
+    .await;
+    env.env
+        .backend
+        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
+        .await
+        .unwrap();
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("outlasted the end of the session"),
+        "{}",
+        finished.stderr
+    );
+}
