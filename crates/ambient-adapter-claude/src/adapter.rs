@@ -49,6 +49,12 @@ pub enum ClaudeError {
         /// The bound.
         seconds: u64,
     },
+    /// The CLI has no conversation with the id to resume (its history is gone).
+    #[error("the Claude Code CLI has no conversation {id} to resume")]
+    NotResumable {
+        /// The id.
+        id: String,
+    },
     /// The `.mcp.json` could not be read.
     #[error("the MCP configuration {path} could not be used: {reason}")]
     Mcp {
@@ -97,7 +103,7 @@ impl Adapter for ClaudeAdapter {
         }
         let info = session.info().clone();
         let mcp = self.mcp_servers(&info.workspace.main)?;
-        let conversation = match session.continuation().get(SESSION_ANNOTATION) {
+        let mut conversation = match session.continuation().get(SESSION_ANNOTATION) {
             Some(id) if info.is_continuation => Conversation::Resume(id.to_owned()),
             _ => Conversation::New(new_session_id()),
         };
@@ -105,209 +111,258 @@ impl Adapter for ClaudeAdapter {
         session
             .store(SESSION_ANNOTATION, conversation.id().to_owned())
             .await?;
-        let started = self
-            .start(
-                &info.workspace.main,
-                &info.workspace.extra,
-                mcp.as_ref(),
-                &conversation,
-                &cancel,
-            )
-            .await?;
-        let Some(mut process) = started else {
-            return Ok(Outcome::Completed { result: None });
-        };
-        let mut mapper = CliMapper::new();
         let mut turns = Turns {
             open: 0,
             interrupting: false,
             ending: info.mode == Mode::Batch,
             last: None,
         };
-        if !info.is_continuation && !info.prompt.is_empty() {
-            process.send_user(&info.prompt);
-            turns.open += 1;
-            session.emit(Event::TurnStarted).await?;
-        }
-        if turns.ending && turns.open == 0 {
-            process.finish(self.settings.exit_timeout).await;
-            return Ok(Outcome::Completed { result: None });
-        }
-        let mut interrupt_deadline: Option<tokio::time::Instant> = None;
-        let mut end_deadline: Option<tokio::time::Instant> = None;
-        let (emitter, inputs) = session.io();
+        // Messages written to this process before its first result: what a fresh
+        // conversation must be given when the earlier one cannot be resumed.
+        let mut before_first_result: Option<Vec<String>> = Some(Vec::new());
+        let mut first_process = true;
         let mut watching_input = true;
-        loop {
-            let line = tokio::select! {
-                biased;
-                () = cancel.cancelled() => {
-                    if turns.open > 0 {
-                        process.request(&json!({"subtype": "interrupt"}));
-                    }
-                    process.finish(self.settings.exit_timeout).await;
-                    return Ok(outcome(turns.last));
+        'process: loop {
+            let started = match self
+                .start(
+                    &info.workspace.main,
+                    &info.workspace.extra,
+                    mcp.as_ref(),
+                    &conversation,
+                    &cancel,
+                )
+                .await
+            {
+                Err(ClaudeError::NotResumable { id }) => {
+                    warn!(earlier = %id, "the earlier CLI conversation cannot be resumed");
+                    conversation = self.start_over(session).await?;
+                    continue 'process;
                 }
-                () = sleep_until(interrupt_deadline) => {
-                    process.finish(Duration::ZERO).await;
-                    return Err(ClaudeError::NoAnswer {
-                        what: "an interrupt",
-                        seconds: self.settings.control_timeout.as_secs(),
-                    });
-                }
-                () = sleep_until(end_deadline) => {
-                    warn!("the CLI's turn outlasted the end of the session; stopping it");
-                    process.finish(Duration::ZERO).await;
-                    return Ok(outcome(turns.last));
-                }
-                input = inputs.next(), if watching_input => {
-                    match input {
-                        Some(Input::Message(text)) => {
-                            // Written at once, even mid-turn: the CLI queues it.
-                            process.send_user(&text);
-                            if turns.open == 0 && emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
-                                continue;
-                            }
-                            turns.open += 1;
-                        }
-                        Some(Input::Interrupt) => {
-                            if turns.open > 0 && !turns.interrupting {
-                                turns.interrupting = true;
-                                process.request(&json!({"subtype": "interrupt"}));
-                                interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
-                            }
-                        }
-                        None => {
-                            // No more input can come; a batch turn runs to its end.
-                            watching_input = false;
-                            turns.ending = true;
-                        }
-                        Some(Input::EndSession) => {
-                            watching_input = false;
-                            turns.ending = true;
-                            if turns.open > 0 {
-                                // The CLI finishes its turn, then exits at the end of its
-                                // input; it gets a bounded time for that.
-                                process.close_input();
-                                end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
-                            }
-                        }
-                        Some(Input::WorkspaceChanged(_)) => {
-                            let note = "the workspace changed; the CLI sees the new folders from the next session on";
-                            if emit(emitter, &cancel, Event::Log(String::from(note))).await?.is_none() {
-                                continue;
-                            }
-                        }
-                    }
-                    if turns.ending && turns.open == 0 && !mapper.tasks_running() {
-                        break;
-                    }
-                    continue;
-                }
-                line = process.next_line() => line,
+                started => started?,
             };
-            let Some(line) = line else {
-                // The CLI closed its output: it exited.
-                let status = process.finish(self.settings.exit_timeout).await;
-                if turns.open == 0 && turns.ending {
-                    return Ok(outcome(turns.last));
-                }
-                return Err(ClaudeError::Ended {
-                    what: String::from("exited with a turn still open"),
-                    status: describe(status),
-                    stderr: process.stderr_tail(),
-                });
+            let Some(mut process) = started else {
+                return Ok(outcome(turns.last));
             };
-            let line = match line {
-                Ok(line) => line,
-                Err(error) => {
-                    process.finish(Duration::ZERO).await;
-                    return Err(error.into());
+            let mut mapper = CliMapper::new();
+            if first_process {
+                first_process = false;
+                if !info.is_continuation && !info.prompt.is_empty() {
+                    process.send_user(&info.prompt);
+                    if let Some(written) = &mut before_first_result {
+                        written.push(info.prompt.clone());
+                    }
+                    turns.open += 1;
+                    session.emit(Event::TurnStarted).await?;
                 }
-            };
-            let (events, signal) = mapper.map(&line);
-            for event in events {
-                if emit(emitter, &cancel, event).await?.is_none() {
-                    break;
+            } else {
+                let written = before_first_result.clone().unwrap_or_default();
+                for text in &written {
+                    process.send_user(text);
                 }
+                turns.open = written.len() as u64;
             }
-            match signal {
-                Signal::TurnStarted { session_id } => {
-                    if turns.open == 0 {
-                        // A turn the CLI started on its own (a background subagent finished).
-                        turns.open += 1;
-                        if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
-                            continue;
+            if turns.ending && turns.open == 0 {
+                process.finish(self.settings.exit_timeout).await;
+                return Ok(outcome(turns.last));
+            }
+            let mut interrupt_deadline: Option<tokio::time::Instant> = None;
+            let mut end_deadline: Option<tokio::time::Instant> = None;
+            let mut restart = false;
+            let (emitter, inputs) = session.io();
+            loop {
+                let line = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => {
+                        if turns.open > 0 {
+                            process.request(&json!({"subtype": "interrupt"}));
                         }
+                        process.finish(self.settings.exit_timeout).await;
+                        return Ok(outcome(turns.last));
                     }
-                    if let Some(id) = session_id.filter(|id| id != conversation.id()) {
-                        warn!(expected = %conversation.id(), actual = %id, "the CLI runs another session than asked");
-                    }
-                }
-                Signal::TurnEnded {
-                    mut result,
-                    error,
-                    aborted,
-                } => {
-                    turns.open = turns.open.saturating_sub(1);
-                    let interrupted = aborted || turns.interrupting;
-                    let error = if interrupted {
-                        // An interrupt the user asked for is not a failure.
-                        result.subtype = Some(String::from("interrupted"));
-                        result.is_error = Some(false);
-                        turns.interrupting = false;
-                        interrupt_deadline = None;
-                        None
-                    } else {
-                        error
-                    };
-                    if let Some(error) = &error
-                        && is_unknown_resume(error, &result)
-                    {
-                        return Err(ClaudeError::Ended {
-                            what: String::from("could not resume the earlier conversation"),
-                            status: String::from("no conversation found"),
-                            stderr: error.clone(),
+                    () = sleep_until(interrupt_deadline) => {
+                        process.finish(Duration::ZERO).await;
+                        return Err(ClaudeError::NoAnswer {
+                            what: "an interrupt",
+                            seconds: self.settings.control_timeout.as_secs(),
                         });
                     }
-                    let busy = turns.open > 0 || mapper.tasks_running();
-                    let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
-                        Event::ResultWhileBusy(result.clone())
-                    } else {
-                        Event::Result(result.clone())
-                    };
-                    turns.last = Some((result, error));
-                    if emit(emitter, &cancel, event).await?.is_none() {
+                    () = sleep_until(end_deadline) => {
+                        warn!("the CLI's turn outlasted the end of the session; stopping it");
+                        process.finish(Duration::ZERO).await;
+                        return Ok(outcome(turns.last));
+                    }
+                    input = inputs.next(), if watching_input => {
+                        match input {
+                            Some(Input::Message(text)) => {
+                                // Written at once, even mid-turn: the CLI queues it.
+                                process.send_user(&text);
+                                if let Some(written) = &mut before_first_result {
+                                    written.push(text.clone());
+                                }
+                                if turns.open == 0 && emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                                    continue;
+                                }
+                                turns.open += 1;
+                            }
+                            Some(Input::Interrupt) => {
+                                if turns.open > 0 && !turns.interrupting {
+                                    turns.interrupting = true;
+                                    process.request(&json!({"subtype": "interrupt"}));
+                                    interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
+                                }
+                            }
+                            None => {
+                                // No more input can come; a batch turn runs to its end.
+                                watching_input = false;
+                                turns.ending = true;
+                            }
+                            Some(Input::EndSession) => {
+                                watching_input = false;
+                                turns.ending = true;
+                                if turns.open > 0 {
+                                    // The CLI finishes its turn, then exits at the end of its
+                                    // input; it gets a bounded time for that.
+                                    process.close_input();
+                                    end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
+                                }
+                            }
+                            Some(Input::WorkspaceChanged(_)) => {
+                                let note = "the workspace changed; the CLI sees the new folders from the next session on";
+                                if emit(emitter, &cancel, Event::Log(String::from(note))).await?.is_none() {
+                                    continue;
+                                }
+                            }
+                        }
+                        if turns.ending && turns.open == 0 && !mapper.tasks_running() {
+                            break;
+                        }
                         continue;
                     }
-                    if turns.ending && !busy {
+                    line = process.next_line() => line,
+                };
+                let Some(line) = line else {
+                    // The CLI closed its output: it exited.
+                    let status = process.finish(self.settings.exit_timeout).await;
+                    if turns.open == 0 && turns.ending {
+                        return Ok(outcome(turns.last));
+                    }
+                    return Err(ClaudeError::Ended {
+                        what: String::from("exited with a turn still open"),
+                        status: describe(status),
+                        stderr: process.stderr_tail(),
+                    });
+                };
+                let line = match line {
+                    Ok(line) => line,
+                    Err(error) => {
+                        process.finish(Duration::ZERO).await;
+                        return Err(error.into());
+                    }
+                };
+                let (events, signal) = mapper.map(&line);
+                for event in events {
+                    if emit(emitter, &cancel, event).await?.is_none() {
                         break;
                     }
                 }
-                Signal::Request {
-                    request_id,
-                    subtype,
-                } => {
-                    // No permission prompt tool, hooks or SDK MCP servers are registered, so
-                    // none of these is expected; an answer keeps the CLI from waiting.
-                    warn!(%subtype, "the CLI asked something the runner does not handle");
-                    process.refuse(&request_id, "unsupported by the runner");
-                }
-                Signal::Response { request_id, error } => {
-                    if let Some(error) = error {
-                        warn!(%request_id, %error, "the CLI refused a request");
+                match signal {
+                    Signal::TurnStarted { session_id } => {
+                        if turns.open == 0 {
+                            // A turn the CLI started on its own (a background subagent finished).
+                            turns.open += 1;
+                            if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                                continue;
+                            }
+                        }
+                        if let Some(id) = session_id.filter(|id| id != conversation.id()) {
+                            warn!(expected = %conversation.id(), actual = %id, "the CLI runs another session than asked");
+                        }
                     }
-                    interrupt_deadline = None;
+                    Signal::TurnEnded {
+                        mut result,
+                        error,
+                        aborted,
+                    } => {
+                        turns.open = turns.open.saturating_sub(1);
+                        let interrupted = aborted || turns.interrupting;
+                        let error = if interrupted {
+                            // An interrupt the user asked for is not a failure.
+                            result.subtype = Some(String::from("interrupted"));
+                            result.is_error = Some(false);
+                            turns.interrupting = false;
+                            interrupt_deadline = None;
+                            None
+                        } else {
+                            error
+                        };
+                        if let Some(error) = &error
+                            && matches!(conversation, Conversation::Resume(_))
+                            && is_unknown_resume(error, &result)
+                        {
+                            restart = true;
+                            break;
+                        }
+                        before_first_result = None;
+                        let busy = turns.open > 0 || mapper.tasks_running();
+                        let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
+                            Event::ResultWhileBusy(result.clone())
+                        } else {
+                            Event::Result(result.clone())
+                        };
+                        turns.last = Some((result, error));
+                        if emit(emitter, &cancel, event).await?.is_none() {
+                            continue;
+                        }
+                        if turns.ending && !busy {
+                            break;
+                        }
+                    }
+                    Signal::Request {
+                        request_id,
+                        subtype,
+                    } => {
+                        // No permission prompt tool, hooks or SDK MCP servers are registered, so
+                        // none of these is expected; an answer keeps the CLI from waiting.
+                        warn!(%subtype, "the CLI asked something the runner does not handle");
+                        process.refuse(&request_id, "unsupported by the runner");
+                    }
+                    Signal::Response { request_id, error } => {
+                        if let Some(error) = error {
+                            warn!(%request_id, %error, "the CLI refused a request");
+                        }
+                        interrupt_deadline = None;
+                    }
+                    Signal::None => {}
                 }
-                Signal::None => {}
             }
+            let status = process.finish(self.settings.exit_timeout).await;
+            if restart {
+                warn!(earlier = %conversation.id(), "the earlier CLI conversation cannot be resumed");
+                conversation = self.start_over(session).await?;
+                continue 'process;
+            }
+            info!(status = %describe(status), "the CLI finished");
+            return Ok(outcome(turns.last));
         }
-        let status = process.finish(self.settings.exit_timeout).await;
-        info!(status = %describe(status), "the CLI finished");
-        Ok(outcome(turns.last))
     }
 }
 
 impl ClaudeAdapter {
+    /// A new conversation in place of one that cannot be resumed; the user is told, and
+    /// the new id is kept.
+    async fn start_over(&self, session: &mut Session) -> Result<Conversation, ClaudeError> {
+        let conversation = Conversation::New(new_session_id());
+        session
+            .emit(Event::Log(String::from(
+                "the earlier Claude conversation could not be resumed (its history is gone); starting a new one",
+            )))
+            .await?;
+        session
+            .store(SESSION_ANNOTATION, conversation.id().to_owned())
+            .await?;
+        Ok(conversation)
+    }
+
     /// Logs the CLI's version, and fails when it is not the pinned one.
     async fn check_version(&self) -> Result<(), ClaudeError> {
         let binary = self.settings.binary.display().to_string();
@@ -394,6 +449,13 @@ impl ClaudeAdapter {
             loop {
                 match process.next_line().await {
                     Some(Ok(line)) => {
+                        // A resume of a conversation the CLI does not have ends at once.
+                        if line.get("type").and_then(Value::as_str) == Some("result")
+                            && line.get("num_turns").and_then(Value::as_u64) == Some(0)
+                            && line.to_string().contains("No conversation found")
+                        {
+                            return Err(Startup::NotResumable);
+                        }
                         let is_answer = line.get("type").and_then(Value::as_str)
                             == Some("control_response")
                             && line.pointer("/response/request_id").and_then(Value::as_str)
@@ -402,8 +464,8 @@ impl ClaudeAdapter {
                             return Ok(line);
                         }
                     }
-                    Some(Err(error)) => return Err(Some(error)),
-                    None => return Err(None),
+                    Some(Err(error)) => return Err(Startup::Failed(error)),
+                    None => return Err(Startup::Exited),
                 }
             }
         });
@@ -426,11 +488,17 @@ impl ClaudeAdapter {
                 }
                 Ok(Some(process))
             }
-            Ok(Err(Some(error))) => {
+            Ok(Err(Startup::NotResumable)) => {
+                process.finish(self.settings.exit_timeout).await;
+                Err(ClaudeError::NotResumable {
+                    id: conversation.id().to_owned(),
+                })
+            }
+            Ok(Err(Startup::Failed(error))) => {
                 process.finish(Duration::ZERO).await;
                 Err(error.into())
             }
-            Ok(Err(None)) => {
+            Ok(Err(Startup::Exited)) => {
                 let status = process.finish(self.settings.exit_timeout).await;
                 Err(ClaudeError::Ended {
                     what: String::from("exited before it was ready"),
@@ -447,6 +515,16 @@ impl ClaudeAdapter {
             }
         }
     }
+}
+
+/// How waiting for the CLI to start can end, short of its answer.
+enum Startup {
+    /// It has no conversation to resume.
+    NotResumable,
+    /// Its output could not be read.
+    Failed(ProcessError),
+    /// It exited.
+    Exited,
 }
 
 /// The session's outcome from its last turn.

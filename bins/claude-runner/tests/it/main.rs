@@ -350,3 +350,41 @@ async fn a_continuation_resumes_the_cli_conversation_of_its_parent() {
     assert_eq!(second.cli_session(SESSION), conversation);
     assert_eq!(second.status()["session_id"], json!(conversation));
 }
+
+#[tokio::test]
+async fn a_conversation_that_cannot_be_resumed_is_replaced_by_a_new_one_and_the_user_is_told() {
+    let parent = "agentic-session-parent";
+    let lost = "0b5c1f0e-6f0a-4d7e-9c1b-2a3d4e5f6a7b";
+    let env = start_with([
+        SessionSeed::new(PROJECT, parent).annotation(SESSION_ANNOTATION, lost),
+        SessionSeed::new(PROJECT, SESSION),
+    ])
+    .await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("INTERACTIVE", "true"), ("PARENT_SESSION_ID", parent)])
+        .spawn()
+        .unwrap();
+    env.env
+        .backend
+        .wait_for_connections(SESSION, 1)
+        .await
+        .unwrap();
+    env.post(json!({"content": "are you there"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = without_cost(env.transcript().await);
+    assert!(
+        lines.iter().any(|l| l.contains("could not be resumed")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&String::from("agent: Hello from mock (turn 1).")),
+        "{lines:#?}"
+    );
+    let kept = env.cli_session(SESSION);
+    assert_ne!(kept, lost, "the lost conversation is still the one kept");
+    assert_eq!(env.status()["session_id"], json!(kept));
+}
