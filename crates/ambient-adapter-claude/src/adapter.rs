@@ -4,8 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Emitter, Event, Input, Mode, Outcome, ResultPayload, Session,
-    SessionClosed,
+    Adapter, CancellationToken, Event, Input, Mode, Outcome, ResultPayload, Session, SessionClosed,
 };
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -199,7 +198,7 @@ impl Adapter for ClaudeAdapter {
                                 if let Some(written) = &mut before_first_result {
                                     written.push(text.clone());
                                 }
-                                if turns.open == 0 && emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                                if turns.open == 0 && emitter.emit_unless_cancelled(&cancel, Event::TurnStarted).await?.is_none() {
                                     continue;
                                 }
                                 turns.open += 1;
@@ -228,7 +227,7 @@ impl Adapter for ClaudeAdapter {
                             }
                             Some(Input::WorkspaceChanged(_)) => {
                                 let note = "the workspace changed; the CLI sees the new folders from the next session on";
-                                if emit(emitter, &cancel, Event::Log(String::from(note))).await?.is_none() {
+                                if emitter.emit_unless_cancelled(&cancel, Event::Log(String::from(note))).await?.is_none() {
                                     continue;
                                 }
                             }
@@ -261,7 +260,11 @@ impl Adapter for ClaudeAdapter {
                 };
                 let (events, signal) = mapper.map(&line);
                 for event in events {
-                    if emit(emitter, &cancel, event).await?.is_none() {
+                    if emitter
+                        .emit_unless_cancelled(&cancel, event)
+                        .await?
+                        .is_none()
+                    {
                         break;
                     }
                 }
@@ -270,7 +273,11 @@ impl Adapter for ClaudeAdapter {
                         if turns.open == 0 {
                             // A turn the CLI started on its own (a background subagent finished).
                             turns.open += 1;
-                            if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+                            if emitter
+                                .emit_unless_cancelled(&cancel, Event::TurnStarted)
+                                .await?
+                                .is_none()
+                            {
                                 continue;
                             }
                         }
@@ -310,7 +317,11 @@ impl Adapter for ClaudeAdapter {
                             Event::Result(result.clone())
                         };
                         turns.last = Some((result, error));
-                        if emit(emitter, &cancel, event).await?.is_none() {
+                        if emitter
+                            .emit_unless_cancelled(&cancel, event)
+                            .await?
+                            .is_none()
+                        {
                             continue;
                         }
                         if turns.ending && !busy {
@@ -554,18 +565,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Emits `event` unless the session is cancelled first; `None` when it was.
-async fn emit(
-    emitter: &Emitter,
-    cancel: &CancellationToken,
-    event: Event,
-) -> Result<Option<()>, SessionClosed> {
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => Ok(None),
-        sent = emitter.emit(event) => sent.map(Some),
     }
 }

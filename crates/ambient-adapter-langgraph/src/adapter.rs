@@ -3,8 +3,8 @@
 use std::{collections::VecDeque, time::Instant};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Emitter, Event, Input, Inputs, Mode, Outcome, ResultPayload,
-    Session, SessionClosed,
+    Adapter, CancellationToken, Event, Input, Inputs, Mode, Outcome, ResultPayload, Session,
+    SessionClosed,
 };
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
@@ -195,7 +195,11 @@ impl Adapter for LangGraphAdapter {
                             Event::Text(next),
                             Event::AwaitingInput,
                         ] {
-                            if emit(emitter, &cancel, event).await?.is_none() {
+                            if emitter
+                                .emit_unless_cancelled(&cancel, event)
+                                .await?
+                                .is_none()
+                            {
                                 return Ok(Outcome::Completed { result: None });
                             }
                         }
@@ -217,7 +221,9 @@ impl Adapter for LangGraphAdapter {
             if talk.questions.waiting() && info.mode == Mode::Batch {
                 // A batch session ends at the question; a continuation answers it.
                 let (emitter, _) = session.io();
-                let _sent = emit(emitter, &cancel, Event::AwaitingInput).await?;
+                let _sent = emitter
+                    .emit_unless_cancelled(&cancel, Event::AwaitingInput)
+                    .await?;
                 break;
             }
         }
@@ -334,7 +340,11 @@ impl LangGraphAdapter {
         let cancel = session.cancellation().clone();
         let policy = self.settings.workflow.on_busy;
         let (emitter, inputs) = session.io();
-        if emit(emitter, &cancel, Event::TurnStarted).await?.is_none() {
+        if emitter
+            .emit_unless_cancelled(&cancel, Event::TurnStarted)
+            .await?
+            .is_none()
+        {
             return Ok(RunOutcome::Cancelled);
         }
         let Some(stream) = until_cancelled(&cancel, self.client.stream_run(thread, body)).await
@@ -381,7 +391,11 @@ impl LangGraphAdapter {
                 if let Event::Text(text) = &mapped {
                     last_text = Some(text.clone());
                 }
-                if emit(emitter, &cancel, mapped).await?.is_none() {
+                if emitter
+                    .emit_unless_cancelled(&cancel, mapped)
+                    .await?
+                    .is_none()
+                {
                     self.cancel_run(thread, stream.run_id()).await;
                     return Ok(RunOutcome::Cancelled);
                 }
@@ -419,7 +433,8 @@ impl LangGraphAdapter {
                 } else {
                     "cancelled on the server"
                 };
-                if emit(emitter, &cancel, Event::Log(format!("run {by}")))
+                if emitter
+                    .emit_unless_cancelled(&cancel, Event::Log(format!("run {by}")))
                     .await?
                     .is_none()
                 {
@@ -442,7 +457,8 @@ impl LangGraphAdapter {
             }
             RunOutcome::Cancelled => return Ok(outcome),
         };
-        if emit(emitter, &cancel, Event::Result(result))
+        if emitter
+            .emit_unless_cancelled(&cancel, Event::Result(result))
             .await?
             .is_none()
         {
@@ -468,19 +484,6 @@ impl LangGraphAdapter {
 
 async fn next_input(inputs: &mut Inputs) -> Option<Input> {
     inputs.next().await
-}
-
-/// Emits `event` unless the session is cancelled first; `None` when it was.
-async fn emit(
-    emitter: &Emitter,
-    cancel: &CancellationToken,
-    event: Event,
-) -> Result<Option<()>, SessionClosed> {
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => Ok(None),
-        sent = emitter.emit(event) => sent.map(Some),
-    }
 }
 
 /// `work`, unless the session is cancelled first.

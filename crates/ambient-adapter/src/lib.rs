@@ -170,6 +170,27 @@ impl Emitter {
     }
 }
 
+impl Emitter {
+    /// Relays an event unless `cancel` fires first, for an adapter that must stop
+    /// promptly even while the outgoing buffer is full. `Ok(None)` when it was cancelled
+    /// (the event was not sent).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, the event was not sent.
+    pub async fn emit_unless_cancelled(
+        &self,
+        cancel: &CancellationToken,
+        event: Event,
+    ) -> Result<Option<()>, SessionClosed> {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => Ok(None),
+            sent = self.emit(event) => sent.map(Some),
+        }
+    }
+}
+
 /// The receiving half of a session: user input in arrival order.
 #[derive(Debug)]
 pub struct Inputs {
