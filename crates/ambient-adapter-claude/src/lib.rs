@@ -19,8 +19,9 @@ mod process;
 mod settings;
 
 pub use adapter::{ClaudeAdapter, ClaudeError};
+pub use ambient_process::ProcessError;
 pub use mapping::{CliMapper, Signal};
-pub use process::{CliProcess, ProcessError};
+pub use process::CliProcess;
 pub use settings::{
     ClaudeSettings, Conversation, DEFAULT_ALLOWED_TOOLS, SESSION_ANNOTATION, new_session_id,
 };

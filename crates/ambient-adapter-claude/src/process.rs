@@ -1,131 +1,47 @@
-//! One CLI child process: NDJSON on stdin and stdout, stderr kept for errors.
+//! The CLI's process: a JSON-lines child, plus the messages the CLI takes on stdin.
 
 use std::{
-    collections::VecDeque,
     ffi::OsString,
+    ops::{Deref, DerefMut},
     path::Path,
-    process::{ExitStatus, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
 };
 
+use ambient_process::{JsonLinesProcess, ProcessError};
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader},
-    process::{Child, Command},
-    sync::mpsc,
-};
-use tracing::debug;
 
-/// The longest stdout line: tool results can be large, well past the SDK's 1 MB.
-const MAX_LINE_BYTES: usize = 16 << 20;
-
-/// How many of the last stderr lines an error carries.
-const STDERR_TAIL_LINES: usize = 20;
-
-/// What went wrong with the process.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    /// It could not start.
-    #[error("the Claude Code CLI `{binary}` could not start")]
-    Spawn {
-        /// The binary.
-        binary: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Reading its output failed.
-    #[error("reading the CLI's output failed")]
-    Read(#[source] std::io::Error),
-    /// It printed a line that looks like JSON and is not.
-    #[error("the CLI printed a line that is not JSON ({error}): {excerpt}")]
-    NotJson {
-        /// The parser's complaint.
-        error: String,
-        /// The start of the line.
-        excerpt: String,
-    },
-    /// It printed a line longer than the cap.
-    #[error("the CLI printed a line longer than {MAX_LINE_BYTES} bytes")]
-    LineTooLong,
-}
-
-/// A running CLI.
+/// A running Claude Code CLI.
 #[derive(Debug)]
 pub struct CliProcess {
-    child: Child,
-    input: Option<mpsc::UnboundedSender<String>>,
-    lines: mpsc::Receiver<Result<Value, ProcessError>>,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    process: JsonLinesProcess,
     next_request: u64,
 }
 
+impl Deref for CliProcess {
+    type Target = JsonLinesProcess;
+
+    fn deref(&self) -> &JsonLinesProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for CliProcess {
+    fn deref_mut(&mut self) -> &mut JsonLinesProcess {
+        &mut self.process
+    }
+}
+
 impl CliProcess {
-    /// Starts `binary` with `argv` in `cwd`, with exactly the environment `env`, in a
-    /// process group of its own (so that stopping it stops what it started).
+    /// Starts the CLI (see [`JsonLinesProcess::spawn`]).
     pub fn spawn(
         binary: &Path,
         argv: &[OsString],
         cwd: &Path,
         env: &[(OsString, OsString)],
     ) -> Result<Self, ProcessError> {
-        let mut child = Command::new(binary)
-            .args(argv)
-            .current_dir(cwd)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PWD", cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0)
-            .spawn()
-            .map_err(|source| ProcessError::Spawn {
-                binary: binary.display().to_string(),
-                source,
-            })?;
-        let (input, mut input_rx) = mpsc::unbounded_channel::<String>();
-        if let Some(mut stdin) = child.stdin.take() {
-            // One writer, so that lines never interleave; dropping the sender closes stdin.
-            tokio::spawn(async move {
-                while let Some(line) = input_rx.recv().await {
-                    if stdin.write_all(line.as_bytes()).await.is_err()
-                        || stdin.flush().await.is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-        let (lines_tx, lines) = mpsc::channel(256);
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(read_lines(stdout, lines_tx));
-        }
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(output) = child.stderr.take() {
-            tokio::spawn(keep_tail(output, stderr.clone()));
-        }
         Ok(Self {
-            child,
-            input: Some(input),
-            lines,
-            stderr,
+            process: JsonLinesProcess::spawn(binary, argv, cwd, env)?,
             next_request: 0,
         })
-    }
-
-    /// The process id.
-    pub fn id(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Writes one JSON line to its stdin; false when its input is closed.
-    pub fn send(&self, message: &Value) -> bool {
-        self.input
-            .as_ref()
-            .is_some_and(|input| input.send(format!("{message}\n")).is_ok())
     }
 
     /// Sends a user message.
@@ -152,133 +68,5 @@ impl CliProcess {
             "type": "control_response",
             "response": {"subtype": "error", "request_id": request_id, "error": why},
         }));
-    }
-
-    /// Closes its stdin: it finishes its turn, then exits.
-    pub fn close_input(&mut self) {
-        self.input = None;
-    }
-
-    /// The next stdout line; `None` once it closed its stdout.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: lines wait in a channel.
-    pub async fn next_line(&mut self) -> Option<Result<Value, ProcessError>> {
-        self.lines.recv().await
-    }
-
-    /// The last lines it wrote to stderr.
-    pub fn stderr_tail(&self) -> String {
-        self.stderr
-            .lock()
-            .map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
-    }
-
-    /// Waits up to `bound` for it to exit; then stops its process group (SIGTERM, and
-    /// SIGKILL a moment later).
-    pub async fn finish(&mut self, bound: Duration) -> Option<ExitStatus> {
-        self.close_input();
-        if let Ok(Ok(status)) = tokio::time::timeout(bound, self.child.wait()).await {
-            return Some(status);
-        }
-        self.signal_group(nix::sys::signal::Signal::SIGTERM);
-        if let Ok(Ok(status)) =
-            tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await
-        {
-            return Some(status);
-        }
-        self.signal_group(nix::sys::signal::Signal::SIGKILL);
-        self.child.wait().await.ok()
-    }
-
-    fn signal_group(&self, signal: nix::sys::signal::Signal) {
-        let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) else {
-            return;
-        };
-        // The group's id is the child's own: it was started as the group's leader.
-        if let Err(error) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal) {
-            debug!(%error, "signalling the CLI's process group failed");
-        }
-    }
-}
-
-/// Reads NDJSON lines from the CLI's stdout, at most [`MAX_LINE_BYTES`] each; lines that do
-/// not start with `{` (banners) are skipped.
-async fn read_lines(
-    output: impl AsyncRead + Unpin,
-    lines: mpsc::Sender<Result<Value, ProcessError>>,
-) {
-    let mut reader = BufReader::new(output);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let read = match read_capped_line(&mut reader, &mut line).await {
-            Ok(read) => read,
-            Err(error) => {
-                let _closed = lines.send(Err(error)).await;
-                return;
-            }
-        };
-        if read == 0 {
-            return;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
-        if !text.starts_with('{') {
-            if !text.is_empty() {
-                debug!(line = %text, "the CLI printed a line that is not a message; skipped");
-            }
-            continue;
-        }
-        let parsed = serde_json::from_str(text).map_err(|error| ProcessError::NotJson {
-            error: error.to_string(),
-            excerpt: text.chars().take(200).collect(),
-        });
-        let failed = parsed.is_err();
-        if lines.send(parsed).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
-async fn read_capped_line(
-    reader: &mut (impl AsyncBufReadExt + Unpin),
-    line: &mut Vec<u8>,
-) -> Result<usize, ProcessError> {
-    let mut total = 0;
-    loop {
-        let buffer = reader.fill_buf().await.map_err(ProcessError::Read)?;
-        if buffer.is_empty() {
-            return Ok(total);
-        }
-        let (used, done) = match buffer.iter().position(|&b| b == b'\n') {
-            Some(end) => (end + 1, true),
-            None => (buffer.len(), false),
-        };
-        if line.len() + used > MAX_LINE_BYTES {
-            return Err(ProcessError::LineTooLong);
-        }
-        line.extend_from_slice(&buffer[..used]);
-        reader.consume(used);
-        total += used;
-        if done {
-            return Ok(total);
-        }
-    }
-}
-
-/// Keeps the last lines of the CLI's stderr, and logs each at debug level.
-async fn keep_tail(output: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = BufReader::new(output).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        debug!(%line, "claude stderr");
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == STDERR_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
     }
 }

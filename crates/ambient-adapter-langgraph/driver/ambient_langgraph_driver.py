@@ -1,0 +1,238 @@
+"""Runs a LangGraph graph in this process for the Ambient runner, speaking JSON lines.
+
+Usage: python ambient_langgraph_driver.py GRAPH CHECKPOINTS
+
+GRAPH is `path/to/file.py:attribute`, `package.module:attribute`, or the name of a graph in
+the `langgraph.json` of the working directory. The attribute may be a compiled graph, a
+graph builder, or a function that returns one. CHECKPOINTS is a file where the threads'
+checkpoints are kept between processes (the session's volume), or `-` for none.
+
+Commands, one JSON object per line on stdin:
+  {"op": "run", "thread_id", "input" | "command", "config", "context", "stream_mode", "subgraphs"}
+  {"op": "cancel"}                 cancels the run in progress
+  {"op": "state", "thread_id"}     the thread's values, next nodes and pending interrupts
+
+Events, one JSON object per line on stdout, in the LangGraph Server's vocabulary:
+  {"event": "ready", "data": {"graph"}}
+  {"event": "metadata" | "updates" | "values" | "messages" | "custom" | ..., "ns": [...], "data": ...}
+  {"event": "error", "data": {"error", "message"}}
+  {"event": "end", "data": {"run_id", "status": "success" | "interrupted" | "error" | "cancelled", "interrupts"}}
+  {"event": "state", "data": {"values", "next", "interrupts"}}
+  {"event": "fatal", "data": {"error", "message"}}     the graph could not be loaded
+
+The graph's own prints go to stderr: stdout carries only these lines.
+"""
+
+import asyncio
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+import pickle
+import sys
+import traceback
+import uuid
+
+# Protocol lines go to a copy of the original stdout; anything else printing to stdout
+# (the user's graph) lands on stderr instead.
+_protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+
+def _plain(value):
+    """A JSON-ready form of what LangGraph streams: messages, interrupts, models."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if type(value).__name__ == "Interrupt" and hasattr(value, "value"):
+        return {"value": value.value, "id": getattr(value, "id", None)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def emit(event, data, ns=None):
+    line = {"event": event, "data": data}
+    if ns is not None:
+        line["ns"] = list(ns)
+    _protocol.write(json.dumps(line, default=_plain) + "\n")
+
+
+def _load_attribute(spec):
+    target, _, attribute = spec.rpartition(":")
+    if not target or not attribute:
+        raise ValueError(f"`{spec}` is not `module:attribute` or `file.py:attribute`")
+    if target.endswith(".py") or os.sep in target:
+        path = os.path.abspath(target)
+        sys.path.insert(0, os.path.dirname(path))
+        module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(target)
+    if not hasattr(module, attribute):
+        raise AttributeError(f"{target} has no attribute `{attribute}`")
+    return getattr(module, attribute)
+
+
+def load_graph(name):
+    spec = name
+    if ":" not in name:
+        config_path = os.path.join(os.getcwd(), "langgraph.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"no graph `{name}`: there is no langgraph.json in {os.getcwd()}")
+        with open(config_path, encoding="utf-8") as config_file:
+            graphs = json.load(config_file).get("graphs", {})
+        if name not in graphs:
+            known = ", ".join(sorted(graphs)) or "none"
+            raise KeyError(f"langgraph.json has no graph `{name}` (its graphs: {known})")
+        spec = graphs[name] if isinstance(graphs[name], str) else graphs[name].get("path", "")
+    graph = _load_attribute(spec)
+    if callable(graph) and not hasattr(graph, "astream") and not hasattr(graph, "compile"):
+        graph = graph()
+    if hasattr(graph, "compile") and not hasattr(graph, "astream"):
+        graph = graph.compile()
+    if not hasattr(graph, "astream"):
+        raise TypeError(f"`{spec}` is not a LangGraph graph")
+    return spec, graph
+
+
+class Checkpoints:
+    """An in-memory checkpointer whose contents are kept in a file between processes."""
+
+    def __init__(self, path):
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        self.path = None if path == "-" else path
+        self.saver = InMemorySaver()
+        if self.path and os.path.exists(self.path):
+            with open(self.path, "rb") as kept:
+                storage, writes, blobs = pickle.load(kept)
+            # Back into the saver's own nested defaultdicts.
+            for thread, namespaces in storage.items():
+                for ns, kept_checkpoints in namespaces.items():
+                    self.saver.storage[thread][ns].update(kept_checkpoints)
+            for key, kept_writes in writes.items():
+                self.saver.writes[key].update(kept_writes)
+            self.saver.blobs.update(blobs)
+
+    def save(self):
+        if not self.path:
+            return
+        partial = self.path + ".partial"
+        with open(partial, "wb") as kept:
+            # The saver's defaultdicts hold lambdas, which do not pickle: plain dicts do.
+            storage = {thread: {ns: dict(c) for ns, c in namespaces.items()} for thread, namespaces in self.saver.storage.items()}
+            writes = {key: dict(w) for key, w in self.saver.writes.items()}
+            pickle.dump((storage, writes, dict(self.saver.blobs)), kept)
+        os.replace(partial, self.path)
+
+
+def _modes(requested):
+    # The server's `messages-tuple` is the library's `messages`.
+    return ["messages" if mode == "messages-tuple" else mode for mode in requested]
+
+
+async def run(graph, checkpoints, command):
+    from langgraph.types import Command
+
+    thread_id = command.get("thread_id") or str(uuid.uuid4())
+    run_id = str(uuid.uuid4())
+    config = dict(command.get("config") or {})
+    config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
+    if "command" in command and command["command"] is not None:
+        graph_input = Command(**command["command"])
+    else:
+        graph_input = command.get("input")
+    emit("metadata", {"run_id": run_id, "thread_id": thread_id})
+    status = "success"
+    try:
+        async for part in graph.astream(
+            graph_input,
+            config,
+            context=command.get("context"),
+            stream_mode=_modes(command.get("stream_mode") or ["updates"]),
+            subgraphs=bool(command.get("subgraphs", True)),
+            version="v2",
+        ):
+            kind = part["type"]
+            data = part["data"]
+            if kind == "messages":
+                chunk, metadata = data
+                data = [chunk, metadata]
+            elif kind == "values" and part.get("interrupts"):
+                data = {**data, "__interrupt__": list(part["interrupts"])}
+            emit(kind, data, ns=[str(n) for n in part.get("ns", ())])
+    except asyncio.CancelledError:
+        status = "cancelled"
+    except Exception as error:  # the graph's own failure, reported and survived
+        traceback.print_exc()
+        emit("error", {"error": type(error).__name__, "message": str(error)})
+        status = "error"
+    interrupts = []
+    if status == "success":
+        state = await graph.aget_state(config)
+        interrupts = list(state.interrupts)
+        if interrupts:
+            status = "interrupted"
+    checkpoints.save()
+    emit("end", {"run_id": run_id, "thread_id": thread_id, "status": status, "interrupts": interrupts})
+
+
+async def state(graph, thread_id):
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    emit("state", {"values": snapshot.values, "next": list(snapshot.next), "interrupts": list(snapshot.interrupts)})
+
+
+async def main():
+    if len(sys.argv) != 3:
+        emit("fatal", {"error": "Usage", "message": "ambient_langgraph_driver.py GRAPH CHECKPOINTS"})
+        return 2
+    try:
+        spec, graph = load_graph(sys.argv[1])
+        checkpoints = Checkpoints(sys.argv[2])
+        graph = graph.copy(update={"checkpointer": checkpoints.saver})
+    except Exception as error:
+        traceback.print_exc()
+        emit("fatal", {"error": type(error).__name__, "message": str(error)})
+        return 3
+    emit("ready", {"graph": spec})
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    current = None
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        try:
+            command = json.loads(line)
+        except json.JSONDecodeError as error:
+            print(f"driver: a command that is not JSON: {error}", file=sys.stderr)
+            continue
+        op = command.get("op")
+        if op == "run":
+            if current is not None and not current.done():
+                await current
+            current = asyncio.create_task(run(graph, checkpoints, command))
+        elif op == "cancel":
+            if current is not None and not current.done():
+                current.cancel()
+        elif op == "state":
+            if current is not None and not current.done():
+                await current
+            await state(graph, command.get("thread_id", ""))
+    if current is not None and not current.done():
+        await current
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
