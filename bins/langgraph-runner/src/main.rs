@@ -1,31 +1,51 @@
-//! `langgraph-runner`: runs a session's LangGraph workflow on a LangGraph Server.
+//! `langgraph-runner`: runs a session's LangGraph workflow, on a LangGraph Server when a URL
+//! is given, else in the pod with the Python driver.
 //!
 //! In a pod it reads the environment the operator sets and connects to the backend. With
-//! `--local` it runs the session against a local backend started in-process, on the
-//! server `--langgraph-url` names, and prints the conversation as the UI would show it.
+//! `--local` it runs the session against a local backend started in-process and prints
+//! the conversation as the UI would show it.
 
 use std::process::ExitCode;
 
-use ambient_adapter_langgraph::{LangGraphAdapter, LangGraphSettings};
+use std::{ffi::OsString, path::PathBuf};
+
+use ambient_adapter_langgraph::{DriverSettings, LangGraphAdapter, LangGraphSettings};
 use ambient_cli::CommonArgs;
 
-/// Runs an Ambient Code Platform session's LangGraph workflow on a LangGraph Server.
+/// Runs an Ambient Code Platform session's LangGraph workflow, on a LangGraph Server or in
+/// the pod.
 #[derive(Debug, clap::Parser)]
 #[command(name = "langgraph-runner", version, about)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// The LangGraph Server (a LangGraph Platform deployment, or any server speaking its
-    /// API), e.g. `http://127.0.0.1:2024`.
+    /// API), e.g. `http://127.0.0.1:2024`; without one the workflow runs in the pod.
     #[arg(long, env = "LANGGRAPH_URL")]
     langgraph_url: Option<String>,
-    /// The assistant id or graph name to run.
+    /// The graph to run: a name in the workspace's `langgraph.json`, `module:attribute` or
+    /// `file.py:attribute` (in the pod), or a server's assistant id or graph name.
     #[arg(long, env = "WORKFLOW_ID")]
     workflow_id: Option<String>,
     /// How to run it, as JSON: `url`, `config`, `context`, `metadata`, `stream_mode`,
     /// `stream_subgraphs`, `input`, `prompt_field`, `on_busy` (`queue` or `interrupt`).
     #[arg(long, env = "WORKFLOW_CONFIG")]
     workflow_config: Option<String>,
+    /// In the pod: the Python that has LangGraph installed.
+    #[arg(long, env = "LANGGRAPH_PYTHON", default_value = "python3")]
+    langgraph_python: PathBuf,
+    /// In the pod: an installed copy of the driver script [default: the one built in].
+    #[arg(long, env = "LANGGRAPH_DRIVER")]
+    langgraph_driver: Option<PathBuf>,
+}
+
+/// The runner's own credentials, which the graph's process never sees.
+const KEPT_FROM_DRIVER: [&str; 3] = ["BOT_TOKEN", "BOT_TOKEN_FILE", "LANGGRAPH_API_KEY"];
+
+fn driver_environment() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(key, _)| !KEPT_FROM_DRIVER.iter().any(|kept| key == kept))
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -38,6 +58,12 @@ fn main() -> ExitCode {
         cli.workflow_id.as_deref(),
         cli.common.runner.secrets.langgraph_api_key.as_deref(),
         cli.workflow_config.as_deref(),
+        DriverSettings {
+            python: cli.langgraph_python.clone(),
+            script: cli.langgraph_driver.clone(),
+            env: driver_environment(),
+            ..DriverSettings::default()
+        },
     )
     .map_err(|error| error.to_string())
     .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));

@@ -1,4 +1,5 @@
-//! The adapter: a session's conversation as runs on one LangGraph Server thread.
+//! The adapter: a session's conversation as runs on one LangGraph thread, on a server or
+//! in the pod.
 
 use std::{collections::VecDeque, time::Instant};
 
@@ -10,8 +11,10 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
 use crate::{
-    ClientError, Interrupt, LangGraphClient, LangGraphSettings, RunEnd, RunStatus, StreamMapper,
+    ClientError, Engine, GraphDriver, GraphEvent, Interrupt, LangGraphClient, LangGraphSettings,
+    RunEnd, RunStatus, RunStream, StreamMapper,
     config::BusyPolicy,
+    driver::{DriverError, DriverEvent, DriverSettings},
 };
 
 /// The annotation that keeps the session's thread, so that a continuation resumes it.
@@ -32,40 +35,143 @@ pub enum LangGraphError {
         #[source]
         source: ClientError,
     },
+    /// The in-pod driver failed.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
     /// The shell stopped reading.
     #[error(transparent)]
     Closed(#[from] SessionClosed),
 }
 
-/// Runs a session's workflow on a LangGraph Server.
+/// Runs a session's workflow on a LangGraph Server, or in the pod with the driver.
 #[derive(Debug)]
 pub struct LangGraphAdapter {
     settings: LangGraphSettings,
-    client: LangGraphClient,
+    runtime: Runtime,
     runs: u64,
+}
+
+/// Where runs go.
+#[derive(Debug)]
+enum Runtime {
+    Server {
+        client: LangGraphClient,
+        url: String,
+    },
+    Driver {
+        settings: DriverSettings,
+        driver: Option<Box<GraphDriver>>,
+    },
 }
 
 impl LangGraphAdapter {
     /// An adapter for these settings.
     pub fn new(settings: LangGraphSettings) -> Result<Self, LangGraphError> {
-        let client =
-            LangGraphClient::new(&settings.url, settings.api_key.clone()).map_err(|source| {
-                LangGraphError::Server {
-                    url: settings.url.clone(),
-                    source,
-                }
-            })?;
+        let runtime = match &settings.engine {
+            Engine::Server { url, api_key } => Runtime::Server {
+                client: LangGraphClient::new(url, api_key.clone()).map_err(|source| {
+                    LangGraphError::Server {
+                        url: url.clone(),
+                        source,
+                    }
+                })?,
+                url: url.clone(),
+            },
+            Engine::Driver(driver) => Runtime::Driver {
+                settings: driver.clone(),
+                driver: None,
+            },
+        };
         Ok(Self {
             settings,
-            client,
+            runtime,
             runs: 0,
         })
     }
+}
 
-    fn server_error(&self, source: ClientError) -> LangGraphError {
-        LangGraphError::Server {
-            url: self.settings.url.clone(),
-            source,
+fn server_error(url: &str, source: ClientError) -> LangGraphError {
+    LangGraphError::Server {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+/// A run in progress, on either runtime.
+enum ActiveRun<'a> {
+    Server {
+        stream: Box<RunStream>,
+        client: &'a LangGraphClient,
+        url: &'a str,
+        thread: &'a str,
+    },
+    Driver {
+        driver: &'a mut GraphDriver,
+        status: Option<RunStatus>,
+    },
+}
+
+impl ActiveRun<'_> {
+    /// The next event; `None` once the run is over.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: both sources keep what they have read.
+    async fn next(&mut self) -> Result<Option<GraphEvent>, LangGraphError> {
+        match self {
+            Self::Server { stream, url, .. } => {
+                stream.next().await.map_err(|e| server_error(url, e))
+            }
+            Self::Driver { driver, status } => {
+                if status.is_some() {
+                    return Ok(None);
+                }
+                match driver.next().await? {
+                    DriverEvent::Graph(event) => Ok(Some(event)),
+                    DriverEvent::End(end) => {
+                        *status = Some(end);
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels the run, within a bound: a failure is logged, since the session goes on
+    /// either way.
+    async fn cancel(&mut self) {
+        match self {
+            Self::Server {
+                stream,
+                client,
+                thread,
+                ..
+            } => {
+                let Some(run) = stream.run_id() else {
+                    warn!("the run cannot be cancelled: the server has not said its id");
+                    return;
+                };
+                match tokio::time::timeout(CANCEL_BOUND, client.cancel_run(thread, run)).await {
+                    Ok(Ok(())) => info!(%run, "run cancelled"),
+                    Ok(Err(error)) => warn!(%run, %error, "cancelling the run failed"),
+                    Err(_) => warn!(%run, "cancelling the run took too long"),
+                }
+            }
+            Self::Driver { driver, .. } => driver.cancel(),
+        }
+    }
+
+    /// How the run ended, once it has.
+    fn status(&self) -> RunStatus {
+        match self {
+            Self::Server { stream, .. } => {
+                let rejoins = stream.rejoins();
+                if rejoins > 0 {
+                    info!(rejoins, "the run's stream was rejoined");
+                }
+                stream.status().cloned().unwrap_or(RunStatus::Success)
+            }
+            Self::Driver { status, .. } => status.clone().unwrap_or(RunStatus::Success),
         }
     }
 }
@@ -241,57 +347,100 @@ impl Adapter for LangGraphAdapter {
 }
 
 impl LangGraphAdapter {
-    /// The session's thread: the one an earlier session kept, when the server still has
-    /// it, else a new one, kept for later. Also the questions it waits on.
+    /// The session's thread: the one an earlier session kept, when it still exists, else a
+    /// new one, kept for later. Also the questions it waits on.
     async fn open_thread(
         &mut self,
         session: &mut Session,
     ) -> Result<(String, Questions), LangGraphError> {
-        self.client
-            .check_assistant(&self.settings.assistant)
-            .await
-            .map_err(|e| self.server_error(e))?;
-        if let Some(earlier) = session
+        let earlier = session
             .continuation()
             .get(THREAD_ANNOTATION)
-            .map(str::to_owned)
-        {
-            match self.client.thread(&earlier).await {
-                Ok(Some(state)) => {
-                    info!(thread = %earlier, status = %state.status, "continuing the earlier thread");
-                    let mut questions = Questions::default();
-                    if state.status == "interrupted" && !state.interrupts.is_empty() {
-                        session
-                            .emit(Event::Log(format!(
-                                "the workflow waits for {} answer(s)",
-                                state.interrupts.len()
-                            )))
-                            .await?;
-                        questions.pending = state.interrupts;
+            .map(str::to_owned);
+        let (thread, pending) = match &mut self.runtime {
+            Runtime::Server { client, url } => {
+                let url = url.clone();
+                client
+                    .check_assistant(&self.settings.assistant)
+                    .await
+                    .map_err(|e| server_error(&url, e))?;
+                let mut found = None;
+                if let Some(earlier) = earlier {
+                    match client.thread(&earlier).await {
+                        Ok(Some(state)) => {
+                            info!(thread = %earlier, status = %state.status, "continuing the earlier thread");
+                            let pending = if state.status == "interrupted" {
+                                state.interrupts
+                            } else {
+                                Vec::new()
+                            };
+                            found = Some((earlier, pending));
+                        }
+                        Ok(None) => {
+                            warn!(thread = %earlier, "the earlier thread is gone; starting a new one");
+                            session
+                                .emit(Event::Log(String::from(
+                                    "the earlier LangGraph thread is gone; starting a new one",
+                                )))
+                                .await?;
+                        }
+                        Err(error) => return Err(server_error(&url, error)),
                     }
-                    // This session's resource keeps it too, for a continuation of this one.
-                    session.store(THREAD_ANNOTATION, earlier.clone()).await?;
-                    return Ok((earlier, questions));
                 }
-                Ok(None) => {
-                    warn!(thread = %earlier, "the earlier thread is gone; starting a new one");
-                    session
-                        .emit(Event::Log(String::from(
-                            "the earlier LangGraph thread is gone; starting a new one",
-                        )))
-                        .await?;
+                match found {
+                    Some(found) => found,
+                    None => {
+                        let thread = client
+                            .create_thread()
+                            .await
+                            .map_err(|e| server_error(&url, e))?;
+                        info!(%thread, "thread created");
+                        (thread, Vec::new())
+                    }
                 }
-                Err(error) => return Err(self.server_error(error)),
             }
+            Runtime::Driver { settings, driver } => {
+                let workspace = &session.info().workspace;
+                let checkpoints = self
+                    .settings
+                    .workflow
+                    .checkpoints
+                    .clone()
+                    .unwrap_or_else(|| {
+                        // The workspace root (the artifacts folder's parent) is on the
+                        // session's volume, and in no repository.
+                        workspace
+                            .artifacts
+                            .parent()
+                            .unwrap_or(&workspace.main)
+                            .join(".langgraph-runner/checkpoints.pkl")
+                    });
+                let mut started = GraphDriver::start(
+                    settings,
+                    &self.settings.assistant,
+                    &workspace.main,
+                    &checkpoints,
+                )
+                .await?;
+                let thread = earlier.unwrap_or_else(new_thread_id);
+                let pending = started.pending(&thread).await?;
+                *driver = Some(Box::new(started));
+                (thread, pending)
+            }
+        };
+        let mut questions = Questions::default();
+        if !pending.is_empty() {
+            session
+                .emit(Event::Log(format!(
+                    "the workflow waits for {} answer(s)",
+                    pending.len()
+                )))
+                .await?;
+            questions.pending = pending;
         }
-        let thread = self
-            .client
-            .create_thread()
-            .await
-            .map_err(|e| self.server_error(e))?;
-        info!(%thread, "thread created");
+        // This session's resource keeps it too, for a continuation of this one.
         session.store(THREAD_ANNOTATION, thread.clone()).await?;
-        Ok((thread, Questions::default()))
+        Ok((thread, questions))
     }
 
     /// The body of a run that starts with `message`, or resumes with `command`.
@@ -336,6 +485,7 @@ impl LangGraphAdapter {
         talk: &mut Conversation,
     ) -> Result<RunOutcome, LangGraphError> {
         self.runs += 1;
+        let runs = self.runs;
         let started = Instant::now();
         let cancel = session.cancellation().clone();
         let policy = self.settings.workflow.on_busy;
@@ -347,11 +497,32 @@ impl LangGraphAdapter {
         {
             return Ok(RunOutcome::Cancelled);
         }
-        let Some(stream) = until_cancelled(&cancel, self.client.stream_run(thread, body)).await
-        else {
-            return Ok(RunOutcome::Cancelled);
+        let mut run = match &mut self.runtime {
+            Runtime::Server { client, url } => {
+                let Some(stream) = until_cancelled(&cancel, client.stream_run(thread, body)).await
+                else {
+                    return Ok(RunOutcome::Cancelled);
+                };
+                ActiveRun::Server {
+                    stream: Box::new(stream.map_err(|e| server_error(url, e))?),
+                    client,
+                    url,
+                    thread,
+                }
+            }
+            Runtime::Driver { driver, .. } => {
+                let Some(driver) = driver.as_mut() else {
+                    return Err(LangGraphError::Driver(DriverError::BadLine(String::from(
+                        "no driver is running",
+                    ))));
+                };
+                driver.run(thread, body);
+                ActiveRun::Driver {
+                    driver,
+                    status: None,
+                }
+            }
         };
-        let mut stream = stream.map_err(|e| self.server_error(e))?;
         let mut mapper = StreamMapper::new();
         let mut last_text: Option<String> = None;
         let mut stopped_by_user = false;
@@ -360,7 +531,7 @@ impl LangGraphAdapter {
             let event = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
-                    self.cancel_run(thread, stream.run_id()).await;
+                    run.cancel().await;
                     return Ok(RunOutcome::Cancelled);
                 }
                 input = next_input(inputs), if watching_input => {
@@ -379,12 +550,12 @@ impl LangGraphAdapter {
                     };
                     if stop && !stopped_by_user {
                         stopped_by_user = true;
-                        // The stream closes once the server has cancelled the run.
-                        self.cancel_run(thread, stream.run_id()).await;
+                        // The stream closes once the run is cancelled.
+                        run.cancel().await;
                     }
                     continue;
                 }
-                event = stream.next() => event.map_err(|e| self.server_error(e))?,
+                event = run.next() => event?,
             };
             let Some(event) = event else { break };
             for mapped in mapper.map(&event) {
@@ -396,22 +567,19 @@ impl LangGraphAdapter {
                     .await?
                     .is_none()
                 {
-                    self.cancel_run(thread, stream.run_id()).await;
+                    run.cancel().await;
                     return Ok(RunOutcome::Cancelled);
                 }
             }
         }
-        let status = stream.status().cloned().unwrap_or(RunStatus::Success);
-        let rejoins = stream.rejoins();
-        if rejoins > 0 {
-            info!(rejoins, "the run's stream was rejoined");
-        }
+        let status = run.status();
+        drop(run);
         let end = mapper.end();
         let payload = |subtype: &str, is_error: bool, text: Option<String>| ResultPayload {
             subtype: Some(subtype.to_owned()),
             duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
             is_error: Some(is_error),
-            num_turns: Some(self.runs),
+            num_turns: Some(runs),
             session_id: Some(thread.to_owned()),
             result: text,
             ..ResultPayload::default()
@@ -466,20 +634,12 @@ impl LangGraphAdapter {
         }
         Ok(outcome)
     }
+}
 
-    /// Cancels a run on the server, within a bound: a failure is logged, since the session
-    /// goes on either way.
-    async fn cancel_run(&self, thread: &str, run: Option<&str>) {
-        let Some(run) = run else {
-            warn!("the run cannot be cancelled: the server has not said its id");
-            return;
-        };
-        match tokio::time::timeout(CANCEL_BOUND, self.client.cancel_run(thread, run)).await {
-            Ok(Ok(())) => info!(%run, "run cancelled"),
-            Ok(Err(error)) => warn!(%run, %error, "cancelling the run failed"),
-            Err(_) => warn!(%run, "cancelling the run took too long"),
-        }
-    }
+/// A new thread id for the driver (the server makes its own).
+fn new_thread_id() -> String {
+    let bytes = fastrand::u128(..).to_be_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn next_input(inputs: &mut Inputs) -> Option<Input> {

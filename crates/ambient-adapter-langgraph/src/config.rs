@@ -1,6 +1,8 @@
 //! The adapter's settings: the server, the workflow, and `WORKFLOW_CONFIG`.
 
 use ambient_protocol::Secret;
+
+use crate::driver::DriverSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -86,6 +88,10 @@ pub struct WorkflowConfig {
     /// What to do with a message that arrives while a run is going.
     #[serde(default)]
     pub on_busy: BusyPolicy,
+    /// In the pod: the file that keeps the threads' checkpoints between processes
+    /// [default: `.langgraph-runner/checkpoints.pkl` in the workspace root].
+    #[serde(default)]
+    pub checkpoints: Option<std::path::PathBuf>,
 }
 
 fn yes() -> bool {
@@ -108,6 +114,7 @@ impl Default for WorkflowConfig {
             input: Map::new(),
             prompt_field: messages(),
             on_busy: BusyPolicy::Queue,
+            checkpoints: None,
         }
     }
 }
@@ -163,15 +170,28 @@ impl WorkflowConfig {
     }
 }
 
-/// Everything the adapter needs to run a workflow on a LangGraph Server.
+/// Where the workflow runs.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// On a LangGraph Server.
+    Server {
+        /// Its base URL.
+        url: String,
+        /// Sent as `x-api-key` (`LANGGRAPH_API_KEY`).
+        api_key: Option<Secret>,
+    },
+    /// In the pod, by the driver.
+    Driver(DriverSettings),
+}
+
+/// Everything the adapter needs to run a workflow.
 #[derive(Debug, Clone)]
 pub struct LangGraphSettings {
-    /// The server's base URL.
-    pub url: String,
-    /// The assistant id or graph name (`WORKFLOW_ID`).
+    /// The server, or the driver.
+    pub engine: Engine,
+    /// The assistant id or graph name, or for the driver also `module:attribute`
+    /// (`WORKFLOW_ID`).
     pub assistant: String,
-    /// Sent as `x-api-key` (`LANGGRAPH_API_KEY`).
-    pub api_key: Option<Secret>,
     /// `WORKFLOW_CONFIG`.
     pub workflow: WorkflowConfig,
 }
@@ -179,12 +199,15 @@ pub struct LangGraphSettings {
 impl LangGraphSettings {
     /// Validates the settings as the environment gives them: `url` from `LANGGRAPH_URL`,
     /// `workflow_id` from `WORKFLOW_ID`, `api_key` from `LANGGRAPH_API_KEY`,
-    /// `workflow_config` from `WORKFLOW_CONFIG`. Each error names its variable.
+    /// `workflow_config` from `WORKFLOW_CONFIG`. A server URL (here or in the workflow
+    /// configuration) means the server; without one the workflow runs in the pod with
+    /// `driver`. Each error names its variable.
     pub fn from_env_values(
         url: Option<&str>,
         workflow_id: Option<&str>,
         api_key: Option<&str>,
         workflow_config: Option<&str>,
+        driver: DriverSettings,
     ) -> Result<Self, ConfigError> {
         let workflow = WorkflowConfig::parse(workflow_config.unwrap_or_default())?;
         let assistant = workflow_id
@@ -193,7 +216,7 @@ impl LangGraphSettings {
             .ok_or_else(|| {
                 ConfigError::new(
                     "WORKFLOW_ID",
-                    "it is required: the assistant id or graph name to run",
+                    "it is required: the graph to run (a name in langgraph.json, `module:attribute`, or a server's assistant id)",
                 )
             })?
             .to_owned();
@@ -206,24 +229,24 @@ impl LangGraphSettings {
                     format!("it says {env} but WORKFLOW_CONFIG's url says {config}; set one"),
                 ));
             }
-            (Some(url), _) => url.to_owned(),
-            (None, Some(url)) => url.clone(),
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "LANGGRAPH_URL",
-                    "it is required (or `url` in WORKFLOW_CONFIG): the LangGraph Server to run the workflow on",
-                ));
-            }
+            (Some(url), _) => Some(url.to_owned()),
+            (None, Some(url)) => Some(url.clone()),
+            (None, None) => None,
         };
-        check_url(&url)?;
-        let api_key = api_key
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .map(Secret::new);
+        let engine = match url {
+            Some(url) => {
+                check_url(&url)?;
+                let api_key = api_key
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(Secret::new);
+                Engine::Server { url, api_key }
+            }
+            None => Engine::Driver(driver),
+        };
         Ok(Self {
-            url,
+            engine,
             assistant,
-            api_key,
             workflow,
         })
     }

@@ -17,12 +17,14 @@
 mod adapter;
 mod client;
 pub mod config;
+pub mod driver;
 mod mapping;
 pub mod sse;
 
 pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
 pub use client::{ClientError, LangGraphClient, RunStatus, RunStream, ThreadState};
-pub use config::{LangGraphSettings, WorkflowConfig};
+pub use config::{Engine, LangGraphSettings, WorkflowConfig};
+pub use driver::{DriverSettings, GraphDriver};
 pub use mapping::{GraphEvent, Interrupt, RunEnd, StreamMapper};
 
 #[cfg(test)]

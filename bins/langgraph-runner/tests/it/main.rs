@@ -11,34 +11,106 @@ use ambient_protocol::SessionMessage;
 use ambient_test_support::{
     FaultProxy,
     harness::{Backend, Finished, PROJECT, SESSION, TOKEN, transcript, until},
-    langgraph::LangGraphDev,
+    langgraph::{LangGraphDev, venv},
 };
 use serde_json::{Value, json};
 
-/// A test graph server and a local backend for one session.
+/// Where the workflow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// On a real `langgraph dev`.
+    Server,
+    /// In the pod: the runner's Python driver, with the graphs in the workspace.
+    Driver,
+}
+
+/// Each scenario runs twice: on a server and in the pod, asserting the same frames.
+macro_rules! both_ways {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn on_a_langgraph_server() {
+                super::$scenario(super::Mode::Server).await;
+            }
+
+            #[tokio::test]
+            async fn in_the_pod() {
+                super::$scenario(super::Mode::Driver).await;
+            }
+        }
+    )*};
+}
+
+both_ways!(
+    a_chat_reply_streams_as_partials_then_a_text_and_the_session_completes,
+    tool_calls_and_tool_messages_become_tool_frames,
+    node_updates_custom_events_and_subgraphs_are_logged_with_the_configured_context,
+    a_failing_node_fails_the_session_with_the_graphs_error,
+    a_question_waits_for_the_user_and_the_answer_resumes_the_run,
+    several_questions_are_answered_one_by_one_then_resumed_together,
+    an_interrupt_cancels_the_run_and_the_session_goes_on,
+    a_continuation_answers_the_question_its_parent_session_left_on_the_thread,
+);
+
+fn test_graphs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/ambient-adapter-langgraph/tests/server")
+}
+
+/// A test graph server (or the graphs in the workspace) and a local backend for one
+/// session.
 struct Env {
-    server: LangGraphDev,
+    server: Option<LangGraphDev>,
     env: Backend,
 }
 
-async fn start() -> Env {
-    start_with([SessionSeed::new(PROJECT, SESSION)]).await
+async fn start(mode: Mode) -> Env {
+    start_with(mode, [SessionSeed::new(PROJECT, SESSION)]).await
 }
 
-async fn start_with(seeds: impl IntoIterator<Item = SessionSeed>) -> Env {
-    let graphs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../crates/ambient-adapter-langgraph/tests/server");
-    let (server, env) = tokio::join!(
-        LangGraphDev::start(&graphs),
-        Backend::start_with(env!("CARGO_BIN_EXE_langgraph-runner"), seeds)
-    );
-    Env { server, env }
+async fn start_with(mode: Mode, seeds: impl IntoIterator<Item = SessionSeed>) -> Env {
+    let backend = Backend::start_with(env!("CARGO_BIN_EXE_langgraph-runner"), seeds);
+    match mode {
+        Mode::Server => {
+            let graphs = test_graphs();
+            let (server, env) = tokio::join!(LangGraphDev::start(&graphs), backend);
+            Env {
+                server: Some(server),
+                env,
+            }
+        }
+        Mode::Driver => {
+            let env = backend.await;
+            for file in ["langgraph.json", "graphs.py"] {
+                std::fs::copy(test_graphs().join(file), env.workspace.path().join(file)).unwrap();
+            }
+            Env { server: None, env }
+        }
+    }
 }
 
 impl Env {
-    /// The runner for `graph` on the test server, with `extra` settings.
+    /// The runner for `graph` on the test server or in the pod, with `extra` settings.
     fn runner(&self, graph: &str, extra: &[(&str, &str)]) -> tokio::process::Command {
-        self.runner_on(self.server.url(), graph, extra)
+        match &self.server {
+            Some(server) => self.runner_on(server.url(), graph, extra),
+            None => {
+                let python = venv().join("bin/python");
+                let mut settings = vec![
+                    ("WORKFLOW_ID", graph),
+                    ("LANGGRAPH_PYTHON", python.to_str().unwrap()),
+                ];
+                settings.extend_from_slice(extra);
+                let mut command = self.env.runner(&settings);
+                // The Python driver needs a PATH to start; nothing else of this process.
+                command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+                command
+            }
+        }
+    }
+
+    fn server_url(&self) -> &str {
+        self.server.as_ref().map(LangGraphDev::url).unwrap()
     }
 
     fn runner_on(&self, url: &str, graph: &str, extra: &[(&str, &str)]) -> tokio::process::Command {
@@ -92,9 +164,8 @@ fn logs_with(text: &'static str) -> impl Fn(&SessionMessage) -> bool {
     move |m| m.kind == "system.message" && m.payload.to_string().contains(text)
 }
 
-#[tokio::test]
-async fn a_chat_reply_streams_as_partials_then_a_text_and_the_session_completes() {
-    let env = start().await;
+async fn a_chat_reply_streams_as_partials_then_a_text_and_the_session_completes(mode: Mode) {
+    let env = start(mode).await;
     let finished = env.run("chat", &[("PROMPT", "hello")]).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let reply = "You said hello, streamed word by word.";
@@ -116,9 +187,8 @@ async fn a_chat_reply_streams_as_partials_then_a_text_and_the_session_completes(
     assert_eq!(status["session_id"], json!(env.thread()));
 }
 
-#[tokio::test]
-async fn tool_calls_and_tool_messages_become_tool_frames() {
-    let env = start().await;
+async fn tool_calls_and_tool_messages_become_tool_frames(mode: Mode) {
+    let env = start(mode).await;
     let finished = env.run("tools", &[("PROMPT", "Paris")]).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_eq!(
@@ -148,9 +218,10 @@ async fn tool_calls_and_tool_messages_become_tool_frames() {
     );
 }
 
-#[tokio::test]
-async fn node_updates_custom_events_and_subgraphs_are_logged_with_the_configured_context() {
-    let env = start().await;
+async fn node_updates_custom_events_and_subgraphs_are_logged_with_the_configured_context(
+    mode: Mode,
+) {
+    let env = start(mode).await;
     let config = r#"{"prompt_field": "request", "context": {"owner": "ada"}}"#;
     let finished = env
         .run(
@@ -165,7 +236,7 @@ async fn node_updates_custom_events_and_subgraphs_are_logged_with_the_configured
         assert!(lines.contains(&line), "{line} missing from {lines:#?}");
     }
 
-    let env = start().await;
+    let env = start(mode).await;
     let finished = env.run("custom", &[("PROMPT", "go")]).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -181,7 +252,7 @@ async fn node_updates_custom_events_and_subgraphs_are_logged_with_the_configured
         "{lines:#?}"
     );
 
-    let env = start().await;
+    let env = start(mode).await;
     let finished = env.run("parent", &[("PROMPT", "go")]).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -197,9 +268,8 @@ async fn node_updates_custom_events_and_subgraphs_are_logged_with_the_configured
     }
 }
 
-#[tokio::test]
-async fn a_failing_node_fails_the_session_with_the_graphs_error() {
-    let env = start().await;
+async fn a_failing_node_fails_the_session_with_the_graphs_error(mode: Mode) {
+    let env = start(mode).await;
     let finished = env.run("failing", &[("PROMPT", "go")]).await;
     assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
     let reason = "ValueError: boom: deliberate failure in node 'boom'";
@@ -215,9 +285,8 @@ async fn a_failing_node_fails_the_session_with_the_graphs_error() {
     assert_eq!(status["is_error"], json!(true));
 }
 
-#[tokio::test]
-async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run() {
-    let env = start().await;
+async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run(mode: Mode) {
+    let env = start(mode).await;
     let mut watch = env.env.backend.watch(SESSION);
     let config = r#"{"prompt_field": "request"}"#;
     let child = env
@@ -255,9 +324,8 @@ async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run() {
     assert_eq!(env.status()["phase"], json!("Completed"));
 }
 
-#[tokio::test]
-async fn several_questions_are_answered_one_by_one_then_resumed_together() {
-    let env = start().await;
+async fn several_questions_are_answered_one_by_one_then_resumed_together(mode: Mode) {
+    let env = start(mode).await;
     let mut watch = env.env.backend.watch(SESSION);
     let child = env
         .runner("multi", &[("PROMPT", "pair"), ("INTERACTIVE", "true")])
@@ -294,9 +362,8 @@ async fn several_questions_are_answered_one_by_one_then_resumed_together() {
     );
 }
 
-#[tokio::test]
-async fn an_interrupt_cancels_the_run_on_the_server_and_the_session_goes_on() {
-    let env = start().await;
+async fn an_interrupt_cancels_the_run_and_the_session_goes_on(mode: Mode) {
+    let env = start(mode).await;
     let mut watch = env.env.backend.watch(SESSION);
     let config = r#"{"context": {"ticks": 600, "delay": 0.05}}"#;
     let child = env
@@ -328,11 +395,14 @@ async fn an_interrupt_cancels_the_run_on_the_server_and_the_session_goes_on() {
     );
     let ticks = lines.iter().filter(|l| l.contains("tick")).count();
     assert!(ticks < 600, "the run went on to the end");
+    if mode == Mode::Driver {
+        return;
+    }
     // The server agrees: the run was cancelled, not finished.
-    let client = LangGraphClient::new(env.server.url(), None).unwrap();
+    let client = LangGraphClient::new(env.server_url(), None).unwrap();
     let thread = env.thread();
     let runs: Vec<Value> =
-        reqwest_get(&format!("{}/threads/{thread}/runs", env.server.url())).await;
+        reqwest_get(&format!("{}/threads/{thread}/runs", env.server_url())).await;
     let run = runs[0]["run_id"].as_str().unwrap();
     assert_eq!(
         client.run_status(&thread, run).await.unwrap(),
@@ -342,10 +412,9 @@ async fn an_interrupt_cancels_the_run_on_the_server_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn a_dropped_stream_is_rejoined_without_losing_or_repeating_an_event() {
-    let env = start().await;
+    let env = start(Mode::Server).await;
     let upstream = env
-        .server
-        .url()
+        .server_url()
         .trim_start_matches("http://")
         .parse()
         .unwrap();
@@ -354,7 +423,7 @@ async fn a_dropped_stream_is_rejoined_without_losing_or_repeating_an_event() {
     let config = r#"{"context": {"ticks": 12, "delay": 0.1}}"#;
     let child = env
         .runner_on(
-            &proxy.route(env.server.url()),
+            &proxy.route(env.server_url()),
             "slow",
             &[("PROMPT", "tick"), ("WORKFLOW_CONFIG", config)],
         )
@@ -382,10 +451,9 @@ async fn a_dropped_stream_is_rejoined_without_losing_or_repeating_an_event() {
     assert_eq!(env.status()["phase"], json!("Completed"));
 }
 
-#[tokio::test]
-async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thread() {
+async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thread(mode: Mode) {
     let parent = "agentic-session-parent";
-    let env = start_with([SessionSeed::new(PROJECT, parent)]).await;
+    let env = start_with(mode, [SessionSeed::new(PROJECT, parent)]).await;
     // The first session runs in batch mode and ends at the question.
     let config = r#"{"prompt_field": "request"}"#;
     let child = env
@@ -421,6 +489,7 @@ async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thre
         ],
     )
     .await;
+    let first_workspace = env.env.workspace.path().to_owned();
     let env = Env {
         server: env.server,
         env: backend,
@@ -435,6 +504,8 @@ async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thre
                 ("WORKFLOW_CONFIG", config),
             ],
         )
+        // The same volume: the pod's checkpoints are kept in the workspace root.
+        .env("WORKSPACE_PATH", &first_workspace)
         .spawn()
         .unwrap();
     env.env
@@ -453,16 +524,18 @@ async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thre
         "{lines:#?}"
     );
     assert_eq!(env.thread(), thread, "the continuation used another thread");
-    let state: Value = reqwest_get(&format!("{}/threads/{thread}/state", env.server.url())).await;
+    if mode == Mode::Driver {
+        return;
+    }
+    let state: Value = reqwest_get(&format!("{}/threads/{thread}/state", env.server_url())).await;
     assert_eq!(state["values"]["request"], json!("deploy v3"));
     assert_eq!(state["values"]["approved"], json!("approved"));
 }
 
 #[tokio::test]
 async fn bad_settings_and_an_unknown_graph_are_named_and_the_key_never_leaks() {
-    let env = start().await;
+    let env = start(Mode::Server).await;
     for (settings, named) in [
-        (vec![("LANGGRAPH_URL", "")], "LANGGRAPH_URL"),
         (vec![("WORKFLOW_ID", " ")], "WORKFLOW_ID"),
         (
             vec![("WORKFLOW_CONFIG", r#"{"stream_mode": ["everything"]}"#)],
@@ -517,7 +590,7 @@ async fn bad_settings_and_an_unknown_graph_are_named_and_the_key_never_leaks() {
 
 #[tokio::test]
 async fn an_unreachable_server_fails_the_session_naming_it() {
-    let env = start().await;
+    let env = start(Mode::Server).await;
     // A port that was free a moment ago, so that nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
