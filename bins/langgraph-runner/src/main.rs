@@ -37,6 +37,9 @@ struct Cli {
     /// In the pod: an installed copy of the driver script [default: the one built in].
     #[arg(long, env = "LANGGRAPH_DRIVER")]
     langgraph_driver: Option<PathBuf>,
+    /// In the pod: seconds loading the graph may take.
+    #[arg(long, env = "LANGGRAPH_DRIVER_START_TIMEOUT", default_value_t = 120)]
+    langgraph_driver_start_timeout: u64,
 }
 
 /// The runner's own credentials, which the graph's process never sees.
@@ -62,7 +65,7 @@ fn main() -> ExitCode {
             python: cli.langgraph_python.clone(),
             script: cli.langgraph_driver.clone(),
             env: driver_environment(),
-            ..DriverSettings::default()
+            start_timeout: std::time::Duration::from_secs(cli.langgraph_driver_start_timeout),
         },
     )
     .map_err(|error| error.to_string())

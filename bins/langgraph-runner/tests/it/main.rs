@@ -3,6 +3,8 @@
 //! each test asserts what the backend persisted and the final status.
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
+mod driver;
+
 use std::path::PathBuf;
 
 use ambient_adapter_langgraph::{LangGraphClient, RunStatus, THREAD_ANNOTATION};

@@ -1,0 +1,144 @@
+//! The in-pod driver's failures, each a clear error with the driver's stderr, and nothing
+//! already relayed lost.
+
+use serde_json::json;
+
+use crate::{Mode, start};
+
+/// Writes `files` into the session's workspace, runs `graph` there, and returns the final
+/// status message (the session must have failed).
+async fn failing(
+    graph: &str,
+    files: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let env = start(Mode::Driver).await;
+    for (name, text) in files {
+        std::fs::write(env.env.workspace.path().join(name), text).unwrap();
+    }
+    let mut settings = vec![("PROMPT", "go")];
+    settings.extend_from_slice(extra);
+    let finished = env.run(graph, &settings).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Failed"), "{status:?}");
+    let message = status["message"].as_str().unwrap().to_owned();
+    (message, env.transcript().await)
+}
+
+#[tokio::test]
+async fn a_graph_that_does_not_import_is_named_with_the_python_error() {
+    let (message, _) = failing(
+        "broken.py:graph",
+        &[("broken.py", "import a_module_that_is_not_there\n")],
+        &[],
+    )
+    .await;
+    assert!(
+        message.contains("`broken.py:graph` could not be loaded")
+            && message.contains("ModuleNotFoundError")
+            && message.contains("a_module_that_is_not_there"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_graph_that_is_not_in_langgraph_json_is_named_with_the_ones_that_are() {
+    let (message, _) = failing("nope", &[], &[]).await;
+    assert!(
+        message.contains("no graph `nope`") && message.contains("hitl"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_driver_that_dies_mid_run_fails_the_session_and_keeps_what_was_relayed() {
+    let crashing = r#"
+import os, sys
+from typing import TypedDict
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+
+class State(TypedDict, total=False):
+    request: str
+
+def work(state: State):
+    get_stream_writer()({"before": "the crash"})
+    return {}
+
+def crash(state: State):
+    print("about to fall over", file=sys.stderr, flush=True)
+    os._exit(7)
+
+graph = StateGraph(State).add_node("work", work).add_node("crash", crash).add_edge(START, "work").add_edge("work", "crash").add_edge("crash", END).compile()
+"#;
+    let config = r#"{"prompt_field": "request"}"#;
+    let (message, lines) = failing(
+        "crashing.py:graph",
+        &[("crashing.py", crashing)],
+        &[("WORKFLOW_CONFIG", config)],
+    )
+    .await;
+    assert!(
+        message.contains("exited in the middle of a run")
+            && message.contains("7")
+            && message.contains("about to fall over"),
+        "{message}"
+    );
+    assert!(
+        lines.contains(&String::from(r#"· {"before":"the crash"}"#)),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_driver_line_that_is_not_json_fails_the_session_and_names_it() {
+    let bad_driver = r#"
+import json, sys
+print('{"event": "ready", "data": {}}', flush=True)
+for line in sys.stdin:
+    if json.loads(line).get("op") == "state":
+        print('{"event": "state", "data": {"values": {}, "next": [], "interrupts": []}}', flush=True)
+        continue
+    print('{"event": "updates", "data": {"step": 1}, "ns": []}', flush=True)
+    print('{"event": "updates", oops', flush=True)
+"#;
+    let env = start(Mode::Driver).await;
+    let driver = env.env.workspace.path().join("bad_driver.py");
+    std::fs::write(&driver, bad_driver).unwrap();
+    let finished = env
+        .run(
+            "chat",
+            &[
+                ("PROMPT", "go"),
+                ("LANGGRAPH_DRIVER", driver.to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let message = env.status()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("not JSON") && message.contains("oops"),
+        "{message}"
+    );
+    assert!(
+        env.transcript()
+            .await
+            .contains(&String::from(r#"· step: 1"#)),
+        "the event before the bad line was lost"
+    );
+}
+
+#[tokio::test]
+async fn a_graph_that_hangs_while_loading_fails_within_the_bound() {
+    let (message, _) = failing(
+        "slow_import.py:graph",
+        &[("slow_import.py", "import time\ntime.sleep(600)\n")],
+        &[("LANGGRAPH_DRIVER_START_TIMEOUT", "2")],
+    )
+    .await;
+    assert!(
+        message.contains("did not load the graph within 2 s"),
+        "{message}"
+    );
+}
