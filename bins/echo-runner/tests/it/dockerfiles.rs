@@ -84,3 +84,42 @@ fn the_claude_image_pins_the_cli_version_the_tests_run() {
         "Dockerfile.claude must install the CLI from the project's lock file"
     );
 }
+
+#[test]
+fn the_langgraph_image_pins_the_packages_the_tests_run() {
+    let driver = root().join("crates/ambient-adapter-langgraph/driver");
+    let lock = std::fs::read_to_string(
+        root().join("crates/ambient-adapter-langgraph/tests/server/requirements.lock.txt"),
+    )
+    .unwrap();
+    let requirements = std::fs::read_to_string(driver.join("requirements.txt")).unwrap();
+    let pins: Vec<&str> = requirements
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert!(!pins.is_empty());
+    for pin in pins {
+        assert!(
+            pin.contains("=="),
+            "{pin}: the driver's requirements must pin exact versions"
+        );
+        assert!(
+            lock.lines().any(|line| line.trim() == pin),
+            "{pin} is not the version the tests install (tests/server/requirements.lock.txt)"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile.langgraph")).unwrap();
+    for needed in [
+        "crates/ambient-adapter-langgraph/driver/requirements.txt",
+        "crates/ambient-adapter-langgraph/tests/server/requirements.lock.txt",
+        "crates/ambient-adapter-langgraph/driver/ambient_langgraph_driver.py",
+        "LANGGRAPH_DRIVER=",
+        "LANGGRAPH_PYTHON=",
+    ] {
+        assert!(
+            dockerfile.contains(needed),
+            "Dockerfile.langgraph must use {needed}"
+        );
+    }
+}
