@@ -18,6 +18,8 @@ bench:
     cargo bench -p echo-runner --bench startup
     cargo bench -p echo-runner --bench throughput -- --memory
     cargo bench -p langgraph-runner --bench relay
+    cargo bench -p langgraph-runner --bench driver
+    cargo bench -p claude-runner --bench relay
 
 # A local echo session, no cluster needed.
 local-echo prompt="hello":
@@ -26,6 +28,11 @@ local-echo prompt="hello":
 # A local interactive echo session: type lines, end with Ctrl-D.
 local-echo-interactive:
     cargo run -p echo-runner -- --local --interactive
+
+# A local LangGraph session in the pod, on a copy of the test graphs (needs ./scripts/test once).
+local-langgraph-pod workflow="chat" prompt="hello":
+    rm -rf /tmp/ambient-graphs && cp -r crates/ambient-adapter-langgraph/tests/server /tmp/ambient-graphs
+    cargo run -p langgraph-runner -- --local --workspace /tmp/ambient-graphs --langgraph-python .venv/bin/python --workflow-id "{{workflow}}" --prompt "{{prompt}}"
 
 # A local LangGraph session against a server you name (see the README to start one).
 local-langgraph url="http://127.0.0.1:2024" workflow="chat" prompt="hello":

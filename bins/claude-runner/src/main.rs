@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         .into_settings()
         .map(|agent| {
             ClaudeAdapter::new(ClaudeSettings {
-                binary: cli.claude_bin.clone(),
+                binary: ambient_cli::program_path(&cli.claude_bin),
                 expected_version: cli.claude_cli_version.clone(),
                 model: agent.model,
                 permission_mode: cli.permission_mode.clone(),

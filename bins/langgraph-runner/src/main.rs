@@ -62,8 +62,11 @@ fn main() -> ExitCode {
         cli.common.runner.secrets.langgraph_api_key.as_deref(),
         cli.workflow_config.as_deref(),
         DriverSettings {
-            python: cli.langgraph_python.clone(),
-            script: cli.langgraph_driver.clone(),
+            python: ambient_cli::program_path(&cli.langgraph_python),
+            script: cli
+                .langgraph_driver
+                .as_deref()
+                .map(ambient_cli::program_path),
             env: driver_environment(),
             start_timeout: std::time::Duration::from_secs(cli.langgraph_driver_start_timeout),
         },

@@ -85,6 +85,17 @@ pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
     })
 }
 
+/// A program or file path as the runner's own working directory sees it: the framework's
+/// process runs in the workspace, where a relative path (`.venv/bin/python`) would mean
+/// something else. A bare name (`python3`) is left to the `PATH` search.
+pub fn program_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.components().count() > 1 && path.is_relative() {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Runs the session with `adapter` and gives the process's exit code. An adapter that
 /// could not be built (`Err`) is a configuration error, reported before anything
 /// connects.
@@ -199,4 +210,23 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         },
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::program_path;
+
+    #[test]
+    fn a_relative_path_is_made_absolute_and_a_bare_name_is_left_to_the_path_search() {
+        assert_eq!(program_path(Path::new("python3")), Path::new("python3"));
+        assert_eq!(
+            program_path(Path::new("/usr/bin/python3")),
+            Path::new("/usr/bin/python3")
+        );
+        let made = program_path(Path::new(".venv/bin/python"));
+        assert!(made.is_absolute(), "{}", made.display());
+        assert!(made.ends_with(".venv/bin/python"));
+    }
 }
