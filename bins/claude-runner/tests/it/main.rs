@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
 mod fake;
+mod manifest;
 
 use std::path::{Path, PathBuf};
 
