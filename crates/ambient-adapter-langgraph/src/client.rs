@@ -19,9 +19,9 @@ pub enum ClientError {
     Request {
         /// The call.
         what: &'static str,
-        /// The cause.
+        /// The cause (the HTTP library's error).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The server answered with an error (`{"detail": …}`).
     #[error("{what} answered HTTP {status}: {detail}")]
@@ -84,7 +84,7 @@ impl LangGraphClient {
             .build()
             .map_err(|source| ClientError::Request {
                 what: "building the HTTP client",
-                source,
+                source: source.into(),
             })?;
         Ok(Self {
             http,
@@ -120,7 +120,10 @@ impl LangGraphClient {
         what: &'static str,
         sent: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<reqwest::Response, ClientError> {
-        let response = sent.map_err(|source| ClientError::Request { what, source })?;
+        let response = sent.map_err(|source| ClientError::Request {
+            what,
+            source: source.into(),
+        })?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -149,7 +152,10 @@ impl LangGraphClient {
         let body: Value = response
             .json()
             .await
-            .map_err(|source| ClientError::Request { what, source })?;
+            .map_err(|source| ClientError::Request {
+                what,
+                source: source.into(),
+            })?;
         body.get("thread_id")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -221,10 +227,15 @@ impl LangGraphClient {
             .send()
             .await;
         let body = match Self::checked(what, sent).await {
-            Ok(response) => response
-                .json::<Value>()
-                .await
-                .map_err(|source| ClientError::Request { what, source })?,
+            Ok(response) => {
+                response
+                    .json::<Value>()
+                    .await
+                    .map_err(|source| ClientError::Request {
+                        what,
+                        source: source.into(),
+                    })?
+            }
             Err(ClientError::Rejected { status: 404, .. }) => return Ok(RunStatus::Gone),
             Err(error) => return Err(error),
         };
@@ -249,10 +260,15 @@ impl LangGraphClient {
         }
         let sent = self.get(&format!("/threads/{thread}")).send().await;
         let body = match Self::checked(what, sent).await {
-            Ok(response) => response
-                .json::<Value>()
-                .await
-                .map_err(|source| ClientError::Request { what, source })?,
+            Ok(response) => {
+                response
+                    .json::<Value>()
+                    .await
+                    .map_err(|source| ClientError::Request {
+                        what,
+                        source: source.into(),
+                    })?
+            }
             Err(ClientError::Rejected { status: 404, .. }) => return Ok(None),
             Err(error) => return Err(error),
         };
@@ -287,10 +303,14 @@ impl LangGraphClient {
             .send()
             .await;
         let response = Self::checked(what, sent).await?;
-        let assistants: Vec<Value> = response
-            .json()
-            .await
-            .map_err(|source| ClientError::Request { what, source })?;
+        let assistants: Vec<Value> =
+            response
+                .json()
+                .await
+                .map_err(|source| ClientError::Request {
+                    what,
+                    source: source.into(),
+                })?;
         let known = assistants.iter().any(|a| {
             ["assistant_id", "graph_id", "name"]
                 .iter()
@@ -525,7 +545,7 @@ impl RunStream {
                     self.response = None;
                     self.settle(Some(ClientError::Request {
                         what: "reading the run's stream",
-                        source,
+                        source: source.into(),
                     }))
                     .await?;
                 }

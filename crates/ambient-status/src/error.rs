@@ -1,8 +1,34 @@
 //! What can go wrong in a backend call, classified for retry.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
-use reqwest::Method;
+/// A failure of the HTTP client (a connection refused, reset or timed out, a body cut
+/// short). Opaque, so that the HTTP library stays an implementation detail.
+#[derive(Debug)]
+pub struct HttpError(reqwest::Error);
+
+impl HttpError {
+    pub(crate) fn new(error: reqwest::Error) -> Self {
+        Self(error)
+    }
+
+    /// Whether it may pass: a timeout, a failed connection, a request or body cut short.
+    pub fn is_transient(&self) -> bool {
+        self.0.is_timeout() || self.0.is_connect() || self.0.is_request() || self.0.is_body()
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// A failed backend call.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +38,7 @@ pub enum Error {
     ClientSetup {
         /// The cause.
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     /// A URL could not be formed from the configured base.
     #[error("`{base}` cannot be the base of the backend's URLs")]
@@ -34,18 +60,18 @@ pub enum Error {
     #[error("{method} {path} failed")]
     RequestFailed {
         /// The method.
-        method: Method,
+        method: &'static str,
         /// The URL path.
         path: String,
         /// The cause.
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     /// The backend answered with an error status.
     #[error("{method} {path} answered HTTP {status}: {message}")]
     Rejected {
         /// The method.
-        method: Method,
+        method: &'static str,
         /// The URL path.
         path: String,
         /// The HTTP status.
@@ -57,7 +83,7 @@ pub enum Error {
     #[error("{method} {path} answered with a body that could not be read")]
     Decode {
         /// The method.
-        method: Method,
+        method: &'static str,
         /// The URL path.
         path: String,
         /// The cause.
@@ -82,12 +108,7 @@ impl Error {
     /// 429 or 5xx. A 400, 401, 403, 404 or 422 will not change by asking again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::RequestFailed { source, .. } => {
-                source.is_timeout()
-                    || source.is_connect()
-                    || source.is_request()
-                    || source.is_body()
-            }
+            Self::RequestFailed { source, .. } => source.is_transient(),
             Self::Rejected { status, .. } => matches!(status, 409 | 429) || *status >= 500,
             Self::RetriesExhausted { last, .. } => last.is_retryable(),
             Self::ClientSetup { .. }

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 pub use endpoints::Endpoints;
-pub use error::{Error, Result};
+pub use error::{Error, HttpError, Result};
 
 /// How a call is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,9 @@ impl StatusClient {
             .user_agent(concat!("ambient-runner/", env!("CARGO_PKG_VERSION")))
             .timeout(retry.timeout)
             .build()
-            .map_err(|source| Error::ClientSetup { source })?;
+            .map_err(|source| Error::ClientSetup {
+                source: HttpError::new(source),
+            })?;
         Ok(Self {
             http,
             endpoints,
@@ -210,6 +212,7 @@ impl StatusClient {
         content_type: &'static str,
     ) -> Result<T> {
         let path = url.path().to_owned();
+        let verb = method_name(&method);
         let mut request = self
             .http
             .request(method.clone(), url)
@@ -226,23 +229,23 @@ impl StatusClient {
             request = request.body(body);
         }
         let failed = |source| Error::RequestFailed {
-            method: method.clone(),
+            method: verb,
             path: path.clone(),
-            source,
+            source: HttpError::new(source),
         };
         let response = request.send().await.map_err(failed)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(failed)?;
         if !status.is_success() {
             return Err(Error::Rejected {
-                method,
+                method: verb,
                 path,
                 status: status.as_u16(),
                 message: error::backend_message(&bytes),
             });
         }
         serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
-            method,
+            method: verb,
             path,
             source,
         })
@@ -251,3 +254,15 @@ impl StatusClient {
 
 #[cfg(test)]
 mod tests;
+
+/// The method's name, for errors that must not carry the HTTP library's own type.
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
+    }
+}
