@@ -38,6 +38,14 @@ local-langgraph-pod workflow="chat" prompt="hello":
 local-langgraph url="http://127.0.0.1:2024" workflow="chat" prompt="hello":
     cargo run -p langgraph-runner -- --local --langgraph-url "{{url}}" --workflow-id "{{workflow}}" --prompt "{{prompt}}"
 
+# A local Claude session (needs ANTHROPIC_API_KEY, and ./scripts/test once for the CLI).
+local-claude prompt="hello":
+    cargo run -p claude-runner -- --local --claude-bin node_modules/@anthropic-ai/claude-code-linux-x64/claude --prompt "{{prompt}}"
+
+# The example runner for a made-up framework.
+local-parrot prompt="hello there":
+    cargo run -p parrot-runner -- --local --prompt "{{prompt}}"
+
 # The local backend on its own, for a runner in another terminal.
 local-backend token="dev-token":
     cargo run -p local-backend -- --token "{{token}}" --session local/local-session
