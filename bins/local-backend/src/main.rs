@@ -23,16 +23,26 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Args {
     /// The address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LOCAL_BACKEND_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     listen: SocketAddr,
     /// The bearer token the backend accepts (give the runner the same as BOT_TOKEN).
     #[arg(long, env = "LOCAL_BACKEND_TOKEN", hide_env_values = true)]
     token: String,
     /// Where message histories are kept ({dir}/sessions/{session}/messages.jsonl).
-    #[arg(long, value_name = "DIR", default_value = "./local-backend-state")]
+    #[arg(
+        long,
+        env = "LOCAL_BACKEND_STATE_DIR",
+        value_name = "DIR",
+        default_value = "./local-backend-state"
+    )]
     state_dir: PathBuf,
     /// A session to register, in phase Pending; repeatable.
-    #[arg(long = "session", value_name = "PROJECT/NAME", value_parser = parse_session)]
+    #[arg(long = "session", env = "LOCAL_BACKEND_SESSIONS", value_delimiter = ',', value_name = "PROJECT/NAME", value_parser = parse_session)]
     sessions: Vec<SessionName>,
     /// The token `POST …/github/token` hands out; without it that route answers 502.
     #[arg(long, env = "LOCAL_BACKEND_GITHUB_TOKEN", hide_env_values = true)]

@@ -54,7 +54,7 @@ pub struct CommonArgs {
     pub runner: RunnerArgs,
     /// Start a local backend in-process, run the session against it, and print the
     /// conversation and the final status.
-    #[arg(long)]
+    #[arg(long, env = "RUNNER_LOCAL")]
     pub local: bool,
     /// How log lines are written to stderr.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

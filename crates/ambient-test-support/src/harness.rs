@@ -163,3 +163,44 @@ pub async fn transcript(backend: &LocalBackend) -> Vec<String> {
         .filter_map(ambient_local_backend::transcript::render)
         .collect()
 }
+
+/// Checks that `binary --help` shows, for every option, the environment variable it reads
+/// (so that an operator can set any of them in a Job), and returns those variables.
+pub fn help_names_every_variable(binary: &str) -> Vec<String> {
+    let help = std::process::Command::new(binary)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success(), "{binary} --help failed");
+    let text = String::from_utf8(help.stdout).unwrap();
+    let mut variables = Vec::new();
+    // Options start a line with two spaces and `--` (or `-x, --`); their text runs to the
+    // next option.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if (2..=6).contains(&indent) && trimmed.starts_with('-') {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    for block in blocks {
+        let flag = block.lines().next().unwrap_or_default().trim().to_owned();
+        if flag.contains("--help") || flag.contains("--version") {
+            continue;
+        }
+        let variable: String = block
+            .split("[env: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{binary}: `{flag}` names no environment variable"))
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        variables.push(variable);
+    }
+    variables
+}
