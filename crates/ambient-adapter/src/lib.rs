@@ -8,6 +8,11 @@
 //!
 //! This crate has no IO and depends only on the protocol types and tokio's channels, so
 //! that a framework crate pulls in nothing it does not use.
+//!
+//! Where to start: `docs/adapter-guide.md` in the repository explains the trait, the
+//! events and how they reach the UI, interrupts, continuation and testing, and
+//! `examples/parrot-runner` is a whole runner for a made-up framework in one file. A
+//! runner binary hands its adapter to `ambient_cli::execute`.
 
 use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf};
 
