@@ -5,7 +5,7 @@
 //! Where to start: [`harness`] runs a runner binary with the pod environment against a
 //! local backend and reads back what the backend kept; [`langgraph`] starts a real
 //! `langgraph dev`; [`anthropic`] mocks the Anthropic Messages API for the real Claude
-//! Code CLI; [`bench`] is what the benchmarks share.
+//! Code CLI; [`bench`](mod@bench) is what the benchmarks share.
 //!
 //! [`FaultProxy`] sits between a runner and a backend on loopback and forwards bytes both
 //! ways until a test tells it otherwise:
