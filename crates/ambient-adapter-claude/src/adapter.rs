@@ -84,8 +84,10 @@ impl ClaudeAdapter {
 struct Turns {
     /// User messages written whose turns have not ended.
     open: u64,
-    /// An interrupt was sent and its turn has not ended.
-    interrupting: bool,
+    /// The interrupt sent for the current turn, by request id, until that turn ends.
+    interrupt: Option<String>,
+    /// The CLI accepted that interrupt.
+    interrupt_accepted: bool,
     /// The session ends once the CLI is idle.
     ending: bool,
     last: Option<(ResultPayload, Option<String>)>,
@@ -112,7 +114,8 @@ impl Adapter for ClaudeAdapter {
             .await?;
         let mut turns = Turns {
             open: 0,
-            interrupting: false,
+            interrupt: None,
+            interrupt_accepted: false,
             ending: info.mode == Mode::Batch,
             last: None,
         };
@@ -204,9 +207,8 @@ impl Adapter for ClaudeAdapter {
                                 turns.open += 1;
                             }
                             Some(Input::Interrupt) => {
-                                if turns.open > 0 && !turns.interrupting {
-                                    turns.interrupting = true;
-                                    process.request(&json!({"subtype": "interrupt"}));
+                                if turns.open > 0 && turns.interrupt.is_none() {
+                                    turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
                                     interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
                                 }
                             }
@@ -218,9 +220,10 @@ impl Adapter for ClaudeAdapter {
                             Some(Input::EndSession) => {
                                 watching_input = false;
                                 turns.ending = true;
-                                if turns.open > 0 {
-                                    // The CLI finishes its turn, then exits at the end of its
-                                    // input; it gets a bounded time for that.
+                                if turns.open > 0 || mapper.tasks_running() {
+                                    // The CLI finishes its turn (and its background tasks),
+                                    // then exits at the end of its input; it gets a bounded
+                                    // time for that.
                                     process.close_input();
                                     end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
                                 }
@@ -291,13 +294,19 @@ impl Adapter for ClaudeAdapter {
                         aborted,
                     } => {
                         turns.open = turns.open.saturating_sub(1);
-                        let interrupted = aborted || turns.interrupting;
+                        // An interrupt the user asked for is not a failure: a turn the CLI
+                        // aborted, or one that ended in error after it accepted the interrupt.
+                        let interrupted = aborted
+                            || (turns.interrupt_accepted
+                                && result.subtype.as_deref() == Some("error_during_execution"));
+                        if turns.interrupt.is_some() {
+                            turns.interrupt = None;
+                            turns.interrupt_accepted = false;
+                            interrupt_deadline = None;
+                        }
                         let error = if interrupted {
-                            // An interrupt the user asked for is not a failure.
                             result.subtype = Some(String::from("interrupted"));
                             result.is_error = Some(false);
-                            turns.interrupting = false;
-                            interrupt_deadline = None;
                             None
                         } else {
                             error
@@ -338,12 +347,31 @@ impl Adapter for ClaudeAdapter {
                         process.refuse(&request_id, "unsupported by the runner");
                     }
                     Signal::Response { request_id, error } => {
-                        if let Some(error) = error {
+                        if let Some(error) = &error {
                             warn!(%request_id, %error, "the CLI refused a request");
                         }
-                        interrupt_deadline = None;
+                        if turns.interrupt.as_deref() == Some(request_id.as_str()) {
+                            interrupt_deadline = None;
+                            if error.is_some() {
+                                // Refused: a later interrupt may try again.
+                                turns.interrupt = None;
+                            } else {
+                                turns.interrupt_accepted = true;
+                            }
+                        }
                     }
                     Signal::None => {}
+                }
+                // The session is ending and nothing is left to wait for (the last background
+                // task ended without a turn of its own): the CLI's input is closed, and it
+                // gets a bounded time to finish.
+                if turns.ending
+                    && turns.open == 0
+                    && !mapper.tasks_running()
+                    && end_deadline.is_none()
+                {
+                    process.close_input();
+                    end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
                 }
             }
             let status = process.finish(self.settings.exit_timeout).await;

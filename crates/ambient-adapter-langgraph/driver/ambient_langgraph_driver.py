@@ -54,11 +54,27 @@ def _plain(value):
     return repr(value)
 
 
+def _finite(value):
+    """`value` with NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def emit(event, data, ns=None):
     line = {"event": event, "data": data}
     if ns is not None:
         line["ns"] = list(ns)
-    _protocol.write(json.dumps(line, default=_plain) + "\n")
+    try:
+        text = json.dumps(line, default=_plain, allow_nan=False)
+    except ValueError:
+        # A NaN or an infinity somewhere: the slow path, once the plain forms are made.
+        text = json.dumps(_finite(json.loads(json.dumps(line, default=_plain))), allow_nan=False)
+    _protocol.write(text + "\n")
 
 
 def _load_attribute(spec):
@@ -141,19 +157,21 @@ def _modes(requested):
 
 
 async def run(graph, checkpoints, command):
+    """One run; whatever happens, it ends with an `end` line."""
     from langgraph.types import Command
 
     thread_id = command.get("thread_id") or str(uuid.uuid4())
     run_id = str(uuid.uuid4())
-    config = dict(command.get("config") or {})
-    config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
-    if "command" in command and command["command"] is not None:
-        graph_input = Command(**command["command"])
-    else:
-        graph_input = command.get("input")
-    emit("metadata", {"run_id": run_id, "thread_id": thread_id})
-    status = "success"
+    status = "error"
+    interrupts = []
     try:
+        config = dict(command.get("config") or {})
+        config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
+        if command.get("command") is not None:
+            graph_input = Command(**command["command"])
+        else:
+            graph_input = command.get("input")
+        emit("metadata", {"run_id": run_id, "thread_id": thread_id})
         async for part in graph.astream(
             graph_input,
             config,
@@ -170,20 +188,24 @@ async def run(graph, checkpoints, command):
             elif kind == "values" and part.get("interrupts"):
                 data = {**data, "__interrupt__": list(part["interrupts"])}
             emit(kind, data, ns=[str(n) for n in part.get("ns", ())])
+        state = await graph.aget_state(config)
+        interrupts = list(state.interrupts)
+        status = "interrupted" if interrupts else "success"
     except asyncio.CancelledError:
         status = "cancelled"
     except Exception as error:  # the graph's own failure, reported and survived
-        traceback.print_exc()
+        try:
+            traceback.print_exc()
+        except Exception:
+            pass
         emit("error", {"error": type(error).__name__, "message": str(error)})
         status = "error"
-    interrupts = []
-    if status == "success":
-        state = await graph.aget_state(config)
-        interrupts = list(state.interrupts)
-        if interrupts:
-            status = "interrupted"
-    checkpoints.save()
-    emit("end", {"run_id": run_id, "thread_id": thread_id, "status": status, "interrupts": interrupts})
+    finally:
+        try:
+            checkpoints.save()
+        except Exception as error:
+            print(f"driver: the checkpoints could not be saved: {error}", file=sys.stderr)
+        emit("end", {"run_id": run_id, "thread_id": thread_id, "status": status, "interrupts": interrupts})
 
 
 async def state(graph, thread_id):
@@ -205,11 +227,16 @@ async def main():
         return 3
     emit("ready", {"graph": spec})
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    # Commands carry the user's messages: allow long ones.
+    reader = asyncio.StreamReader(limit=64 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     current = None
     while True:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ValueError as error:
+            print(f"driver: a command longer than the limit was dropped: {error}", file=sys.stderr)
+            continue
         if not line:
             break
         try:
@@ -222,6 +249,8 @@ async def main():
             if current is not None and not current.done():
                 await current
             current = asyncio.create_task(run(graph, checkpoints, command))
+            # Let the run begin, so that a cancel read next finds it inside its `try`.
+            await asyncio.sleep(0)
         elif op == "cancel":
             if current is not None and not current.done():
                 current.cancel()

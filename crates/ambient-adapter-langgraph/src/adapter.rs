@@ -333,6 +333,14 @@ impl Adapter for LangGraphAdapter {
                 break;
             }
         }
+        // Let the driver exit on its own, so that it saves the checkpoints of a cancelled run.
+        if let Runtime::Driver {
+            driver: Some(driver),
+            ..
+        } = &mut self.runtime
+        {
+            driver.finish(std::time::Duration::from_secs(5)).await;
+        }
         Ok(match last {
             Some((result, Some(reason))) => Outcome::Failed {
                 reason,
@@ -489,6 +497,7 @@ impl LangGraphAdapter {
         let started = Instant::now();
         let cancel = session.cancellation().clone();
         let policy = self.settings.workflow.on_busy;
+        let mode = session.info().mode;
         let (emitter, inputs) = session.io();
         if emitter
             .emit_unless_cancelled(&cancel, Event::TurnStarted)
@@ -626,7 +635,16 @@ impl LangGraphAdapter {
             RunOutcome::Cancelled => return Ok(outcome),
         };
         if emitter
-            .emit_unless_cancelled(&cancel, Event::Result(result))
+            .emit_unless_cancelled(&cancel, {
+                // With a message already queued (or the session ending), the next thing
+                // is not the user's turn: no waiting follows this result.
+                let busy = !talk.queue.is_empty() || (talk.ending && mode == Mode::Interactive);
+                if busy && !talk.questions.waiting() {
+                    Event::ResultWhileBusy(result)
+                } else {
+                    Event::Result(result)
+                }
+            })
             .await?
             .is_none()
         {

@@ -574,11 +574,17 @@ impl RunStream {
             };
         };
         let mut failures = 0;
+        // A stream that broke (rather than ended) may have missed the run's last events,
+        // even when the run is over by now: a resumable run replays them to a rejoin.
+        let broke = cause.is_some() && !self.position.unnumbered;
         let mut last_error = cause;
         loop {
             let attempt = async {
                 let status = self.client.run_status(&self.thread, &run).await?;
-                if !status.is_active() {
+                if !status.is_active() && !broke {
+                    return Ok(Err(status));
+                }
+                if matches!(status, RunStatus::Gone) {
                     return Ok(Err(status));
                 }
                 let (last_event_id, skip) = self.position.rejoin();

@@ -59,6 +59,9 @@ pub enum ProcessError {
 #[derive(Debug)]
 pub struct JsonLinesProcess {
     child: Child,
+    /// The process group (the child leads it), kept to stop what it started even after
+    /// the child itself is gone.
+    group: Option<i32>,
     input: Option<mpsc::UnboundedSender<String>>,
     lines: mpsc::Receiver<Result<Value, ProcessError>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
@@ -110,8 +113,10 @@ impl JsonLinesProcess {
         if let Some(output) = child.stderr.take() {
             tokio::spawn(keep_tail(output, stderr.clone()));
         }
+        let group = child.id().and_then(|id| i32::try_from(id).ok());
         Ok(Self {
             child,
+            group,
             input: Some(input),
             lines,
             stderr,
@@ -153,30 +158,43 @@ impl JsonLinesProcess {
     }
 
     /// Waits up to `bound` for it to exit; then stops its process group (SIGTERM, and
-    /// SIGKILL a moment later).
+    /// SIGKILL a moment later). What the child left running in its group is stopped too.
     pub async fn finish(&mut self, bound: Duration) -> Option<ExitStatus> {
         self.close_input();
-        if let Ok(Ok(status)) = tokio::time::timeout(bound, self.child.wait()).await {
-            return Some(status);
-        }
-        self.signal_group(nix::sys::signal::Signal::SIGTERM);
-        if let Ok(Ok(status)) =
-            tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await
-        {
-            return Some(status);
+        let mut status = None;
+        if let Ok(Ok(exited)) = tokio::time::timeout(bound, self.child.wait()).await {
+            status = Some(exited);
+        } else {
+            self.signal_group(nix::sys::signal::Signal::SIGTERM);
+            if let Ok(Ok(exited)) =
+                tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await
+            {
+                status = Some(exited);
+            }
         }
         self.signal_group(nix::sys::signal::Signal::SIGKILL);
-        self.child.wait().await.ok()
+        match status {
+            Some(status) => Some(status),
+            None => self.child.wait().await.ok(),
+        }
     }
 
     fn signal_group(&self, signal: nix::sys::signal::Signal) {
-        let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) else {
+        let Some(group) = self.group else {
             return;
         };
-        // The group's id is the child's own: it was started as the group's leader.
-        if let Err(error) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal) {
-            debug!(%error, "signalling the child's process group failed");
+        if let Err(error) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), signal) {
+            // ESRCH: the group is already empty.
+            if error != nix::errno::Errno::ESRCH {
+                debug!(%error, "signalling the child's process group failed");
+            }
         }
+    }
+}
+
+impl Drop for JsonLinesProcess {
+    fn drop(&mut self) {
+        self.signal_group(nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -245,16 +263,27 @@ async fn read_capped_line(
     }
 }
 
-/// Keeps the last lines of the process's stderr, and logs each at debug level.
+/// Keeps the last lines of the process's stderr, and logs each at debug level. Bytes that
+/// are not UTF-8 are replaced, never a reason to stop reading (a child whose stderr is
+/// closed dies of it on its next write).
 async fn keep_tail(output: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = BufReader::new(output).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        debug!(%line, "child stderr");
+    let mut reader = BufReader::new(output);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_capped_line(&mut reader, &mut line).await {
+            Ok(0) | Err(ProcessError::Read(_)) => return,
+            Ok(_) => {}
+            // A line past the cap is kept in part; the rest of it follows as more lines.
+            Err(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        debug!(line = %text, "child stderr");
         if let Ok(mut tail) = tail.lock() {
             if tail.len() == STDERR_TAIL_LINES {
                 tail.pop_front();
             }
-            tail.push_back(line);
+            tail.push_back(text);
         }
     }
 }

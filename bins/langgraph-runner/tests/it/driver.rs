@@ -142,3 +142,68 @@ async fn a_graph_that_hangs_while_loading_fails_within_the_bound() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_driver_whose_stderr_is_not_utf8_is_still_heard_to_the_end() {
+    let crashing = r#"
+import os, sys
+from typing import TypedDict
+from langgraph.graph import END, START, StateGraph
+
+class State(TypedDict, total=False):
+    request: str
+
+def crash(state: State):
+    sys.stderr.buffer.write(b"\xff\xfe not text\n")
+    print("the words after the bad bytes", file=sys.stderr, flush=True)
+    os._exit(5)
+
+graph = StateGraph(State).add_node("crash", crash).add_edge(START, "crash").add_edge("crash", END).compile()
+"#;
+    let config = r#"{"prompt_field": "request"}"#;
+    let (message, _) = failing(
+        "crashing.py:graph",
+        &[("crashing.py", crashing)],
+        &[("WORKFLOW_CONFIG", config)],
+    )
+    .await;
+    assert!(
+        message.contains("the words after the bad bytes"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn numbers_json_cannot_carry_arrive_as_null() {
+    let graph = r#"
+from typing import TypedDict
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+
+class State(TypedDict, total=False):
+    request: str
+
+def measure(state: State):
+    get_stream_writer()({"ratio": float("nan"), "limit": float("inf"), "fine": 1.5})
+    return {}
+
+graph = StateGraph(State).add_node("measure", measure).add_edge(START, "measure").add_edge("measure", END).compile()
+"#;
+    let env = start(Mode::Driver).await;
+    std::fs::write(env.env.workspace.path().join("odd.py"), graph).unwrap();
+    let finished = env
+        .run(
+            "odd.py:graph",
+            &[
+                ("PROMPT", "go"),
+                ("WORKFLOW_CONFIG", r#"{"prompt_field": "request"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = env.transcript().await;
+    assert!(
+        lines.contains(&String::from(r#"· {"fine":1.5,"limit":null,"ratio":null}"#)),
+        "{lines:#?}"
+    );
+}
