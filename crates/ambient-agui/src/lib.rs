@@ -1,0 +1,392 @@
+//! The runner's events as AG-UI events, in the order the protocol requires.
+//!
+//! This is the first part of the AG-UI serve mode: the newer platform's runners are HTTP
+//! servers that stream AG-UI events over SSE. [`AguiMapper`] turns the runner's
+//! framework-neutral [`Event`]s of one run into [`AguiEvent`]s:
+//!
+//! - `RUN_STARTED` first, and `RUN_FINISHED` (or `RUN_ERROR`) last;
+//! - streamed text as `TEXT_MESSAGE_START`, `TEXT_MESSAGE_CONTENT`… and
+//!   `TEXT_MESSAGE_END`, a whole text as the three at once, never two messages open;
+//! - a tool call as `TOOL_CALL_START`, `TOOL_CALL_ARGS`, `TOOL_CALL_END`, and its result
+//!   as `TOOL_CALL_RESULT`;
+//! - log lines as `CUSTOM` events named `log`;
+//! - a question the agent waits on (a LangGraph interrupt) as the run's `interrupt`
+//!   outcome.
+//!
+//! [`check_order`] states the ordering rules, for tests of any producer.
+
+use std::collections::HashSet;
+
+use ambient_protocol::{Event, ResultPayload};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
+/// in camel case).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AguiEvent {
+    /// A run began.
+    #[serde(rename_all = "camelCase")]
+    RunStarted {
+        /// The conversation.
+        thread_id: String,
+        /// This run.
+        run_id: String,
+    },
+    /// A run ended.
+    #[serde(rename_all = "camelCase")]
+    RunFinished {
+        /// The conversation.
+        thread_id: String,
+        /// This run.
+        run_id: String,
+        /// What the framework reported.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        /// `{"type": "success"}`, or `{"type": "interrupt", "interrupts": […]}`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        outcome: Option<Value>,
+    },
+    /// A run failed.
+    RunError {
+        /// Why.
+        message: String,
+    },
+    /// A text message begins.
+    #[serde(rename_all = "camelCase")]
+    TextMessageStart {
+        /// The message.
+        message_id: String,
+        /// Always `assistant`.
+        role: &'static str,
+    },
+    /// A piece of a text message.
+    #[serde(rename_all = "camelCase")]
+    TextMessageContent {
+        /// The message.
+        message_id: String,
+        /// The piece (never empty).
+        delta: String,
+    },
+    /// A text message ends.
+    #[serde(rename_all = "camelCase")]
+    TextMessageEnd {
+        /// The message.
+        message_id: String,
+    },
+    /// A tool call begins.
+    #[serde(rename_all = "camelCase")]
+    ToolCallStart {
+        /// The call.
+        tool_call_id: String,
+        /// The tool.
+        tool_call_name: String,
+    },
+    /// The call's arguments, as JSON text.
+    #[serde(rename_all = "camelCase")]
+    ToolCallArgs {
+        /// The call.
+        tool_call_id: String,
+        /// A piece of the arguments' JSON.
+        delta: String,
+    },
+    /// A tool call's arguments are complete.
+    #[serde(rename_all = "camelCase")]
+    ToolCallEnd {
+        /// The call.
+        tool_call_id: String,
+    },
+    /// A tool call's result.
+    #[serde(rename_all = "camelCase")]
+    ToolCallResult {
+        /// The result's own message id.
+        message_id: String,
+        /// The call it answers.
+        tool_call_id: String,
+        /// The result, as text.
+        content: String,
+        /// Always `tool`.
+        role: &'static str,
+    },
+    /// Anything else the agent reports.
+    Custom {
+        /// What it is (`log`).
+        name: String,
+        /// Its value.
+        value: Value,
+    },
+}
+
+impl AguiEvent {
+    /// The protocol's name for this event's type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RunStarted { .. } => "RUN_STARTED",
+            Self::RunFinished { .. } => "RUN_FINISHED",
+            Self::RunError { .. } => "RUN_ERROR",
+            Self::TextMessageStart { .. } => "TEXT_MESSAGE_START",
+            Self::TextMessageContent { .. } => "TEXT_MESSAGE_CONTENT",
+            Self::TextMessageEnd { .. } => "TEXT_MESSAGE_END",
+            Self::ToolCallStart { .. } => "TOOL_CALL_START",
+            Self::ToolCallArgs { .. } => "TOOL_CALL_ARGS",
+            Self::ToolCallEnd { .. } => "TOOL_CALL_END",
+            Self::ToolCallResult { .. } => "TOOL_CALL_RESULT",
+            Self::Custom { .. } => "CUSTOM",
+        }
+    }
+}
+
+/// Maps one run's events to AG-UI events.
+#[derive(Debug)]
+pub struct AguiMapper {
+    thread_id: String,
+    run_id: String,
+    /// The text message streaming now: the runner's stream id and the message id.
+    open: Option<(String, String)>,
+    /// Streams already closed by their whole text.
+    closed: HashSet<String>,
+    next_id: u64,
+    waiting: Vec<Value>,
+}
+
+impl AguiMapper {
+    /// A mapper for run `run_id` of thread `thread_id`.
+    pub fn new(thread_id: impl Into<String>, run_id: impl Into<String>) -> Self {
+        Self {
+            thread_id: thread_id.into(),
+            run_id: run_id.into(),
+            open: None,
+            closed: HashSet::new(),
+            next_id: 0,
+            waiting: Vec::new(),
+        }
+    }
+
+    fn id(&mut self, what: &str) -> String {
+        self.next_id += 1;
+        format!("{}-{what}-{}", self.run_id, self.next_id)
+    }
+
+    /// The run's first event.
+    pub fn start(&self) -> AguiEvent {
+        AguiEvent::RunStarted {
+            thread_id: self.thread_id.clone(),
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// The AG-UI events one runner event becomes.
+    pub fn map(&mut self, event: Event) -> Vec<AguiEvent> {
+        match event {
+            Event::TextDelta { stream, data } => {
+                if data.is_empty() || self.closed.contains(&stream) {
+                    return Vec::new();
+                }
+                let mut events = Vec::new();
+                let message_id = match &self.open {
+                    Some((open, id)) if *open == stream => id.clone(),
+                    _ => {
+                        events.extend(self.close_text());
+                        let id = self.id("message");
+                        self.open = Some((stream, id.clone()));
+                        events.push(AguiEvent::TextMessageStart {
+                            message_id: id.clone(),
+                            role: "assistant",
+                        });
+                        id
+                    }
+                };
+                events.push(AguiEvent::TextMessageContent {
+                    message_id,
+                    delta: data,
+                });
+                events
+            }
+            Event::Text(text) => {
+                // A streamed text ends with its whole text: the stream's message closes.
+                if let Some((stream, _)) = &self.open {
+                    self.closed.insert(stream.clone());
+                    return self.close_text();
+                }
+                if text.is_empty() {
+                    return Vec::new();
+                }
+                let message_id = self.id("message");
+                vec![
+                    AguiEvent::TextMessageStart {
+                        message_id: message_id.clone(),
+                        role: "assistant",
+                    },
+                    AguiEvent::TextMessageContent {
+                        message_id: message_id.clone(),
+                        delta: text,
+                    },
+                    AguiEvent::TextMessageEnd { message_id },
+                ]
+            }
+            Event::ToolUse { name, input, id } => {
+                let mut events = self.close_text();
+                let tool_call_id = id.unwrap_or_else(|| self.id("call"));
+                events.push(AguiEvent::ToolCallStart {
+                    tool_call_id: tool_call_id.clone(),
+                    tool_call_name: name,
+                });
+                events.push(AguiEvent::ToolCallArgs {
+                    tool_call_id: tool_call_id.clone(),
+                    delta: input.to_string(),
+                });
+                events.push(AguiEvent::ToolCallEnd { tool_call_id });
+                events
+            }
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } => {
+                let mut events = self.close_text();
+                let tool_call_id = tool_use_id.unwrap_or_else(|| self.id("call"));
+                let content = match content {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                events.push(AguiEvent::ToolCallResult {
+                    message_id: self.id("result"),
+                    tool_call_id,
+                    content,
+                    role: "tool",
+                });
+                events
+            }
+            Event::Log(line) => vec![AguiEvent::Custom {
+                name: String::from("log"),
+                value: Value::String(line),
+            }],
+            Event::AwaitingInput => {
+                self.waiting.push(Value::Null);
+                self.close_text()
+            }
+            // The run's end is `finish`'s; a turn start is the run's start.
+            Event::TurnStarted | Event::Result(_) | Event::ResultWhileBusy(_) => self.close_text(),
+        }
+    }
+
+    /// The run's last events: what is open is closed, then `RUN_FINISHED` with the result
+    /// (or the questions the agent waits on), or `RUN_ERROR` when `error` is given.
+    pub fn finish(
+        &mut self,
+        result: Option<&ResultPayload>,
+        error: Option<&str>,
+    ) -> Vec<AguiEvent> {
+        let mut events = self.close_text();
+        if let Some(message) = error {
+            events.push(AguiEvent::RunError {
+                message: message.to_owned(),
+            });
+            return events;
+        }
+        let outcome = if self.waiting.is_empty() {
+            serde_json::json!({"type": "success"})
+        } else {
+            let question = result.and_then(|r| r.result.clone()).unwrap_or_default();
+            serde_json::json!({
+                "type": "interrupt",
+                "interrupts": [{"id": self.id("interrupt"), "reason": "input_required", "message": question}],
+            })
+        };
+        events.push(AguiEvent::RunFinished {
+            thread_id: self.thread_id.clone(),
+            run_id: self.run_id.clone(),
+            result: result.and_then(|r| serde_json::to_value(r).ok()),
+            outcome: Some(outcome),
+        });
+        events
+    }
+
+    fn close_text(&mut self) -> Vec<AguiEvent> {
+        match self.open.take() {
+            Some((_, message_id)) => vec![AguiEvent::TextMessageEnd { message_id }],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Checks the protocol's ordering rules on one run's events: `RUN_STARTED` first and
+/// once; `RUN_FINISHED` or `RUN_ERROR` last and once; text message and tool call events
+/// only between their start and end, one text message open at a time; a tool result only
+/// for a call that ended. Names the first event that breaks a rule.
+pub fn check_order(events: &[AguiEvent]) -> Result<(), String> {
+    let Some(AguiEvent::RunStarted { .. }) = events.first() else {
+        return Err(String::from("the first event is not RUN_STARTED"));
+    };
+    match events.last() {
+        Some(AguiEvent::RunFinished { .. } | AguiEvent::RunError { .. }) => {}
+        _ => {
+            return Err(String::from(
+                "the last event is not RUN_FINISHED or RUN_ERROR",
+            ));
+        }
+    }
+    let mut open_text: Option<&str> = None;
+    let mut open_calls: HashSet<&str> = HashSet::new();
+    let mut ended_calls: HashSet<&str> = HashSet::new();
+    for (index, event) in events.iter().enumerate() {
+        let fail = |why: &str| Err(format!("event {index} ({}): {why}", event.kind()));
+        let inner = index > 0 && index + 1 < events.len();
+        match event {
+            AguiEvent::RunStarted { .. } if index > 0 => return fail("a second RUN_STARTED"),
+            AguiEvent::RunFinished { .. } | AguiEvent::RunError { .. } if inner => {
+                return fail("the run ended before its last event");
+            }
+            AguiEvent::TextMessageStart { message_id, .. } => {
+                if open_text.is_some() {
+                    return fail("a text message starts while another is open");
+                }
+                open_text = Some(message_id);
+            }
+            AguiEvent::TextMessageContent { message_id, delta } => {
+                if open_text != Some(message_id.as_str()) {
+                    return fail("content for a text message that is not open");
+                }
+                if delta.is_empty() {
+                    return fail("an empty delta");
+                }
+            }
+            AguiEvent::TextMessageEnd { message_id } => {
+                if open_text != Some(message_id.as_str()) {
+                    return fail("the end of a text message that is not open");
+                }
+                open_text = None;
+            }
+            AguiEvent::ToolCallStart { tool_call_id, .. } if !open_calls.insert(tool_call_id) => {
+                return fail("a tool call started twice");
+            }
+            AguiEvent::ToolCallArgs { tool_call_id, .. }
+                if !open_calls.contains(tool_call_id.as_str()) =>
+            {
+                return fail("arguments for a tool call that is not open");
+            }
+            AguiEvent::ToolCallEnd { tool_call_id } => {
+                if !open_calls.remove(tool_call_id.as_str()) {
+                    return fail("the end of a tool call that is not open");
+                }
+                ended_calls.insert(tool_call_id);
+            }
+            AguiEvent::ToolCallResult { tool_call_id, .. }
+                if !ended_calls.contains(tool_call_id.as_str()) =>
+            {
+                return fail("a result for a tool call that has not ended");
+            }
+            _ => {}
+        }
+    }
+    if open_text.is_some() || !open_calls.is_empty() {
+        return Err(String::from(
+            "the run ended with a message or tool call open",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
