@@ -13,13 +13,19 @@
 //! - a question the agent waits on (a LangGraph interrupt) as the run's `interrupt`
 //!   outcome.
 //!
-//! [`check_order`] states the ordering rules, for tests of any producer.
+//! [`check_order`] states the ordering rules, for tests of any producer, and
+//! [`ReplayBuffer`] numbers a run's events and keeps the last of them, so that a client
+//! that reconnects with `Last-Event-ID` gets every event after it.
+
+mod replay;
 
 use std::collections::HashSet;
 
 use ambient_protocol::{Event, ResultPayload};
 use serde::Serialize;
 use serde_json::Value;
+
+pub use replay::{Numbered, ReplayBuffer, ReplayGap};
 
 /// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
 /// in camel case).

@@ -1,0 +1,147 @@
+//! The events of a served run, numbered and kept in a bounded buffer, so that a client that
+//! reconnects with `Last-Event-ID` gets every event after it, without gaps or repeats.
+
+use std::collections::VecDeque;
+
+use crate::AguiEvent;
+
+/// A client asked to resume from an event the buffer no longer holds (or never held).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {asked} cannot be resumed from: the buffer holds events {oldest} to {newest}")]
+pub struct ReplayGap {
+    /// The `Last-Event-ID` asked for.
+    pub asked: u64,
+    /// The oldest event kept (0 when none is).
+    pub oldest: u64,
+    /// The newest event kept (0 when none is).
+    pub newest: u64,
+}
+
+/// One event as the SSE stream carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    /// Its id, from 1, in the order the events were made.
+    pub id: u64,
+    /// The event's JSON.
+    pub json: String,
+}
+
+impl Numbered {
+    /// The event as one server-sent event: `id:` then `data:`, ended by an empty line.
+    pub fn to_sse(&self) -> String {
+        format!("id: {}\ndata: {}\n\n", self.id, self.json)
+    }
+}
+
+/// The last `capacity` events of a run.
+#[derive(Debug)]
+pub struct ReplayBuffer {
+    capacity: usize,
+    events: VecDeque<Numbered>,
+    next_id: u64,
+}
+
+impl ReplayBuffer {
+    /// A buffer that keeps the last `capacity` events (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            events: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Numbers and keeps an event, forgetting the oldest when full; returns it numbered.
+    pub fn push(&mut self, event: &AguiEvent) -> Numbered {
+        let numbered = Numbered {
+            id: self.next_id,
+            json: serde_json::to_string(event).unwrap_or_else(|error| {
+                // The event types serialise to JSON by construction; say so if one does not.
+                format!(
+                    r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#
+                )
+            }),
+        };
+        self.next_id += 1;
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(numbered.clone());
+        numbered
+    }
+
+    /// Every event after `last_event_id` (all of them for 0), or the gap when some of them
+    /// are no longer kept.
+    pub fn since(&self, last_event_id: u64) -> Result<Vec<Numbered>, ReplayGap> {
+        let newest = self.next_id - 1;
+        let oldest = self.events.front().map_or(0, |e| e.id);
+        let complete = last_event_id <= newest
+            && (last_event_id + 1 >= oldest || self.events.is_empty() && last_event_id == newest);
+        if !complete {
+            return Err(ReplayGap {
+                asked: last_event_id,
+                oldest,
+                newest,
+            });
+        }
+        Ok(self
+            .events
+            .iter()
+            .filter(|e| e.id > last_event_id)
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: u64) -> AguiEvent {
+        AguiEvent::Custom {
+            name: String::from("log"),
+            value: serde_json::json!(n),
+        }
+    }
+
+    #[test]
+    fn a_client_cut_at_any_point_resumes_without_gaps_or_repeats() {
+        let mut buffer = ReplayBuffer::new(64);
+        let sent: Vec<Numbered> = (1..=50).map(|n| buffer.push(&log(n))).collect();
+        for cut in 0..=50 {
+            let mut seen: Vec<u64> = sent.iter().take(cut).map(|e| e.id).collect();
+            let last = seen.last().copied().unwrap_or(0);
+            seen.extend(buffer.since(last).unwrap().iter().map(|e| e.id));
+            assert_eq!(seen, (1..=50).collect::<Vec<_>>(), "cut after {cut} events");
+        }
+    }
+
+    #[test]
+    fn resuming_from_an_event_no_longer_kept_is_a_named_gap() {
+        let mut buffer = ReplayBuffer::new(10);
+        for n in 1..=25 {
+            buffer.push(&log(n));
+        }
+        assert_eq!(buffer.since(15).unwrap().len(), 10);
+        assert_eq!(
+            buffer.since(5),
+            Err(ReplayGap {
+                asked: 5,
+                oldest: 16,
+                newest: 25
+            })
+        );
+        assert!(buffer.since(26).is_err(), "an id from the future");
+        assert_eq!(buffer.since(25).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn events_go_out_as_server_sent_events_with_their_ids() {
+        let mut buffer = ReplayBuffer::new(4);
+        let first = buffer.push(&log(7));
+        assert_eq!(
+            first.to_sse(),
+            "id: 1\ndata: {\"type\":\"CUSTOM\",\"name\":\"log\",\"value\":7}\n\n"
+        );
+    }
+}
