@@ -119,13 +119,10 @@ impl Adapter for ClaudeAdapter {
             ending: info.mode == Mode::Batch,
             last: None,
         };
-        // Messages written to this process before its first result: what a fresh
-        // conversation must be given when the earlier one cannot be resumed.
-        let mut before_first_result: Option<Vec<String>> = Some(Vec::new());
-        let mut first_process = true;
         let mut watching_input = true;
-        'process: loop {
-            let started = match self
+        // A conversation the CLI cannot resume ends its start at once; a new one replaces it.
+        let mut process = loop {
+            match self
                 .start(
                     &info.workspace.main,
                     &info.workspace.extra,
@@ -138,251 +135,217 @@ impl Adapter for ClaudeAdapter {
                 Err(ClaudeError::NotResumable { id }) => {
                     warn!(earlier = %id, "the earlier CLI conversation cannot be resumed");
                     conversation = self.start_over(session).await?;
-                    continue 'process;
                 }
-                started => started?,
-            };
-            let Some(mut process) = started else {
-                return Ok(outcome(turns.last));
-            };
-            let mut mapper = CliMapper::new();
-            if first_process {
-                first_process = false;
-                if !info.is_continuation && !info.prompt.is_empty() {
-                    process.send_user(&info.prompt);
-                    if let Some(written) = &mut before_first_result {
-                        written.push(info.prompt.clone());
-                    }
-                    turns.open += 1;
-                    session.emit(Event::TurnStarted).await?;
-                }
-            } else {
-                let written = before_first_result.clone().unwrap_or_default();
-                for text in &written {
-                    process.send_user(text);
-                }
-                turns.open = written.len() as u64;
+                Ok(Some(process)) => break process,
+                Ok(None) => return Ok(Outcome::Completed { result: None }),
+                Err(error) => return Err(error),
             }
-            if turns.ending && turns.open == 0 {
-                process.finish(self.settings.exit_timeout).await;
-                return Ok(outcome(turns.last));
-            }
-            let mut interrupt_deadline: Option<tokio::time::Instant> = None;
-            let mut end_deadline: Option<tokio::time::Instant> = None;
-            let mut restart = false;
-            let (emitter, inputs) = session.io();
-            loop {
-                let line = tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => {
-                        if turns.open > 0 {
-                            process.request(&json!({"subtype": "interrupt"}));
-                        }
-                        process.finish(self.settings.exit_timeout).await;
-                        return Ok(outcome(turns.last));
+        };
+        let mut mapper = CliMapper::new();
+        if !info.is_continuation && !info.prompt.is_empty() {
+            process.send_user(&info.prompt);
+            turns.open += 1;
+            session.emit(Event::TurnStarted).await?;
+        }
+        if turns.ending && turns.open == 0 {
+            process.finish(self.settings.exit_timeout).await;
+            return Ok(outcome(turns.last));
+        }
+        let mut interrupt_deadline: Option<tokio::time::Instant> = None;
+        let mut end_deadline: Option<tokio::time::Instant> = None;
+        let (emitter, inputs) = session.io();
+        loop {
+            let line = tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    if turns.open > 0 {
+                        process.request(&json!({"subtype": "interrupt"}));
                     }
-                    () = sleep_until(interrupt_deadline) => {
-                        process.finish(Duration::ZERO).await;
-                        return Err(ClaudeError::NoAnswer {
-                            what: "an interrupt",
-                            seconds: self.settings.control_timeout.as_secs(),
-                        });
-                    }
-                    () = sleep_until(end_deadline) => {
-                        warn!("the CLI's turn outlasted the end of the session; stopping it");
-                        process.finish(Duration::ZERO).await;
-                        return Ok(outcome(turns.last));
-                    }
-                    input = inputs.next(), if watching_input => {
-                        match input {
-                            Some(Input::Message(text)) => {
-                                // Written at once, even mid-turn: the CLI queues it.
-                                process.send_user(&text);
-                                if let Some(written) = &mut before_first_result {
-                                    written.push(text.clone());
-                                }
-                                if turns.open == 0 && emitter.emit_unless_cancelled(&cancel, Event::TurnStarted).await?.is_none() {
-                                    continue;
-                                }
-                                turns.open += 1;
-                            }
-                            Some(Input::Interrupt) => {
-                                if turns.open > 0 && turns.interrupt.is_none() {
-                                    turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
-                                    interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
-                                }
-                            }
-                            None => {
-                                // No more input can come; a batch turn runs to its end.
-                                watching_input = false;
-                                turns.ending = true;
-                            }
-                            Some(Input::EndSession) => {
-                                watching_input = false;
-                                turns.ending = true;
-                                if turns.open > 0 || mapper.tasks_running() {
-                                    // The CLI finishes its turn (and its background tasks),
-                                    // then exits at the end of its input; it gets a bounded
-                                    // time for that.
-                                    process.close_input();
-                                    end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
-                                }
-                            }
-                            Some(Input::WorkspaceChanged(_)) => {
-                                let note = "the workspace changed; the CLI sees the new folders from the next session on";
-                                if emitter.emit_unless_cancelled(&cancel, Event::Log(String::from(note))).await?.is_none() {
-                                    continue;
-                                }
-                            }
-                        }
-                        if turns.ending && turns.open == 0 && !mapper.tasks_running() {
-                            break;
-                        }
-                        continue;
-                    }
-                    line = process.next_line() => line,
-                };
-                let Some(line) = line else {
-                    // The CLI closed its output: it exited.
-                    let status = process.finish(self.settings.exit_timeout).await;
-                    if turns.open == 0 && turns.ending {
-                        return Ok(outcome(turns.last));
-                    }
-                    return Err(ClaudeError::Ended {
-                        what: String::from("exited with a turn still open"),
-                        status: describe(status),
-                        stderr: process.stderr_tail(),
+                    process.finish(self.settings.exit_timeout).await;
+                    return Ok(outcome(turns.last));
+                }
+                () = sleep_until(interrupt_deadline) => {
+                    process.finish(Duration::ZERO).await;
+                    return Err(ClaudeError::NoAnswer {
+                        what: "an interrupt",
+                        seconds: self.settings.control_timeout.as_secs(),
                     });
-                };
-                let line = match line {
-                    Ok(line) => line,
-                    Err(error) => {
-                        process.finish(Duration::ZERO).await;
-                        return Err(error.into());
-                    }
-                };
-                let (events, signal) = mapper.map(&line);
-                for event in events {
-                    if emitter
-                        .emit_unless_cancelled(&cancel, event)
-                        .await?
-                        .is_none()
-                    {
-                        break;
-                    }
                 }
-                match signal {
-                    Signal::TurnStarted { session_id } => {
-                        if turns.open == 0 {
-                            // A turn the CLI started on its own (a background subagent finished).
+                () = sleep_until(end_deadline) => {
+                    warn!("the CLI's turn outlasted the end of the session; stopping it");
+                    process.finish(Duration::ZERO).await;
+                    return Ok(outcome(turns.last));
+                }
+                input = inputs.next(), if watching_input => {
+                    match input {
+                        Some(Input::Message(text)) => {
+                            // Written at once, even mid-turn: the CLI queues it.
+                            process.send_user(&text);
+                            if turns.open == 0 && emitter.emit_unless_cancelled(&cancel, Event::TurnStarted).await?.is_none() {
+                                continue;
+                            }
                             turns.open += 1;
-                            if emitter
-                                .emit_unless_cancelled(&cancel, Event::TurnStarted)
-                                .await?
-                                .is_none()
-                            {
+                        }
+                        Some(Input::Interrupt) => {
+                            if turns.open > 0 && turns.interrupt.is_none() {
+                                turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
+                                interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
+                            }
+                        }
+                        None => {
+                            // No more input can come; a batch turn runs to its end.
+                            watching_input = false;
+                            turns.ending = true;
+                        }
+                        Some(Input::EndSession) => {
+                            watching_input = false;
+                            turns.ending = true;
+                            if turns.open > 0 || mapper.tasks_running() {
+                                // The CLI finishes its turn (and its background tasks),
+                                // then exits at the end of its input; it gets a bounded
+                                // time for that.
+                                process.close_input();
+                                end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
+                            }
+                        }
+                        Some(Input::WorkspaceChanged(_)) => {
+                            let note = "the workspace changed; the CLI sees the new folders from the next session on";
+                            if emitter.emit_unless_cancelled(&cancel, Event::Log(String::from(note))).await?.is_none() {
                                 continue;
                             }
                         }
-                        if let Some(id) = session_id.filter(|id| id != conversation.id()) {
-                            warn!(expected = %conversation.id(), actual = %id, "the CLI runs another session than asked");
-                        }
                     }
-                    Signal::TurnEnded {
-                        mut result,
-                        error,
-                        aborted,
-                    } => {
-                        turns.open = turns.open.saturating_sub(1);
-                        // An interrupt the user asked for is not a failure: a turn the CLI
-                        // aborted, or one that ended in error after it accepted the interrupt.
-                        let interrupted = aborted
-                            || (turns.interrupt_accepted
-                                && result.subtype.as_deref() == Some("error_during_execution"));
-                        if turns.interrupt.is_some() {
-                            turns.interrupt = None;
-                            turns.interrupt_accepted = false;
-                            interrupt_deadline = None;
-                        }
-                        let error = if interrupted {
-                            result.subtype = Some(String::from("interrupted"));
-                            result.is_error = Some(false);
-                            None
-                        } else {
-                            error
-                        };
-                        if let Some(error) = &error
-                            && matches!(conversation, Conversation::Resume(_))
-                            && is_unknown_resume(error, &result)
-                        {
-                            restart = true;
-                            break;
-                        }
-                        before_first_result = None;
-                        let busy = turns.open > 0 || mapper.tasks_running();
-                        let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
-                            Event::ResultWhileBusy(result.clone())
-                        } else {
-                            Event::Result(result.clone())
-                        };
-                        turns.last = Some((result, error));
+                    if turns.ending && turns.open == 0 && !mapper.tasks_running() {
+                        break;
+                    }
+                    continue;
+                }
+                line = process.next_line() => line,
+            };
+            let Some(line) = line else {
+                // The CLI closed its output: it exited.
+                let status = process.finish(self.settings.exit_timeout).await;
+                if turns.open == 0 && turns.ending {
+                    return Ok(outcome(turns.last));
+                }
+                return Err(ClaudeError::Ended {
+                    what: String::from("exited with a turn still open"),
+                    status: describe(status),
+                    stderr: process.stderr_tail(),
+                });
+            };
+            let line = match line {
+                Ok(line) => line,
+                Err(error) => {
+                    process.finish(Duration::ZERO).await;
+                    return Err(error.into());
+                }
+            };
+            let (events, signal) = mapper.map(&line);
+            for event in events {
+                if emitter
+                    .emit_unless_cancelled(&cancel, event)
+                    .await?
+                    .is_none()
+                {
+                    break;
+                }
+            }
+            match signal {
+                Signal::TurnStarted { session_id } => {
+                    if turns.open == 0 {
+                        // A turn the CLI started on its own (a background subagent finished).
+                        turns.open += 1;
                         if emitter
-                            .emit_unless_cancelled(&cancel, event)
+                            .emit_unless_cancelled(&cancel, Event::TurnStarted)
                             .await?
                             .is_none()
                         {
                             continue;
                         }
-                        if turns.ending && !busy {
-                            break;
-                        }
                     }
-                    Signal::Request {
-                        request_id,
-                        subtype,
-                    } => {
-                        // No permission prompt tool, hooks or SDK MCP servers are registered, so
-                        // none of these is expected; an answer keeps the CLI from waiting.
-                        warn!(%subtype, "the CLI asked something the runner does not handle");
-                        process.refuse(&request_id, "unsupported by the runner");
+                    if let Some(id) = session_id.filter(|id| id != conversation.id()) {
+                        warn!(expected = %conversation.id(), actual = %id, "the CLI runs another session than asked");
                     }
-                    Signal::Response { request_id, error } => {
-                        if let Some(error) = &error {
-                            warn!(%request_id, %error, "the CLI refused a request");
-                        }
-                        if turns.interrupt.as_deref() == Some(request_id.as_str()) {
-                            interrupt_deadline = None;
-                            if error.is_some() {
-                                // Refused: a later interrupt may try again.
-                                turns.interrupt = None;
-                            } else {
-                                turns.interrupt_accepted = true;
-                            }
-                        }
-                    }
-                    Signal::None => {}
                 }
-                // The session is ending and nothing is left to wait for (the last background
-                // task ended without a turn of its own): the CLI's input is closed, and it
-                // gets a bounded time to finish.
-                if turns.ending
-                    && turns.open == 0
-                    && !mapper.tasks_running()
-                    && end_deadline.is_none()
-                {
-                    process.close_input();
-                    end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
+                Signal::TurnEnded {
+                    mut result,
+                    error,
+                    aborted,
+                } => {
+                    turns.open = turns.open.saturating_sub(1);
+                    // An interrupt the user asked for is not a failure: a turn the CLI
+                    // aborted, or one that ended in error after it accepted the interrupt.
+                    let interrupted = aborted
+                        || (turns.interrupt_accepted
+                            && result.subtype.as_deref() == Some("error_during_execution"));
+                    if turns.interrupt.is_some() {
+                        turns.interrupt = None;
+                        turns.interrupt_accepted = false;
+                        interrupt_deadline = None;
+                    }
+                    let error = if interrupted {
+                        result.subtype = Some(String::from("interrupted"));
+                        result.is_error = Some(false);
+                        None
+                    } else {
+                        error
+                    };
+                    let busy = turns.open > 0 || mapper.tasks_running();
+                    let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
+                        Event::ResultWhileBusy(result.clone())
+                    } else {
+                        Event::Result(result.clone())
+                    };
+                    turns.last = Some((result, error));
+                    if emitter
+                        .emit_unless_cancelled(&cancel, event)
+                        .await?
+                        .is_none()
+                    {
+                        continue;
+                    }
+                    if turns.ending && !busy {
+                        break;
+                    }
                 }
+                Signal::Request {
+                    request_id,
+                    subtype,
+                } => {
+                    // No permission prompt tool, hooks or SDK MCP servers are registered, so
+                    // none of these is expected; an answer keeps the CLI from waiting.
+                    warn!(%subtype, "the CLI asked something the runner does not handle");
+                    process.refuse(&request_id, "unsupported by the runner");
+                }
+                Signal::Response { request_id, error } => {
+                    if let Some(error) = &error {
+                        warn!(%request_id, %error, "the CLI refused a request");
+                    }
+                    if turns.interrupt.as_deref() == Some(request_id.as_str()) {
+                        interrupt_deadline = None;
+                        if error.is_some() {
+                            // Refused: a later interrupt may try again.
+                            turns.interrupt = None;
+                        } else {
+                            turns.interrupt_accepted = true;
+                        }
+                    }
+                }
+                Signal::None => {}
             }
-            let status = process.finish(self.settings.exit_timeout).await;
-            if restart {
-                warn!(earlier = %conversation.id(), "the earlier CLI conversation cannot be resumed");
-                conversation = self.start_over(session).await?;
-                continue 'process;
+            // The session is ending and nothing is left to wait for (the last background
+            // task ended without a turn of its own): the CLI's input is closed, and it
+            // gets a bounded time to finish.
+            if turns.ending && turns.open == 0 && !mapper.tasks_running() && end_deadline.is_none()
+            {
+                process.close_input();
+                end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
             }
-            info!(status = %describe(status), "the CLI finished");
-            return Ok(outcome(turns.last));
         }
+        let status = process.finish(self.settings.exit_timeout).await;
+        info!(status = %describe(status), "the CLI finished");
+        Ok(outcome(turns.last))
     }
 }
 
@@ -578,11 +541,6 @@ fn outcome(last: Option<(ResultPayload, Option<String>)>) -> Outcome {
         },
         None => Outcome::Completed { result: None },
     }
-}
-
-/// Whether a failed turn is the CLI saying it has no conversation to resume.
-fn is_unknown_resume(error: &str, result: &ResultPayload) -> bool {
-    result.num_turns == Some(0) && error.contains("No conversation found")
 }
 
 fn describe(status: Option<std::process::ExitStatus>) -> String {

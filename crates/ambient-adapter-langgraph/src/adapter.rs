@@ -56,7 +56,6 @@ pub struct LangGraphAdapter {
 enum Runtime {
     Server {
         client: LangGraphClient,
-        url: String,
     },
     Driver {
         settings: DriverSettings,
@@ -75,7 +74,6 @@ impl LangGraphAdapter {
                         source,
                     }
                 })?,
-                url: url.clone(),
             },
             Engine::Driver(driver) => Runtime::Driver {
                 settings: driver.clone(),
@@ -366,8 +364,8 @@ impl LangGraphAdapter {
             .get(THREAD_ANNOTATION)
             .map(str::to_owned);
         let (thread, pending) = match &mut self.runtime {
-            Runtime::Server { client, url } => {
-                let url = url.clone();
+            Runtime::Server { client } => {
+                let url = client.url().to_owned();
                 client
                     .check_assistant(&self.settings.assistant)
                     .await
@@ -507,7 +505,8 @@ impl LangGraphAdapter {
             return Ok(RunOutcome::Cancelled);
         }
         let mut run = match &mut self.runtime {
-            Runtime::Server { client, url } => {
+            Runtime::Server { client } => {
+                let url = client.url();
                 let Some(stream) = until_cancelled(&cancel, client.stream_run(thread, body)).await
                 else {
                     return Ok(RunOutcome::Cancelled);

@@ -165,7 +165,8 @@ pub async fn transcript(backend: &LocalBackend) -> Vec<String> {
 }
 
 /// Checks that `binary --help` shows, for every option, the environment variable it reads
-/// (so that an operator can set any of them in a Job), and returns those variables.
+/// (so that an operator can set any of them in a Job), that the variables every runner
+/// shares are among them, and returns them all.
 pub fn help_names_every_variable(binary: &str) -> Vec<String> {
     let help = std::process::Command::new(binary)
         .arg("--help")
@@ -201,6 +202,18 @@ pub fn help_names_every_variable(binary: &str) -> Vec<String> {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         variables.push(variable);
+    }
+    for shared in [
+        "SESSION_ID",
+        "WEBSOCKET_URL",
+        "BOT_TOKEN",
+        "LOG_FORMAT",
+        "RUNNER_LOCAL",
+    ] {
+        assert!(
+            variables.iter().any(|v| v == shared),
+            "{binary}: {shared} missing from {variables:?}"
+        );
     }
     variables
 }

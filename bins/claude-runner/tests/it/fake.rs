@@ -137,45 +137,45 @@ async fn a_recorded_conversation_replays_both_ways_with_the_argv_the_settings_ma
     );
 }
 
-#[tokio::test]
-async fn a_crash_mid_turn_fails_the_session_with_its_stderr_and_keeps_what_was_relayed() {
+/// A turn that starts with `relayed`, then goes wrong as `failure` says: the session
+/// fails with a message holding every one of `words`, and `relayed` is kept.
+async fn fails_mid_turn(relayed: &str, failure: &[Value], words: &[&str]) {
     let mut script = initialized();
-    script.extend(turn_start("Half an answer"));
-    script.push(json!({"dir": "crash", "rc": 3, "stderr": "fatal: the fake fell over"}));
+    script.extend(turn_start(relayed));
+    script.extend_from_slice(failure);
     let env = fake(&script).await;
     let finished = env.run(&[("PROMPT", "go")]).await;
     assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
     let message = env.message();
-    assert!(
-        message.contains("turn still open") && message.contains("the fake fell over"),
-        "{message}"
-    );
+    assert!(words.iter().all(|w| message.contains(w)), "{message}");
     assert!(
         env.transcript()
             .await
-            .contains(&String::from("agent: Half an answer"))
+            .contains(&format!("agent: {relayed}"))
     );
 }
 
 #[tokio::test]
+async fn a_crash_mid_turn_fails_the_session_with_its_stderr_and_keeps_what_was_relayed() {
+    fails_mid_turn(
+        "Half an answer",
+        &[json!({"dir": "crash", "rc": 3, "stderr": "fatal: the fake fell over"})],
+        &["turn still open", "the fake fell over"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_line_that_is_not_json_fails_the_session_and_names_it() {
-    let mut script = initialized();
-    script.extend(turn_start("Before the garbage"));
-    script.push(json!({"dir": "raw", "line": "{\"type\": \"assistant\", oops"}));
-    script.push(json!({"dir": "hang"}));
-    let env = fake(&script).await;
-    let finished = env.run(&[("PROMPT", "go")]).await;
-    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
-    let message = env.message();
-    assert!(
-        message.contains("not JSON") && message.contains("oops"),
-        "{message}"
-    );
-    assert!(
-        env.transcript()
-            .await
-            .contains(&String::from("agent: Before the garbage"))
-    );
+    fails_mid_turn(
+        "Before the garbage",
+        &[
+            json!({"dir": "raw", "line": "{\"type\": \"assistant\", oops"}),
+            json!({"dir": "hang"}),
+        ],
+        &["not JSON", "oops"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -392,19 +392,5 @@ async fn a_conversation_that_cannot_be_resumed_is_replaced_by_a_new_one_and_the_
 
 #[test]
 fn every_option_of_the_help_names_its_environment_variable() {
-    let variables = ambient_test_support::harness::help_names_every_variable(env!(
-        "CARGO_BIN_EXE_claude-runner"
-    ));
-    for expected in [
-        "SESSION_ID",
-        "WEBSOCKET_URL",
-        "BOT_TOKEN",
-        "LOG_FORMAT",
-        "RUNNER_LOCAL",
-    ] {
-        assert!(
-            variables.iter().any(|v| v == expected),
-            "{expected} missing from {variables:?}"
-        );
-    }
+    ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_claude-runner"));
 }

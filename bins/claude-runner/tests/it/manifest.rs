@@ -8,20 +8,8 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Container};
 
 /// Every variable `claude-runner --help` names: the ones the runner reads.
 fn variables_the_runner_reads() -> BTreeSet<String> {
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_claude-runner"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(help.status.success());
-    String::from_utf8(help.stdout)
-        .unwrap()
-        .split("[env: ")
-        .skip(1)
-        .map(|rest| {
-            rest.chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
-        })
+    ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_claude-runner"))
+        .into_iter()
         .collect()
 }
 

@@ -202,18 +202,5 @@ async fn a_main_repository_that_cannot_be_had_fails_the_session() {
 
 #[test]
 fn every_option_of_the_help_names_its_environment_variable() {
-    let variables =
-        ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_echo-runner"));
-    for expected in [
-        "SESSION_ID",
-        "WEBSOCKET_URL",
-        "BOT_TOKEN",
-        "LOG_FORMAT",
-        "RUNNER_LOCAL",
-    ] {
-        assert!(
-            variables.iter().any(|v| v == expected),
-            "{expected} missing from {variables:?}"
-        );
-    }
+    ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_echo-runner"));
 }

@@ -627,19 +627,7 @@ async fn reqwest_get<T: serde::de::DeserializeOwned>(url: &str) -> T {
 
 #[test]
 fn every_option_of_the_help_names_its_environment_variable() {
-    let variables = ambient_test_support::harness::help_names_every_variable(env!(
+    ambient_test_support::harness::help_names_every_variable(env!(
         "CARGO_BIN_EXE_langgraph-runner"
     ));
-    for expected in [
-        "SESSION_ID",
-        "WEBSOCKET_URL",
-        "BOT_TOKEN",
-        "LOG_FORMAT",
-        "RUNNER_LOCAL",
-    ] {
-        assert!(
-            variables.iter().any(|v| v == expected),
-            "{expected} missing from {variables:?}"
-        );
-    }
 }
