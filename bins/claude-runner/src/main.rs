@@ -136,5 +136,14 @@ fn main() -> ExitCode {
                 ..ClaudeSettings::default()
             })
         });
-    ambient_cli::execute(cli.common, adapter)
+    ambient_cli::execute_as(
+        cli.common,
+        adapter,
+        ambient_cli::ServeIdentity {
+            name: String::from("claude-runner"),
+            framework: String::from("claude-code"),
+            version: String::from(env!("CARGO_PKG_VERSION")),
+            interrupts: false,
+        },
+    )
 }

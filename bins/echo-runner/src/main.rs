@@ -36,5 +36,14 @@ fn main() -> ExitCode {
         burst_bytes: cli.burst_bytes,
         stamp_bursts: cli.burst_stamp,
     });
-    ambient_cli::execute(cli.common, Ok::<_, std::convert::Infallible>(adapter))
+    ambient_cli::execute_as(
+        cli.common,
+        Ok::<_, std::convert::Infallible>(adapter),
+        ambient_cli::ServeIdentity {
+            name: String::from("echo-runner"),
+            framework: String::from("echo"),
+            version: String::from(env!("CARGO_PKG_VERSION")),
+            interrupts: false,
+        },
+    )
 }

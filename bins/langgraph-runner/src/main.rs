@@ -73,5 +73,14 @@ fn main() -> ExitCode {
     )
     .map_err(|error| error.to_string())
     .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));
-    ambient_cli::execute(cli.common, adapter)
+    ambient_cli::execute_as(
+        cli.common,
+        adapter,
+        ambient_cli::ServeIdentity {
+            name: String::from("langgraph-runner"),
+            framework: String::from("langgraph"),
+            version: String::from(env!("CARGO_PKG_VERSION")),
+            interrupts: true,
+        },
+    )
 }

@@ -22,14 +22,15 @@ mod replay;
 use std::collections::HashSet;
 
 use ambient_protocol::{Event, ResultPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use replay::{Numbered, ReplayBuffer, ReplayGap};
 
 /// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
-/// in camel case).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// in camel case). It reads back from that JSON too, so that a client (a test) can check
+/// what it received with [`check_order`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AguiEvent {
     /// A run began.
@@ -65,7 +66,7 @@ pub enum AguiEvent {
         /// The message.
         message_id: String,
         /// Always `assistant`.
-        role: &'static str,
+        role: Role,
     },
     /// A piece of a text message.
     #[serde(rename_all = "camelCase")]
@@ -113,7 +114,7 @@ pub enum AguiEvent {
         /// The result, as text.
         content: String,
         /// Always `tool`.
-        role: &'static str,
+        role: Role,
     },
     /// Anything else the agent reports.
     Custom {
@@ -122,6 +123,27 @@ pub enum AguiEvent {
         /// Its value.
         value: Value,
     },
+}
+
+/// Who a message is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The agent's own text.
+    Assistant,
+    /// A tool's result.
+    Tool,
+}
+
+/// How a run ended, for [`AguiMapper::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd<'a> {
+    /// The run completed, or stopped on a question it waits on.
+    Completed,
+    /// Whoever ran it stopped it (an interrupt); it did not fail.
+    Cancelled,
+    /// The run failed, for this reason.
+    Failed(&'a str),
 }
 
 impl AguiEvent {
@@ -153,7 +175,8 @@ pub struct AguiMapper {
     /// Streams already closed by their whole text.
     closed: HashSet<String>,
     next_id: u64,
-    waiting: Vec<Value>,
+    /// Whether the agent asked a question it waits on.
+    waiting: bool,
 }
 
 impl AguiMapper {
@@ -165,7 +188,7 @@ impl AguiMapper {
             open: None,
             closed: HashSet::new(),
             next_id: 0,
-            waiting: Vec::new(),
+            waiting: false,
         }
     }
 
@@ -198,7 +221,7 @@ impl AguiMapper {
                         self.open = Some((stream, id.clone()));
                         events.push(AguiEvent::TextMessageStart {
                             message_id: id.clone(),
-                            role: "assistant",
+                            role: Role::Assistant,
                         });
                         id
                     }
@@ -222,7 +245,7 @@ impl AguiMapper {
                 vec![
                     AguiEvent::TextMessageStart {
                         message_id: message_id.clone(),
-                        role: "assistant",
+                        role: Role::Assistant,
                     },
                     AguiEvent::TextMessageContent {
                         message_id: message_id.clone(),
@@ -260,7 +283,7 @@ impl AguiMapper {
                     message_id: self.id("result"),
                     tool_call_id,
                     content,
-                    role: "tool",
+                    role: Role::Tool,
                 });
                 events
             }
@@ -269,7 +292,7 @@ impl AguiMapper {
                 value: Value::String(line),
             }],
             Event::AwaitingInput => {
-                self.waiting.push(Value::Null);
+                self.waiting = true;
                 self.close_text()
             }
             // The run's end is `finish`'s; a turn start is the run's start.
@@ -278,27 +301,26 @@ impl AguiMapper {
     }
 
     /// The run's last events: what is open is closed, then `RUN_FINISHED` with the result
-    /// (or the questions the agent waits on), or `RUN_ERROR` when `error` is given.
-    pub fn finish(
-        &mut self,
-        result: Option<&ResultPayload>,
-        error: Option<&str>,
-    ) -> Vec<AguiEvent> {
+    /// and its outcome (success, the questions the agent waits on, or cancelled), or
+    /// `RUN_ERROR` for a failed run.
+    pub fn finish(&mut self, result: Option<&ResultPayload>, end: RunEnd<'_>) -> Vec<AguiEvent> {
         let mut events = self.close_text();
-        if let Some(message) = error {
-            events.push(AguiEvent::RunError {
-                message: message.to_owned(),
-            });
-            return events;
-        }
-        let outcome = if self.waiting.is_empty() {
-            serde_json::json!({"type": "success"})
-        } else {
-            let question = result.and_then(|r| r.result.clone()).unwrap_or_default();
-            serde_json::json!({
-                "type": "interrupt",
-                "interrupts": [{"id": self.id("interrupt"), "reason": "input_required", "message": question}],
-            })
+        let outcome = match end {
+            RunEnd::Failed(message) => {
+                events.push(AguiEvent::RunError {
+                    message: message.to_owned(),
+                });
+                return events;
+            }
+            RunEnd::Cancelled => serde_json::json!({"type": "cancelled"}),
+            RunEnd::Completed if !self.waiting => serde_json::json!({"type": "success"}),
+            RunEnd::Completed => {
+                let question = result.and_then(|r| r.result.clone()).unwrap_or_default();
+                serde_json::json!({
+                    "type": "interrupt",
+                    "interrupts": [{"id": self.id("interrupt"), "reason": "input_required", "message": question}],
+                })
+            }
         };
         events.push(AguiEvent::RunFinished {
             thread_id: self.thread_id.clone(),

@@ -4,7 +4,7 @@
 use ambient_protocol::{Event, ResultPayload};
 use serde_json::json;
 
-use crate::{AguiEvent, AguiMapper, check_order};
+use crate::{AguiEvent, AguiMapper, RunEnd, check_order};
 
 /// A turn with everything: a log line, streamed text closed by its whole text, a tool
 /// call and its result, a whole text, and the result.
@@ -44,7 +44,7 @@ pub(crate) fn full_turn() -> Vec<AguiEvent> {
         ..ResultPayload::default()
     };
     events.extend(mapper.map(Event::Result(result.clone())));
-    events.extend(mapper.finish(Some(&result), None));
+    events.extend(mapper.finish(Some(&result), RunEnd::Completed));
     events
 }
 
@@ -88,7 +88,7 @@ fn a_question_ends_the_run_with_the_interrupt_outcome_and_a_failure_with_run_err
         result: Some(String::from("Approve?")),
         ..ResultPayload::default()
     };
-    events.extend(mapper.finish(Some(&result), None));
+    events.extend(mapper.finish(Some(&result), RunEnd::Completed));
     check_order(&events).unwrap();
     let AguiEvent::RunFinished {
         outcome: Some(outcome),
@@ -106,7 +106,7 @@ fn a_question_ends_the_run_with_the_interrupt_outcome_and_a_failure_with_run_err
         stream: String::from("m"),
         data: String::from("half"),
     }));
-    events.extend(mapper.finish(None, Some("ValueError: boom")));
+    events.extend(mapper.finish(None, RunEnd::Failed("ValueError: boom")));
     check_order(&events).unwrap();
     assert_eq!(events.last().unwrap().kind(), "RUN_ERROR");
 }
@@ -133,7 +133,7 @@ fn the_order_check_names_what_breaks_a_rule() {
         message_id: String::from("x"),
         tool_call_id: String::from("never"),
         content: String::new(),
-        role: "tool",
+        role: crate::Role::Tool,
     };
     let error = check_order(&[start.clone(), result, finish.clone()]).unwrap_err();
     assert!(error.contains("has not ended"), "{error}");

@@ -42,6 +42,8 @@ mod local;
 use std::{fmt::Display, process::ExitCode};
 
 use ambient_adapter::Adapter;
+pub use ambient_serve::ServeIdentity;
+use ambient_serve::{ServeArgs, serve};
 use ambient_shell::{RedactingWriter, Redactor, RunnerArgs, RunnerExit, run_session};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, filter::LevelFilter};
@@ -52,6 +54,9 @@ pub struct CommonArgs {
     /// The shell's settings (the pod environment).
     #[command(flatten)]
     pub runner: RunnerArgs,
+    /// The AG-UI serve mode: an HTTP server instead of the backend's WebSocket.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     /// Start a local backend in-process, run the session against it, and print the
     /// conversation and the final status.
     #[arg(long, env = "RUNNER_LOCAL")]
@@ -98,8 +103,28 @@ pub fn program_path(path: &std::path::Path) -> std::path::PathBuf {
 
 /// Runs the session with `adapter` and gives the process's exit code. An adapter that
 /// could not be built (`Err`) is a configuration error, reported before anything
-/// connects.
+/// connects. In the serve mode, `/capabilities` names the agent after the program.
 pub fn execute<A: Adapter, E: Display>(common: CommonArgs, adapter: Result<A, E>) -> ExitCode {
+    let name = std::env::args()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| String::from("ambient-runner"));
+    let identity = ServeIdentity {
+        framework: name.clone(),
+        name,
+        version: String::from(env!("CARGO_PKG_VERSION")),
+        interrupts: false,
+    };
+    execute_as(common, adapter, identity)
+}
+
+/// [`execute`], with what the serve mode's `/capabilities` says about the agent.
+pub fn execute_as<A: Adapter, E: Display>(
+    common: CommonArgs,
+    adapter: Result<A, E>,
+    identity: ServeIdentity,
+) -> ExitCode {
     init_logging(&common);
     let adapter = match adapter {
         Ok(adapter) => adapter,
@@ -118,7 +143,7 @@ pub fn execute<A: Adapter, E: Display>(common: CommonArgs, adapter: Result<A, E>
             return ExitCode::from(RunnerExit::ConfigError.code());
         }
     };
-    let exit = runtime.block_on(Box::pin(run(common, adapter)));
+    let exit = runtime.block_on(Box::pin(run(common, adapter, identity)));
     ExitCode::from(exit.code())
 }
 
@@ -145,10 +170,9 @@ fn init_logging(common: &CommonArgs) {
             }
         }
     }
-    let writer = RedactingWriter::new(
-        Redactor::new(&common.runner.secret_values()),
-        std::io::stderr,
-    );
+    let mut secrets = common.runner.secret_values();
+    secrets.extend(common.serve.secret_values());
+    let writer = RedactingWriter::new(Redactor::new(&secrets), std::io::stderr);
     // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -162,9 +186,25 @@ fn init_logging(common: &CommonArgs) {
     drop(installed);
 }
 
-async fn run<A: Adapter>(common: CommonArgs, adapter: A) -> RunnerExit {
+async fn run<A: Adapter>(common: CommonArgs, adapter: A, identity: ServeIdentity) -> RunnerExit {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    if common.serve.is_on() {
+        if common.local {
+            tracing::error!(
+                "configuration error: --local and AGUI_LISTEN (--serve) exclude each other"
+            );
+            return RunnerExit::ConfigError;
+        }
+        let settings = match common.serve.into_settings() {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(%error, "configuration error");
+                return RunnerExit::ConfigError;
+            }
+        };
+        return Box::pin(serve(settings, common.runner, identity, adapter, shutdown)).await;
+    }
     if common.local {
         return match Box::pin(local::run(common.runner, adapter, shutdown)).await {
             Ok(exit) => exit,

@@ -296,7 +296,8 @@ impl SecretArgs {
 }
 
 impl WorkspaceArgs {
-    fn into_settings(self) -> Result<WorkspaceSettings, ConfigError> {
+    /// Validates the repositories and git settings.
+    pub fn into_settings(self) -> Result<WorkspaceSettings, ConfigError> {
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         let mut repos = match non_empty(self.repos_json) {
             Some(json) => parse_repos(&json).map_err(|error| ConfigError::Invalid {

@@ -12,7 +12,7 @@
 
 use std::{borrow::Cow, fmt, io, sync::Arc};
 
-use ambient_protocol::{Outbound, ResultPayload, Secret, ToolResult, status::StatusUpdate};
+use ambient_protocol::{Event, Outbound, ResultPayload, Secret, ToolResult, status::StatusUpdate};
 use regex::{Captures, Regex, RegexBuilder};
 use serde_json::Value;
 
@@ -146,6 +146,27 @@ impl Redactor {
             Outbound::Lifecycle(_) | Outbound::Running | Outbound::Waiting => {}
         }
         frame
+    }
+
+    /// An adapter's event with every string in it scrubbed, for a front that maps events
+    /// to another protocol (the AG-UI serve mode) instead of to frames.
+    pub fn event(&self, mut event: Event) -> Event {
+        match &mut event {
+            Event::Log(text) | Event::Text(text) | Event::TextDelta { data: text, .. } => {
+                self.string(text);
+            }
+            Event::ToolUse { name, input, id } => {
+                self.string(name);
+                self.value(input);
+                if let Some(id) = id {
+                    self.string(id);
+                }
+            }
+            Event::ToolResult { content, .. } => self.value(content),
+            Event::Result(result) | Event::ResultWhileBusy(result) => self.result(result),
+            Event::TurnStarted | Event::AwaitingInput => {}
+        }
+        event
     }
 
     fn result(&self, result: &mut ResultPayload) {
@@ -311,6 +332,41 @@ mod tests {
             !format!("{status:?}").contains("planted-secret-42"),
             "{status:?}"
         );
+    }
+
+    #[test]
+    fn every_string_of_an_event_is_scrubbed() {
+        let key = Secret::new("planted-secret-42");
+        let r = Redactor::new([&key]);
+        let events = [
+            Event::Log(String::from("planted-secret-42")),
+            Event::Text(String::from("say planted-secret-42")),
+            Event::TextDelta {
+                stream: String::from("m"),
+                data: String::from("planted-secret-42"),
+            },
+            Event::ToolUse {
+                name: String::from("Bash"),
+                input: json!({"command": "echo planted-secret-42"}),
+                id: Some(String::from("planted-secret-42")),
+            },
+            Event::ToolResult {
+                tool_use_id: None,
+                content: json!([{"type": "text", "text": "planted-secret-42"}]),
+                is_error: None,
+            },
+            Event::Result(ResultPayload {
+                result: Some(String::from("planted-secret-42")),
+                ..ResultPayload::default()
+            }),
+        ];
+        for event in events {
+            let scrubbed = r.event(event);
+            assert!(
+                !format!("{scrubbed:?}").contains("planted-secret-42"),
+                "{scrubbed:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! Where to start: [`harness`] runs a runner binary with the pod environment against a
 //! local backend and reads back what the backend kept; [`langgraph`] starts a real
 //! `langgraph dev`; [`anthropic`] mocks the Anthropic Messages API for the real Claude
-//! Code CLI; [`bench`](mod@bench) is what the benchmarks share.
+//! Code CLI; [`agui`] runs a runner in the AG-UI serve mode, reads its SSE and checks
+//! events against the official AG-UI types; [`bench`](mod@bench) is what the benchmarks
+//! share.
 //!
 //! [`FaultProxy`] sits between a runner and a backend on loopback and forwards bytes both
 //! ways until a test tells it otherwise:
@@ -23,6 +25,7 @@
 //! New connections are always healthy unless the proxy is down. It is a dev-dependency
 //! only; nothing here reaches a production binary.
 
+pub mod agui;
 pub mod anthropic;
 pub mod bench;
 mod git_http;

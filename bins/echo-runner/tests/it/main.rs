@@ -3,5 +3,6 @@
 
 mod dockerfiles;
 mod lifecycle;
+mod serve;
 mod session;
 mod support;

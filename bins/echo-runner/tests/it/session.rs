@@ -4,7 +4,17 @@ use ambient_local_backend::SessionSeed;
 use ambient_protocol::status::Phase;
 use serde_json::json;
 
-use crate::support::{PROJECT, SESSION, TOKEN, WAIT, backend, finish};
+use crate::support::{Backend, PROJECT, SESSION, TOKEN, WAIT, backend, finish};
+
+/// The batch session of `PROMPT=hello`, as the backend persisted it.
+async fn assert_batch_persisted(env: &Backend) {
+    insta::assert_json_snapshot!("batch_persisted", env.persisted().await, {
+        "[].timestamp" => "[backend time]",
+        "[].payload.frame_id" => "[frame id]",
+        "[].payload.timestamp" => "[runner time]",
+        "[].payload.payload.duration_ms" => "[ms]",
+    });
+}
 
 #[tokio::test]
 async fn a_batch_session_persists_the_whole_conversation_and_completes() {
@@ -12,12 +22,7 @@ async fn a_batch_session_persists_the_whole_conversation_and_completes() {
     let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
-    insta::assert_json_snapshot!("batch_persisted", env.persisted().await, {
-        "[].timestamp" => "[backend time]",
-        "[].payload.frame_id" => "[frame id]",
-        "[].payload.timestamp" => "[runner time]",
-        "[].payload.payload.duration_ms" => "[ms]",
-    });
+    assert_batch_persisted(&env).await;
     insta::assert_json_snapshot!("batch_status", env.backend.status(PROJECT, SESSION).unwrap(), {
         ".completionTime" => "[time]",
         ".duration_ms" => "[ms]",
@@ -27,6 +32,25 @@ async fn a_batch_session_persists_the_whole_conversation_and_completes() {
         "the token reached the log"
     );
     assert!(!finished.stdout.contains(TOKEN), "the token reached stdout");
+}
+
+#[tokio::test]
+async fn the_websocket_mode_is_unchanged_by_the_serve_mode_settings() {
+    // The serve mode's token and buffer size, without its address, leave the session as
+    // it was before the serve mode existed: the same frames, persisted the same way.
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let child = env
+        .runner(&[
+            ("PROMPT", "hello"),
+            ("AGUI_TOKEN", "serve-token-not-used-here"),
+            ("AGUI_REPLAY_EVENTS", "10"),
+        ])
+        .spawn()
+        .unwrap();
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_batch_persisted(&env).await;
+    assert!(!finished.stderr.contains("ag-ui"), "{}", finished.stderr);
 }
 
 #[tokio::test]

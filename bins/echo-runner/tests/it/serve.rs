@@ -1,0 +1,388 @@
+//! The AG-UI serve mode end to end: the real binary on a loopback port, its runs read as
+//! SSE, every event checked against the official AG-UI types and the ordering rules.
+
+use ambient_agui::{AguiEvent, check_order};
+use ambient_test_support::agui::{
+    SERVE_TOKEN, Served, Sse, read_sse, run_input, serve_command, validate_with_official_types,
+};
+use serde_json::{Value, json};
+
+/// A secret the runner holds; an echo of it must come back scrubbed.
+const PLANTED: &str = "ghp_plantedsecretplantedsecretplanted1234";
+
+fn echo(workspace: &std::path::Path, extra: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = serve_command(env!("CARGO_BIN_EXE_echo-runner"), workspace);
+    command.env("GITHUB_TOKEN", PLANTED);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Checks one run's events: ids 1, 2, 3…, valid for the official types, in the
+/// protocol's order; returns the event types.
+fn check_run(events: &[Sse]) -> Vec<String> {
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
+    let data: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
+    validate_with_official_types("events", &data);
+    let parsed: Vec<AguiEvent> = data
+        .iter()
+        .map(|d| serde_json::from_value(d.clone()).unwrap())
+        .collect();
+    check_order(&parsed).unwrap();
+    events.iter().map(|e| e.kind().to_owned()).collect()
+}
+
+fn texts(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind() == "TEXT_MESSAGE_CONTENT")
+        .map(|e| e.data["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the_agent() {
+    let workspace = tempfile::tempdir().unwrap();
+    let served = Served::start(echo(workspace.path(), &[])).await;
+
+    let health = reqwest::get(format!("{}/health", served.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "health needs no token");
+    let capabilities = served.get("/capabilities").await;
+    assert_eq!(capabilities.status(), 200);
+    let capabilities: Value = capabilities.json().await.unwrap();
+    assert_eq!(capabilities["identity"]["name"], "echo-runner");
+    validate_with_official_types("capabilities", &[capabilities]);
+
+    let first = served
+        .run(&run_input(
+            "thread-1",
+            "run-1",
+            &[("u1", "user", &format!("hello {PLANTED}"))],
+        ))
+        .await;
+    assert_eq!(
+        check_run(&first),
+        [
+            "RUN_STARTED",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+            "TEXT_MESSAGE_END",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "TOOL_CALL_RESULT",
+            "RUN_FINISHED",
+        ]
+    );
+    assert_eq!(texts(&first), ["hello ***REDACTED***"]);
+    let everything =
+        serde_json::to_string(&first.iter().map(|e| &e.data).collect::<Vec<_>>()).unwrap();
+    assert!(!everything.contains(PLANTED), "the secret reached an event");
+    let finished = &first[first.len() - 1].data;
+    assert_eq!(finished["threadId"], "thread-1");
+    assert_eq!(finished["outcome"], json!({"type": "success"}));
+    assert_eq!(first[5].data["toolCallId"], first[7].data["toolCallId"]);
+
+    // The whole conversation comes with each run; only what is new reaches the agent,
+    // and two new messages make one turn.
+    let second = served
+        .run(&run_input(
+            "thread-1",
+            "run-2",
+            &[
+                ("u1", "user", "hello"),
+                ("a1", "assistant", "hello"),
+                ("u2", "user", "second"),
+                ("u3", "user", "third"),
+            ],
+        ))
+        .await;
+    check_run(&second);
+    assert_eq!(texts(&second), ["second\n\nthird"]);
+    assert_eq!(second.last().unwrap().data["result"]["num_turns"], 2);
+
+    let finished = served.stop().await;
+    assert_eq!(finished.code, Some(143), "{}", finished.stderr);
+    assert!(
+        !finished.stderr.contains(PLANTED),
+        "the secret reached the log"
+    );
+    assert!(
+        !finished.stderr.contains(SERVE_TOKEN),
+        "the serve token reached the log"
+    );
+}
+
+#[tokio::test]
+async fn callers_without_the_token_and_bad_requests_get_clear_refusals() {
+    let workspace = tempfile::tempdir().unwrap();
+    let served = Served::start(echo(workspace.path(), &[])).await;
+    let client = reqwest::Client::new();
+    for token in [None, Some("wrong-token-wrong-token")] {
+        let mut request = client.post(format!("{}/run", served.url)).json(&run_input(
+            "t",
+            "r",
+            &[("u", "user", "hi")],
+        ));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    let refusal = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["error"].as_str().unwrap().to_owned())
+    };
+    let (status, error) = refusal(
+        served
+            .request(reqwest::Method::POST, "/run")
+            .header("content-type", "application/json")
+            .body(r#"{"threadId": "t", "messages": []}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(error.contains("missing field `runId`"), "{error}");
+    let (status, error) = refusal(
+        served
+            .post_run(&run_input("t", "r", &[("a", "assistant", "hi")]))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error.contains("no new user message")),
+        (400, true),
+        "{error}"
+    );
+    let (status, error) = refusal(served.interrupt().await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (409, "no run is open to interrupt")
+    );
+    let resume = json!({"threadId": "t", "runId": "r", "messages": [], "resume": [{"interruptId": "i9", "status": "resolved", "payload": "yes"}]});
+    let (status, error) = refusal(served.post_run(&resume).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (
+            400,
+            "resume answers interrupt i9, but the session waits on no interrupt"
+        )
+    );
+    served
+        .run(&run_input("t", "r", &[("u", "user", "hi")]))
+        .await;
+    let (status, error) = refusal(
+        served
+            .post_run(&run_input("t", "r", &[("u2", "user", "again")]))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(error.starts_with("run r already exists"), "{error}");
+    let (status, error) = refusal(
+        served
+            .post_run(&run_input("other", "r2", &[("u2", "user", "hi")]))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error.as_str()),
+        (409, "this runner serves thread t, not other")
+    );
+    let (status, _) = refusal(served.get("/runs/nope/events").await).await;
+    assert_eq!(status, 404);
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_the_open_run_which_ends_cancelled_and_the_next_run_works() {
+    let workspace = tempfile::tempdir().unwrap();
+    // A turn long enough to be interrupted in the middle.
+    let served = Served::start(echo(workspace.path(), &[("ECHO_BURST_EVENTS", "1000000")])).await;
+    let response = served
+        .post_run(&run_input("t", "long", &[("u1", "user", "go")]))
+        .await;
+    assert_eq!(response.status(), 200);
+    // Once the run streams, a second run is refused and an interrupt is taken.
+    let mut events = read_sse(response, Some(5)).await;
+    let busy = served
+        .post_run(&run_input("t", "other", &[("u2", "user", "too soon")]))
+        .await;
+    assert_eq!(busy.status(), 409);
+    let interrupted = served.interrupt().await;
+    assert_eq!(interrupted.status(), 202);
+    assert_eq!(
+        interrupted.json::<Value>().await.unwrap(),
+        json!({"interrupted": "long"})
+    );
+    let rest = served.events_after("long", events.last().unwrap().id).await;
+    events.extend(read_sse(rest, None).await);
+    let last = &events.last().unwrap().data;
+    assert_eq!(last["type"], "RUN_FINISHED");
+    assert_eq!(last["outcome"], json!({"type": "cancelled"}));
+    assert_eq!(last["result"]["subtype"], "interrupted");
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
+    let parsed: Vec<AguiEvent> = events
+        .iter()
+        .map(|e| serde_json::from_value(e.data.clone()).unwrap())
+        .collect();
+    check_order(&parsed).unwrap();
+    assert!(
+        events.len() < 1_000_000,
+        "the turn was stopped, not finished"
+    );
+    // The session goes on: the next run starts a new turn (itself a long one).
+    let next = served
+        .post_run(&run_input(
+            "t",
+            "after",
+            &[
+                ("u1", "user", "go"),
+                ("a1", "assistant", "…"),
+                ("u3", "user", "next"),
+            ],
+        ))
+        .await;
+    assert_eq!(next.status(), 200);
+    let next = read_sse(next, Some(3)).await;
+    assert_eq!(next[0].data["runId"], "after");
+    assert_eq!(texts(&next), ["next"]);
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+/// Reads run `run_id` `step` events at a time, hanging up after each step and coming back
+/// with `Last-Event-ID` (alternately by `GET /runs/{id}/events` and by posting the run
+/// again), until the run's end.
+async fn read_in_cuts(served: &Served, body: &Value, step: usize) -> Vec<Sse> {
+    let run_id = body["runId"].as_str().unwrap();
+    let mut events = read_sse(served.post_run(body).await, Some(step)).await;
+    let mut reconnects = 0;
+    while events
+        .last()
+        .is_none_or(|e| !matches!(e.kind(), "RUN_FINISHED" | "RUN_ERROR"))
+    {
+        let last = events.last().map_or(0, |e| e.id).to_string();
+        let request = if reconnects % 2 == 0 {
+            served.request(reqwest::Method::GET, &format!("/runs/{run_id}/events"))
+        } else {
+            served.request(reqwest::Method::POST, "/run").json(body)
+        };
+        let response = request.header("last-event-id", last).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        events.extend(read_sse(response, Some(step)).await);
+        reconnects += 1;
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_client_cut_at_many_points_gets_every_event_once() {
+    let workspace = tempfile::tempdir().unwrap();
+    let served = Served::start(echo(
+        workspace.path(),
+        &[("ECHO_BURST_EVENTS", "300"), ("ECHO_BURST_BYTES", "40")],
+    ))
+    .await;
+    let mut conversation = Vec::new();
+    for (number, step) in [1_usize, 2, 3, 7, 16, 61, 200].into_iter().enumerate() {
+        let id = format!("u{number}");
+        let text = format!("message {number}");
+        conversation.push((id, text));
+        let messages: Vec<(&str, &str, &str)> = conversation
+            .iter()
+            .map(|(id, text)| (id.as_str(), "user", text.as_str()))
+            .collect();
+        let body = run_input("t", &format!("run-{number}"), &messages);
+        let cut = read_in_cuts(&served, &body, step).await;
+        // Read again whole, from the start: the same events, each once, in order.
+        let whole = read_sse(
+            served.get(&format!("/runs/run-{number}/events")).await,
+            None,
+        )
+        .await;
+        assert_eq!(cut, whole, "read {step} at a time");
+        // Each filler text is a message of three events.
+        assert_eq!(whole.len(), 1 + 3 + 300 * 3 + 4 + 1);
+        let parsed: Vec<AguiEvent> = whole
+            .iter()
+            .map(|e| serde_json::from_value(e.data.clone()).unwrap())
+            .collect();
+        check_order(&parsed).unwrap();
+        assert_eq!(texts(&whole)[0], format!("message {number}"));
+    }
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+#[tokio::test]
+async fn a_client_that_asks_from_an_event_no_longer_kept_is_told_what_is() {
+    let workspace = tempfile::tempdir().unwrap();
+    // 99 events in the run (30 filler texts of three events each), 80 kept.
+    let served = Served::start(echo(
+        workspace.path(),
+        &[("ECHO_BURST_EVENTS", "30"), ("AGUI_REPLAY_EVENTS", "80")],
+    ))
+    .await;
+    let response = served
+        .post_run(&run_input("t", "r", &[("u", "user", "hi")]))
+        .await;
+    // A client slower than the run loses its place when the buffer moves past it: its
+    // stream ends rather than skip events. Either way, what it got has no gap, and the
+    // run has made more than 80 events by the time it is over.
+    let events = read_sse(response, None).await;
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "no gap in what was sent"
+    );
+    let gone = served.events_after("r", 0).await;
+    assert_eq!(gone.status(), 410);
+    let error: Value = gone.json().await.unwrap();
+    let error = error["error"].as_str().unwrap();
+    let kept = error
+        .strip_prefix("run r: event 0 cannot be resumed from: the buffer holds events ")
+        .unwrap_or_else(|| panic!("{error}"));
+    let (oldest, newest) = kept.split_once(" to ").unwrap();
+    let (oldest, newest): (u64, u64) = (oldest.parse().unwrap(), newest.parse().unwrap());
+    assert_eq!(newest - oldest + 1, 80, "{error}");
+    // From what is kept, the rest of the run comes whole.
+    let tail = served.events_after("r", newest).await;
+    let tail = read_sse(tail, None).await;
+    assert_eq!(
+        tail.iter().map(|e| e.id).collect::<Vec<_>>(),
+        (newest + 1..=99).collect::<Vec<_>>()
+    );
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+#[tokio::test]
+async fn a_missing_or_short_token_is_a_configuration_error_that_names_its_variable() {
+    for (token, says) in [
+        (None, "AGUI_TOKEN is not set"),
+        (
+            Some("short"),
+            "AGUI_TOKEN is invalid: shorter than 16 characters",
+        ),
+    ] {
+        let workspace = tempfile::tempdir().unwrap();
+        let mut command = serve_command(env!("CARGO_BIN_EXE_echo-runner"), workspace.path());
+        command.env_remove("AGUI_TOKEN");
+        if let Some(token) = token {
+            command.env("AGUI_TOKEN", token);
+        }
+        let status = command.status().await.unwrap();
+        assert_eq!(status.code(), Some(2));
+        let log = std::fs::read_to_string(workspace.path().join("runner-stderr.log")).unwrap();
+        assert!(log.contains(says), "{log}");
+    }
+}

@@ -1,0 +1,273 @@
+//! The HTTP front: health, capabilities, run (an SSE stream of AG-UI events), replay of a
+//! run after `Last-Event-ID`, and interrupt.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use ambient_shell::Redactor;
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tracing::{debug, warn};
+
+use crate::{
+    ServeIdentity,
+    hub::{Health, Hub, Refused, RunLog},
+    request::RunRequest,
+};
+
+/// The largest run request: the conversation comes whole with every run.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// A comment on an idle stream, so that proxies do not close it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Front {
+    /// The session's runs.
+    pub hub: Arc<Hub>,
+    /// The token callers present.
+    pub token: Arc<str>,
+    /// For error messages that could quote a caller's input.
+    pub redactor: Redactor,
+    /// What `/capabilities` says.
+    pub identity: Arc<ServeIdentity>,
+    /// Events kept per run, for `/capabilities`.
+    pub replay_events: usize,
+}
+
+/// The routes.
+pub fn router(front: Front) -> Router {
+    let guarded = Router::new()
+        .route("/", post(run))
+        .route("/run", post(run))
+        .route("/runs/{run_id}/events", get(replay))
+        .route("/interrupt", post(interrupt))
+        .route("/capabilities", get(capabilities))
+        .route_layer(middleware::from_fn_with_state(front.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    Router::new()
+        .route("/health", get(health))
+        .merge(guarded)
+        .with_state(front)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Every route but `/health` needs `Authorization: Bearer <token>`.
+async fn authenticate(
+    State(front): State<Front>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let accepted =
+        presented.is_some_and(|token| bool::from(token.as_bytes().ct_eq(front.token.as_bytes())));
+    if accepted {
+        return next.run(request).await;
+    }
+    warn!(path = %request.uri().path(), presented = presented.is_some(), "refused a caller without the serve token");
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "this runner needs Authorization: Bearer <the token in AGUI_TOKEN>",
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+async fn health(State(front): State<Front>) -> Response {
+    match front.hub.health() {
+        Health::Ready => axum::Json(json!({"status": "ok"})).into_response(),
+        Health::Starting => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "starting"})),
+        )
+            .into_response(),
+        Health::Closed => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "ended"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn capabilities(State(front): State<Front>) -> Response {
+    let identity = &front.identity;
+    axum::Json(json!({
+        "identity": {
+            "name": identity.name,
+            "type": identity.framework,
+            "version": identity.version,
+            "provider": "ambient-code",
+        },
+        "transport": {"streaming": true, "websocket": false, "resumable": true},
+        "humanInTheLoop": {"supported": identity.interrupts, "interrupts": identity.interrupts},
+        "custom": {"replayEventsPerRun": front.replay_events},
+    }))
+    .into_response()
+}
+
+/// `Last-Event-ID`, when the caller sent one.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    {
+        Some(id) => Ok(Some(id)),
+        None => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "Last-Event-ID must be the id of an event of this run (a number)",
+        ))),
+    }
+}
+
+async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Response {
+    let after = match last_event_id(&headers) {
+        Ok(after) => after,
+        Err(response) => return *response,
+    };
+    let request: RunRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(why) => {
+            let why = front.redactor.text(&why.to_string()).into_owned();
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the run request is not a valid RunAgentInput: {why}"),
+            );
+        }
+    };
+    // A client that reconnects to its run sends the same request with Last-Event-ID.
+    if let Some(after) = after
+        && let Some(log) = front.hub.run(&request.run_id)
+    {
+        return stream(log, after);
+    }
+    match front.hub.start_run(&request) {
+        Ok(log) => stream(log, 0),
+        Err(refused) => refusal(&refused),
+    }
+}
+
+async fn replay(
+    State(front): State<Front>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let after = match last_event_id(&headers) {
+        Ok(after) => after.unwrap_or(0),
+        Err(response) => return *response,
+    };
+    match front.hub.run(&run_id) {
+        Some(log) => stream(log, after),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("run {run_id} is not known here (only the last few runs are kept)"),
+        ),
+    }
+}
+
+async fn interrupt(State(front): State<Front>) -> Response {
+    match front.hub.interrupt() {
+        Ok(run_id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"interrupted": run_id})),
+        )
+            .into_response(),
+        Err(refused) => refusal(&refused),
+    }
+}
+
+fn refusal(refused: &Refused) -> Response {
+    let status = match refused {
+        Refused::Busy(_)
+        | Refused::RunExists(_)
+        | Refused::OtherThread { .. }
+        | Refused::NotRunning => StatusCode::CONFLICT,
+        Refused::NothingNew
+        | Refused::UnknownInterrupt { .. }
+        | Refused::AnswerAndMessage
+        | Refused::SeveralAnswers => StatusCode::BAD_REQUEST,
+        Refused::Starting | Refused::Closed(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    debug!(%refused, "refused");
+    error(status, refused.to_string())
+}
+
+/// The run's events after `after` as an SSE stream that follows the run to its end. A
+/// client that asks from an event no longer kept gets `410 Gone`, naming what is kept.
+fn stream(log: Arc<RunLog>, after: u64) -> Response {
+    if let Err(gap) = log.since(after) {
+        return error(StatusCode::GONE, format!("run {}: {gap}", log.run_id()));
+    }
+    let changes = log.subscribe();
+    let events = futures_util::stream::unfold(Some((log, after, changes)), |state| async move {
+        let (log, mut last, mut changes) = state?;
+        loop {
+            changes.borrow_and_update();
+            let batch = match log.since(last) {
+                Ok(batch) => batch,
+                Err(gap) => {
+                    // The client fell behind the buffer: the connection ends, and its
+                    // reconnect is told what was lost.
+                    warn!(run_id = %log.run_id(), %gap, "a slow client lost its place; closing its stream");
+                    return None;
+                }
+            };
+            if let Some(newest) = batch.events.last() {
+                last = newest.id;
+                let text: String = batch.events.iter().map(|e| e.to_sse()).collect();
+                let next =
+                    (!(batch.ended && last_is_final(&log, last))).then_some((log, last, changes));
+                return Some((Ok::<_, Infallible>(text), next));
+            }
+            if batch.ended {
+                return None;
+            }
+            tokio::select! {
+                // The log owns the sender and the stream holds the log, so this never
+                // fails while the stream lives.
+                _changed = changes.changed() => {}
+                () = tokio::time::sleep(KEEPALIVE) => {
+                    return Some((Ok(String::from(": keepalive\n\n")), Some((log, last, changes))));
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(events))
+        .unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the stream could not start",
+            )
+        })
+}
+
+/// Whether `last` is the run's last event (the run has ended and nothing follows).
+fn last_is_final(log: &RunLog, last: u64) -> bool {
+    log.since(last)
+        .is_ok_and(|batch| batch.ended && batch.events.is_empty())
+}

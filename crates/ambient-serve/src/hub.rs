@@ -1,0 +1,589 @@
+//! The runs of a served session: which one is open, what each one streamed, and what the
+//! adapter said between them.
+//!
+//! The session's adapter runs once, in interactive mode, for the life of the process. A
+//! run is one turn of it: it opens when a run request delivers the caller's new messages
+//! (or answers) to the adapter, and it ends at the adapter's next [`Event::Result`]. Every
+//! event of a run is numbered and kept in the run's [`ReplayBuffer`], where each SSE
+//! connection reads it from; a connection that drops takes nothing with it.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use ambient_adapter::{Event, Input, ResultPayload};
+use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
+use ambient_shell::Redactor;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::request::{RunRequest, Turn};
+
+/// Finished runs kept for replay, besides the open one.
+const KEPT_RUNS: usize = 4;
+
+/// Why a run request or an interrupt was refused; each names what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Another run is open; one turn runs at a time.
+    #[error("run {0} is still running: interrupt it or wait for its end")]
+    Busy(String),
+    /// The run id was used before.
+    #[error("run {0} already exists; to read it again, send Last-Event-ID")]
+    RunExists(String),
+    /// This session serves another conversation.
+    #[error("this runner serves thread {served}, not {asked}")]
+    OtherThread {
+        /// The session's thread.
+        served: String,
+        /// The one asked for.
+        asked: String,
+    },
+    /// The request gives the agent nothing to do.
+    #[error(
+        "the run request carries no new user message and no answer to an interrupt \
+         (user messages already delivered are not sent again)"
+    )]
+    NothingNew,
+    /// An answer and a new message in one run: each is a turn of its own.
+    #[error(
+        "the run request carries both an answer to an interrupt and a new message; send them in two runs"
+    )]
+    AnswerAndMessage,
+    /// The session asks one question at a time.
+    #[error("the run request answers several interrupts; the session waits on one at a time")]
+    SeveralAnswers,
+    /// A resume entry answers an interrupt nobody asked.
+    #[error("resume answers interrupt {asked}, but the session waits on {waiting}")]
+    UnknownInterrupt {
+        /// The id the request named.
+        asked: String,
+        /// The ids the last run ended with.
+        waiting: String,
+    },
+    /// No run is open to interrupt.
+    #[error("no run is open to interrupt")]
+    NotRunning,
+    /// The adapter is still starting.
+    #[error("the session is still starting; try again when /health says ok")]
+    Starting,
+    /// The session is over.
+    #[error("the session has ended: {0}")]
+    Closed(String),
+}
+
+/// One run's events, as every connection to it reads them.
+#[derive(Debug)]
+pub struct RunLog {
+    run_id: String,
+    events: Mutex<RunEvents>,
+    /// Bumped at every change, so that connections wake up.
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct RunEvents {
+    buffer: ReplayBuffer,
+    ended: bool,
+}
+
+/// What a connection reads at once.
+#[derive(Debug)]
+pub struct Batch {
+    /// The events after the one it asked from.
+    pub events: Vec<Numbered>,
+    /// Whether the run has ended (so that no more will come).
+    pub ended: bool,
+}
+
+impl RunLog {
+    fn new(run_id: String, capacity: usize) -> Self {
+        Self {
+            run_id,
+            events: Mutex::new(RunEvents {
+                buffer: ReplayBuffer::new(capacity),
+                ended: false,
+            }),
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RunEvents> {
+        // A panic while holding the lock leaves consistent data behind (a push is one
+        // step), so a poisoned lock is still used.
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, events: &[AguiEvent], ends: bool) {
+        if events.is_empty() && !ends {
+            return;
+        }
+        {
+            let mut run = self.lock();
+            for event in events {
+                run.buffer.push(event);
+            }
+            run.ended |= ends;
+        }
+        self.changed.send_modify(|version| *version += 1);
+    }
+
+    /// Every event after `last_event_id`, or the gap when some are no longer kept.
+    pub fn since(&self, last_event_id: u64) -> Result<Batch, ReplayGap> {
+        let run = self.lock();
+        Ok(Batch {
+            events: run.buffer.since(last_event_id)?,
+            ended: run.ended,
+        })
+    }
+
+    /// Wakes up at every change after this call.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// The open run: its log, its mapping, and whether the caller interrupted it.
+#[derive(Debug)]
+struct OpenRun {
+    log: Arc<RunLog>,
+    mapper: AguiMapper,
+    interrupted: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Set when the adapter's session starts.
+    started: bool,
+    /// The conversation this session serves, set by the first run.
+    thread_id: Option<String>,
+    open: Option<OpenRun>,
+    /// The open run and the last finished ones, oldest first.
+    runs: VecDeque<Arc<RunLog>>,
+    /// What the adapter said while no run was open; it goes out in the next run.
+    held: VecDeque<Event>,
+    dropped: u64,
+    /// User message ids already delivered, so that a request that repeats the
+    /// conversation does not deliver it twice.
+    delivered: HashSet<String>,
+    /// The interrupts the last run ended with.
+    waiting_on: Vec<String>,
+    /// Why the session takes no more runs.
+    closed: Option<String>,
+}
+
+/// The served session's runs; shared by the HTTP handlers and the session loop.
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    input: mpsc::UnboundedSender<Input>,
+    redactor: Redactor,
+    capacity: usize,
+}
+
+/// What `/health` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The workspace is being prepared.
+    Starting,
+    /// Runs are taken.
+    Ready,
+    /// The session has ended.
+    Closed,
+}
+
+impl Hub {
+    /// A hub that delivers input to `input`, scrubs every event with `redactor`, and keeps
+    /// `capacity` events per run.
+    pub fn new(input: mpsc::UnboundedSender<Input>, redactor: Redactor, capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            input,
+            redactor,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The session's adapter is running: runs are taken from now on.
+    pub fn started(&self) {
+        self.lock().started = true;
+    }
+
+    /// Whether runs are taken.
+    pub fn health(&self) -> Health {
+        let state = self.lock();
+        match (&state.closed, state.started) {
+            (Some(_), _) => Health::Closed,
+            (None, true) => Health::Ready,
+            (None, false) => Health::Starting,
+        }
+    }
+
+    /// A run kept for replay.
+    pub fn run(&self, run_id: &str) -> Option<Arc<RunLog>> {
+        self.lock()
+            .runs
+            .iter()
+            .find(|run| run.run_id == run_id)
+            .cloned()
+    }
+
+    /// Opens a run for `request`: its `RUN_STARTED`, what the adapter said since the last
+    /// run, and the request's new messages delivered to the adapter.
+    pub fn start_run(&self, request: &RunRequest) -> Result<Arc<RunLog>, Refused> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.closed {
+            return Err(Refused::Closed(reason.clone()));
+        }
+        if !state.started {
+            return Err(Refused::Starting);
+        }
+        if let Some(open) = &state.open {
+            return Err(Refused::Busy(open.log.run_id.clone()));
+        }
+        if state.runs.iter().any(|run| run.run_id == request.run_id) {
+            return Err(Refused::RunExists(request.run_id.clone()));
+        }
+        if let Some(served) = &state.thread_id
+            && *served != request.thread_id
+        {
+            return Err(Refused::OtherThread {
+                served: served.clone(),
+                asked: request.thread_id.clone(),
+            });
+        }
+        let Turn { input, message_ids } = request.turn(&state.delivered, &state.waiting_on)?;
+        state.thread_id = Some(request.thread_id.clone());
+        state.delivered.extend(message_ids);
+        state.waiting_on.clear();
+        let log = Arc::new(RunLog::new(request.run_id.clone(), self.capacity));
+        let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone());
+        let mut events = vec![mapper.start()];
+        if state.dropped > 0 {
+            events.push(AguiEvent::Custom {
+                name: String::from("log"),
+                value: serde_json::Value::String(format!(
+                    "{} earlier events from between runs were dropped (the buffer holds {})",
+                    state.dropped, self.capacity
+                )),
+            });
+            state.dropped = 0;
+        }
+        for event in std::mem::take(&mut state.held) {
+            // A turn that ended between runs (a background task's) does not end this run,
+            // and a question asked then is asked again when it matters.
+            let event = match event {
+                Event::Result(_) | Event::ResultWhileBusy(_) | Event::AwaitingInput => {
+                    Event::TurnStarted
+                }
+                other => other,
+            };
+            events.extend(mapper.map(event));
+        }
+        log.push(&events, false);
+        // The adapter returned already when this fails; the run ends then too.
+        let _delivered = self.input.send(input);
+        info!(run_id = %request.run_id, thread_id = %request.thread_id, "run started");
+        state.runs.push_back(Arc::clone(&log));
+        while state.runs.len() > KEPT_RUNS + 1 {
+            state.runs.pop_front();
+        }
+        state.open = Some(OpenRun {
+            log: Arc::clone(&log),
+            mapper,
+            interrupted: false,
+        });
+        Ok(log)
+    }
+
+    /// Stops the open run's turn; the run ends, cancelled, when the adapter reports it.
+    pub fn interrupt(&self) -> Result<String, Refused> {
+        let mut state = self.lock();
+        let Some(open) = state.open.as_mut() else {
+            return Err(Refused::NotRunning);
+        };
+        open.interrupted = true;
+        let run_id = open.log.run_id.clone();
+        let _delivered = self.input.send(Input::Interrupt);
+        info!(%run_id, "run interrupted");
+        Ok(run_id)
+    }
+
+    /// One event from the adapter: into the open run, or held for the next one.
+    pub fn event(&self, event: Event) {
+        let event = self.redactor.event(event);
+        let mut state = self.lock();
+        let Some(open) = state.open.as_mut() else {
+            if state.held.len() >= self.capacity {
+                state.held.pop_front();
+                state.dropped += 1;
+            }
+            state.held.push_back(event);
+            return;
+        };
+        let result = match &event {
+            Event::Result(result) => Some(result.clone()),
+            _ => None,
+        };
+        let events = open.mapper.map(event);
+        open.log.push(&events, false);
+        if let Some(result) = result {
+            self.finish(&mut state, Some(&result), None);
+        }
+    }
+
+    /// The adapter returned: the open run ends (with `failure`, if the session failed),
+    /// and no run is taken any more.
+    pub fn close(&self, reason: String, failure: Option<&str>) {
+        let mut state = self.lock();
+        if state.open.is_some() {
+            let failure = failure.map(|f| self.redactor.text(f).into_owned());
+            self.finish(
+                &mut state,
+                None,
+                Some(failure.as_deref().unwrap_or(&reason)),
+            );
+        }
+        state.closed = Some(reason);
+    }
+
+    /// Ends the open run: `error` makes it a `RUN_ERROR`; a failed result does too.
+    fn finish(&self, state: &mut State, result: Option<&ResultPayload>, error: Option<&str>) {
+        let Some(mut open) = state.open.take() else {
+            return;
+        };
+        let failed_result = result
+            .filter(|r| r.is_error == Some(true))
+            .map(failure_text);
+        let end = match (error, &failed_result) {
+            (Some(error), _) => RunEnd::Failed(error),
+            (None, Some(failure)) => RunEnd::Failed(failure),
+            (None, None) if open.interrupted => RunEnd::Cancelled,
+            (None, None) => RunEnd::Completed,
+        };
+        let events = open.mapper.finish(result, end);
+        if let Some(AguiEvent::RunFinished {
+            outcome: Some(outcome),
+            ..
+        }) = events.last()
+        {
+            state.waiting_on = interrupt_ids(outcome);
+        }
+        match end {
+            RunEnd::Failed(why) => warn!(run_id = %open.log.run_id, error = %why, "run failed"),
+            _ => info!(run_id = %open.log.run_id, "run finished"),
+        }
+        open.log.push(&events, true);
+    }
+}
+
+/// Words for a result that reports failure.
+fn failure_text(result: &ResultPayload) -> String {
+    match (&result.subtype, &result.result) {
+        (_, Some(text)) if !text.trim().is_empty() => text.clone(),
+        (Some(subtype), _) => format!("the agent's turn ended with {subtype}"),
+        (None, _) => String::from("the agent's turn failed"),
+    }
+}
+
+fn interrupt_ids(outcome: &serde_json::Value) -> Vec<String> {
+    outcome
+        .get("interrupts")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|interrupt| interrupt.get("id")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+    use ambient_agui::check_order;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn hub() -> (Hub, mpsc::UnboundedReceiver<Input>) {
+        let (input, inputs) = mpsc::unbounded_channel();
+        let hub = Hub::new(input, Redactor::default(), 64);
+        hub.started();
+        (hub, inputs)
+    }
+
+    fn request(run_id: &str, body: Value) -> RunRequest {
+        let mut body = body;
+        body["threadId"] = json!("t");
+        body["runId"] = json!(run_id);
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn said(run_id: &str, id: &str, text: &str) -> RunRequest {
+        request(
+            run_id,
+            json!({"messages": [{"id": id, "role": "user", "content": text}]}),
+        )
+    }
+
+    /// The run's events, parsed back.
+    fn events(log: &RunLog) -> Vec<AguiEvent> {
+        log.since(0)
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .collect()
+    }
+
+    fn result(subtype: &str, is_error: bool, text: &str) -> Event {
+        Event::Result(ResultPayload {
+            subtype: Some(subtype.to_owned()),
+            is_error: Some(is_error),
+            result: Some(text.to_owned()),
+            ..ResultPayload::default()
+        })
+    }
+
+    #[test]
+    fn what_the_agent_says_between_runs_opens_the_next_run_without_ending_it() {
+        let (hub, mut inputs) = hub();
+        // A background turn, finished while nobody asked.
+        hub.event(Event::Text(String::from("background done")));
+        hub.event(result("success", false, "background done"));
+        let log = hub.start_run(&said("r1", "u1", "hi")).unwrap();
+        assert_eq!(
+            inputs.try_recv().unwrap(),
+            Input::Message(String::from("hi"))
+        );
+        assert!(
+            !log.since(0).unwrap().ended,
+            "the held result ended the run"
+        );
+        hub.event(Event::Text(String::from("hi")));
+        hub.event(result("success", false, "hi"));
+        let events = events(&log);
+        check_order(&events).unwrap();
+        let kinds: Vec<&str> = events.iter().map(AguiEvent::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "RUN_STARTED",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "RUN_FINISHED"
+            ]
+        );
+        assert!(log.since(0).unwrap().ended);
+    }
+
+    #[test]
+    fn a_question_ends_the_run_as_an_interrupt_that_the_next_run_answers() {
+        let (hub, mut inputs) = hub();
+        let log = hub.start_run(&said("r1", "u1", "deploy")).unwrap();
+        hub.event(Event::Text(String::from("Approve the deploy?")));
+        hub.event(Event::AwaitingInput);
+        hub.event(result("awaiting_input", false, "Approve the deploy?"));
+        let Some(AguiEvent::RunFinished {
+            outcome: Some(outcome),
+            ..
+        }) = events(&log).pop()
+        else {
+            panic!("the run did not finish");
+        };
+        assert_eq!(outcome["type"], "interrupt");
+        assert_eq!(outcome["interrupts"][0]["message"], "Approve the deploy?");
+        let interrupt_id = outcome["interrupts"][0]["id"].as_str().unwrap().to_owned();
+        let wrong = request(
+            "r2",
+            json!({"messages": [], "resume": [{"interruptId": "other", "status": "resolved", "payload": "yes"}]}),
+        );
+        assert!(matches!(
+            hub.start_run(&wrong),
+            Err(Refused::UnknownInterrupt { .. })
+        ));
+        let answer = request(
+            "r2",
+            json!({"messages": [], "resume": [{"interruptId": interrupt_id, "status": "resolved", "payload": {"approved": true}}]}),
+        );
+        hub.start_run(&answer).unwrap();
+        inputs.try_recv().unwrap();
+        assert_eq!(
+            inputs.try_recv().unwrap(),
+            Input::Message(String::from(r#"{"approved":true}"#))
+        );
+    }
+
+    #[test]
+    fn a_failed_turn_and_an_ended_session_end_the_run_with_run_error() {
+        let (hub, _inputs) = hub();
+        let log = hub.start_run(&said("r1", "u1", "go")).unwrap();
+        hub.event(result("error", true, "ValueError: boom"));
+        assert_eq!(
+            events(&log).pop().unwrap(),
+            AguiEvent::RunError {
+                message: String::from("ValueError: boom")
+            }
+        );
+        let log = hub.start_run(&said("r2", "u2", "again")).unwrap();
+        hub.event(Event::TextDelta {
+            stream: String::from("m"),
+            data: String::from("half"),
+        });
+        hub.close(
+            String::from("the session failed"),
+            Some("the CLI exited with status 1"),
+        );
+        let events = events(&log);
+        check_order(&events).unwrap();
+        assert_eq!(
+            events.last().unwrap(),
+            &AguiEvent::RunError {
+                message: String::from("the CLI exited with status 1")
+            }
+        );
+        assert_eq!(
+            hub.start_run(&said("r3", "u3", "more")).unwrap_err(),
+            Refused::Closed(String::from("the session failed"))
+        );
+        assert_eq!(hub.health(), Health::Closed);
+    }
+
+    #[test]
+    fn runs_wait_for_the_session_to_start_and_only_the_last_few_are_kept() {
+        let (input, _inputs) = mpsc::unbounded_channel();
+        let hub = Hub::new(input, Redactor::default(), 8);
+        assert_eq!(hub.health(), Health::Starting);
+        assert_eq!(
+            hub.start_run(&said("r0", "u0", "hi")).unwrap_err(),
+            Refused::Starting
+        );
+        hub.started();
+        for n in 0..10 {
+            hub.start_run(&said(&format!("r{n}"), &format!("u{n}"), "hi"))
+                .unwrap();
+            hub.event(result("success", false, "hi"));
+        }
+        assert!(hub.run("r9").is_some());
+        assert!(hub.run(&format!("r{}", 9 - KEPT_RUNS)).is_some());
+        assert!(hub.run(&format!("r{}", 8 - KEPT_RUNS)).is_none());
+    }
+}

@@ -1,0 +1,287 @@
+//! A runner binary in the AG-UI serve mode, a client for it that reads SSE the way a
+//! browser's `EventSource` does (and can hang up after any event), and the check of
+//! events against the official AG-UI types (`ag-ui-protocol`, installed by
+//! `./scripts/test` into `.venv`).
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+use std::{path::Path, process::Stdio};
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::harness::{Finished, WAIT};
+
+/// The token the served runner expects.
+pub const SERVE_TOKEN: &str = "serve-token-e2e-7d41c0b9";
+
+/// A runner binary serving AG-UI on a loopback port it picked.
+#[derive(Debug)]
+pub struct Served {
+    /// The runner process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    client: reqwest::Client,
+    stderr: std::path::PathBuf,
+}
+
+/// The command for `binary` in the serve mode, with `workspace` as its workspace (where
+/// its stderr goes too) and nothing else from this process's environment.
+pub fn serve_command(binary: impl AsRef<Path>, workspace: &Path) -> Command {
+    let mut command = Command::new(binary.as_ref());
+    command
+        .env_clear()
+        .env("AGUI_LISTEN", "127.0.0.1:0")
+        .env("AGUI_TOKEN", SERVE_TOKEN)
+        .env("WORKSPACE_PATH", workspace)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(workspace.join("runner-stderr.log")).unwrap())
+        .kill_on_drop(true);
+    command
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sse {
+    /// Its `id:`.
+    pub id: u64,
+    /// Its `data:`, parsed.
+    pub data: Value,
+}
+
+impl Sse {
+    /// The AG-UI event type.
+    pub fn kind(&self) -> &str {
+        self.data["type"].as_str().unwrap_or_default()
+    }
+}
+
+impl Served {
+    /// Starts `command` (from [`serve_command`]) and waits for the address it announces
+    /// once it takes runs.
+    pub async fn start(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the runner announces its address in time")
+            .unwrap()
+            .expect("the runner printed its address before exiting");
+        let url = first
+            .strip_prefix("ag-ui listening on ")
+            .unwrap_or_else(|| panic!("not an announcement: {first}"))
+            .to_owned();
+        // The rest of stdout is drained so that the runner never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let _installed = rustls::crypto::ring::default_provider().install_default();
+        let stderr = command
+            .as_std()
+            .get_envs()
+            .find(|(key, _)| *key == "WORKSPACE_PATH")
+            .and_then(|(_, value)| value)
+            .map(|workspace| Path::new(workspace).join("runner-stderr.log"))
+            .unwrap_or_default();
+        Self {
+            child,
+            url,
+            client: reqwest::Client::new(),
+            stderr,
+        }
+    }
+
+    /// A request to `path` with the token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(SERVE_TOKEN)
+    }
+
+    /// `GET path` with the token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /run` with `body`; the response streams the run.
+    pub async fn post_run(&self, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/run")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A whole run: posts it and reads its stream to the end.
+    pub async fn run(&self, body: &Value) -> Vec<Sse> {
+        let response = self.post_run(body).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        read_sse(response, None).await
+    }
+
+    /// `GET /runs/{run_id}/events` from after event `last` (`Last-Event-ID`).
+    pub async fn events_after(&self, run_id: &str, last: impl ToString) -> reqwest::Response {
+        self.request(reqwest::Method::GET, &format!("/runs/{run_id}/events"))
+            .header("last-event-id", last.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /interrupt`.
+    pub async fn interrupt(&self) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/interrupt")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the runner with SIGTERM (by its pid) and collects what it left.
+    pub async fn stop(mut self) -> Finished {
+        if let Some(pid) = self.child.id() {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the runner stops in time")
+            .unwrap();
+        Finished {
+            code: status.code(),
+            stdout: String::new(),
+            stderr: self.log(),
+        }
+    }
+
+    /// What the runner logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// A run request with one user message.
+pub fn run_input(thread_id: &str, run_id: &str, messages: &[(&str, &str, &str)]) -> Value {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(id, role, content)| serde_json::json!({"id": id, "role": role, "content": content}))
+        .collect();
+    serde_json::json!({
+        "threadId": thread_id,
+        "runId": run_id,
+        "messages": messages,
+        "tools": [],
+        "context": [],
+        "state": {},
+        "forwardedProps": {},
+    })
+}
+
+/// Reads `response` as SSE until it ends, or until `limit` events were read (then the
+/// connection is dropped: a cut). Keep-alive comments are skipped.
+pub async fn read_sse(mut response: reqwest::Response, limit: Option<usize>) -> Vec<Sse> {
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    loop {
+        if limit.is_some_and(|limit| events.len() >= limit) {
+            return events;
+        }
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .expect("the stream moves in time")
+            .unwrap();
+        let Some(chunk) = chunk else {
+            assert!(
+                buffer.trim().is_empty(),
+                "the stream ended mid-event: {buffer}"
+            );
+            return events;
+        };
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("id: ") {
+                    id = Some(value.parse().unwrap());
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(value).unwrap());
+                }
+            }
+            if let (Some(id), Some(data)) = (id, data) {
+                if limit.is_some_and(|limit| events.len() >= limit) {
+                    return events;
+                }
+                events.push(Sse { id, data });
+            }
+        }
+    }
+}
+
+const VALIDATE: &str = r#"
+import json, sys
+from pydantic import BaseModel, TypeAdapter
+from ag_ui.core import Event
+from ag_ui.core.capabilities import AgentCapabilities
+
+def unknown_fields(value, path):
+    # The official models keep unknown fields instead of refusing them; a field the
+    # protocol does not define is an error here.
+    found = []
+    if isinstance(value, BaseModel):
+        found += [f"{path}.{key}" for key in (value.model_extra or {})]
+        for name in type(value).model_fields:
+            found += unknown_fields(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += unknown_fields(item, f"{path}[{index}]")
+    return found
+
+kind, path = sys.argv[1], sys.argv[2]
+adapter = TypeAdapter(Event) if kind == "events" else TypeAdapter(AgentCapabilities)
+for number, line in enumerate(open(path), 1):
+    raw = json.loads(line)
+    model = adapter.validate_python(raw)
+    unknown = unknown_fields(model, raw.get("type", kind))
+    assert not unknown, f"line {number}: fields the protocol does not define: {unknown}"
+    back = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert back == raw, f"line {number}: {raw} reads back as {back}"
+print(f"{number} valid")
+"#;
+
+/// Checks every value against the official AG-UI types: `kind` is `events` (each an
+/// `Event`) or `capabilities` (each an `AgentCapabilities`). A value must validate, carry
+/// no field the protocol does not define, and read back as itself.
+pub fn validate_with_official_types(kind: &str, values: &[Value]) {
+    assert!(!values.is_empty(), "nothing to validate");
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("values.jsonl");
+    let lines: Vec<String> = values.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let python = crate::langgraph::venv().join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/test",
+        python.display()
+    );
+    let output = std::process::Command::new(python)
+        .args(["-c", VALIDATE, kind])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the official AG-UI types refused a value:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
