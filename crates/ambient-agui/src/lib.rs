@@ -27,6 +27,9 @@ use serde_json::Value;
 
 pub use replay::{Numbered, ReplayBuffer, ReplayGap};
 
+/// The result subtype of a turn that stopped on a question the agent waits on.
+pub const AWAITING_INPUT: &str = "awaiting_input";
+
 /// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
 /// in camel case). It reads back from that JSON too, so that a client (a test) can check
 /// what it received with [`check_order`].
@@ -177,6 +180,8 @@ pub struct AguiMapper {
     next_id: u64,
     /// Whether the agent asked a question it waits on.
     waiting: bool,
+    /// The last whole text: the question, when the agent asks one.
+    last_text: Option<String>,
 }
 
 impl AguiMapper {
@@ -189,6 +194,7 @@ impl AguiMapper {
             closed: HashSet::new(),
             next_id: 0,
             waiting: false,
+            last_text: None,
         }
     }
 
@@ -233,6 +239,7 @@ impl AguiMapper {
                 events
             }
             Event::Text(text) => {
+                self.last_text = Some(text.clone());
                 // A streamed text ends with its whole text: the stream's message closes.
                 if let Some((stream, _)) = &self.open {
                     self.closed.insert(stream.clone());
@@ -295,6 +302,13 @@ impl AguiMapper {
                 self.waiting = true;
                 self.close_text()
             }
+            // A turn that ends on a question (LangGraph's interrupt) says so in its subtype.
+            Event::Result(result) | Event::ResultWhileBusy(result)
+                if result.subtype.as_deref() == Some(AWAITING_INPUT) =>
+            {
+                self.waiting = true;
+                self.close_text()
+            }
             // The run's end is `finish`'s; a turn start is the run's start.
             Event::TurnStarted | Event::Result(_) | Event::ResultWhileBusy(_) => self.close_text(),
         }
@@ -315,7 +329,10 @@ impl AguiMapper {
             RunEnd::Cancelled => serde_json::json!({"type": "cancelled"}),
             RunEnd::Completed if !self.waiting => serde_json::json!({"type": "success"}),
             RunEnd::Completed => {
-                let question = result.and_then(|r| r.result.clone()).unwrap_or_default();
+                let question = result
+                    .and_then(|r| r.result.clone())
+                    .or_else(|| self.last_text.clone())
+                    .unwrap_or_default();
                 serde_json::json!({
                     "type": "interrupt",
                     "interrupts": [{"id": self.id("interrupt"), "reason": "input_required", "message": question}],

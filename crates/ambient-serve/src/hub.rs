@@ -3,7 +3,8 @@
 //!
 //! The session's adapter runs once, in interactive mode, for the life of the process. A
 //! run is one turn of it: it opens when a run request delivers the caller's new messages
-//! (or answers) to the adapter, and it ends at the adapter's next [`Event::Result`]. Every
+//! (or answers) to the adapter, and it ends at the adapter's next [`Event::Result`] (or a
+//! question it asks on its own, [`Event::AwaitingInput`]). Every
 //! event of a run is numbered and kept in the run's [`ReplayBuffer`], where each SSE
 //! connection reads it from; a connection that drops takes nothing with it.
 
@@ -335,14 +336,17 @@ impl Hub {
             state.held.push_back(event);
             return;
         };
-        let result = match &event {
-            Event::Result(result) => Some(result.clone()),
-            _ => None,
+        // A turn ends with its result, or with a question asked on its own (the agent
+        // waits for the user either way).
+        let (ends, result) = match &event {
+            Event::Result(result) => (true, Some(result.clone())),
+            Event::AwaitingInput => (true, None),
+            _ => (false, None),
         };
         let events = open.mapper.map(event);
         open.log.push(&events, false);
-        if let Some(result) = result {
-            self.finish(&mut state, Some(&result), None);
+        if ends {
+            self.finish(&mut state, result.as_ref(), None);
         }
     }
 
@@ -500,7 +504,6 @@ mod tests {
         let (hub, mut inputs) = hub();
         let log = hub.start_run(&said("r1", "u1", "deploy")).unwrap();
         hub.event(Event::Text(String::from("Approve the deploy?")));
-        hub.event(Event::AwaitingInput);
         hub.event(result("awaiting_input", false, "Approve the deploy?"));
         let Some(AguiEvent::RunFinished {
             outcome: Some(outcome),
@@ -524,12 +527,25 @@ mod tests {
             "r2",
             json!({"messages": [], "resume": [{"interruptId": interrupt_id, "status": "resolved", "payload": {"approved": true}}]}),
         );
-        hub.start_run(&answer).unwrap();
+        let log = hub.start_run(&answer).unwrap();
         inputs.try_recv().unwrap();
         assert_eq!(
             inputs.try_recv().unwrap(),
             Input::Message(String::from(r#"{"approved":true}"#))
         );
+        // One more question, asked without a result: the run ends on it all the same.
+        hub.event(Event::Text(String::from("And the region?")));
+        hub.event(Event::AwaitingInput);
+        let events = events(&log);
+        check_order(&events).unwrap();
+        let Some(AguiEvent::RunFinished {
+            outcome: Some(outcome),
+            ..
+        }) = events.last()
+        else {
+            panic!("the run did not finish: {events:?}");
+        };
+        assert_eq!(outcome["interrupts"][0]["message"], "And the region?");
     }
 
     #[test]

@@ -169,7 +169,22 @@ impl Served {
     }
 }
 
-/// A run request with one user message.
+/// Checks one whole run as a client received it: ids 1, 2, 3…; every event valid for the
+/// official AG-UI types; the protocol's ordering rules. Returns the events parsed.
+pub fn check_run(events: &[Sse]) -> Vec<ambient_agui::AguiEvent> {
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
+    let data: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
+    validate_with_official_types("events", &data);
+    let parsed: Vec<ambient_agui::AguiEvent> = data
+        .into_iter()
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    ambient_agui::check_order(&parsed).unwrap();
+    parsed
+}
+
+/// A run request with the conversation `messages` (id, role, content).
 pub fn run_input(thread_id: &str, run_id: &str, messages: &[(&str, &str, &str)]) -> Value {
     let messages: Vec<Value> = messages
         .iter()
