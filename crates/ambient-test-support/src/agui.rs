@@ -184,6 +184,23 @@ pub fn check_run(events: &[Sse]) -> Vec<ambient_agui::AguiEvent> {
     parsed
 }
 
+/// The text of a run's messages, one string per message.
+pub fn message_texts(events: &[ambient_agui::AguiEvent]) -> Vec<String> {
+    let mut texts: Vec<String> = Vec::new();
+    for event in events {
+        match event {
+            ambient_agui::AguiEvent::TextMessageStart { .. } => texts.push(String::new()),
+            ambient_agui::AguiEvent::TextMessageContent { delta, .. } => {
+                if let Some(text) = texts.last_mut() {
+                    text.push_str(delta);
+                }
+            }
+            _ => {}
+        }
+    }
+    texts
+}
+
 /// A run request with the conversation `messages` (id, role, content).
 pub fn run_input(thread_id: &str, run_id: &str, messages: &[(&str, &str, &str)]) -> Value {
     let messages: Vec<Value> = messages

@@ -6,6 +6,7 @@
 
 mod fake;
 mod manifest;
+mod serve;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,8 @@
 use ambient_agui::AguiEvent;
 use ambient_test_support::{
     agui::{
-        Served, Sse, check_run, read_sse, run_input, serve_command, validate_with_official_types,
+        Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
+        validate_with_official_types,
     },
     langgraph::{LangGraphDev, venv},
 };
@@ -41,21 +42,6 @@ async fn serve(
     Served::start(command).await
 }
 
-/// The text of the run's messages, one string per message.
-fn messages(events: &[AguiEvent]) -> Vec<String> {
-    let mut texts: Vec<String> = Vec::new();
-    for event in events {
-        match event {
-            AguiEvent::TextMessageStart { .. } => texts.push(String::new()),
-            AguiEvent::TextMessageContent { delta, .. } => {
-                texts.last_mut().unwrap().push_str(delta);
-            }
-            _ => {}
-        }
-    }
-    texts
-}
-
 fn logs(events: &[AguiEvent]) -> Vec<String> {
     events
         .iter()
@@ -79,7 +65,10 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
             .run(&run_input("t", "r1", &[("u1", "user", "hello")]))
             .await,
     );
-    assert_eq!(messages(&first), ["You said hello, streamed word by word."]);
+    assert_eq!(
+        message_texts(&first),
+        ["You said hello, streamed word by word."]
+    );
     let deltas = first
         .iter()
         .filter(|e| matches!(e, AguiEvent::TextMessageContent { .. }))
@@ -111,7 +100,7 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
             .await,
     );
     assert_eq!(
-        messages(&second),
+        message_texts(&second),
         ["You said again, streamed word by word."]
     );
     let AguiEvent::RunFinished { result, .. } = second.last().unwrap() else {
@@ -157,7 +146,7 @@ async fn a_tool_call_and_its_result_share_their_id() {
         AguiEvent::ToolCallResult { tool_call_id, content, .. }
             if tool_call_id == "call_weather_1" && content == "sunny in Paris")));
     assert_eq!(
-        messages(&events).last().unwrap(),
+        message_texts(&events).last().unwrap(),
         "The weather tool says: sunny in Paris."
     );
     assert_eq!(served.stop().await.code, Some(143));
@@ -182,7 +171,7 @@ async fn a_question_is_an_interrupt_outcome_and_the_answer_resumes(
             .await,
     );
     assert_eq!(logs(&asked), [r#"prepare: {"note":"prepared deploy v2"}"#]);
-    assert_eq!(messages(&asked), ["Approve this request?"]);
+    assert_eq!(message_texts(&asked), ["Approve this request?"]);
     let AguiEvent::RunFinished {
         outcome: Some(outcome),
         ..

@@ -1,0 +1,171 @@
+//! The AG-UI serve mode with the real Claude Code CLI against the mock Anthropic API: one
+//! long-lived CLI serves run after run; every event is checked against the official
+//! AG-UI types and the ordering rules.
+
+use ambient_adapter_claude::SESSION_ANNOTATION;
+use ambient_agui::AguiEvent;
+use ambient_test_support::{
+    agui::{
+        SERVE_TOKEN, Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
+        validate_with_official_types,
+    },
+    anthropic::MockAnthropic,
+};
+use serde_json::{Value, json};
+
+use crate::{API_KEY, pinned_cli};
+
+async fn serve(
+    mock: &MockAnthropic,
+    workspace: &std::path::Path,
+    home: &std::path::Path,
+) -> Served {
+    let (binary, version) = pinned_cli();
+    let mut command = serve_command(env!("CARGO_BIN_EXE_claude-runner"), workspace);
+    command
+        .env("CLAUDE_BIN", binary)
+        .env("CLAUDE_CLI_VERSION", version)
+        .env("ANTHROPIC_BASE_URL", mock.url())
+        .env("ANTHROPIC_API_KEY", API_KEY)
+        .env("HOME", home)
+        .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("IS_SANDBOX", "1")
+        .env("TMPDIR", home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    Served::start(command).await
+}
+
+/// The run's `RUN_FINISHED` result and outcome.
+fn finished(events: &[AguiEvent]) -> (Value, Value) {
+    match events.last() {
+        Some(AguiEvent::RunFinished {
+            result: Some(result),
+            outcome: Some(outcome),
+            ..
+        }) => (result.clone(), outcome.clone()),
+        other => panic!("the run did not finish: {other:?}"),
+    }
+}
+
+/// The conversation so far plus a new user message, as a client sends it.
+fn say(conversation: &mut Vec<(String, String, String)>, run: &str, text: &str) -> Value {
+    conversation.push((format!("u-{run}"), String::from("user"), text.to_owned()));
+    let messages: Vec<(&str, &str, &str)> = conversation
+        .iter()
+        .map(|(id, role, content)| (id.as_str(), role.as_str(), content.as_str()))
+        .collect();
+    let body = run_input("thread-1", run, &messages);
+    conversation.push((
+        format!("a-{run}"),
+        String::from("assistant"),
+        String::from("…"),
+    ));
+    body
+}
+
+#[tokio::test]
+async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_after_run() {
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let served = serve(&mock, workspace.path(), home.path()).await;
+    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
+    assert_eq!(capabilities["identity"]["type"], "claude-code");
+    validate_with_official_types("capabilities", &[capabilities]);
+    let mut conversation = Vec::new();
+
+    let hello = served.run(&say(&mut conversation, "r1", "hello")).await;
+    let hello = check_run(&hello);
+    assert_eq!(message_texts(&hello), ["Hello from mock (turn 1)."]);
+    let deltas = hello
+        .iter()
+        .filter(|e| matches!(e, AguiEvent::TextMessageContent { .. }))
+        .count();
+    assert!(deltas > 1, "the answer was not streamed: {hello:?}");
+    let (result, outcome) = finished(&hello);
+    assert_eq!(outcome, json!({"type": "success"}));
+    let cli_session = result["session_id"].as_str().unwrap().to_owned();
+
+    let tool = check_run(
+        &served
+            .run(&say(&mut conversation, "r2", "MOCK_TOOL_BASH please"))
+            .await,
+    );
+    let calls: Vec<&AguiEvent> = tool
+        .iter()
+        .filter(|e| e.kind().starts_with("TOOL_CALL"))
+        .collect();
+    assert_eq!(calls.len(), 4, "{tool:?}");
+    let AguiEvent::ToolCallStart {
+        tool_call_id,
+        tool_call_name,
+    } = calls[0]
+    else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(tool_call_name, "Bash");
+    let AguiEvent::ToolCallResult {
+        tool_call_id: answered,
+        content,
+        ..
+    } = calls[3]
+    else {
+        panic!("{calls:?}");
+    };
+    assert_eq!((answered, content.trim()), (tool_call_id, "hi"));
+    assert_eq!(message_texts(&tool).last().unwrap(), "The tool said: hi.");
+
+    // An interrupt in the middle of a long answer: the run ends cancelled, at once.
+    let response = served
+        .post_run(&say(&mut conversation, "r3", "MOCK_SLOW story"))
+        .await;
+    let mut story: Vec<Sse> = read_sse(response, Some(3)).await;
+    assert_eq!(story[2].kind(), "TEXT_MESSAGE_CONTENT", "{story:?}");
+    assert_eq!(served.interrupt().await.status(), 202);
+    story.extend(read_sse(served.events_after("r3", story[2].id).await, None).await);
+    let story = check_run(&story);
+    let (result, outcome) = finished(&story);
+    assert_eq!(outcome, json!({"type": "cancelled"}));
+    assert_eq!(result["subtype"], "interrupted");
+    assert!(
+        !message_texts(&story).concat().contains("word100"),
+        "the story ran to its end"
+    );
+
+    let after = check_run(
+        &served
+            .run(&say(&mut conversation, "r4", "after the interrupt"))
+            .await,
+    );
+    assert_eq!(finished(&after).1, json!({"type": "success"}));
+    assert!(
+        message_texts(&after)
+            .concat()
+            .starts_with("Hello from mock"),
+        "{after:?}"
+    );
+
+    let failed = check_run(
+        &served
+            .run(&say(&mut conversation, "r5", "MOCK_ERR500"))
+            .await,
+    );
+    let Some(AguiEvent::RunError { message }) = failed.last() else {
+        panic!("{failed:?}");
+    };
+    assert!(message.contains("API Error: 500"), "{message}");
+
+    // The CLI's session is kept on the workspace, for a pod that restarts.
+    let kept: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.path().join(".ambient-runner/continuation.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept[SESSION_ANNOTATION], json!(cli_session));
+    let stopped = served.stop().await;
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+    for secret in [API_KEY, SERVE_TOKEN] {
+        assert!(!stopped.stderr.contains(secret), "a secret reached the log");
+    }
+}
