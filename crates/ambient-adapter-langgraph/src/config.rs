@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 /// The stream modes every run asks for: `updates` carries node outputs, whole messages
 /// and interrupts (without it the server hides interrupts), `messages-tuple` the tokens,
-/// `custom` what nodes write to the stream.
-pub const REQUIRED_STREAM_MODES: [&str; 3] = ["updates", "messages-tuple", "custom"];
+/// `custom` what nodes write to the stream, `values` the graph's state after each step
+/// (the AG-UI serve mode streams it; the WebSocket protocol has no frame for it).
+pub const REQUIRED_STREAM_MODES: [&str; 4] = ["updates", "messages-tuple", "custom", "values"];
 
 /// The stream modes a server knows.
 const KNOWN_STREAM_MODES: [&str; 9] = [

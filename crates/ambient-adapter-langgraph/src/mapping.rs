@@ -104,6 +104,14 @@ impl StreamMapper {
             "messages" => self.message_chunk(&event.data),
             "updates" => self.updates(&event.data),
             "custom" => vec![Event::Log(shorten(&compact(&event.data)))],
+            // The root graph's state; a subgraph's is its own business.
+            "values" if event.ns.is_empty() => {
+                let mut state = event.data.clone();
+                if let Value::Object(values) = &mut state {
+                    values.remove("__interrupt__");
+                }
+                vec![Event::State(state)]
+            }
             "error" => {
                 let kind = event
                     .data
@@ -119,7 +127,7 @@ impl StreamMapper {
                 self.error = Some(reason.clone());
                 vec![Event::Log(format!("graph error: {reason}"))]
             }
-            // Full states, checkpoints and task records repeat what updates say.
+            // Checkpoints and task records repeat what updates say.
             _ => Vec::new(),
         }
     }

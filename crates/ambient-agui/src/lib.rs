@@ -10,6 +10,8 @@
 //! - a tool call as `TOOL_CALL_START`, `TOOL_CALL_ARGS`, `TOOL_CALL_END`, and its result
 //!   as `TOOL_CALL_RESULT`;
 //! - log lines as `CUSTOM` events named `log`;
+//! - the agent's state (a LangGraph graph's values) as a `STATE_SNAPSHOT`, then
+//!   `STATE_DELTA` JSON Patches;
 //! - a question the agent waits on (a LangGraph interrupt) as the run's `interrupt`
 //!   outcome.
 //!
@@ -18,6 +20,7 @@
 //! that reconnects with `Last-Event-ID` gets every event after it.
 
 mod replay;
+mod state;
 
 use std::collections::HashSet;
 
@@ -26,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use replay::{Numbered, ReplayBuffer, ReplayGap};
+pub use state::diff as state_diff;
 
 /// The result subtype of a turn that stopped on a question the agent waits on.
 pub const AWAITING_INPUT: &str = "awaiting_input";
@@ -119,6 +123,16 @@ pub enum AguiEvent {
         /// Always `tool`.
         role: Role,
     },
+    /// The agent's state, whole.
+    StateSnapshot {
+        /// The state.
+        snapshot: Value,
+    },
+    /// A change to the agent's state, as a JSON Patch (RFC 6902) on the last one.
+    StateDelta {
+        /// The patch's operations.
+        delta: Vec<Value>,
+    },
     /// Anything else the agent reports.
     Custom {
         /// What it is (`log`).
@@ -163,6 +177,8 @@ impl AguiEvent {
             Self::ToolCallArgs { .. } => "TOOL_CALL_ARGS",
             Self::ToolCallEnd { .. } => "TOOL_CALL_END",
             Self::ToolCallResult { .. } => "TOOL_CALL_RESULT",
+            Self::StateSnapshot { .. } => "STATE_SNAPSHOT",
+            Self::StateDelta { .. } => "STATE_DELTA",
             Self::Custom { .. } => "CUSTOM",
         }
     }
@@ -182,6 +198,8 @@ pub struct AguiMapper {
     waiting: bool,
     /// The last whole text: the question, when the agent asks one.
     last_text: Option<String>,
+    /// The agent's state as last sent, which the next delta patches.
+    state: Option<Value>,
 }
 
 impl AguiMapper {
@@ -195,6 +213,7 @@ impl AguiMapper {
             next_id: 0,
             waiting: false,
             last_text: None,
+            state: None,
         }
     }
 
@@ -301,6 +320,23 @@ impl AguiMapper {
             Event::AwaitingInput => {
                 self.waiting = true;
                 self.close_text()
+            }
+            // The first state of a run goes whole, the rest as patches on it.
+            Event::State(state) => {
+                let event = match &self.state {
+                    None => AguiEvent::StateSnapshot {
+                        snapshot: state.clone(),
+                    },
+                    Some(last) => {
+                        let delta = state::diff(last, &state);
+                        if delta.is_empty() {
+                            return Vec::new();
+                        }
+                        AguiEvent::StateDelta { delta }
+                    }
+                };
+                self.state = Some(state);
+                vec![event]
             }
             // A turn that ends on a question (LangGraph's interrupt) says so in its subtype.
             Event::Result(result) | Event::ResultWhileBusy(result)

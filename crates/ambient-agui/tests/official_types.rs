@@ -29,6 +29,10 @@ fn every_event_is_valid_for_the_official_types() {
             content: json!([{"type": "text", "text": "hi"}]),
             is_error: Some(false),
         },
+        Event::State(json!({"messages": [{"type": "human", "content": "hi"}], "step/name": "a"})),
+        Event::State(
+            json!({"messages": [{"type": "human", "content": "hi"}, {"type": "ai", "content": "hello"}], "step/name": "b"}),
+        ),
         Event::Text(String::from("Approve the deploy?")),
         Event::AwaitingInput,
     ] {
@@ -42,9 +46,14 @@ fn every_event_is_valid_for_the_official_types() {
     };
     events.extend(mapper.finish(Some(&result), RunEnd::Completed));
     check_order(&events).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind()).collect();
+    assert!(kinds.contains(&"STATE_SNAPSHOT") && kinds.contains(&"STATE_DELTA"));
     let mut failed = AguiMapper::new("thread-1", "run-2");
     events.push(failed.start());
     events.extend(failed.finish(None, RunEnd::Failed("the graph failed")));
+    let mut cancelled = AguiMapper::new("thread-1", "run-3");
+    events.push(cancelled.start());
+    events.extend(cancelled.finish(None, RunEnd::Cancelled));
 
     let values: Vec<serde_json::Value> = events
         .iter()

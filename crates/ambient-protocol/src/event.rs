@@ -50,6 +50,10 @@ pub enum Event {
     /// The end of a run or turn, with what the framework reported. In an interactive
     /// session the agent then waits for the user.
     Result(ResultPayload),
+    /// The agent's state as a whole after a step (a LangGraph graph's values). The
+    /// WebSocket protocol has no frame for it; the AG-UI serve mode streams it as state
+    /// snapshots and deltas.
+    State(Value),
     /// The end of a turn while the agent is still busy (a message already queued, a task
     /// still running in the background): relayed like [`Event::Result`], but the session
     /// is not waiting for the user.
@@ -68,9 +72,9 @@ impl EventMapper {
         Self::default()
     }
 
-    /// The frame an event becomes.
-    pub fn map(&mut self, event: Event) -> Outbound {
-        match event {
+    /// The frame an event becomes; none for the agent's state, which has no frame.
+    pub fn map(&mut self, event: Event) -> Option<Outbound> {
+        let frame = match event {
             Event::Log(message) => Outbound::Log { message },
             Event::TurnStarted => {
                 self.next_fragment.clear();
@@ -107,6 +111,8 @@ impl EventMapper {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }
-        }
+            Event::State(_) => return None,
+        };
+        Some(frame)
     }
 }

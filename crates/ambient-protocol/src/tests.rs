@@ -395,34 +395,43 @@ fn status_bodies() {
 }
 
 #[test]
+fn the_agents_state_has_no_frame() {
+    let mut mapper = EventMapper::new();
+    assert_eq!(mapper.map(Event::State(json!({"step": 1}))), None);
+}
+
+#[test]
 fn events_map_to_frames() {
     let mut mapper = EventMapper::new();
     let delta = |data: &str| Event::TextDelta {
         stream: String::from("m1"),
         data: data.to_owned(),
     };
-    assert_eq!(mapper.map(Event::TurnStarted), Outbound::Running);
-    let first = mapper.map(delta("He"));
-    let second = mapper.map(delta("llo"));
+    assert_eq!(mapper.map(Event::TurnStarted).unwrap(), Outbound::Running);
+    let first = mapper.map(delta("He")).unwrap();
+    let second = mapper.map(delta("llo")).unwrap();
     assert!(matches!(first, Outbound::Partial(Partial { index: 0, .. })));
     assert!(
         matches!(second, Outbound::Partial(Partial { index: 1, ref data, .. }) if data == "llo")
     );
     assert_eq!(
-        mapper.map(Event::Text(String::from("Hello"))),
+        mapper.map(Event::Text(String::from("Hello"))).unwrap(),
         Outbound::TextBlock {
             text: String::from("Hello")
         }
     );
-    assert_eq!(mapper.map(Event::AwaitingInput), Outbound::Waiting);
+    assert_eq!(mapper.map(Event::AwaitingInput).unwrap(), Outbound::Waiting);
     assert_eq!(
-        mapper.map(Event::Log(String::from("x"))).message_type(),
+        mapper
+            .map(Event::Log(String::from("x")))
+            .unwrap()
+            .message_type(),
         MessageType::SystemMessage
     );
     // A new turn numbers its fragments from 0 again.
-    mapper.map(Event::Result(ResultPayload::default()));
+    mapper.map(Event::Result(ResultPayload::default())).unwrap();
     assert!(matches!(
-        mapper.map(delta("x")),
+        mapper.map(delta("x")).unwrap(),
         Outbound::Partial(Partial { index: 0, .. })
     ));
 }

@@ -162,7 +162,7 @@ impl Redactor {
                     self.string(id);
                 }
             }
-            Event::ToolResult { content, .. } => self.value(content),
+            Event::ToolResult { content, .. } | Event::State(content) => self.value(content),
             Event::Result(result) | Event::ResultWhileBusy(result) => self.result(result),
             Event::TurnStarted | Event::AwaitingInput => {}
         }
@@ -359,6 +359,7 @@ mod tests {
                 result: Some(String::from("planted-secret-42")),
                 ..ResultPayload::default()
             }),
+            Event::State(json!({"token": "planted-secret-42"})),
         ];
         for event in events {
             let scrubbed = r.event(event);

@@ -530,7 +530,12 @@ impl Run {
         match output {
             SessionOutput::Event(event) => {
                 let ends_turn = matches!(event, Event::Result(_));
-                let mut frames = vec![self.redactor.outbound(self.mapper.map(event))];
+                let mut frames: Vec<Outbound> = self
+                    .mapper
+                    .map(event)
+                    .map(|frame| self.redactor.outbound(frame))
+                    .into_iter()
+                    .collect();
                 if ends_turn && self.config.mode == Mode::Interactive {
                     frames.push(Outbound::Waiting);
                 }

@@ -184,6 +184,45 @@ pub fn check_run(events: &[Sse]) -> Vec<ambient_agui::AguiEvent> {
     parsed
 }
 
+/// Applies a JSON Patch of `add`, `remove` and `replace` operations (what the runner's
+/// `STATE_DELTA` events carry) to `state`, as an AG-UI consumer would.
+pub fn apply_patch(state: &mut Value, patch: &[Value]) {
+    for operation in patch {
+        let path = operation["path"].as_str().unwrap();
+        if path.is_empty() {
+            *state = operation["value"].clone();
+            continue;
+        }
+        let segments: Vec<String> = path[1..]
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        let (last, parents) = segments.split_last().unwrap();
+        let mut target = &mut *state;
+        for segment in parents {
+            target = match target {
+                Value::Array(items) => &mut items[segment.parse::<usize>().unwrap()],
+                other => &mut other[segment.as_str()],
+            };
+        }
+        match (operation["op"].as_str().unwrap(), target) {
+            ("remove", Value::Object(map)) => {
+                map.remove(last);
+            }
+            ("add", Value::Array(items)) => {
+                items.insert(last.parse::<usize>().unwrap(), operation["value"].clone())
+            }
+            ("replace", Value::Array(items)) => {
+                items[last.parse::<usize>().unwrap()] = operation["value"].clone();
+            }
+            ("add" | "replace", Value::Object(map)) => {
+                map.insert(last.clone(), operation["value"].clone());
+            }
+            (op, target) => panic!("cannot {op} {path} in {target}"),
+        }
+    }
+}
+
 /// The text of a run's messages, one string per message.
 pub fn message_texts(events: &[ambient_agui::AguiEvent]) -> Vec<String> {
     let mut texts: Vec<String> = Vec::new();

@@ -5,7 +5,7 @@
 use ambient_agui::AguiEvent;
 use ambient_test_support::{
     agui::{
-        Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
+        Served, Sse, apply_patch, check_run, message_texts, read_sse, run_input, serve_command,
         validate_with_official_types,
     },
     langgraph::{LangGraphDev, venv},
@@ -42,6 +42,22 @@ async fn serve(
     Served::start(command).await
 }
 
+/// The graph's state at the end of a run: its snapshot, patched by every delta after it.
+fn final_state(events: &[AguiEvent]) -> Value {
+    let mut state = None;
+    for event in events {
+        match event {
+            AguiEvent::StateSnapshot { snapshot } => state = Some(snapshot.clone()),
+            AguiEvent::StateDelta { delta } => {
+                let state = state.as_mut().expect("a delta before the snapshot");
+                apply_patch(state, delta);
+            }
+            _ => {}
+        }
+    }
+    state.expect("the run carried no state")
+}
+
 fn logs(events: &[AguiEvent]) -> Vec<String> {
     events
         .iter()
@@ -74,6 +90,11 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
         .filter(|e| matches!(e, AguiEvent::TextMessageContent { .. }))
         .count();
     assert!(deltas > 3, "the reply was not streamed: {first:?}");
+    let state = final_state(&first);
+    assert_eq!(
+        state["messages"].as_array().unwrap().last().unwrap()["content"],
+        "You said hello, streamed word by word."
+    );
     let AguiEvent::RunFinished {
         result, outcome, ..
     } = first.last().unwrap()
@@ -108,6 +129,11 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
     };
     assert_eq!(result.as_ref().unwrap()["session_id"], json!(thread));
     assert_eq!(result.as_ref().unwrap()["num_turns"], json!(2));
+    // The thread's state carries both exchanges.
+    assert_eq!(
+        final_state(&second)["messages"].as_array().unwrap().len(),
+        4
+    );
     // The thread is kept on the workspace, for a pod that restarts.
     let kept = std::fs::read_to_string(workspace.path().join(".ambient-runner/continuation.json"))
         .unwrap();
@@ -172,6 +198,10 @@ async fn a_question_is_an_interrupt_outcome_and_the_answer_resumes(
     );
     assert_eq!(logs(&asked), [r#"prepare: {"note":"prepared deploy v2"}"#]);
     assert_eq!(message_texts(&asked), ["Approve this request?"]);
+    assert_eq!(
+        final_state(&asked),
+        json!({"request": "deploy v2", "note": "prepared deploy v2"})
+    );
     let AguiEvent::RunFinished {
         outcome: Some(outcome),
         ..
