@@ -2,7 +2,8 @@
 //!
 //! In a pod it reads the environment the operator sets and connects to the backend. With
 //! `--local` it starts a local backend in-process, runs the session against it, and prints
-//! the conversation as the UI would show it, then the final status.
+//! the conversation as the UI would show it, then the final status. With `AGUI_LISTEN`
+//! (`--serve`) it serves the session as AG-UI over HTTP instead (`ambient-serve`).
 
 use std::process::ExitCode;
 

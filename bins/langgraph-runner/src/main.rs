@@ -3,7 +3,8 @@
 //!
 //! In a pod it reads the environment the operator sets and connects to the backend. With
 //! `--local` it runs the session against a local backend started in-process and prints
-//! the conversation as the UI would show it.
+//! the conversation as the UI would show it. With `AGUI_LISTEN`
+//! (`--serve`) it serves the session as AG-UI over HTTP instead (`ambient-serve`).
 
 use std::process::ExitCode;
 
