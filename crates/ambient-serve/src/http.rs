@@ -156,11 +156,13 @@ async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
             );
         }
     };
-    // A client that reconnects to its run sends the same request with Last-Event-ID.
-    if let Some(after) = after
-        && let Some(log) = front.hub.run(&request.run_id)
-    {
-        return stream(log, after);
+    // A client that reconnects to its run sends the same request with Last-Event-ID; it
+    // must never start the run's turn a second time.
+    if let Some(after) = after {
+        return match front.hub.run(&request.run_id) {
+            Some(log) => stream(log, after),
+            None => unknown_run(&request.run_id),
+        };
     }
     match front.hub.start_run(&request) {
         Ok(log) => stream(log, 0),
@@ -179,11 +181,15 @@ async fn replay(
     };
     match front.hub.run(&run_id) {
         Some(log) => stream(log, after),
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("run {run_id} is not known here (only the last few runs are kept)"),
-        ),
+        None => unknown_run(&run_id),
     }
+}
+
+fn unknown_run(run_id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("run {run_id} is not known here (only the last few runs are kept)"),
+    )
 }
 
 async fn interrupt(State(front): State<Front>) -> Response {

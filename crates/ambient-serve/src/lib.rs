@@ -14,7 +14,7 @@
 //! | `POST /interrupt` | stops the open run's turn; the run ends with the `cancelled` outcome |
 //!
 //! Every route but `/health` needs `Authorization: Bearer <AGUI_TOKEN>`. Every event goes
-//! through the shell's [`Redactor`](ambient_shell::Redactor), as frames do in WebSocket
+//! through the shell's [`Redactor`], as frames do in WebSocket
 //! mode, and so does every error message.
 //!
 //! A run is one turn of the adapter ([`hub`]). Its events are numbered and kept in a

@@ -191,6 +191,34 @@ async fn callers_without_the_token_and_bad_requests_get_clear_refusals() {
     );
     let (status, _) = refusal(served.get("/runs/nope/events").await).await;
     assert_eq!(status, 404);
+    // Reconnecting to a run this runner does not know never starts it.
+    let (status, error) = refusal(
+        served
+            .request(reqwest::Method::POST, "/run")
+            .header("last-event-id", "4")
+            .json(&run_input("t", "unseen", &[("u9", "user", "hi")]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error.as_str()),
+        (
+            404,
+            "run unseen is not known here (only the last few runs are kept)"
+        )
+    );
+    let (status, _) = refusal(
+        served
+            .request(reqwest::Method::GET, "/runs/r/events")
+            .header("last-event-id", "soon")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
     assert_eq!(served.stop().await.code, Some(143));
 }
 
