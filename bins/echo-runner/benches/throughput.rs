@@ -138,7 +138,7 @@ async fn runner(backend: &LocalBackend, session: &str, count: usize) -> (Measure
         tokio::select! {
             status = child.wait() => break status.unwrap(),
             () = tokio::time::sleep(Duration::from_millis(10)) => {
-                if let Some(kb) = vm_hwm_kb(pid) {
+                if let Some(kb) = bench::vm_hwm_kb(pid) {
                     peak_kb = peak_kb.max(kb);
                 }
             }
@@ -146,13 +146,6 @@ async fn runner(backend: &LocalBackend, session: &str, count: usize) -> (Measure
     };
     assert!(status.success(), "the runner exited with {status}");
     (measuring.await.unwrap(), peak_kb)
-}
-
-/// The peak resident set of a process, from `/proc/{pid}/status`.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::request::{RunRequest, Turn};
 
 /// Finished runs kept for replay, besides the open one.
-const KEPT_RUNS: usize = 4;
+const KEPT_RUNS: usize = 2;
 
 /// Why a run request or an interrupt was refused; each names what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

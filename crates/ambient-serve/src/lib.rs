@@ -77,7 +77,7 @@ pub struct ServeArgs {
     pub token: Option<String>,
     /// Events kept per run, so that a client that reconnects with Last-Event-ID misses
     /// nothing.
-    #[arg(long = "serve-replay-events", env = env::AGUI_REPLAY_EVENTS, default_value_t = 8192)]
+    #[arg(long = "serve-replay-events", env = env::AGUI_REPLAY_EVENTS, default_value_t = 4096)]
     pub replay_events: usize,
 }
 

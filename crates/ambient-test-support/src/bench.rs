@@ -66,6 +66,13 @@ pub fn number_flag(flag: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The peak resident set of a process in KiB, from `/proc/{pid}/status`.
+pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The median (the upper one of an even count).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
