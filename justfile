@@ -17,6 +17,7 @@ lint:
 bench:
     cargo bench -p echo-runner --bench startup
     cargo bench -p echo-runner --bench throughput -- --memory
+    cargo bench -p echo-runner --bench serve
     cargo bench -p langgraph-runner --bench relay
     cargo bench -p langgraph-runner --bench driver
     cargo bench -p claude-runner --bench relay
