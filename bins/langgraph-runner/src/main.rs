@@ -72,6 +72,11 @@ fn main() -> ExitCode {
             start_timeout: std::time::Duration::from_secs(cli.langgraph_driver_start_timeout),
         },
     )
+    .map(|mut settings| {
+        // The serve mode streams the graph's state; the WebSocket has no frame for it.
+        settings.workflow.stream_state = cli.common.serve.is_on();
+        settings
+    })
     .map_err(|error| error.to_string())
     .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));
     ambient_cli::execute_as(

@@ -8,9 +8,12 @@ use serde_json::{Map, Value};
 
 /// The stream modes every run asks for: `updates` carries node outputs, whole messages
 /// and interrupts (without it the server hides interrupts), `messages-tuple` the tokens,
-/// `custom` what nodes write to the stream, `values` the graph's state after each step
-/// (the AG-UI serve mode streams it; the WebSocket protocol has no frame for it).
-pub const REQUIRED_STREAM_MODES: [&str; 4] = ["updates", "messages-tuple", "custom", "values"];
+/// `custom` what nodes write to the stream.
+pub const REQUIRED_STREAM_MODES: [&str; 3] = ["updates", "messages-tuple", "custom"];
+
+/// The stream mode that carries the graph's state after each step, asked for when the
+/// state is wanted ([`WorkflowConfig::stream_state`]).
+pub const STATE_STREAM_MODE: &str = "values";
 
 /// The stream modes a server knows.
 const KNOWN_STREAM_MODES: [&str; 9] = [
@@ -93,6 +96,12 @@ pub struct WorkflowConfig {
     /// [default: `.langgraph-runner/checkpoints.pkl` in the workspace root].
     #[serde(default)]
     pub checkpoints: Option<std::path::PathBuf>,
+    /// Relay the graph's state after each step (`Event::State`): set by the binary for
+    /// the AG-UI serve mode, which streams it. The WebSocket protocol has no frame for
+    /// it, and the whole state after every step grows with the conversation, so it is
+    /// not asked for otherwise.
+    #[serde(skip)]
+    pub stream_state: bool,
 }
 
 fn yes() -> bool {
@@ -116,6 +125,7 @@ impl Default for WorkflowConfig {
             prompt_field: messages(),
             on_busy: BusyPolicy::Queue,
             checkpoints: None,
+            stream_state: false,
         }
     }
 }
@@ -150,6 +160,9 @@ impl WorkflowConfig {
     /// The stream modes a run asks for.
     pub fn stream_modes(&self) -> Vec<String> {
         let mut modes: Vec<String> = REQUIRED_STREAM_MODES.map(String::from).to_vec();
+        if self.stream_state {
+            modes.push(String::from(STATE_STREAM_MODE));
+        }
         for mode in &self.stream_mode {
             if !modes.contains(mode) {
                 modes.push(mode.clone());

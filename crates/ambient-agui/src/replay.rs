@@ -39,6 +39,9 @@ pub struct ReplayBuffer {
     capacity: usize,
     events: VecDeque<Numbered>,
     next_id: u64,
+    /// Keep every event until [`ReplayBuffer::release`]: the client that started the run
+    /// has not read its first events yet.
+    holding: bool,
 }
 
 impl ReplayBuffer {
@@ -48,6 +51,20 @@ impl ReplayBuffer {
             capacity: capacity.max(1),
             events: VecDeque::new(),
             next_id: 1,
+            holding: false,
+        }
+    }
+
+    /// Keeps every event from now until [`ReplayBuffer::release`], past the capacity.
+    pub fn hold(&mut self) {
+        self.holding = true;
+    }
+
+    /// Ends a [`ReplayBuffer::hold`]: the oldest events beyond the capacity go.
+    pub fn release(&mut self) {
+        self.holding = false;
+        while self.events.len() > self.capacity {
+            self.events.pop_front();
         }
     }
 
@@ -63,7 +80,7 @@ impl ReplayBuffer {
             }),
         };
         self.next_id += 1;
-        if self.events.len() == self.capacity {
+        if self.events.len() >= self.capacity && !self.holding {
             self.events.pop_front();
         }
         self.events.push_back(numbered.clone());
@@ -133,6 +150,19 @@ mod tests {
         );
         assert!(buffer.since(26).is_err(), "an id from the future");
         assert_eq!(buffer.since(25).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_hold_keeps_every_event_until_released() {
+        let mut buffer = ReplayBuffer::new(4);
+        buffer.hold();
+        for n in 1..=10 {
+            buffer.push(&log(n));
+        }
+        assert_eq!(buffer.since(0).unwrap().len(), 10);
+        buffer.release();
+        assert_eq!(buffer.since(6).unwrap().len(), 4);
+        assert!(buffer.since(0).is_err());
     }
 
     #[test]

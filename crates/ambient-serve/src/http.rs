@@ -3,6 +3,7 @@
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
+use ambient_protocol::Secret;
 use ambient_shell::Redactor;
 use axum::{
     Router,
@@ -15,11 +16,12 @@ use axum::{
 };
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::{
     ServeIdentity,
-    hub::{Health, Hub, Refused, RunLog},
+    hub::{Command, Health, Hub, Initiator, Refused, RunLog},
     request::RunRequest,
 };
 
@@ -33,8 +35,10 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 pub struct Front {
     /// The session's runs.
     pub hub: Arc<Hub>,
+    /// Where run and interrupt requests go: the session loop.
+    pub commands: mpsc::UnboundedSender<Command>,
     /// The token callers present.
-    pub token: Arc<str>,
+    pub token: Secret,
     /// For error messages that could quote a caller's input.
     pub redactor: Redactor,
     /// What `/capabilities` says.
@@ -75,8 +79,8 @@ async fn authenticate(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let accepted =
-        presented.is_some_and(|token| bool::from(token.as_bytes().ct_eq(front.token.as_bytes())));
+    let accepted = presented
+        .is_some_and(|token| bool::from(token.as_bytes().ct_eq(front.token.expose().as_bytes())));
     if accepted {
         return next.run(request).await;
     }
@@ -160,13 +164,17 @@ async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
     // must never start the run's turn a second time.
     if let Some(after) = after {
         return match front.hub.run(&request.run_id) {
-            Some(log) => stream(log, after),
-            None => unknown_run(&request.run_id),
+            Some(log) => stream(&front, log, after, None),
+            None => front.unknown_run(&request.run_id),
         };
     }
-    match front.hub.start_run(&request) {
-        Ok(log) => stream(log, 0),
-        Err(refused) => refusal(&refused),
+    let started = front
+        .ask(|reply| Command::Start(request, reply))
+        .await
+        .and_then(|started| started);
+    match started {
+        Ok(initiator) => stream(&front, Arc::clone(&initiator.0), 0, Some(initiator)),
+        Err(refused) => front.refusal(&refused),
     }
 }
 
@@ -180,71 +188,108 @@ async fn replay(
         Err(response) => return *response,
     };
     match front.hub.run(&run_id) {
-        Some(log) => stream(log, after),
-        None => unknown_run(&run_id),
+        Some(log) => stream(&front, log, after, None),
+        None => front.unknown_run(&run_id),
     }
 }
 
-fn unknown_run(run_id: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        format!("run {run_id} is not known here (only the last few runs are kept)"),
-    )
-}
-
 async fn interrupt(State(front): State<Front>) -> Response {
-    match front.hub.interrupt() {
+    match front.ask(Command::Interrupt).await.and_then(|done| done) {
         Ok(run_id) => (
             StatusCode::ACCEPTED,
             axum::Json(json!({"interrupted": run_id})),
         )
             .into_response(),
-        Err(refused) => refusal(&refused),
+        Err(refused) => front.refusal(&refused),
     }
 }
 
-fn refusal(refused: &Refused) -> Response {
-    let status = match refused {
-        Refused::Busy(_)
-        | Refused::RunExists(_)
-        | Refused::OtherThread { .. }
-        | Refused::NotRunning => StatusCode::CONFLICT,
-        Refused::NothingNew
-        | Refused::UnknownInterrupt { .. }
-        | Refused::AnswerAndMessage
-        | Refused::SeveralAnswers => StatusCode::BAD_REQUEST,
-        Refused::Starting | Refused::Closed(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    debug!(%refused, "refused");
-    error(status, refused.to_string())
+impl Front {
+    /// Hands `command` to the session loop and waits for its answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Refused> {
+        if let Some(refused) = self.hub.refusal() {
+            return Err(refused);
+        }
+        let (reply, answer) = oneshot::channel();
+        let ended = || Refused::Closed(String::from("the session has ended"));
+        self.commands.send(command(reply)).map_err(|_| ended())?;
+        answer.await.map_err(|_| ended())
+    }
+
+    /// An error response whose message is scrubbed of secrets: it may quote the caller.
+    fn error(&self, status: StatusCode, message: &str) -> Response {
+        error(status, self.redactor.text(message))
+    }
+
+    fn unknown_run(&self, run_id: &str) -> Response {
+        self.error(
+            StatusCode::NOT_FOUND,
+            &format!("run {run_id} is not known here (only the last few runs are kept)"),
+        )
+    }
+
+    fn refusal(&self, refused: &Refused) -> Response {
+        let status = match refused {
+            Refused::Busy(_)
+            | Refused::RunExists(_)
+            | Refused::OtherThread { .. }
+            | Refused::NotRunning => StatusCode::CONFLICT,
+            Refused::NothingNew
+            | Refused::UnknownInterrupt { .. }
+            | Refused::AnswerAndMessage
+            | Refused::SeveralAnswers => StatusCode::BAD_REQUEST,
+            Refused::Starting | Refused::Closed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        debug!(%refused, "refused");
+        self.error(status, &refused.to_string())
+    }
+}
+
+/// A connection following a run.
+struct Follow {
+    log: Arc<RunLog>,
+    /// The last event sent.
+    last: u64,
+    changes: watch::Receiver<u64>,
+    /// Set for the client that started the run, until its first events are taken.
+    initiator: Option<Initiator>,
 }
 
 /// The run's events after `after` as an SSE stream that follows the run to its end. A
 /// client that asks from an event no longer kept gets `410 Gone`, naming what is kept.
-fn stream(log: Arc<RunLog>, after: u64) -> Response {
+fn stream(front: &Front, log: Arc<RunLog>, after: u64, initiator: Option<Initiator>) -> Response {
     if let Err(gap) = log.since(after) {
-        return error(StatusCode::GONE, format!("run {}: {gap}", log.run_id()));
+        return front.error(StatusCode::GONE, &format!("run {}: {gap}", log.run_id()));
     }
-    let changes = log.subscribe();
-    let events = futures_util::stream::unfold(Some((log, after, changes)), |state| async move {
-        let (log, mut last, mut changes) = state?;
+    let follow = Follow {
+        changes: log.subscribe(),
+        log,
+        last: after,
+        initiator,
+    };
+    let events = futures_util::stream::unfold(Some(follow), |follow| async move {
+        let mut follow = follow?;
         loop {
-            changes.borrow_and_update();
-            let batch = match log.since(last) {
+            follow.changes.borrow_and_update();
+            let batch = match follow.log.since(follow.last) {
                 Ok(batch) => batch,
                 Err(gap) => {
                     // The client fell behind the buffer: the connection ends, and its
                     // reconnect is told what was lost.
-                    warn!(run_id = %log.run_id(), %gap, "a slow client lost its place; closing its stream");
+                    warn!(run_id = %follow.log.run_id(), %gap, "a slow client lost its place; closing its stream");
                     return None;
                 }
             };
             if let Some(newest) = batch.events.last() {
-                last = newest.id;
+                follow.last = newest.id;
+                // Taken: from here the bound applies to this client too.
+                follow.initiator = None;
                 let text: String = batch.events.iter().map(|e| e.to_sse()).collect();
-                let next =
-                    (!(batch.ended && last_is_final(&log, last))).then_some((log, last, changes));
-                return Some((Ok::<_, Infallible>(text), next));
+                let done = batch.ended && last_is_final(&follow.log, follow.last);
+                return Some((Ok::<_, Infallible>(text), (!done).then_some(follow)));
             }
             if batch.ended {
                 return None;
@@ -252,9 +297,9 @@ fn stream(log: Arc<RunLog>, after: u64) -> Response {
             tokio::select! {
                 // The log owns the sender and the stream holds the log, so this never
                 // fails while the stream lives.
-                _changed = changes.changed() => {}
+                _changed = follow.changes.changed() => {}
                 () = tokio::time::sleep(KEEPALIVE) => {
-                    return Some((Ok(String::from(": keepalive\n\n")), Some((log, last, changes))));
+                    return Some((Ok(String::from(": keepalive\n\n")), Some(follow)));
                 }
             }
         }

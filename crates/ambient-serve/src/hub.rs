@@ -16,13 +16,15 @@ use std::{
 use ambient_adapter::{Event, Input, ResultPayload};
 use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
 use ambient_shell::Redactor;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::request::{RunRequest, Turn};
 
 /// Finished runs kept for replay, besides the open one.
 const KEPT_RUNS: usize = 2;
+/// Delivered user message ids remembered.
+const REMEMBERED_MESSAGES: usize = 1024;
 
 /// Why a run request or an interrupt was refused; each names what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +76,29 @@ pub enum Refused {
     Closed(String),
 }
 
+/// What the HTTP front asks of the session loop. Runs are opened and interrupted there,
+/// after what the adapter already emitted has been taken in, so that none of it is
+/// credited to the wrong run.
+#[derive(Debug)]
+pub enum Command {
+    /// Open a run.
+    Start(RunRequest, oneshot::Sender<Result<Initiator, Refused>>),
+    /// Interrupt the open run.
+    Interrupt(oneshot::Sender<Result<String, Refused>>),
+}
+
+/// The client that started a run, until it has read the run's first events: while this
+/// lives, the run keeps every event, so that the events made between opening the run and
+/// the client's first read are not lost to the bound.
+#[derive(Debug)]
+pub struct Initiator(pub Arc<RunLog>);
+
+impl Drop for Initiator {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// One run's events, as every connection to it reads them.
 #[derive(Debug)]
 pub struct RunLog {
@@ -99,15 +124,25 @@ pub struct Batch {
 }
 
 impl RunLog {
+    /// A run whose events are all kept until [`RunLog::release`]: the client that starts
+    /// it reads from its first event, however many came before its first read.
     fn new(run_id: String, capacity: usize) -> Self {
+        let mut buffer = ReplayBuffer::new(capacity);
+        buffer.hold();
         Self {
             run_id,
             events: Mutex::new(RunEvents {
-                buffer: ReplayBuffer::new(capacity),
+                buffer,
                 ended: false,
             }),
             changed: watch::Sender::new(0),
         }
+    }
+
+    /// The client that started the run has read its first events (or is gone): from now
+    /// on only the last `capacity` are kept.
+    pub fn release(&self) {
+        self.lock().buffer.release();
     }
 
     /// The run's id.
@@ -152,12 +187,14 @@ impl RunLog {
     }
 }
 
-/// The open run: its log, its mapping, and whether the caller interrupted it.
+/// The open run: its log, its mapping, whether the caller interrupted it, and how many
+/// turn results it waits for (its own, after one already under way when it opened).
 #[derive(Debug)]
 struct OpenRun {
     log: Arc<RunLog>,
     mapper: AguiMapper,
     interrupted: bool,
+    results_due: usize,
 }
 
 #[derive(Debug, Default)]
@@ -172,9 +209,14 @@ struct State {
     /// What the adapter said while no run was open; it goes out in the next run.
     held: VecDeque<Event>,
     dropped: u64,
+    /// Whether a turn the agent started on its own (a background task's) is under way:
+    /// its result comes before the next run's.
+    turn_under_way: bool,
     /// User message ids already delivered, so that a request that repeats the
-    /// conversation does not deliver it twice.
+    /// conversation does not deliver it twice; the oldest are forgotten past
+    /// [`REMEMBERED_MESSAGES`] (only the messages after the agent last spoke count).
     delivered: HashSet<String>,
+    delivered_order: VecDeque<String>,
     /// The interrupts the last run ended with.
     waiting_on: Vec<String>,
     /// Why the session takes no more runs.
@@ -224,6 +266,16 @@ impl Hub {
         self.lock().started = true;
     }
 
+    /// Why no run is taken now, if none is.
+    pub fn refusal(&self) -> Option<Refused> {
+        let state = self.lock();
+        match (&state.closed, state.started) {
+            (Some(reason), _) => Some(Refused::Closed(reason.clone())),
+            (None, false) => Some(Refused::Starting),
+            (None, true) => None,
+        }
+    }
+
     /// Whether runs are taken.
     pub fn health(&self) -> Health {
         let state = self.lock();
@@ -269,7 +321,16 @@ impl Hub {
         }
         let Turn { input, message_ids } = request.turn(&state.delivered, &state.waiting_on)?;
         state.thread_id = Some(request.thread_id.clone());
-        state.delivered.extend(message_ids);
+        for id in message_ids {
+            if state.delivered.insert(id.clone()) {
+                state.delivered_order.push_back(id);
+            }
+            while state.delivered_order.len() > REMEMBERED_MESSAGES {
+                if let Some(oldest) = state.delivered_order.pop_front() {
+                    state.delivered.remove(&oldest);
+                }
+            }
+        }
         state.waiting_on.clear();
         let log = Arc::new(RunLog::new(request.run_id.clone(), self.capacity));
         let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone());
@@ -303,10 +364,12 @@ impl Hub {
         while state.runs.len() > KEPT_RUNS + 1 {
             state.runs.pop_front();
         }
+        let results_due = 1 + usize::from(state.turn_under_way);
         state.open = Some(OpenRun {
             log: Arc::clone(&log),
             mapper,
             interrupted: false,
+            results_due,
         });
         Ok(log)
     }
@@ -328,6 +391,11 @@ impl Hub {
     pub fn event(&self, event: Event) {
         let event = self.redactor.event(event);
         let mut state = self.lock();
+        match &event {
+            Event::TurnStarted => state.turn_under_way = true,
+            Event::Result(_) | Event::ResultWhileBusy(_) => state.turn_under_way = false,
+            _ => {}
+        }
         let Some(open) = state.open.as_mut() else {
             if state.held.len() >= self.capacity {
                 state.held.pop_front();
@@ -336,10 +404,14 @@ impl Hub {
             state.held.push_back(event);
             return;
         };
-        // A turn ends with its result, or with a question asked on its own (the agent
-        // waits for the user either way).
+        // A run ends with its own turn's result (busy or not: a background task may still
+        // run), or with a question asked on its own; the agent waits for the user either
+        // way. A turn already under way when the run opened reports first.
         let (ends, result) = match &event {
-            Event::Result(result) => (true, Some(result.clone())),
+            Event::Result(result) | Event::ResultWhileBusy(result) => {
+                open.results_due = open.results_due.saturating_sub(1);
+                (open.results_due == 0, Some(result.clone()))
+            }
             Event::AwaitingInput => (true, None),
             _ => (false, None),
         };
@@ -496,6 +568,29 @@ mod tests {
                 "RUN_FINISHED"
             ]
         );
+        assert!(log.since(0).unwrap().ended);
+    }
+
+    #[test]
+    fn a_turn_under_way_when_the_run_opens_reports_first_and_a_busy_result_still_ends_the_run() {
+        let (hub, _inputs) = hub();
+        // A background task's turn starts while no run is open.
+        hub.event(Event::TurnStarted);
+        hub.event(Event::Text(String::from("background work")));
+        let log = hub.start_run(&said("r1", "u1", "hi")).unwrap();
+        // Its result comes first, while the user's turn is due: the run goes on.
+        hub.event(Event::ResultWhileBusy(ResultPayload::default()));
+        assert!(!log.since(0).unwrap().ended);
+        // The user's turn ends while a background task still runs: busy, but it is the
+        // run's own result.
+        hub.event(Event::Text(String::from("hi")));
+        hub.event(Event::ResultWhileBusy(ResultPayload::default()));
+        let events = events(&log);
+        check_order(&events).unwrap();
+        assert!(matches!(events.last(), Some(AguiEvent::RunFinished { .. })));
+        // With nothing under way, the next run waits for one result only.
+        let log = hub.start_run(&said("r2", "u2", "again")).unwrap();
+        hub.event(result("success", false, "again"));
         assert!(log.since(0).unwrap().ended);
     }
 

@@ -44,7 +44,10 @@ use ambient_shell::{
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::{continuation::ContinuationFile, hub::Hub};
+use crate::{
+    continuation::ContinuationFile,
+    hub::{Command, Hub, Initiator, Refused},
+};
 
 /// The variables of the serve mode.
 pub mod env {
@@ -56,6 +59,8 @@ pub mod env {
     pub const AGUI_REPLAY_EVENTS: &str = "AGUI_REPLAY_EVENTS";
 }
 
+/// Events kept per run when `AGUI_REPLAY_EVENTS` does not say.
+const DEFAULT_REPLAY_EVENTS: usize = 4096;
 /// The shortest token accepted: anything shorter is guessable.
 const MIN_TOKEN_LEN: usize = 16;
 /// Events the adapter may have in flight before `emit` waits.
@@ -76,9 +81,9 @@ pub struct ServeArgs {
     #[arg(long = "serve-token", env = env::AGUI_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Events kept per run, so that a client that reconnects with Last-Event-ID misses
-    /// nothing.
-    #[arg(long = "serve-replay-events", env = env::AGUI_REPLAY_EVENTS, default_value_t = 4096)]
-    pub replay_events: usize,
+    /// nothing [default: 4096]. Read only in the serve mode.
+    #[arg(long = "serve-replay-events", env = env::AGUI_REPLAY_EVENTS)]
+    pub replay_events: Option<String>,
 }
 
 /// What `/capabilities` says about the agent.
@@ -144,16 +149,22 @@ impl ServeArgs {
                 why: format!("shorter than {MIN_TOKEN_LEN} characters"),
             });
         }
-        if self.replay_events == 0 {
-            return Err(ConfigError::Invalid {
-                variable: env::AGUI_REPLAY_EVENTS,
-                why: String::from("a run must keep at least one event"),
-            });
-        }
+        let replay_events = match self.replay_events.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_REPLAY_EVENTS,
+            Some(text) => match text.parse::<usize>() {
+                Ok(0) | Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        variable: env::AGUI_REPLAY_EVENTS,
+                        why: format!("`{text}` is not a number of events of 1 or more"),
+                    });
+                }
+                Ok(events) => events,
+            },
+        };
         Ok(ServeSettings {
             listen,
             token: Secret::new(token),
-            replay_events: self.replay_events,
+            replay_events,
         })
     }
 }
@@ -198,10 +209,12 @@ pub async fn serve<A: Adapter>(
     };
     let address = listener.local_addr().unwrap_or(settings.listen);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands) = mpsc::unbounded_channel();
     let hub = Arc::new(Hub::new(input_tx, redactor.clone(), settings.replay_events));
     let front = http::Front {
         hub: Arc::clone(&hub),
-        token: Arc::from(settings.token.expose()),
+        commands: commands_tx,
+        token: settings.token.clone(),
         redactor: redactor.clone(),
         identity: Arc::new(identity),
         replay_events: settings.replay_events,
@@ -220,7 +233,15 @@ pub async fn serve<A: Adapter>(
         root,
         workspace_settings,
     };
-    let end = Box::pin(run(&mut adapter, &hub, input_rx, &runner, plan, shutdown)).await;
+    let end = Box::pin(run(
+        &mut adapter,
+        &hub,
+        Channels { input_rx, commands },
+        &runner,
+        plan,
+        shutdown,
+    ))
+    .await;
     let (exit, reason, failure) = match &end {
         End::Completed => (
             RunnerExit::Completed,
@@ -273,15 +294,25 @@ struct Plan {
     workspace_settings: ambient_shell::config::WorkspaceSettings,
 }
 
+/// What reaches the session loop: the adapter's input, and the front's requests.
+struct Channels {
+    input_rx: mpsc::UnboundedReceiver<ambient_adapter::Input>,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
 /// Prepares the workspace and runs the adapter's session to its end.
 async fn run<A: Adapter>(
     adapter: &mut A,
     hub: &Hub,
-    input_rx: mpsc::UnboundedReceiver<ambient_adapter::Input>,
+    channels: Channels,
     runner: &RunnerArgs,
     plan: Plan,
     shutdown: CancellationToken,
 ) -> End {
+    let Channels {
+        input_rx,
+        mut commands,
+    } = channels;
     let Plan {
         address,
         session_id,
@@ -378,6 +409,13 @@ async fn run<A: Adapter>(
                     warn!("the adapter did not return after cancellation; abandoning it");
                     break None;
                 }
+                Some(command) = commands.recv() => {
+                    // What the adapter emitted before this request belongs before it.
+                    while let Ok(earlier) = output.try_recv() {
+                        relay(hub, &store, earlier);
+                    }
+                    answer(hub, command, stopping.is_some());
+                }
                 Some(output) = output.recv() => relay(hub, &store, output),
             }
             if stopping.is_some() && !cancel.is_cancelled() {
@@ -389,8 +427,15 @@ async fn run<A: Adapter>(
         }
     };
     drop(session);
-    while let Some(output) = output.recv().await {
-        relay(hub, &store, output);
+    // What the adapter emitted before it returned still goes out, within a bound: a task
+    // it left behind could hold its emitter open.
+    let drain = async {
+        while let Some(output) = output.recv().await {
+            relay(hub, &store, output);
+        }
+    };
+    if tokio::time::timeout(CANCEL_GRACE, drain).await.is_err() {
+        warn!("the adapter's output did not end after it returned; leaving the rest");
     }
     if let Some(end) = stopping {
         return end;
@@ -400,6 +445,23 @@ async fn run<A: Adapter>(
         Some(Ok(Outcome::Failed { reason, .. })) => End::Failed(reason),
         Some(Err(error)) => End::Failed(chain(&error)),
         None => End::Failed(String::from("the adapter was abandoned")),
+    }
+}
+
+fn answer(hub: &Hub, command: Command, stopping: bool) {
+    // The front may have gone (the caller hung up): then nobody needs the answer.
+    match command {
+        Command::Start(_, reply) if stopping => {
+            let _answered =
+                reply.send(Err(Refused::Closed(String::from("the runner is stopping"))));
+        }
+        Command::Start(request, reply) => {
+            // Unanswered, the initiator is dropped here and the run's buffer released.
+            let _answered = reply.send(hub.start_run(&request).map(Initiator));
+        }
+        Command::Interrupt(reply) => {
+            let _answered = reply.send(hub.interrupt());
+        }
     }
 }
 

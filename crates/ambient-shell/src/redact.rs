@@ -140,7 +140,16 @@ impl Redactor {
                     self.string(id);
                 }
             }
-            Outbound::ToolResult(ToolResult { content, .. }) => self.value(content),
+            Outbound::ToolResult(ToolResult {
+                content,
+                tool_use_id,
+                ..
+            }) => {
+                self.value(content);
+                if let Some(id) = tool_use_id {
+                    self.string(id);
+                }
+            }
             Outbound::Result(result) => self.result(result),
             Outbound::Partial(partial) => self.string(&mut partial.data),
             Outbound::Lifecycle(_) | Outbound::Running | Outbound::Waiting => {}
@@ -162,7 +171,17 @@ impl Redactor {
                     self.string(id);
                 }
             }
-            Event::ToolResult { content, .. } | Event::State(content) => self.value(content),
+            Event::ToolResult {
+                content,
+                tool_use_id,
+                ..
+            } => {
+                self.value(content);
+                if let Some(id) = tool_use_id {
+                    self.string(id);
+                }
+            }
+            Event::State(state) => self.value(state),
             Event::Result(result) | Event::ResultWhileBusy(result) => self.result(result),
             Event::TurnStarted | Event::AwaitingInput => {}
         }
@@ -351,7 +370,7 @@ mod tests {
                 id: Some(String::from("planted-secret-42")),
             },
             Event::ToolResult {
-                tool_use_id: None,
+                tool_use_id: Some(String::from("planted-secret-42")),
                 content: json!([{"type": "text", "text": "planted-secret-42"}]),
                 is_error: None,
             },

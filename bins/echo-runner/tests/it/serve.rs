@@ -189,6 +189,17 @@ async fn callers_without_the_token_and_bad_requests_get_clear_refusals() {
         (status, error.as_str()),
         (409, "this runner serves thread t, not other")
     );
+    // An error that quotes the caller is scrubbed like everything else.
+    let (status, error) = refusal(
+        served
+            .post_run(&run_input(PLANTED, "r3", &[("u3", "user", "hi")]))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error.as_str()),
+        (409, "this runner serves thread t, not ***REDACTED***")
+    );
     let (status, _) = refusal(served.get("/runs/nope/events").await).await;
     assert_eq!(status, 404);
     // Reconnecting to a run this runner does not know never starts it.
