@@ -33,10 +33,13 @@ impl Numbered {
     }
 }
 
-/// The last `capacity` events of a run.
+/// The last `capacity` events of a run, within a byte budget.
 #[derive(Debug)]
 pub struct ReplayBuffer {
     capacity: usize,
+    /// The most JSON bytes kept (the newest event is kept whatever its size).
+    max_bytes: usize,
+    bytes: usize,
     events: VecDeque<Numbered>,
     next_id: u64,
     /// Keep every event until [`ReplayBuffer::release`]: the client that started the run
@@ -49,10 +52,20 @@ impl ReplayBuffer {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes: usize::MAX,
+            bytes: 0,
             events: VecDeque::new(),
             next_id: 1,
             holding: false,
         }
+    }
+
+    /// The same buffer, keeping at most `max_bytes` of events' JSON (but always the
+    /// newest event): a few large events (a file's contents in a tool result, a big
+    /// state) count for what they weigh.
+    pub fn with_byte_limit(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// Keeps every event from now until [`ReplayBuffer::release`], past the capacity.
@@ -63,8 +76,20 @@ impl ReplayBuffer {
     /// Ends a [`ReplayBuffer::hold`]: the oldest events beyond the capacity go.
     pub fn release(&mut self) {
         self.holding = false;
-        while self.events.len() > self.capacity {
-            self.events.pop_front();
+        self.trim();
+    }
+
+    /// Forgets the oldest events beyond the bounds, unless holding.
+    fn trim(&mut self) {
+        if self.holding {
+            return;
+        }
+        while self.events.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.events.len() > 1)
+        {
+            if let Some(oldest) = self.events.pop_front() {
+                self.bytes -= oldest.json.len();
+            }
         }
     }
 
@@ -80,10 +105,9 @@ impl ReplayBuffer {
             }),
         };
         self.next_id += 1;
-        if self.events.len() >= self.capacity && !self.holding {
-            self.events.pop_front();
-        }
+        self.bytes += numbered.json.len();
         self.events.push_back(numbered.clone());
+        self.trim();
         numbered
     }
 
@@ -150,6 +174,25 @@ mod tests {
         );
         assert!(buffer.since(26).is_err(), "an id from the future");
         assert_eq!(buffer.since(25).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn large_events_are_bounded_by_their_bytes_but_the_newest_is_always_kept() {
+        let big = |n: u64| AguiEvent::Custom {
+            name: String::from("log"),
+            value: serde_json::json!(format!("{n}{}", "x".repeat(1000))),
+        };
+        let mut buffer = ReplayBuffer::new(100).with_byte_limit(3500);
+        for n in 1..=10 {
+            buffer.push(&big(n));
+        }
+        let kept: Vec<u64> = buffer.since(7).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(kept, [8, 9, 10]);
+        assert!(buffer.since(6).is_err());
+        let mut tiny = ReplayBuffer::new(100).with_byte_limit(10);
+        tiny.push(&big(1));
+        tiny.push(&big(2));
+        assert_eq!(tiny.since(1).unwrap().len(), 1, "the newest stays");
     }
 
     #[test]

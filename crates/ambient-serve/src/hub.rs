@@ -23,6 +23,8 @@ use crate::request::{RunRequest, Turn};
 
 /// Finished runs kept for replay, besides the open one.
 const KEPT_RUNS: usize = 2;
+/// The most bytes of event JSON a run keeps for replay, besides its event count.
+const REPLAY_BYTES: usize = 8 * 1024 * 1024;
 /// Delivered user message ids remembered.
 const REMEMBERED_MESSAGES: usize = 1024;
 
@@ -127,7 +129,7 @@ impl RunLog {
     /// A run whose events are all kept until [`RunLog::release`]: the client that starts
     /// it reads from its first event, however many came before its first read.
     fn new(run_id: String, capacity: usize) -> Self {
-        let mut buffer = ReplayBuffer::new(capacity);
+        let mut buffer = ReplayBuffer::new(capacity).with_byte_limit(REPLAY_BYTES);
         buffer.hold();
         Self {
             run_id,
