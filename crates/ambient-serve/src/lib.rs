@@ -333,27 +333,20 @@ async fn run<A: Adapter>(
     let store = ContinuationFile::new(&root);
     let stored = store.load();
     let is_continuation = runner.parent_session_id.is_some() || !stored.is_empty();
-    let (log, mut lines) = mpsc::unbounded_channel();
-    let prepared = {
-        let mut preparing = pin!(workspace::prepare(
-            &root,
-            &workspace_settings,
-            is_continuation,
-            &mut credentials,
-            &log,
-        ));
-        loop {
-            tokio::select! {
-                prepared = &mut preparing => break prepared,
-                Some(line) = lines.recv() => hub.event(Event::Log(line)),
-                () = shutdown.cancelled() => return End::Stopped,
-            }
-        }
+    let preparing = workspace::prepare_relaying(
+        &root,
+        &workspace_settings,
+        is_continuation,
+        &mut credentials,
+        |line| {
+            hub.event(Event::Log(line));
+            std::future::ready(())
+        },
+    );
+    let prepared = tokio::select! {
+        prepared = preparing => prepared,
+        () = shutdown.cancelled() => return End::Stopped,
     };
-    drop(log);
-    while let Some(line) = lines.recv().await {
-        hub.event(Event::Log(line));
-    }
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {

@@ -406,27 +406,14 @@ impl Run {
             self.config.gitlab_token.clone(),
             Some(self.status.clone()),
         );
-        let (log, mut lines) = mpsc::unbounded_channel();
-        let settings = &self.config.workspace_settings;
-        let prepared = {
-            let mut preparing = pin!(workspace::prepare(
-                &self.config.workspace,
-                settings,
-                is_continuation,
-                &mut credentials,
-                &log,
-            ));
-            loop {
-                tokio::select! {
-                    prepared = &mut preparing => break prepared,
-                    Some(line) = lines.recv() => self.send(Outbound::Log { message: line }).await,
-                }
-            }
-        };
-        drop(log);
-        while let Some(line) = lines.recv().await {
-            self.send(Outbound::Log { message: line }).await;
-        }
+        let prepared = workspace::prepare_relaying(
+            &self.config.workspace,
+            &self.config.workspace_settings,
+            is_continuation,
+            &mut credentials,
+            |line| self.send(Outbound::Log { message: line }),
+        )
+        .await;
         prepared.map(|prepared| (prepared, credentials))
     }
 

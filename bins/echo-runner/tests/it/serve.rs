@@ -416,3 +416,39 @@ async fn a_missing_or_short_token_is_a_configuration_error_that_names_its_variab
         assert!(log.contains(says), "{log}");
     }
 }
+
+#[tokio::test]
+async fn the_workspace_is_prepared_before_runs_are_taken_and_its_lines_open_the_first_run() {
+    let workspace = tempfile::tempdir().unwrap();
+    let origins = tempfile::tempdir().unwrap();
+    let good = ambient_test_support::git_repos::bare_repo(origins.path(), "o", "app");
+    let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
+    let mut command = echo(workspace.path(), &[("REPOS_JSON", repos.as_str())]);
+    command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let served = Served::start(command).await;
+    // Announced once the workspace is ready.
+    assert!(workspace.path().join("app/README.md").exists());
+    let first = served
+        .run(&run_input("t", "r1", &[("u1", "user", "hi")]))
+        .await;
+    let events = check_run(&first);
+    let logs: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            AguiEvent::Custom { name, value } if name == "log" => value.as_str(),
+            _ => None,
+        })
+        .collect();
+    assert!(logs.contains(&"✓ app: cloned"), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("✗ gone: git clone failed")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        events[1].kind(),
+        "CUSTOM",
+        "the lines come first: {events:?}"
+    );
+    assert_eq!(served.stop().await.code, Some(143));
+}

@@ -254,6 +254,33 @@ pub(crate) fn folder_names(repos: &[RepoSpec]) -> Vec<String> {
     names
 }
 
+/// [`prepare`], handing each line for the user to `relay` as it comes (the session
+/// relays them while the repositories are checked out, not after).
+pub async fn prepare_relaying<Relayed: std::future::Future<Output = ()>>(
+    root: &Path,
+    settings: &WorkspaceSettings,
+    is_continuation: bool,
+    credentials: &mut Credentials,
+    mut relay: impl FnMut(String) -> Relayed,
+) -> Result<PreparedWorkspace, WorkspaceError> {
+    let (log, mut lines) = mpsc::unbounded_channel();
+    let prepared = {
+        let mut preparing =
+            std::pin::pin!(prepare(root, settings, is_continuation, credentials, &log));
+        loop {
+            tokio::select! {
+                prepared = &mut preparing => break prepared,
+                Some(line) = lines.recv() => relay(line).await,
+            }
+        }
+    };
+    drop(log);
+    while let Some(line) = lines.recv().await {
+        relay(line).await;
+    }
+    prepared
+}
+
 /// Prepares the workspace under `root`. Progress and per-repository outcomes go to `log`
 /// as lines for the user.
 pub async fn prepare(
