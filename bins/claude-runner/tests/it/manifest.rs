@@ -4,7 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::{batch::v1::Job, core::v1::Container};
+use k8s_openapi::{
+    api::{
+        batch::v1::Job,
+        core::v1::{Container, Service},
+    },
+    apimachinery::pkg::util::intstr::IntOrString,
+};
 
 /// Every variable `claude-runner --help` names: the ones the runner reads.
 fn variables_the_runner_reads() -> BTreeSet<String> {
@@ -18,13 +24,31 @@ fn passed_to_the_cli(name: &str) -> bool {
     name == "HOME" || name.starts_with("CLAUDE_") || name.starts_with("ANTHROPIC_")
 }
 
+/// The documents of a manifest in `docs/`.
+fn documents(file: &str) -> Vec<serde_yaml::Value> {
+    let path = format!("{}/../../docs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect()
+}
+
+/// The document of `kind` in a manifest.
+fn of_kind<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> T {
+    let document = documents(file)
+        .into_iter()
+        .find(|d| d["kind"].as_str() == Some(kind))
+        .unwrap_or_else(|| panic!("{file} has no {kind}"));
+    serde_yaml::from_value(document).unwrap()
+}
+
 fn the_job() -> Job {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/runner-job.yaml"
-    ))
-    .unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    of_kind("runner-job.yaml", "Job")
+}
+
+/// The Job of the AG-UI serve mode.
+fn the_serving_job() -> Job {
+    of_kind("runner-serve.yaml", "Job")
 }
 
 fn runner_container(job: &Job) -> Container {
@@ -81,7 +105,12 @@ fn the_job_sets_only_variables_the_runner_reads_and_every_one_it_needs() {
 
 #[test]
 fn the_job_runs_the_runner_locked_down_with_resources_and_its_volumes() {
-    let job = the_job();
+    for job in [the_job(), the_serving_job()] {
+        the_runner_is_locked_down_with_resources_and_its_volumes(&job);
+    }
+}
+
+fn the_runner_is_locked_down_with_resources_and_its_volumes(job: &Job) {
     let pod = job.spec.as_ref().unwrap().template.spec.clone().unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     assert_eq!(pod.automount_service_account_token, Some(false));
@@ -133,7 +162,7 @@ fn the_job_runs_the_runner_locked_down_with_resources_and_its_volumes() {
             );
         }
     }
-    let runner = runner_container(&job);
+    let runner = runner_container(job);
     let mounts: Vec<&str> = runner
         .volume_mounts
         .iter()
@@ -146,4 +175,70 @@ fn the_job_runs_the_runner_locked_down_with_resources_and_its_volumes() {
             "the runner has no {path}: {mounts:?}"
         );
     }
+}
+
+#[test]
+fn the_serving_job_serves_on_its_port_behind_a_service_with_the_token_from_a_secret() {
+    let job = the_serving_job();
+    let runner = runner_container(&job);
+    let reads = variables_the_runner_reads();
+    let set = runner.env.clone().unwrap_or_default();
+    for variable in &set {
+        assert!(
+            reads.contains(&variable.name) || passed_to_the_cli(&variable.name),
+            "the Job sets {}, which the runner does not read",
+            variable.name
+        );
+    }
+    for dialling in ["WEBSOCKET_URL", "BOT_TOKEN", "BACKEND_API_URL"] {
+        assert!(
+            set.iter().all(|v| v.name != dialling),
+            "the serve mode does not dial the backend, yet the Job sets {dialling}"
+        );
+    }
+    let value = |name: &str| {
+        set.iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("the Job does not set {name}"))
+            .clone()
+    };
+    let token = value("AGUI_TOKEN");
+    assert!(
+        token.value.is_none(),
+        "the token is a literal in the manifest"
+    );
+    assert!(token.value_from.and_then(|f| f.secret_key_ref).is_some());
+    let listen = value("AGUI_LISTEN").value.unwrap();
+    let port: i32 = listen.rsplit_once(':').unwrap().1.parse().unwrap();
+    let declared = runner.ports.clone().unwrap_or_default();
+    let agui = declared
+        .iter()
+        .find(|p| p.container_port == port)
+        .expect("the container declares the port it serves on");
+    let probe = runner.readiness_probe.clone().unwrap().http_get.unwrap();
+    assert_eq!(probe.path.as_deref(), Some("/health"));
+    assert_eq!(
+        probe.port,
+        IntOrString::String(agui.name.clone().unwrap()),
+        "the probe asks the served port"
+    );
+    let service: Service = of_kind("runner-serve.yaml", "Service");
+    let spec = service.spec.unwrap();
+    let pod_labels = job
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap_or_default();
+    for (key, value) in spec.selector.unwrap_or_default() {
+        assert_eq!(
+            pod_labels.get(&key),
+            Some(&value),
+            "the Service selects {key}={value}"
+        );
+    }
+    let target = spec.ports.unwrap()[0].target_port.clone().unwrap();
+    assert_eq!(target, IntOrString::String(agui.name.clone().unwrap()));
 }
