@@ -208,26 +208,19 @@ async fn main() {
         "{printed} CLI lines in one turn ({:.1} MB), local backend on loopback, {rounds} rounds",
         text.len() as f64 / 1e6
     );
-    let (mut bare, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut paired = bench::Paired::default();
     for round in 0..rounds {
         let b = bare_relay(&backend, &format!("bare-{round}"), &script, printed).await;
         let r = runner(&backend, &format!("runner-{round}"), &script, printed).await;
         println!("round {round}: bare relay {b:>6.2} µs/line   claude-runner {r:>6.2} µs/line");
-        bare.push(b);
-        ours.push(r);
-        ratios.push(r / b);
+        paired.push(b, r);
     }
-    println!(
-        "median bare relay:     {:.2} µs/line",
-        bench::median(&mut bare)
-    );
-    println!(
-        "median claude-runner:  {:.2} µs/line (target: under 50)",
-        bench::median(&mut ours)
-    );
-    println!(
-        "median ratio runner/bare: {:.2}",
-        bench::median(&mut ratios)
+    paired.report(
+        "bare relay:",
+        "claude-runner:",
+        "µs/line",
+        2,
+        " (target: under 50)",
     );
     backend.shutdown().await;
 }

@@ -162,9 +162,7 @@ async fn main() {
     println!(
         "{texts} filler texts of {TEXT_BYTES} bytes (three AG-UI events each), SSE on loopback, {rounds} rounds"
     );
-    let mut ours = Vec::new();
-    let mut bare = Vec::new();
-    let mut ratios = Vec::new();
+    let mut paired = bench::Paired::default();
     let mut peaks = Vec::new();
     for round in 0..rounds {
         let (read, peak_kb) = runner(&client, texts).await;
@@ -181,23 +179,10 @@ async fn main() {
             baseline.elapsed,
             per_event_us(&baseline),
         );
-        ratios.push(per_event_us(&read) / per_event_us(&baseline));
-        ours.push(per_event_us(&read));
-        bare.push(per_event_us(&baseline));
+        paired.push(per_event_us(&baseline), per_event_us(&read));
         peaks.push(peak_kb as f64 / 1024.0);
     }
-    println!(
-        "median echo-runner serve: {:.2} µs/event",
-        bench::median(&mut ours)
-    );
-    println!(
-        "median bare SSE server:   {:.2} µs/event",
-        bench::median(&mut bare)
-    );
-    println!(
-        "median ratio runner/bare: {:.2}",
-        bench::median(&mut ratios)
-    );
+    paired.report("bare SSE server:", "echo-runner serve:", "µs/event", 2, "");
     println!(
         "median peak RSS:          {:.1} MB",
         bench::median(&mut peaks)

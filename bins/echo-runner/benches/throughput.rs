@@ -189,32 +189,17 @@ async fn main() {
     println!(
         "{frames} text frames of {FRAME_TEXT_BYTES} bytes, local backend on loopback, {rounds} rounds"
     );
-    let mut ratios = Vec::new();
+    let mut paired = bench::Paired::default();
     let mut peaks = Vec::new();
-    let mut all_bare = Vec::new();
-    let mut all_ours = Vec::new();
     for round in 0..rounds {
         let mut bare = bare_client(&backend, &format!("bare-{round}"), frames).await;
         let (mut ours, peak_kb) = runner(&backend, &format!("runner-{round}"), frames).await;
         report(&format!("round {round}: bare"), &mut bare);
         report(&format!("round {round}: echo-runner"), &mut ours);
-        ratios.push(ours.rate / bare.rate);
+        paired.push(bare.rate, ours.rate);
         peaks.push(peak_kb);
-        all_bare.push(bare.rate);
-        all_ours.push(ours.rate);
     }
-    println!(
-        "median bare tokio-tungstenite: {:.0} frames/s",
-        bench::median(&mut all_bare)
-    );
-    println!(
-        "median echo-runner:            {:.0} frames/s",
-        bench::median(&mut all_ours)
-    );
-    println!(
-        "median ratio runner/bare:      {:.2}",
-        bench::median(&mut ratios)
-    );
+    paired.report("bare tokio-tungstenite:", "echo-runner:", "frames/s", 0, "");
     let peak = peaks.iter().copied().max().unwrap_or(0);
     println!(
         "runner peak RSS at {frames} frames: {:.1} MB",

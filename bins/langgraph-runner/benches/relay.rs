@@ -278,28 +278,21 @@ async fn main() {
         "{events} LangGraph events ({:.1} MB of SSE), replay server and local backend on loopback, {rounds} rounds",
         replay.body.len() as f64 / 1e6
     );
-    let (mut bare, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut paired = bench::Paired::default();
     for round in 0..rounds {
         let b = bare_relay(&backend, &format!("bare-{round}"), &url, &replay, events).await;
         let r = runner(&backend, &format!("runner-{round}"), &url, &replay, events).await;
         println!(
             "round {round}: bare relay {b:>6.2} µs/event   langgraph-runner {r:>6.2} µs/event"
         );
-        bare.push(b);
-        ours.push(r);
-        ratios.push(r / b);
+        paired.push(b, r);
     }
-    println!(
-        "median bare relay:       {:.2} µs/event",
-        bench::median(&mut bare)
-    );
-    println!(
-        "median langgraph-runner: {:.2} µs/event (target: under 50)",
-        bench::median(&mut ours)
-    );
-    println!(
-        "median ratio runner/bare: {:.2}",
-        bench::median(&mut ratios)
+    paired.report(
+        "bare relay:",
+        "langgraph-runner:",
+        "µs/event",
+        2,
+        " (target: under 50)",
     );
     backend.shutdown().await;
 }

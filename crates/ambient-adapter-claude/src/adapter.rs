@@ -149,7 +149,7 @@ impl Adapter for ClaudeAdapter {
         }
         if turns.ending && turns.open == 0 {
             process.finish(self.settings.exit_timeout).await;
-            return Ok(outcome(turns.last));
+            return Ok(Outcome::from_last_turn(turns.last));
         }
         let mut interrupt_deadline: Option<tokio::time::Instant> = None;
         let mut end_deadline: Option<tokio::time::Instant> = None;
@@ -162,7 +162,7 @@ impl Adapter for ClaudeAdapter {
                         process.request(&json!({"subtype": "interrupt"}));
                     }
                     process.finish(self.settings.exit_timeout).await;
-                    return Ok(outcome(turns.last));
+                    return Ok(Outcome::from_last_turn(turns.last));
                 }
                 () = sleep_until(interrupt_deadline) => {
                     process.finish(Duration::ZERO).await;
@@ -174,7 +174,7 @@ impl Adapter for ClaudeAdapter {
                 () = sleep_until(end_deadline) => {
                     warn!("the CLI's turn outlasted the end of the session; stopping it");
                     process.finish(Duration::ZERO).await;
-                    return Ok(outcome(turns.last));
+                    return Ok(Outcome::from_last_turn(turns.last));
                 }
                 input = inputs.next(), if watching_input => {
                     match input {
@@ -226,7 +226,7 @@ impl Adapter for ClaudeAdapter {
                 // The CLI closed its output: it exited.
                 let status = process.finish(self.settings.exit_timeout).await;
                 if turns.open == 0 && turns.ending {
-                    return Ok(outcome(turns.last));
+                    return Ok(Outcome::from_last_turn(turns.last));
                 }
                 return Err(ClaudeError::Ended {
                     what: String::from("exited with a turn still open"),
@@ -345,7 +345,7 @@ impl Adapter for ClaudeAdapter {
         }
         let status = process.finish(self.settings.exit_timeout).await;
         info!(status = %describe(status), "the CLI finished");
-        Ok(outcome(turns.last))
+        Ok(Outcome::from_last_turn(turns.last))
     }
 }
 
@@ -527,20 +527,6 @@ enum Startup {
     Failed(ProcessError),
     /// It exited.
     Exited,
-}
-
-/// The session's outcome from its last turn.
-fn outcome(last: Option<(ResultPayload, Option<String>)>) -> Outcome {
-    match last {
-        Some((result, Some(reason))) => Outcome::Failed {
-            reason,
-            result: Some(result),
-        },
-        Some((result, None)) => Outcome::Completed {
-            result: Some(result),
-        },
-        None => Outcome::Completed { result: None },
-    }
 }
 
 fn describe(status: Option<std::process::ExitStatus>) -> String {

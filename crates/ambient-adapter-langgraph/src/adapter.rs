@@ -339,16 +339,7 @@ impl Adapter for LangGraphAdapter {
         {
             driver.finish(std::time::Duration::from_secs(5)).await;
         }
-        Ok(match last {
-            Some((result, Some(reason))) => Outcome::Failed {
-                reason,
-                result: Some(result),
-            },
-            Some((result, None)) => Outcome::Completed {
-                result: Some(result),
-            },
-            None => Outcome::Completed { result: None },
-        })
+        Ok(Outcome::from_last_turn(last))
     }
 }
 

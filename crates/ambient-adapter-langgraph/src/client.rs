@@ -215,6 +215,24 @@ impl LangGraphClient {
             .map(drop)
     }
 
+    /// The JSON body of `GET path`; `None` when the server answers 404.
+    async fn get_json(&self, what: &'static str, path: &str) -> Result<Option<Value>, ClientError> {
+        match Self::checked(what, self.get(path).send().await).await {
+            Ok(response) => {
+                response
+                    .json::<Value>()
+                    .await
+                    .map(Some)
+                    .map_err(|source| ClientError::Request {
+                        what,
+                        source: source.into(),
+                    })
+            }
+            Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// A run's status; [`RunStatus::Gone`] when the server no longer has it.
     ///
     /// # Cancel safety
@@ -222,22 +240,9 @@ impl LangGraphClient {
     /// Cancel-safe: it only reads.
     pub async fn run_status(&self, thread: &str, run: &str) -> Result<RunStatus, ClientError> {
         let what = "reading a run's status";
-        let sent = self
-            .get(&format!("/threads/{thread}/runs/{run}"))
-            .send()
-            .await;
-        let body = match Self::checked(what, sent).await {
-            Ok(response) => {
-                response
-                    .json::<Value>()
-                    .await
-                    .map_err(|source| ClientError::Request {
-                        what,
-                        source: source.into(),
-                    })?
-            }
-            Err(ClientError::Rejected { status: 404, .. }) => return Ok(RunStatus::Gone),
-            Err(error) => return Err(error),
+        let path = format!("/threads/{thread}/runs/{run}");
+        let Some(body) = self.get_json(what, &path).await? else {
+            return Ok(RunStatus::Gone);
         };
         let status = body
             .get("status")
@@ -258,19 +263,8 @@ impl LangGraphClient {
             // Not an id the server could have made.
             return Ok(None);
         }
-        let sent = self.get(&format!("/threads/{thread}")).send().await;
-        let body = match Self::checked(what, sent).await {
-            Ok(response) => {
-                response
-                    .json::<Value>()
-                    .await
-                    .map_err(|source| ClientError::Request {
-                        what,
-                        source: source.into(),
-                    })?
-            }
-            Err(ClientError::Rejected { status: 404, .. }) => return Ok(None),
-            Err(error) => return Err(error),
+        let Some(body) = self.get_json(what, &format!("/threads/{thread}")).await? else {
+            return Ok(None);
         };
         let status = body
             .get("status")

@@ -55,6 +55,23 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The session's outcome from its last turn: its result, and why it failed if it did;
+    /// completed with no result when no turn ran.
+    pub fn from_last_turn(last: Option<(ResultPayload, Option<String>)>) -> Self {
+        match last {
+            Some((result, Some(reason))) => Self::Failed {
+                reason,
+                result: Some(result),
+            },
+            Some((result, None)) => Self::Completed {
+                result: Some(result),
+            },
+            None => Self::Completed { result: None },
+        }
+    }
+}
+
 /// What the user (or the platform) says to a running session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {

@@ -288,8 +288,9 @@ fn stream(front: &Front, log: Arc<RunLog>, after: u64, initiator: Option<Initiat
                 // Taken: from here the bound applies to this client too.
                 follow.initiator = None;
                 let text: String = batch.events.iter().map(|e| e.to_sse()).collect();
-                let done = batch.ended && last_is_final(&follow.log, follow.last);
-                return Some((Ok::<_, Infallible>(text), (!done).then_some(follow)));
+                // The run's last events are pushed with its end, under one lock: an ended
+                // batch holds everything that was left.
+                return Some((Ok::<_, Infallible>(text), (!batch.ended).then_some(follow)));
             }
             if batch.ended {
                 return None;
@@ -315,10 +316,4 @@ fn stream(front: &Front, log: Arc<RunLog>, after: u64, initiator: Option<Initiat
                 "the stream could not start",
             )
         })
-}
-
-/// Whether `last` is the run's last event (the run has ended and nothing follows).
-fn last_is_final(log: &RunLog, last: u64) -> bool {
-    log.since(last)
-        .is_ok_and(|batch| batch.ended && batch.events.is_empty())
 }

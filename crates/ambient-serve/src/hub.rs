@@ -280,11 +280,10 @@ impl Hub {
 
     /// Whether runs are taken.
     pub fn health(&self) -> Health {
-        let state = self.lock();
-        match (&state.closed, state.started) {
-            (Some(_), _) => Health::Closed,
-            (None, true) => Health::Ready,
-            (None, false) => Health::Starting,
+        match self.refusal() {
+            None => Health::Ready,
+            Some(Refused::Starting) => Health::Starting,
+            Some(_) => Health::Closed,
         }
     }
 

@@ -330,9 +330,8 @@ async fn run<A: Adapter>(
         non_empty(&runner.secrets.gitlab_token),
         None,
     );
-    let store = ContinuationFile::new(&root);
-    let stored = store.load();
-    let is_continuation = runner.parent_session_id.is_some() || !stored.is_empty();
+    let mut store = ContinuationFile::open(&root);
+    let is_continuation = runner.parent_session_id.is_some() || !store.values().is_empty();
     let preparing = workspace::prepare_relaying(
         &root,
         &workspace_settings,
@@ -371,7 +370,7 @@ async fn run<A: Adapter>(
         output_tx,
         input_rx,
         cancel.clone(),
-        ambient_adapter::Continuation::new(stored),
+        ambient_adapter::Continuation::new(store.values().clone()),
     );
     hub.started();
     announce(address);
@@ -405,11 +404,11 @@ async fn run<A: Adapter>(
                 Some(command) = commands.recv() => {
                     // What the adapter emitted before this request belongs before it.
                     while let Ok(earlier) = output.try_recv() {
-                        relay(hub, &store, earlier);
+                        relay(hub, &mut store, earlier);
                     }
                     answer(hub, command, stopping.is_some());
                 }
-                Some(output) = output.recv() => relay(hub, &store, output),
+                Some(output) = output.recv() => relay(hub, &mut store, output),
             }
             if stopping.is_some() && !cancel.is_cancelled() {
                 cancel.cancel();
@@ -424,7 +423,7 @@ async fn run<A: Adapter>(
     // it left behind could hold its emitter open.
     let drain = async {
         while let Some(output) = output.recv().await {
-            relay(hub, &store, output);
+            relay(hub, &mut store, output);
         }
     };
     if tokio::time::timeout(CANCEL_GRACE, drain).await.is_err() {
@@ -458,7 +457,7 @@ fn answer(hub: &Hub, command: Command, stopping: bool) {
     }
 }
 
-fn relay(hub: &Hub, store: &ContinuationFile, output: SessionOutput) {
+fn relay(hub: &Hub, store: &mut ContinuationFile, output: SessionOutput) {
     match output {
         SessionOutput::Event(event) => hub.event(event),
         SessionOutput::Store(stored) => store.save(&stored.key, &stored.value),

@@ -40,9 +40,14 @@ pub fn serve_command(binary: impl AsRef<Path>, workspace: &Path) -> Command {
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(workspace.join("runner-stderr.log")).unwrap())
+        .stderr(std::fs::File::create(stderr_path(workspace)).unwrap())
         .kill_on_drop(true);
     command
+}
+
+/// Where a served runner's stderr goes.
+fn stderr_path(workspace: &Path) -> std::path::PathBuf {
+    workspace.join("runner-stderr.log")
 }
 
 /// One server-sent event.
@@ -62,9 +67,9 @@ impl Sse {
 }
 
 impl Served {
-    /// Starts `command` (from [`serve_command`]) and waits for the address it announces
-    /// once it takes runs.
-    pub async fn start(mut command: Command) -> Self {
+    /// Starts `command` (from [`serve_command`] for `workspace`) and waits for the address
+    /// it announces once it takes runs.
+    pub async fn start(mut command: Command, workspace: &Path) -> Self {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -80,13 +85,7 @@ impl Served {
         // The rest of stdout is drained so that the runner never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let _installed = rustls::crypto::ring::default_provider().install_default();
-        let stderr = command
-            .as_std()
-            .get_envs()
-            .find(|(key, _)| *key == "WORKSPACE_PATH")
-            .and_then(|(_, value)| value)
-            .map(|workspace| Path::new(workspace).join("runner-stderr.log"))
-            .unwrap_or_default();
+        let stderr = stderr_path(workspace);
         Self {
             child,
             url,

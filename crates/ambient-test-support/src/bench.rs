@@ -73,6 +73,46 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// A runner's figure and its baseline's, round by round; reported as medians, with the
+/// median of their per-round ratios (runner over baseline).
+#[derive(Debug, Default)]
+pub struct Paired {
+    baseline: Vec<f64>,
+    runner: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
+impl Paired {
+    /// One round's figures.
+    pub fn push(&mut self, baseline: f64, runner: f64) {
+        self.baseline.push(baseline);
+        self.runner.push(runner);
+        self.ratios.push(runner / baseline);
+    }
+
+    /// Prints the three medians: `baseline` and `runner` name the two, `unit` follows
+    /// each figure (with its precision, `precision` decimals), and `target` the runner's.
+    #[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+    pub fn report(
+        mut self,
+        baseline: &str,
+        runner: &str,
+        unit: &str,
+        precision: usize,
+        target: &str,
+    ) {
+        let width = baseline.len().max(runner.len());
+        let base = median(&mut self.baseline);
+        let ours = median(&mut self.runner);
+        println!("median {baseline:<width$}  {base:.precision$} {unit}");
+        println!("median {runner:<width$}  {ours:.precision$} {unit}{target}");
+        println!(
+            "median ratio runner/baseline: {:.2}",
+            median(&mut self.ratios)
+        );
+    }
+}
+
 /// The median (the upper one of an even count).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -13,6 +13,19 @@ struct Fake {
     argv: std::path::PathBuf,
 }
 
+/// A recorded CLI transcript from the adapter's fixtures.
+fn recorded(name: &str) -> Vec<Value> {
+    let path = format!(
+        "{}/../../crates/ambient-adapter-claude/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 async fn fake(records: &[Value]) -> Fake {
     let env = Backend::start(
         env!("CARGO_BIN_EXE_claude-runner"),
@@ -73,15 +86,7 @@ impl Fake {
 
 #[tokio::test]
 async fn a_recorded_conversation_replays_both_ways_with_the_argv_the_settings_make() {
-    let recorded = format!(
-        "{}/../../crates/ambient-adapter-claude/tests/fixtures/03_multiturn.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let records: Vec<Value> = std::fs::read_to_string(recorded)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = recorded("03_multiturn.jsonl");
     let env = fake(&records).await;
     let mut watch = env.env.backend.watch(SESSION);
     let child = env
@@ -228,15 +233,7 @@ async fn a_cli_that_cannot_start_fails_before_the_first_turn_with_its_stderr() {
 
 #[tokio::test]
 async fn an_interrupt_goes_to_the_cli_at_once_and_its_answer_is_matched_to_the_request() {
-    let recorded = format!(
-        "{}/../../crates/ambient-adapter-claude/tests/fixtures/10_interrupt.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let records: Vec<Value> = std::fs::read_to_string(recorded)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = recorded("10_interrupt.jsonl");
     let env = fake(&records).await;
     let mut watch = env.env.backend.watch(SESSION);
     let child = env

@@ -33,7 +33,7 @@ async fn serve(
         .env("IS_SANDBOX", "1")
         .env("TMPDIR", home)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin");
-    Served::start(command).await
+    Served::start(command, workspace).await
 }
 
 /// The run's `RUN_FINISHED` result and outcome.

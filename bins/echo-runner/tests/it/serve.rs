@@ -20,6 +20,11 @@ fn echo(workspace: &std::path::Path, extra: &[(&str, &str)]) -> tokio::process::
     command
 }
 
+/// The echo runner, served from `workspace`.
+async fn serve_echo(workspace: &std::path::Path, extra: &[(&str, &str)]) -> Served {
+    Served::start(echo(workspace, extra), workspace).await
+}
+
 /// Checks one whole run (see [`check_run`]) and returns its event types.
 fn kinds(events: &[Sse]) -> Vec<&'static str> {
     check_run(events).iter().map(AguiEvent::kind).collect()
@@ -36,7 +41,7 @@ fn texts(events: &[Sse]) -> Vec<String> {
 #[tokio::test]
 async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the_agent() {
     let workspace = tempfile::tempdir().unwrap();
-    let served = Served::start(echo(workspace.path(), &[])).await;
+    let served = serve_echo(workspace.path(), &[]).await;
 
     let health = reqwest::get(format!("{}/health", served.url))
         .await
@@ -111,7 +116,7 @@ async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the
 #[tokio::test]
 async fn callers_without_the_token_and_bad_requests_get_clear_refusals() {
     let workspace = tempfile::tempdir().unwrap();
-    let served = Served::start(echo(workspace.path(), &[])).await;
+    let served = serve_echo(workspace.path(), &[]).await;
     let client = reqwest::Client::new();
     for token in [None, Some("wrong-token-wrong-token")] {
         let mut request = client.post(format!("{}/run", served.url)).json(&run_input(
@@ -237,7 +242,7 @@ async fn callers_without_the_token_and_bad_requests_get_clear_refusals() {
 async fn an_interrupt_stops_the_open_run_which_ends_cancelled_and_the_next_run_works() {
     let workspace = tempfile::tempdir().unwrap();
     // A turn long enough to be interrupted in the middle.
-    let served = Served::start(echo(workspace.path(), &[("ECHO_BURST_EVENTS", "1000000")])).await;
+    let served = serve_echo(workspace.path(), &[("ECHO_BURST_EVENTS", "1000000")]).await;
     let response = served
         .post_run(&run_input("t", "long", &[("u1", "user", "go")]))
         .await;
@@ -318,10 +323,10 @@ async fn read_in_cuts(served: &Served, body: &Value, step: usize) -> Vec<Sse> {
 #[tokio::test]
 async fn a_client_cut_at_many_points_gets_every_event_once() {
     let workspace = tempfile::tempdir().unwrap();
-    let served = Served::start(echo(
+    let served = serve_echo(
         workspace.path(),
         &[("ECHO_BURST_EVENTS", "300"), ("ECHO_BURST_BYTES", "40")],
-    ))
+    )
     .await;
     let mut conversation = Vec::new();
     for (number, step) in [1_usize, 2, 3, 7, 16, 61, 200].into_iter().enumerate() {
@@ -357,10 +362,10 @@ async fn a_client_cut_at_many_points_gets_every_event_once() {
 async fn a_client_that_asks_from_an_event_no_longer_kept_is_told_what_is() {
     let workspace = tempfile::tempdir().unwrap();
     // 99 events in the run (30 filler texts of three events each), 80 kept.
-    let served = Served::start(echo(
+    let served = serve_echo(
         workspace.path(),
         &[("ECHO_BURST_EVENTS", "30"), ("AGUI_REPLAY_EVENTS", "80")],
-    ))
+    )
     .await;
     let response = served
         .post_run(&run_input("t", "r", &[("u", "user", "hi")]))
@@ -425,7 +430,7 @@ async fn the_workspace_is_prepared_before_runs_are_taken_and_its_lines_open_the_
     let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
     let mut command = echo(workspace.path(), &[("REPOS_JSON", repos.as_str())]);
     command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
-    let served = Served::start(command).await;
+    let served = Served::start(command, workspace.path()).await;
     // Announced once the workspace is ready.
     assert!(workspace.path().join("app/README.md").exists());
     let first = served

@@ -50,7 +50,17 @@ async fn the_websocket_mode_is_unchanged_by_the_serve_mode_settings() {
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_batch_persisted(&env).await;
-    assert!(!finished.stderr.contains("ag-ui"), "{}", finished.stderr);
+    // It did not serve: no announcement on stdout, no server in the log.
+    assert!(
+        !finished.stdout.contains("ag-ui listening"),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        !finished.stderr.contains("serving AG-UI"),
+        "{}",
+        finished.stderr
+    );
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ async fn serve(
     for (key, value) in extra {
         command.env(key, value);
     }
-    Served::start(command).await
+    Served::start(command, workspace).await
 }
 
 /// The graph's state at the end of a run: its snapshot, patched by every delta after it.
