@@ -32,13 +32,13 @@ pub mod request;
 use std::{net::SocketAddr, path::PathBuf, pin::pin, sync::Arc, time::Duration};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Event, Mode, Outcome, Session, SessionInfo, SessionOutput,
-    Workspace,
+    Adapter, CancellationToken, Event, Mode, Session, SessionInfo, SessionOutput, Workspace,
 };
 use ambient_protocol::{Secret, error_chain as chain};
 use ambient_shell::{
-    Redactor, RunnerArgs, RunnerExit,
+    Redactor, RunnerArgs, RunnerExit, SessionEnd,
     config::{ConfigError, DEFAULT_WORKSPACE},
+    stopping::{CANCEL_GRACE, StopStep, Stopping},
     workspace::{self, Credentials},
 };
 use tokio::sync::mpsc;
@@ -65,8 +65,6 @@ const DEFAULT_REPLAY_EVENTS: usize = 4096;
 const MIN_TOKEN_LEN: usize = 16;
 /// Events the adapter may have in flight before `emit` waits.
 const EVENT_BUFFER: usize = 256;
-/// How long an adapter has to return once its session is cancelled.
-const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long open streams have to finish once the session is over.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -169,14 +167,6 @@ impl ServeArgs {
     }
 }
 
-/// How the served session ended.
-enum End {
-    Completed,
-    Failed(String),
-    Stopped,
-    TimedOut,
-}
-
 /// Serves `adapter`'s session until it ends, the session times out, or `shutdown` fires.
 pub async fn serve<A: Adapter>(
     settings: ServeSettings,
@@ -242,27 +232,14 @@ pub async fn serve<A: Adapter>(
         shutdown,
     ))
     .await;
-    let (exit, reason, failure) = match &end {
-        End::Completed => (
-            RunnerExit::Completed,
-            String::from("the session completed"),
-            None,
+    let (reason, failure) = match &end {
+        SessionEnd::Completed => (String::from("the session completed"), None),
+        SessionEnd::Failed { reason } | SessionEnd::BackendUnreachable { reason } => (
+            format!("the session failed: {reason}"),
+            Some(reason.as_str()),
         ),
-        End::Failed(why) => (
-            RunnerExit::Failed,
-            format!("the session failed: {why}"),
-            Some(why.as_str()),
-        ),
-        End::Stopped => (
-            RunnerExit::Stopped,
-            String::from("the runner was stopped"),
-            None,
-        ),
-        End::TimedOut => (
-            RunnerExit::TimedOut,
-            String::from("the session timed out"),
-            None,
-        ),
+        SessionEnd::Stopped => (String::from("the runner was stopped"), None),
+        SessionEnd::TimedOut => (String::from("the session timed out"), None),
     };
     let reason = redactor.text(&reason).into_owned();
     hub.close(reason.clone(), failure);
@@ -274,7 +251,7 @@ pub async fn serve<A: Adapter>(
         Ok(Err(error)) => warn!(%error, "the server task failed"),
         Err(_) => warn!(grace = ?DRAIN_GRACE, "streams still open at exit were cut"),
     }
-    exit
+    end.exit()
 }
 
 /// Tells whoever started the runner that runs are taken, and where (the first line on
@@ -308,7 +285,7 @@ async fn run<A: Adapter>(
     runner: &RunnerArgs,
     plan: Plan,
     shutdown: CancellationToken,
-) -> End {
+) -> SessionEnd {
     let Channels {
         input_rx,
         mut commands,
@@ -344,12 +321,14 @@ async fn run<A: Adapter>(
     );
     let prepared = tokio::select! {
         prepared = preparing => prepared,
-        () = shutdown.cancelled() => return End::Stopped,
+        () = shutdown.cancelled() => return SessionEnd::Stopped,
     };
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
-            return End::Failed(format!("Workspace preparation failed: {}", chain(&error)));
+            return SessionEnd::Failed {
+                reason: format!("Workspace preparation failed: {}", chain(&error)),
+            };
         }
     };
     let (output_tx, mut output) = mpsc::channel(EVENT_BUFFER);
@@ -374,47 +353,24 @@ async fn run<A: Adapter>(
     );
     hub.started();
     announce(address);
-    let timeout = runner.timeout.filter(|t| !t.is_zero());
-    let mut deadline = pin!(async {
-        match timeout {
-            Some(after) => tokio::time::sleep(after).await,
-            None => std::future::pending().await,
-        }
-    });
-    let mut grace = pin!(tokio::time::sleep(Duration::MAX));
-    let mut stopping: Option<End> = None;
+    let mut stopping = Stopping::new(shutdown, cancel, runner.timeout);
     let outcome = {
         let mut running = pin!(adapter.run(&mut session));
         loop {
             tokio::select! {
                 biased;
                 outcome = &mut running => break Some(outcome),
-                () = shutdown.cancelled(), if stopping.is_none() => {
-                    info!("stopping: cancelling the adapter");
-                    stopping = Some(End::Stopped);
-                }
-                () = &mut deadline, if stopping.is_none() => {
-                    warn!(?timeout, "the session timed out: cancelling the adapter");
-                    stopping = Some(End::TimedOut);
-                }
-                () = &mut grace, if stopping.is_some() => {
-                    warn!("the adapter did not return after cancellation; abandoning it");
+                step = stopping.next() => if step == StopStep::Abandon {
                     break None;
-                }
+                },
                 Some(command) = commands.recv() => {
                     // What the adapter emitted before this request belongs before it.
                     while let Ok(earlier) = output.try_recv() {
                         relay(hub, &mut store, earlier);
                     }
-                    answer(hub, command, stopping.is_some());
+                    answer(hub, command, stopping.cause().is_some());
                 }
                 Some(output) = output.recv() => relay(hub, &mut store, output),
-            }
-            if stopping.is_some() && !cancel.is_cancelled() {
-                cancel.cancel();
-                grace
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + CANCEL_GRACE);
             }
         }
     };
@@ -429,15 +385,7 @@ async fn run<A: Adapter>(
     if tokio::time::timeout(CANCEL_GRACE, drain).await.is_err() {
         warn!("the adapter's output did not end after it returned; leaving the rest");
     }
-    if let Some(end) = stopping {
-        return end;
-    }
-    match outcome {
-        Some(Ok(Outcome::Completed { .. })) => End::Completed,
-        Some(Ok(Outcome::Failed { reason, .. })) => End::Failed(reason),
-        Some(Err(error)) => End::Failed(chain(&error)),
-        None => End::Failed(String::from("the adapter was abandoned")),
-    }
+    stopping.end(outcome).0
 }
 
 fn answer(hub: &Hub, command: Command, stopping: bool) {

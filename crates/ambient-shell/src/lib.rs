@@ -15,6 +15,7 @@ pub mod exit;
 mod inbox;
 pub mod redact;
 mod session;
+pub mod stopping;
 pub mod workspace;
 
 pub use config::{RunnerArgs, RunnerConfig};

@@ -3,8 +3,8 @@
 use std::{collections::VecDeque, pin::pin, sync::Arc, time::Duration};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Continuation, Input, Mode, Outcome, Session, SessionInfo,
-    SessionOutput, Stored, Workspace,
+    Adapter, CancellationToken, Continuation, Input, Mode, Session, SessionInfo, SessionOutput,
+    Stored, Workspace,
 };
 use ambient_protocol::{
     Event, EventMapper, FrameId, Inbound, Lifecycle, Outbound, ResultPayload, SessionMessage,
@@ -23,6 +23,7 @@ use crate::{
     Redactor, RunnerConfig, RunnerExit,
     config::DEFAULT_PROMPT,
     inbox::Inbox,
+    stopping::{StopCause, StopStep, Stopping},
     workspace::{self, Credentials, PreparedWorkspace, WorkspaceError},
 };
 
@@ -30,8 +31,6 @@ use crate::{
 const MAX_RESULT_CHARS: usize = 10_000;
 /// How long the backend has to echo every frame once the session has ended.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
-/// How long an adapter has to return once its session is cancelled.
-const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// From a stop signal to the end of `run_session`: the platform kills the pod after its
 /// grace period (30 s by default), and the brief promises an exit within 10 s.
 const STOP_BUDGET: Duration = Duration::from_secs(8);
@@ -79,16 +78,30 @@ pub struct SessionReport {
     pub result: Option<ResultPayload>,
 }
 
+impl SessionEnd {
+    /// The process exit this end calls for, where there was no final status to write or
+    /// it was written.
+    pub fn exit(&self) -> RunnerExit {
+        match self {
+            Self::Completed => RunnerExit::Completed,
+            Self::Failed { .. } => RunnerExit::Failed,
+            Self::TimedOut => RunnerExit::TimedOut,
+            Self::Stopped => RunnerExit::Stopped,
+            Self::BackendUnreachable { .. } => RunnerExit::BackendUnreachable,
+        }
+    }
+}
+
 impl SessionReport {
     /// The process exit this report calls for.
     pub fn exit(&self) -> RunnerExit {
         match (&self.end, self.status_written) {
-            (SessionEnd::BackendUnreachable { .. }, _) => RunnerExit::BackendUnreachable,
-            (SessionEnd::Stopped, _) => RunnerExit::Stopped,
+            // Neither had a status to write: the backend was away, or the platform
+            // stopped the session and keeps its own.
+            (SessionEnd::BackendUnreachable { .. } | SessionEnd::Stopped, _) | (_, true) => {
+                self.end.exit()
+            }
             (_, false) => RunnerExit::StatusNotWritten,
-            (SessionEnd::Completed, true) => RunnerExit::Completed,
-            (SessionEnd::Failed { .. }, true) => RunnerExit::Failed,
-            (SessionEnd::TimedOut, true) => RunnerExit::TimedOut,
         }
     }
 }
@@ -262,16 +275,7 @@ impl Run {
             },
         };
         let mut session = Session::new(info, output_tx, input_rx, cancel.clone(), continuation);
-        let mut stopping: Option<SessionEnd> = None;
-        let timeout = self.config.timeout;
-        let mut deadline = pin!(async {
-            match timeout {
-                Some(after) => tokio::time::sleep(after).await,
-                None => std::future::pending().await,
-            }
-        });
-        let mut grace = pin!(tokio::time::sleep(Duration::MAX));
-        let mut grace_armed = false;
+        let mut stopping = Stopping::new(shutdown.clone(), cancel, self.config.timeout);
         let mut stop_deadline = None;
         // Frames made from the adapter's output, waiting for room in the transport. Room
         // is awaited inside the select, so that a stop or an interrupt is seen even while
@@ -296,32 +300,19 @@ impl Run {
                             let _told = input_tx.send(Input::WorkspaceChanged(workspace));
                         }
                     },
-                    () = shutdown.cancelled(), if stopping.is_none() => {
-                        info!("stopping: cancelling the adapter");
-                        stopping = Some(SessionEnd::Stopped);
-                        stop_deadline = Some(tokio::time::Instant::now() + STOP_BUDGET);
-                    }
-                    () = &mut deadline, if stopping.is_none() => {
-                        warn!(?timeout, "the session timed out: cancelling the adapter");
-                        stopping = Some(SessionEnd::TimedOut);
-                    }
-                    () = &mut grace, if grace_armed => {
-                        warn!("the adapter did not return after cancellation; abandoning it");
-                        break None;
-                    }
+                    step = stopping.next() => match step {
+                        StopStep::Cancelled(StopCause::Signal) => {
+                            stop_deadline = Some(tokio::time::Instant::now() + STOP_BUDGET);
+                        }
+                        StopStep::Cancelled(StopCause::Timeout) => {}
+                        StopStep::Abandon => break None,
+                    },
                     permit = sender.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
                         (Ok(permit), Some(frame)) => permit.send(frame),
                         (Err(error), _) => warn!(error = %chain(&error), "a frame could not be queued"),
                         (Ok(_), None) => {}
                     },
                     Some(output) = output.recv(), if pending.is_empty() => pending.extend(self.frames_for(output)),
-                }
-                if stopping.is_some() && !grace_armed {
-                    cancel.cancel();
-                    grace
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + CANCEL_GRACE);
-                    grace_armed = true;
                 }
             }
         };
@@ -346,27 +337,7 @@ impl Run {
             }
             None => drain.await,
         }
-        let (end, result) = match (stopping, outcome) {
-            (Some(end), outcome) => (end, outcome.and_then(|o| o.ok()).and_then(outcome_result)),
-            (None, Some(Ok(Outcome::Completed { result }))) => (SessionEnd::Completed, result),
-            (None, Some(Ok(Outcome::Failed { reason, result }))) => {
-                (SessionEnd::Failed { reason }, result)
-            }
-            (None, Some(Err(error))) => (
-                SessionEnd::Failed {
-                    reason: chain(&error),
-                },
-                None,
-            ),
-            // The grace period is armed only once stopping, so this is never reached; it
-            // still reads as what it would mean.
-            (None, None) => (
-                SessionEnd::Failed {
-                    reason: String::from("the adapter was abandoned"),
-                },
-                None,
-            ),
-        };
+        let (end, result) = stopping.end(outcome);
         match stop_deadline {
             None => self.finish(end, result).await,
             Some(deadline) => {
@@ -778,12 +749,6 @@ struct WorkspaceState {
 enum WorkspaceNews {
     Line(String),
     Changed(Workspace),
-}
-
-fn outcome_result(outcome: Outcome) -> Option<ResultPayload> {
-    match outcome {
-        Outcome::Completed { result } | Outcome::Failed { result, .. } => result,
-    }
 }
 
 fn truncate(text: &str) -> String {
