@@ -26,10 +26,10 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use ambient_local_backend::{LocalBackend, SessionSeed};
+use ambient_local_backend::LocalBackend;
 use ambient_protocol::{Frame, FrameId, Outbound, SessionMessage, runner_timestamp};
 use ambient_test_support::bench;
 use futures_util::{SinkExt, StreamExt};
@@ -88,10 +88,7 @@ async fn turn_span(
 ) -> (Instant, Instant) {
     let mut first = None;
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(120), watch.recv())
-            .await
-            .expect("frames keep arriving")
-            .expect("the backend is up");
+        let message = bench::next_broadcast(watch).await;
         if relayed(&message) {
             first.get_or_insert_with(Instant::now);
         }
@@ -195,15 +192,10 @@ async fn main() {
     let folder = tempfile::tempdir().unwrap();
     let script: PathBuf = folder.path().join("script.jsonl");
     std::fs::write(&script, &text).unwrap();
-    let mut builder = LocalBackend::builder()
-        .token(TOKEN)
-        .ping_interval(Duration::ZERO);
-    for round in 0..rounds {
-        builder = builder
-            .session(SessionSeed::new(PROJECT, format!("bare-{round}")))
-            .session(SessionSeed::new(PROJECT, format!("runner-{round}")));
-    }
-    let backend = builder.start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let backend = bench::paired_backend(TOKEN, PROJECT, rounds)
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
     println!(
         "{printed} CLI lines in one turn ({:.1} MB), local backend on loopback, {rounds} rounds",
         text.len() as f64 / 1e6

@@ -57,10 +57,7 @@ async fn measure(mut watch: mpsc::UnboundedReceiver<SessionMessage>, count: usiz
     let mut first = None;
     let mut last = std::time::Instant::now();
     while latencies_us.len() < count {
-        let message = tokio::time::timeout(Duration::from_secs(120), watch.recv())
-            .await
-            .expect("frames keep arriving")
-            .expect("the backend is up");
+        let message = bench::next_broadcast(&mut watch).await;
         let Some(text) = message.payload["content"]["text"].as_str() else {
             continue;
         };
@@ -172,15 +169,7 @@ async fn main() {
     let frames = bench::number_flag("--frames", 100_000);
     let memory = std::env::args().any(|a| a == "--memory");
     let rounds = bench::number_flag("--rounds", 5);
-    let mut builder = LocalBackend::builder()
-        .token(TOKEN)
-        .ping_interval(Duration::ZERO);
-    for round in 0..rounds {
-        builder = builder
-            .session(SessionSeed::new(PROJECT, format!("bare-{round}")))
-            .session(SessionSeed::new(PROJECT, format!("runner-{round}")));
-    }
-    let backend = builder
+    let backend = bench::paired_backend(TOKEN, PROJECT, rounds)
         .session(SessionSeed::new(PROJECT, "runner-large"))
         .start(([127, 0, 0, 1], 0).into())
         .await

@@ -26,10 +26,10 @@
 use std::{
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use ambient_local_backend::{LocalBackend, SessionSeed};
+use ambient_local_backend::LocalBackend;
 use ambient_protocol::{Frame, FrameId, Outbound, SessionMessage, runner_timestamp};
 use ambient_test_support::bench;
 use axum::{
@@ -189,10 +189,7 @@ async fn arrival(
 ) -> Instant {
     let mut seen = 0;
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(120), watch.recv())
-            .await
-            .expect("frames keep arriving")
-            .expect("the backend is up");
+        let message = bench::next_broadcast(watch).await;
         if matches(&message) {
             seen += 1;
             if seen == count {
@@ -265,15 +262,10 @@ async fn main() {
         started: Arc::new(Mutex::new(None)),
     };
     let url = replay_server(replay.clone()).await;
-    let mut builder = LocalBackend::builder()
-        .token(TOKEN)
-        .ping_interval(Duration::ZERO);
-    for round in 0..rounds {
-        builder = builder
-            .session(SessionSeed::new(PROJECT, format!("bare-{round}")))
-            .session(SessionSeed::new(PROJECT, format!("runner-{round}")));
-    }
-    let backend = builder.start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let backend = bench::paired_backend(TOKEN, PROJECT, rounds)
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
     println!(
         "{events} LangGraph events ({:.1} MB of SSE), replay server and local backend on loopback, {rounds} rounds",
         replay.body.len() as f64 / 1e6

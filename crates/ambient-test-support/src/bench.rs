@@ -2,10 +2,11 @@
 //! medians.
 #![allow(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
-use std::{path::Path, process::Stdio};
+use std::{path::Path, process::Stdio, time::Duration};
 
-use ambient_local_backend::LocalBackend;
-use tokio::{net::TcpStream, process::Command};
+use ambient_local_backend::{Builder, LocalBackend, SessionSeed};
+use ambient_protocol::SessionMessage;
+use tokio::{net::TcpStream, process::Command, sync::mpsc};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{client::IntoClientRequest, http::HeaderValue},
@@ -54,6 +55,29 @@ pub async fn bare_client(
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
     tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// A local backend for paired rounds, to be started: no pings (they would be measured
+/// too), and for each round a `bare-N` session for the baseline and a `runner-N` one for
+/// the runner.
+pub fn paired_backend(token: &str, project: &str, rounds: usize) -> Builder {
+    let mut builder = LocalBackend::builder()
+        .token(token)
+        .ping_interval(Duration::ZERO);
+    for round in 0..rounds {
+        builder = builder
+            .session(SessionSeed::new(project, format!("bare-{round}")))
+            .session(SessionSeed::new(project, format!("runner-{round}")));
+    }
+    builder
+}
+
+/// The backend's next broadcast to a watcher; none in two minutes fails the benchmark.
+pub async fn next_broadcast(watch: &mut mpsc::UnboundedReceiver<SessionMessage>) -> SessionMessage {
+    tokio::time::timeout(Duration::from_secs(120), watch.recv())
+        .await
+        .expect("frames keep arriving")
+        .expect("the backend is up")
 }
 
 /// The number after `flag` on the command line, or `default`.

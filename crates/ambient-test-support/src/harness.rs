@@ -89,6 +89,14 @@ impl Backend {
         }
     }
 
+    /// Posts `body` to the session's messages, as the platform's UI does.
+    pub async fn post(&self, body: Value) {
+        self.backend
+            .post_message(PROJECT, SESSION, body)
+            .await
+            .unwrap();
+    }
+
     /// Waits for a runner started by [`Backend::runner`] and collects what it left.
     pub async fn finish(&self, child: Child) -> Finished {
         let mut finished = finish(child).await;

@@ -100,17 +100,9 @@ async fn a_recorded_conversation_replays_both_ways_with_the_argv_the_settings_ma
         .spawn()
         .unwrap();
     until(&mut watch, |m| m.kind == "agent.waiting").await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"content": "Second question"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"content": "Second question"})).await;
     until(&mut watch, |m| m.kind == "agent.waiting").await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -199,11 +191,7 @@ async fn a_cli_that_stops_answering_fails_the_session_once_an_interrupt_goes_una
         .spawn()
         .unwrap();
     until(&mut watch, |m| m.payload.to_string().contains("Working")).await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"type": "interrupt"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"type": "interrupt"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
     let message = env.message();
@@ -242,23 +230,13 @@ async fn an_interrupt_goes_to_the_cli_at_once_and_its_answer_is_matched_to_the_r
         .unwrap();
     // The recording interrupted after three deltas; the fake waits for the request there.
     until(&mut watch, |m| m.payload["partial"].is_object()).await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"type": "interrupt"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"type": "interrupt"})).await;
     until(&mut watch, |m| m.kind == "agent.waiting").await;
     env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"content": "After the interrupt"}))
-        .await
-        .unwrap();
+        .post(json!({"content": "After the interrupt"}))
+        .await;
     until(&mut watch, |m| m.kind == "agent.waiting").await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -291,11 +269,7 @@ async fn a_turn_that_outlasts_the_end_of_the_session_is_stopped_within_the_bound
         m.payload.to_string().contains("Still thinking")
     })
     .await;
-    env.env
-        .backend
-        .post_message(PROJECT, SESSION, json!({"type": "end_session"}))
-        .await
-        .unwrap();
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert!(

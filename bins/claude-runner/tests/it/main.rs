@@ -103,14 +103,6 @@ impl Env {
         let kept = self.env.backend.session(PROJECT, session).unwrap();
         kept.metadata.annotations[SESSION_ANNOTATION].clone()
     }
-
-    async fn post(&self, body: Value) {
-        self.env
-            .backend
-            .post_message(PROJECT, SESSION, body)
-            .await
-            .unwrap();
-    }
 }
 
 fn is(kind: &'static str) -> impl Fn(&SessionMessage) -> bool {
@@ -173,9 +165,9 @@ async fn a_conversation_runs_turn_after_turn_in_one_process() {
         .spawn()
         .unwrap();
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"content": "second"})).await;
+    env.env.post(json!({"content": "second"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_eq!(
@@ -249,11 +241,13 @@ async fn an_interrupt_stops_the_turn_at_once_and_the_next_message_still_works() 
         .spawn()
         .unwrap();
     until(&mut watch, |m| m.payload["partial"].is_object()).await;
-    env.post(json!({"type": "interrupt"})).await;
+    env.env.post(json!({"type": "interrupt"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"content": "after the interrupt"})).await;
+    env.env
+        .post(json!({"content": "after the interrupt"}))
+        .await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = without_cost(env.transcript().await);
@@ -338,9 +332,9 @@ async fn a_continuation_resumes_the_cli_conversation_of_its_parent() {
         .wait_for_connections(SESSION, 1)
         .await
         .unwrap();
-    second.post(json!({"content": "and again"})).await;
+    second.env.post(json!({"content": "and again"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    second.post(json!({"type": "end_session"})).await;
+    second.env.post(json!({"type": "end_session"})).await;
     let finished = second.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     // The mock counts the user turns it was sent: the first session's came along.
@@ -372,9 +366,9 @@ async fn a_conversation_that_cannot_be_resumed_is_replaced_by_a_new_one_and_the_
         .wait_for_connections(SESSION, 1)
         .await
         .unwrap();
-    env.post(json!({"content": "are you there"})).await;
+    env.env.post(json!({"content": "are you there"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = without_cost(env.transcript().await);

@@ -57,20 +57,13 @@ fn terminate(child: &tokio::process::Child) {
     assert!(kill.success());
 }
 
-async fn post(env: &Backend, body: Value) {
-    env.backend
-        .post_message(PROJECT, SESSION, body)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_final_status_lands_through_500_503_and_409() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let (child, _watch) = interactive(&env, &[]).await;
     env.backend
         .fail_next(FaultRoute::StatusUpdate, [500, 503, 409, 503]);
-    post(&env, json!({"type": "end_session"})).await;
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_eq!(
@@ -84,7 +77,7 @@ async fn a_status_endpoint_that_never_recovers_is_the_status_not_written_exit() 
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let (child, _watch) = interactive(&env, &[]).await;
     env.backend.fail_status_updates(Some(503));
-    post(&env, json!({"type": "end_session"})).await;
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(4), "stderr:\n{}", finished.stderr);
     assert!(
@@ -165,12 +158,12 @@ async fn the_timeout_fails_the_session_and_says_so() {
 async fn an_interrupt_is_acted_on_mid_turn() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let (child, mut watch) = bursting(&env, &[("INTERACTIVE", "true")]).await;
-    post(&env, json!({"type": "interrupt"})).await;
+    env.post(json!({"type": "interrupt"})).await;
     until(&mut watch, |m| {
         m.payload["payload"]["subtype"] == json!("interrupted")
     })
     .await;
-    post(&env, json!({"type": "end_session"})).await;
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
 }
@@ -195,12 +188,9 @@ async fn planted_secrets_reach_no_frame_log_or_status() {
         ],
     )
     .await;
-    post(
-        &env,
-        json!({"content": format!("my token is {TOKEN}, key {ANTHROPIC}")}),
-    )
-    .await;
-    post(&env, json!({"type": "end_session"})).await;
+    env.post(json!({"content": format!("my token is {TOKEN}, key {ANTHROPIC}")}))
+        .await;
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let ours: Vec<String> = env
@@ -301,22 +291,19 @@ async fn refused_handshakes_are_named_and_a_500_is_retried() {
 async fn malformed_unknown_and_oversized_messages_do_not_break_a_session() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let (child, mut watch) = interactive(&env, &[]).await;
-    post(&env, json!({"content": 5})).await;
-    post(&env, json!({"type": "user_message"})).await;
-    post(&env, json!({"type": "repo_removed", "name": 7})).await;
-    post(
-        &env,
-        json!({"type": "brand_new_type", "whatever": [1, 2, 3]}),
-    )
-    .await;
+    env.post(json!({"content": 5})).await;
+    env.post(json!({"type": "user_message"})).await;
+    env.post(json!({"type": "repo_removed", "name": 7})).await;
+    env.post(json!({"type": "brand_new_type", "whatever": [1, 2, 3]}))
+        .await;
     let huge = "h".repeat(3 << 20);
-    post(&env, json!({"content": huge})).await;
-    post(&env, json!({"content": "still here"})).await;
+    env.post(json!({"content": huge})).await;
+    env.post(json!({"content": "still here"})).await;
     until(&mut watch, |m| {
         m.payload["content"]["text"] == json!("still here")
     })
     .await;
-    post(&env, json!({"type": "end_session"})).await;
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert!(!finished.stderr.contains("panicked"));

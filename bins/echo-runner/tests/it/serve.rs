@@ -97,7 +97,7 @@ async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the
             ],
         ))
         .await;
-    kinds(&second);
+    check_run(&second);
     assert_eq!(texts(&second), ["second\n\nthird"]);
     assert_eq!(second.last().unwrap().data["result"]["num_turns"], 2);
 

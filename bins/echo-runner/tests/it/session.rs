@@ -69,9 +69,8 @@ async fn an_interactive_session_answers_each_message_and_ends_on_request() {
     let mut watch = env.backend.watch(SESSION);
     let child = env.runner(&[("INTERACTIVE", "true")]).spawn().unwrap();
     env.backend.wait_for_connections(SESSION, 1).await.unwrap();
-    let post = |body| env.backend.post_message(PROJECT, SESSION, body);
-    post(json!({"content": "first"})).await.unwrap();
-    post(json!({"content": "second"})).await.unwrap();
+    env.post(json!({"content": "first"})).await;
+    env.post(json!({"content": "second"})).await;
     // End the session only once both turns are answered, so that the test also shows
     // that the runner waits for more.
     let mut waits = 0;
@@ -84,7 +83,7 @@ async fn an_interactive_session_answers_each_message_and_ends_on_request() {
             waits += 1;
         }
     }
-    post(json!({"type": "end_session"})).await.unwrap();
+    env.post(json!({"type": "end_session"})).await;
     let finished = env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let kinds: Vec<String> = env

@@ -140,14 +140,6 @@ impl Env {
         session.metadata.annotations[THREAD_ANNOTATION].clone()
     }
 
-    async fn post(&self, body: Value) {
-        self.env
-            .backend
-            .post_message(PROJECT, SESSION, body)
-            .await
-            .unwrap();
-    }
-
     /// The streamed pieces of text the backend persisted, joined.
     async fn streamed_text(&self) -> String {
         self.env
@@ -304,9 +296,9 @@ async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run(mode: Mode
         .spawn()
         .unwrap();
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"content": "yes, ship it"})).await;
+    env.env.post(json!({"content": "yes, ship it"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_eq!(
@@ -335,11 +327,11 @@ async fn several_questions_are_answered_one_by_one_then_resumed_together(mode: M
         .spawn()
         .unwrap();
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"content": "first answer"})).await;
+    env.env.post(json!({"content": "first answer"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"content": "{\"n\": 2}"})).await;
+    env.env.post(json!({"content": "{\"n\": 2}"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -381,10 +373,10 @@ async fn an_interrupt_cancels_the_run_and_the_session_goes_on(mode: Mode) {
         .spawn()
         .unwrap();
     until(&mut watch, logs_with(r#"{\"tick\":2}"#)).await;
-    env.post(json!({"type": "interrupt"})).await;
+    env.env.post(json!({"type": "interrupt"})).await;
     until(&mut watch, is("agent.waiting")).await;
     // The session is still there: a new message runs again.
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
@@ -516,9 +508,9 @@ async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thre
         .wait_for_connections(SESSION, 1)
         .await
         .unwrap();
-    env.post(json!({"content": "approved"})).await;
+    env.env.post(json!({"content": "approved"})).await;
     until(&mut watch, is("agent.waiting")).await;
-    env.post(json!({"type": "end_session"})).await;
+    env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
