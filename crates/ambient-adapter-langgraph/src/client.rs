@@ -2,6 +2,7 @@
 
 use std::{collections::VecDeque, time::Duration};
 
+use ambient_backoff::{Backoff, BackoffPolicy};
 use ambient_protocol::Secret;
 use reqwest::header;
 use serde_json::{Value, json};
@@ -413,6 +414,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times in a row rejoining may fail before the stream gives up.
 const MAX_REJOIN_FAILURES: u32 = 5;
+/// Delays between attempts to rejoin a dropped stream.
+const REJOIN_BACKOFF: BackoffPolicy =
+    BackoffPolicy::doubling(Duration::from_millis(500), Duration::from_secs(4));
 
 /// Where a stream is, in the server's event ids, for rejoining without losing or
 /// repeating an event.
@@ -568,6 +572,7 @@ impl RunStream {
             };
         };
         let mut failures = 0;
+        let mut backoff = Backoff::new(REJOIN_BACKOFF);
         // A stream that broke (rather than ended) may have missed the run's last events,
         // even when the run is over by now: a resumable run replays them to a rejoin.
         let broke = cause.is_some() && !self.position.unnumbered;
@@ -609,8 +614,7 @@ impl RunStream {
                         });
                     }
                     last_error = Some(error);
-                    let backoff = Duration::from_millis(250 * (1 << failures.min(4)));
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

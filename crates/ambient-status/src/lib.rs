@@ -13,6 +13,7 @@ mod error;
 
 use std::time::Duration;
 
+use ambient_backoff::{Backoff, BackoffPolicy};
 use ambient_protocol::{
     Secret,
     status::{
@@ -32,7 +33,7 @@ pub use error::{Error, HttpError, Result};
 pub struct RetryPolicy {
     /// Attempts at most, the first included.
     pub attempts: u32,
-    /// The first delay between attempts; it doubles each time.
+    /// The first delay between attempts (with jitter); it doubles each time.
     pub initial_delay: Duration,
     /// The largest delay between attempts.
     pub max_delay: Duration,
@@ -174,7 +175,10 @@ impl StatusClient {
         content_type: &'static str,
     ) -> Result<T> {
         let started = Instant::now();
-        let mut delay = self.retry.initial_delay;
+        let mut backoff = Backoff::new(BackoffPolicy::doubling(
+            self.retry.initial_delay,
+            self.retry.max_delay,
+        ));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -186,6 +190,7 @@ impl StatusClient {
                 Err(error) => error,
             };
             let elapsed = started.elapsed();
+            let delay = backoff.next_delay();
             let out_of_time = elapsed + delay > self.retry.deadline;
             if !error.is_retryable() || attempt >= self.retry.attempts || out_of_time {
                 return Err(if attempt > 1 {
@@ -199,8 +204,7 @@ impl StatusClient {
                 });
             }
             debug!(%method, path = url.path(), attempt, ?delay, error = %error, "retrying");
-            tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() * 0.5)).await;
-            delay = (delay * 2).min(self.retry.max_delay);
+            tokio::time::sleep(delay).await;
         }
     }
 

@@ -13,7 +13,9 @@ use tracing::{debug, warn};
 
 pub(crate) use ambient_protocol::error_chain;
 
-use crate::{Error, Result, TokenSource, TransportConfig, backoff::Backoff};
+use ambient_backoff::Backoff;
+
+use crate::{Error, Result, TokenSource, TransportConfig};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

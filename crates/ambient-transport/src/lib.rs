@@ -16,7 +16,6 @@
 //! This crate does not know what a session is: lifecycle, status and adapters are the
 //! shell's. It never puts the token in a URL.
 
-mod backoff;
 mod connection;
 mod error;
 mod outbox;
@@ -28,7 +27,8 @@ use ambient_protocol::{Inbound, InboundError, Outbound, Secret, SessionMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::BackoffPolicy;
+#[doc(no_inline)]
+pub use ambient_backoff::BackoffPolicy;
 pub use error::{Error, Result};
 
 /// Where the bearer token comes from.

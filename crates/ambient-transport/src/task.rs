@@ -1,5 +1,6 @@
 //! The task that owns the socket.
 
+use ambient_backoff::Backoff;
 use ambient_protocol::{Inbound, SessionMessage, echo_frame_id};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{
@@ -15,7 +16,6 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Command, Received, Result, Stats, TransportConfig,
-    backoff::Backoff,
     connection::{Socket, connect_with_retry, error_chain},
     outbox::Outbox,
 };
@@ -68,7 +68,7 @@ pub(crate) async fn run(
         match reason {
             Disconnect::Finished => return Ok(state.stats),
             Disconnect::Lost(why) => {
-                if connected_at.elapsed() >= backoff.reset_after() {
+                if connected_at.elapsed() >= backoff.policy().reset_after {
                     backoff.reset();
                 }
                 warn!(reason = %why, unacknowledged = state.outbox.len(), "connection lost, reconnecting");
