@@ -17,13 +17,6 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 const OVERHEAD: usize = 1024;
 
 impl Outbound {
-    /// The size of this frame's payload as JSON, in bytes.
-    pub fn payload_len(&self) -> usize {
-        let (payload, partial) = self.to_payload();
-        let partial_len = partial.map_or(0, |p| p.data.len() + p.id.len() + 64);
-        payload.to_string().len() + partial_len
-    }
-
     /// An upper bound of [`Outbound::payload_len`] that costs no serialising, for the
     /// kinds whose size is their texts' (JSON escaping at most sixfolds a character).
     fn size_bound(&self) -> Option<usize> {

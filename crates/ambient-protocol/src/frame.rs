@@ -1,9 +1,9 @@
 //! The frames a runner sends: the envelope and every kind it carries.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::status::ResultPayload;
 
@@ -15,53 +15,62 @@ use crate::status::ResultPayload;
 /// the envelope. Either way, the copy the backend broadcasts has it at `payload.frame_id`.
 pub const FRAME_ID_FIELD: &str = "frame_id";
 
-/// The `type` string of a runner frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MessageType {
-    /// `system.message`: lifecycle strings and log lines.
-    #[serde(rename = "system.message")]
-    SystemMessage,
-    /// `agent.message`: text, tool use, tool result, result and partial text.
-    #[serde(rename = "agent.message")]
-    AgentMessage,
-    /// `user.message`: the echo of a prompt the runner was given.
-    #[serde(rename = "user.message")]
-    UserMessage,
-    /// `message.partial`: a fragment, accepted by the UI; this runner sends partials as
-    /// `agent.message` with a `partial` field instead, as the Python runner defined them.
-    #[serde(rename = "message.partial")]
-    MessagePartial,
-    /// `agent.running`: a turn started.
-    #[serde(rename = "agent.running")]
-    AgentRunning,
-    /// `agent.waiting`: the agent waits for the user.
-    #[serde(rename = "agent.waiting")]
-    AgentWaiting,
+/// Declares [`MessageType`] from one list of variants and their wire strings, so that
+/// the strings are written once.
+macro_rules! message_types {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+        /// The `type` string of a runner frame.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum MessageType {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl MessageType {
+            /// The wire string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                }
+            }
+
+            /// The type for a wire string, if it is a runner frame type.
+            pub fn from_wire(kind: &str) -> Option<Self> {
+                match kind {
+                    $($wire => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl MessageType {
-    /// The wire string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SystemMessage => "system.message",
-            Self::AgentMessage => "agent.message",
-            Self::UserMessage => "user.message",
-            Self::MessagePartial => "message.partial",
-            Self::AgentRunning => "agent.running",
-            Self::AgentWaiting => "agent.waiting",
-        }
-    }
+message_types! {
+    /// `system.message`: lifecycle strings and log lines.
+    SystemMessage = "system.message",
+    /// `agent.message`: text, tool use, tool result, result and partial text.
+    AgentMessage = "agent.message",
+    /// `user.message`: the echo of a prompt the runner was given.
+    UserMessage = "user.message",
+    /// `message.partial`: a fragment, accepted by the UI; this runner sends partials as
+    /// `agent.message` with a `partial` field instead, as the Python runner defined them.
+    MessagePartial = "message.partial",
+    /// `agent.running`: a turn started.
+    AgentRunning = "agent.running",
+    /// `agent.waiting`: the agent waits for the user.
+    AgentWaiting = "agent.waiting",
+}
 
-    /// The type for a wire string, if it is a runner frame type.
-    pub fn from_wire(kind: &str) -> Option<Self> {
-        Some(match kind {
-            "system.message" => Self::SystemMessage,
-            "agent.message" => Self::AgentMessage,
-            "user.message" => Self::UserMessage,
-            "message.partial" => Self::MessagePartial,
-            "agent.running" => Self::AgentRunning,
-            "agent.waiting" => Self::AgentWaiting,
-            _ => return None,
+impl Serialize for MessageType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let kind = Cow::<'de, str>::deserialize(deserializer)?;
+        Self::from_wire(&kind).ok_or_else(|| {
+            serde::de::Error::custom(format_args!("`{kind}` is not a runner frame type"))
         })
     }
 }
@@ -184,39 +193,64 @@ impl Outbound {
         }
     }
 
-    /// The payload and partial this kind is sent with.
-    pub(crate) fn to_payload(&self) -> (Value, Option<Partial>) {
-        let payload = match self {
-            Self::Lifecycle(event) => to_value(event),
-            Self::Log { message } => to_value(&LogPayload {
-                message: message.clone(),
-            }),
-            Self::UserMessage { content } => to_value(&UserPayload {
-                content: content.clone(),
-            }),
-            Self::Running | Self::Waiting => Value::Object(Map::new()),
-            Self::TextBlock { text } => to_value(&TextBlockPayload {
+    /// The payload this kind is sent with (its object fields tagged with `frame_id`),
+    /// its partial, and the id the envelope carries when the payload is no object.
+    fn wire_parts<'a>(&'a self, frame_id: &'a str) -> WireParts<'a> {
+        let object = |body: Body<'a>| WireParts {
+            payload: Payload::Object(Tagged { body, frame_id }),
+            partial: None,
+            envelope_id: None,
+        };
+        let text = Cow::Borrowed;
+        match self {
+            Self::Lifecycle(event) => WireParts {
+                payload: Payload::Lifecycle(event),
+                partial: None,
+                envelope_id: Some(frame_id),
+            },
+            Self::Partial(partial) => WireParts {
+                payload: Payload::Empty(""),
+                partial: Some(partial),
+                envelope_id: Some(frame_id),
+            },
+            Self::Log { message } => object(Body::Log(LogBody {
+                message: text(message),
+            })),
+            Self::UserMessage { content } => object(Body::User(UserBody {
+                content: text(content),
+            })),
+            Self::Running | Self::Waiting => object(Body::Nothing(NoFields {})),
+            Self::TextBlock { text: block } => object(Body::Text(TextBlockBody {
                 kind: AgentMessageTag::AgentMessage,
                 content: TextContent {
                     kind: TextBlockTag::TextBlock,
-                    text: text.clone(),
+                    text: text(block),
                 },
-            }),
-            Self::ToolUse { tool, input, id } => to_value(&ToolUsePayload {
-                tool: tool.clone(),
-                input: input.clone(),
-                id: id.clone(),
-            }),
-            Self::ToolResult(result) => to_value(&ToolResultPayload {
-                tool_result: result.clone(),
-            }),
-            Self::Result(result) => to_value(&ResultEnvelope {
+            })),
+            Self::ToolUse { tool, input, id } => object(Body::ToolUse(ToolUseBody {
+                tool: text(tool),
+                input: Cow::Borrowed(input),
+                id: id.as_deref().map(text),
+            })),
+            Self::ToolResult(tool_result) => object(Body::ToolResult(ToolResultBody {
+                tool_result: Cow::Borrowed(tool_result),
+            })),
+            Self::Result(payload) => object(Body::Result(ResultBody {
                 kind: ResultTag::ResultMessage,
-                payload: result.clone(),
-            }),
-            Self::Partial(partial) => return (Value::String(String::new()), Some(partial.clone())),
-        };
-        (payload, None)
+                payload: Cow::Borrowed(payload),
+            })),
+        }
+    }
+
+    /// The size of this frame's payload and partial as JSON, in bytes (the frame id
+    /// included).
+    pub fn payload_len(&self) -> usize {
+        let parts = self.wire_parts("");
+        let mut counter = ByteCounter(0);
+        // Plain data with string keys: writing it to a counter cannot fail.
+        let _written = serde_json::to_writer(&mut counter, &parts.payload);
+        let _written = serde_json::to_writer(&mut counter, &parts.partial);
+        counter.0
     }
 
     /// Reads a kind back from its wire parts; the inverse of what [`Frame`] sends.
@@ -238,32 +272,32 @@ impl Outbound {
             MessageType::SystemMessage => match payload {
                 Value::String(_) => Ok(Self::Lifecycle(from_value(payload).map_err(shape)?)),
                 _ => {
-                    let log: LogPayload = from_value(payload).map_err(shape)?;
+                    let log: LogBody<'_> = from_value(payload).map_err(shape)?;
                     Ok(Self::Log {
-                        message: log.message,
+                        message: log.message.into_owned(),
                     })
                 }
             },
             MessageType::UserMessage => {
-                let user: UserPayload = from_value(payload).map_err(shape)?;
+                let user: UserBody<'_> = from_value(payload).map_err(shape)?;
                 Ok(Self::UserMessage {
-                    content: user.content,
+                    content: user.content.into_owned(),
                 })
             }
             MessageType::AgentRunning => Ok(Self::Running),
             MessageType::AgentWaiting => Ok(Self::Waiting),
             MessageType::AgentMessage => {
-                Ok(match from_value::<AgentPayload>(payload).map_err(shape)? {
-                    AgentPayload::ToolResult(p) => Self::ToolResult(p.tool_result),
-                    AgentPayload::ToolUse(p) => Self::ToolUse {
-                        tool: p.tool,
-                        input: p.input,
-                        id: p.id,
+                Ok(match from_value::<AgentBody<'_>>(payload).map_err(shape)? {
+                    AgentBody::ToolResult(p) => Self::ToolResult(p.tool_result.into_owned()),
+                    AgentBody::ToolUse(p) => Self::ToolUse {
+                        tool: p.tool.into_owned(),
+                        input: p.input.into_owned(),
+                        id: p.id.map(Cow::into_owned),
                     },
-                    AgentPayload::Text(p) => Self::TextBlock {
-                        text: p.content.text,
+                    AgentBody::Text(p) => Self::TextBlock {
+                        text: p.content.text.into_owned(),
                     },
-                    AgentPayload::Result(p) => Self::Result(p.payload),
+                    AgentBody::Result(p) => Self::Result(p.payload.into_owned()),
                 })
             }
             MessageType::MessagePartial => Err(WireError::MissingPartial),
@@ -328,66 +362,38 @@ impl Serialize for Frame {
     /// Writes the envelope straight from the typed body, borrowing every field: this is
     /// the runner's hot path, so no intermediate JSON value is built.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let id = self.id.as_str();
-        let (payload, partial, envelope_id) = match &self.body {
-            Outbound::Lifecycle(event) => (Payload::Lifecycle(event), None, Some(id)),
-            Outbound::Partial(partial) => (Payload::Empty(""), Some(partial), Some(id)),
-            Outbound::Log { message } => (object(BodyRef::Log(LogRef { message }), id), None, None),
-            Outbound::UserMessage { content } => {
-                (object(BodyRef::User(UserRef { content }), id), None, None)
-            }
-            Outbound::Running | Outbound::Waiting => {
-                (object(BodyRef::Nothing(NoFields {}), id), None, None)
-            }
-            Outbound::TextBlock { text } => {
-                let body = BodyRef::Text(TextBlockRef {
-                    kind: AgentMessageTag::AgentMessage,
-                    content: TextContentRef {
-                        kind: TextBlockTag::TextBlock,
-                        text,
-                    },
-                });
-                (object(body, id), None, None)
-            }
-            Outbound::ToolUse {
-                tool,
-                input,
-                id: tool_id,
-            } => {
-                let body = BodyRef::ToolUse(ToolUseRef {
-                    tool,
-                    input,
-                    id: tool_id.as_deref(),
-                });
-                (object(body, id), None, None)
-            }
-            Outbound::ToolResult(tool_result) => (
-                object(BodyRef::ToolResult(ToolResultRef { tool_result }), id),
-                None,
-                None,
-            ),
-            Outbound::Result(payload) => {
-                let body = BodyRef::Result(ResultRef {
-                    kind: ResultTag::ResultMessage,
-                    payload,
-                });
-                (object(body, id), None, None)
-            }
-        };
+        let parts = self.body.wire_parts(self.id.as_str());
         Envelope {
             seq: self.seq,
             kind: self.body.message_type(),
             timestamp: &self.timestamp,
-            payload,
-            partial,
-            frame_id: envelope_id,
+            payload: parts.payload,
+            partial: parts.partial,
+            frame_id: parts.envelope_id,
         }
         .serialize(serializer)
     }
 }
 
-fn object<'a>(body: BodyRef<'a>, frame_id: &'a str) -> Payload<'a> {
-    Payload::Object(Tagged { body, frame_id })
+/// A frame's parts as written.
+struct WireParts<'a> {
+    payload: Payload<'a>,
+    partial: Option<&'a Partial>,
+    envelope_id: Option<&'a str>,
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A payload as written.
@@ -399,64 +405,22 @@ enum Payload<'a> {
     Object(Tagged<'a>),
 }
 
-/// The fields of an object payload, borrowed from the frame.
+/// The fields of an object payload: borrowed from the frame when written, owned when
+/// read back.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum BodyRef<'a> {
-    Log(LogRef<'a>),
-    User(UserRef<'a>),
+enum Body<'a> {
+    Log(LogBody<'a>),
+    User(UserBody<'a>),
     Nothing(NoFields),
-    Text(TextBlockRef<'a>),
-    ToolUse(ToolUseRef<'a>),
-    ToolResult(ToolResultRef<'a>),
-    Result(ResultRef<'a>),
+    Text(TextBlockBody<'a>),
+    ToolUse(ToolUseBody<'a>),
+    ToolResult(ToolResultBody<'a>),
+    Result(ResultBody<'a>),
 }
 
 #[derive(Serialize)]
 struct NoFields {}
-
-#[derive(Serialize)]
-struct LogRef<'a> {
-    message: &'a str,
-}
-
-#[derive(Serialize)]
-struct UserRef<'a> {
-    content: &'a str,
-}
-
-#[derive(Serialize)]
-struct TextContentRef<'a> {
-    #[serde(rename = "type")]
-    kind: TextBlockTag,
-    text: &'a str,
-}
-
-#[derive(Serialize)]
-struct TextBlockRef<'a> {
-    #[serde(rename = "type")]
-    kind: AgentMessageTag,
-    content: TextContentRef<'a>,
-}
-
-#[derive(Serialize)]
-struct ToolUseRef<'a> {
-    tool: &'a str,
-    input: &'a Value,
-    id: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct ToolResultRef<'a> {
-    tool_result: &'a ToolResult,
-}
-
-#[derive(Serialize)]
-struct ResultRef<'a> {
-    #[serde(rename = "type")]
-    kind: ResultTag,
-    payload: &'a ResultPayload,
-}
 
 /// The envelope as written (see [`Frame`]'s `Serialize`).
 #[derive(Serialize)]
@@ -475,7 +439,7 @@ struct Envelope<'a, P: Serialize> {
 #[derive(Serialize)]
 struct Tagged<'a> {
     #[serde(flatten)]
-    body: BodyRef<'a>,
+    body: Body<'a>,
     frame_id: &'a str,
 }
 
@@ -540,24 +504,18 @@ pub enum WireError {
     MissingFrameId,
 }
 
-fn to_value<T: Serialize>(value: &T) -> Value {
-    // Every payload type here is plain data with string keys, which serde_json always
-    // serialises; `Null` is an unreachable fallback, never a panic.
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-fn from_value<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, serde_json::Error> {
+fn from_value<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, serde_json::Error> {
     T::deserialize(value)
 }
 
 #[derive(Serialize, Deserialize)]
-struct LogPayload {
-    message: String,
+struct LogBody<'a> {
+    message: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct UserPayload {
-    content: String,
+struct UserBody<'a> {
+    content: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -579,45 +537,45 @@ enum ResultTag {
 }
 
 #[derive(Serialize, Deserialize)]
-struct TextContent {
+struct TextContent<'a> {
     #[serde(rename = "type")]
     kind: TextBlockTag,
-    text: String,
+    text: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct TextBlockPayload {
+struct TextBlockBody<'a> {
     #[serde(rename = "type")]
     kind: AgentMessageTag,
-    content: TextContent,
+    content: TextContent<'a>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ToolUsePayload {
-    tool: String,
-    input: Value,
-    id: Option<String>,
+struct ToolUseBody<'a> {
+    tool: Cow<'a, str>,
+    input: Cow<'a, Value>,
+    id: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ToolResultPayload {
-    tool_result: ToolResult,
+struct ToolResultBody<'a> {
+    tool_result: Cow<'a, ToolResult>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ResultEnvelope {
+struct ResultBody<'a> {
     #[serde(rename = "type")]
     kind: ResultTag,
-    payload: ResultPayload,
+    payload: Cow<'a, ResultPayload>,
 }
 
 /// The shapes an `agent.message` payload can take; tried in this order, each told apart by
 /// a key or tag the others lack.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum AgentPayload {
-    ToolResult(ToolResultPayload),
-    ToolUse(ToolUsePayload),
-    Text(TextBlockPayload),
-    Result(ResultEnvelope),
+enum AgentBody<'a> {
+    ToolResult(ToolResultBody<'a>),
+    ToolUse(ToolUseBody<'a>),
+    Text(TextBlockBody<'a>),
+    Result(ResultBody<'a>),
 }
