@@ -4,12 +4,12 @@ use std::{collections::VecDeque, time::Duration};
 
 use ambient_backoff::{Backoff, BackoffPolicy};
 use ambient_protocol::Secret;
+use ambient_sse::{SseDecoder, SseEvent};
 use reqwest::header;
 use serde_json::{Value, json};
 
 use crate::{
     GraphEvent, Interrupt,
-    sse::{SseDecoder, SseEvent},
 };
 
 /// A failed call to the server.

@@ -5,21 +5,20 @@
 //! `error`, …). This crate turns that stream into runner [`Event`](ambient_adapter::Event)s
 //! with one mapping for both sources:
 //!
-//! - [`sse`] decodes the server's `text/event-stream` framing incrementally;
+//! - `ambient_sse` decodes the server's `text/event-stream` framing incrementally;
 //! - [`GraphEvent`] is one event of the stream, with its subgraph namespace;
 //! - [`StreamMapper`] maps events to runner events and remembers what the run's end needs
 //!   (the pending interrupts, an error).
 //!
 //! [`LangGraphClient`] talks to a LangGraph Server (threads, streamed runs that rejoin
 //! when the connection drops, cancel), and [`LangGraphAdapter`] runs a session's
-//! conversation as runs on one server thread. The in-pod driver comes next.
+//! conversation as runs on one server thread, or in the pod with [`GraphDriver`].
 
 mod adapter;
 mod client;
 pub mod config;
 pub mod driver;
 mod mapping;
-pub mod sse;
 
 pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
 pub use client::{ClientError, LangGraphClient, RunStatus, RunStream, ThreadState};

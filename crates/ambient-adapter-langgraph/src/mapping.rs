@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use ambient_adapter::Event;
 use serde_json::Value;
 
-use crate::sse::SseEvent;
+use ambient_sse::SseEvent;
 
 /// The longest log line made from a node's update or a custom event.
 const MAX_LOG_CHARS: usize = 500;

@@ -2,7 +2,9 @@
 
 use ambient_adapter::Event;
 
-use crate::{GraphEvent, StreamMapper, sse::SseDecoder};
+use ambient_sse::SseDecoder;
+
+use crate::{GraphEvent, StreamMapper};
 
 /// Decodes a recorded stream in awkward pieces, maps it, and describes every runner
 /// event and the run's end on one line each.

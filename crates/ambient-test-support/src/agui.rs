@@ -6,6 +6,7 @@
 
 use std::{path::Path, process::Stdio};
 
+use ambient_sse::SseDecoder;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -260,7 +261,7 @@ pub fn run_input(thread_id: &str, run_id: &str, messages: &[(&str, &str, &str)])
 /// connection is dropped: a cut). Keep-alive comments are skipped.
 pub async fn read_sse(mut response: reqwest::Response, limit: Option<usize>) -> Vec<Sse> {
     let mut events = Vec::new();
-    let mut buffer = String::new();
+    let mut decoder = SseDecoder::new();
     loop {
         if limit.is_some_and(|limit| events.len() >= limit) {
             return events;
@@ -270,30 +271,17 @@ pub async fn read_sse(mut response: reqwest::Response, limit: Option<usize>) -> 
             .expect("the stream moves in time")
             .unwrap();
         let Some(chunk) = chunk else {
-            assert!(
-                buffer.trim().is_empty(),
-                "the stream ended mid-event: {buffer}"
-            );
+            assert!(decoder.is_idle(), "the stream ended mid-event");
             return events;
         };
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut id = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(value) = line.strip_prefix("id: ") {
-                    id = Some(value.parse().unwrap());
-                } else if let Some(value) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str(value).unwrap());
-                }
+        for event in decoder.push(&chunk) {
+            // Keep-alive comments make no event; every event of the serve mode has an id.
+            let id = event.id.expect("every event has an id").parse().unwrap();
+            let data = serde_json::from_str(&event.data).unwrap();
+            if limit.is_some_and(|limit| events.len() >= limit) {
+                return events;
             }
-            if let (Some(id), Some(data)) = (id, data) {
-                if limit.is_some_and(|limit| events.len() >= limit) {
-                    return events;
-                }
-                events.push(Sse { id, data });
-            }
+            events.push(Sse { id, data });
         }
     }
 }

@@ -5,7 +5,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use ambient_adapter::Event;
-use ambient_adapter_langgraph::{GraphEvent, RunEnd, StreamMapper, sse::SseDecoder};
+use ambient_adapter_langgraph::{GraphEvent, RunEnd, StreamMapper};
+use ambient_sse::SseDecoder;
 use ambient_test_support::langgraph::LangGraphDev;
 use serde_json::{Value, json};
 

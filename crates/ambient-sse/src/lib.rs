@@ -1,6 +1,7 @@
-//! Server-sent events, decoded incrementally from bytes as they arrive.
+//! Server-sent events, decoded incrementally from bytes as they arrive: the one decoder
+//! for the LangGraph Server's streams and for the tests' reading of the serve mode's.
 //!
-//! The LangGraph Server writes `event:`, `data:` and (for resumable runs) `id:` lines,
+//! It has no IO: bytes go in, events come out. The LangGraph Server writes `event:`, `data:` and (for resumable runs) `id:` lines,
 //! ends each event with an empty line, uses CRLF, and sends `: heartbeat` comments while
 //! idle. Lines may arrive split across reads at any byte.
 
@@ -34,6 +35,11 @@ impl SseDecoder {
     /// The id of the last event that had one: where a rejoin continues from.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_id.as_deref()
+    }
+
+    /// Whether the decoder stands between events: no line or event is half read.
+    pub fn is_idle(&self) -> bool {
+        self.line.is_empty() && self.data.is_empty() && self.event.is_none() && self.id.is_none()
     }
 
     /// Feeds bytes; returns the events they complete.
@@ -83,5 +89,57 @@ impl SseDecoder {
             _ => {}
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `stream` fed one byte at a time and whole; both must give `expect`, as
+    /// `event|data|id` lines.
+    #[track_caller]
+    fn check(stream: &str, expect: &[&str]) {
+        let show = |events: Vec<SseEvent>| -> Vec<String> {
+            events
+                .into_iter()
+                .map(|e| format!("{}|{}|{}", e.event, e.data, e.id.unwrap_or_default()))
+                .collect()
+        };
+        let whole = show(SseDecoder::new().push(stream.as_bytes()));
+        let mut decoder = SseDecoder::new();
+        let bytewise = show(
+            stream
+                .as_bytes()
+                .iter()
+                .flat_map(|byte| decoder.push(std::slice::from_ref(byte)))
+                .collect(),
+        );
+        assert_eq!(whole, expect);
+        assert_eq!(bytewise, expect);
+        assert!(decoder.is_idle(), "the stream ended mid-event");
+    }
+
+    #[test]
+    fn events_are_read_whatever_the_splits() {
+        check(
+            "event: values\r\ndata: {\"a\":1}\r\nid: 7-0\r\n\r\n",
+            &["values|{\"a\":1}|7-0"],
+        );
+        check("data: one\ndata: two\n\n", &["message|one\ntwo|"]);
+        check(": heartbeat\n\n: heartbeat\n\n", &[]);
+        check("data:no space\n\nevent: end\n\n", &["message|no space|", "end||"]);
+        check("data: héllo ✓\n\n", &["message|héllo ✓|"]);
+    }
+
+    #[test]
+    fn a_half_event_is_not_idle() {
+        let mut decoder = SseDecoder::new();
+        assert!(decoder.push(b"data: x\n").is_empty());
+        assert!(!decoder.is_idle());
+        assert_eq!(decoder.push(b"\n").len(), 1);
+        assert!(decoder.is_idle());
+        decoder.push(b"dat");
+        assert!(!decoder.is_idle());
     }
 }
