@@ -149,7 +149,7 @@ fn per_event_us(read: &Read) -> f64 {
 async fn main() {
     let texts = bench::number_flag("--texts", 30_000);
     let rounds = bench::number_flag("--rounds", 5);
-    let _installed = rustls::crypto::ring::default_provider().install_default();
+    ambient_test_support::crypto();
     let client = reqwest::Client::new();
     println!(
         "{texts} filler texts of {TEXT_BYTES} bytes (three AG-UI events each), SSE on loopback, {rounds} rounds"

@@ -256,7 +256,7 @@ fn per_event_us(started: Instant, arrived: Instant, events: usize) -> f64 {
 async fn main() {
     let events = bench::number_flag("--events", 20_000);
     let rounds = bench::number_flag("--rounds", 5);
-    let _installed = rustls::crypto::ring::default_provider().install_default();
+    ambient_test_support::crypto();
     let replay = Replay {
         body: stream_body(events),
         started: Arc::new(Mutex::new(None)),

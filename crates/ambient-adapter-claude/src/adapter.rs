@@ -4,7 +4,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Event, Input, Mode, Outcome, ResultPayload, Session, SessionClosed,
+    Adapter, CancellationToken, Event, Input, Mode, Next, Outcome, ResultPayload, Session,
+    SessionClosed,
 };
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -88,7 +89,7 @@ struct Turns {
     interrupt: Option<String>,
     /// The CLI accepted that interrupt.
     interrupt_accepted: bool,
-    /// The session ends once the CLI is idle.
+    /// The session ends once the CLI is idle (the end of the session, or of its input).
     ending: bool,
     last: Option<(ResultPayload, Option<String>)>,
 }
@@ -116,7 +117,7 @@ impl Adapter for ClaudeAdapter {
             open: 0,
             interrupt: None,
             interrupt_accepted: false,
-            ending: info.mode == Mode::Batch,
+            ending: false,
             last: None,
         };
         let mut watching_input = true;
@@ -142,15 +143,6 @@ impl Adapter for ClaudeAdapter {
             }
         };
         let mut mapper = CliMapper::new();
-        if !info.is_continuation && !info.prompt.is_empty() {
-            process.send_user(&info.prompt);
-            turns.open += 1;
-            session.emit(Event::TurnStarted).await?;
-        }
-        if turns.ending && turns.open == 0 {
-            process.finish(self.settings.exit_timeout).await;
-            return Ok(Outcome::from_last_turn(turns.last));
-        }
         let mut interrupt_deadline: Option<tokio::time::Instant> = None;
         let mut end_deadline: Option<tokio::time::Instant> = None;
         let (emitter, inputs) = session.io();
@@ -181,7 +173,7 @@ impl Adapter for ClaudeAdapter {
                         Some(Input::Message(text)) => {
                             // Written at once, even mid-turn: the CLI queues it.
                             process.send_user(&text);
-                            if turns.open == 0 && emitter.emit_unless_cancelled(&cancel, Event::TurnStarted).await?.is_none() {
+                            if turns.open == 0 && emitter.emit(Event::TurnStarted).await.is_err() {
                                 continue;
                             }
                             turns.open += 1;
@@ -197,6 +189,9 @@ impl Adapter for ClaudeAdapter {
                             watching_input = false;
                             turns.ending = true;
                         }
+                        // A batch session's input ends with its prompt: its turn runs to
+                        // the end, and can still be interrupted.
+                        Some(Input::EndSession) if info.mode == Mode::Batch => turns.ending = true,
                         Some(Input::EndSession) => {
                             watching_input = false;
                             turns.ending = true;
@@ -210,7 +205,7 @@ impl Adapter for ClaudeAdapter {
                         }
                         Some(Input::WorkspaceChanged(_)) => {
                             let note = "the workspace changed; the CLI sees the new folders from the next session on";
-                            if emitter.emit_unless_cancelled(&cancel, Event::Log(String::from(note))).await?.is_none() {
+                            if emitter.emit(Event::Log(String::from(note))).await.is_err() {
                                 continue;
                             }
                         }
@@ -243,11 +238,8 @@ impl Adapter for ClaudeAdapter {
             };
             let (events, signal) = mapper.map(&line);
             for event in events {
-                if emitter
-                    .emit_unless_cancelled(&cancel, event)
-                    .await?
-                    .is_none()
-                {
+                // Over when it fails: the next turn of the loop sees the cancellation.
+                if emitter.emit(event).await.is_err() {
                     break;
                 }
             }
@@ -256,11 +248,7 @@ impl Adapter for ClaudeAdapter {
                     if turns.open == 0 {
                         // A turn the CLI started on its own (a background subagent finished).
                         turns.open += 1;
-                        if emitter
-                            .emit_unless_cancelled(&cancel, Event::TurnStarted)
-                            .await?
-                            .is_none()
-                        {
+                        if emitter.emit(Event::TurnStarted).await.is_err() {
                             continue;
                         }
                     }
@@ -292,16 +280,12 @@ impl Adapter for ClaudeAdapter {
                         error
                     };
                     let busy = turns.open > 0 || mapper.tasks_running();
-                    let event = if busy || (turns.ending && info.mode == Mode::Interactive) {
-                        Event::ResultWhileBusy(result.clone())
-                    } else {
-                        Event::Result(result.clone())
-                    };
-                    turns.last = Some((result, error));
+                    let next = if busy { Next::Busy } else { Next::User };
+                    turns.last = Some((result.clone(), error));
                     if emitter
-                        .emit_unless_cancelled(&cancel, event)
-                        .await?
-                        .is_none()
+                        .emit(Event::TurnEnded { result, next })
+                        .await
+                        .is_err()
                     {
                         continue;
                     }

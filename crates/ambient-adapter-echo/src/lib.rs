@@ -1,19 +1,22 @@
 //! The echo adapter: the reference for adapter authors and the workload for tests and
 //! benchmarks.
 //!
-//! Each prompt becomes one turn: `agent.running`, a text block that repeats the prompt,
+//! Each message becomes one turn: `agent.running`, a text block that repeats it,
 //! optionally a burst of filler text blocks of a chosen size, a tool use of the `echo` tool
-//! and its result, and a result. An interrupt stops the burst at once; messages that
-//! arrive during a turn are answered after it, in order.
+//! and its result, and a result. A message `sleep <seconds>` makes a slow turn: it waits
+//! that long after repeating the message, so that a test can interrupt or stop a turn
+//! that is plainly under way. An interrupt stops the burst or the wait at once; messages
+//! that arrive during a turn are answered after it, in order.
 //!
 //! It talks to no framework and does no IO.
 
-use std::{collections::VecDeque, time::Instant};
+use std::{collections::VecDeque, time::Duration};
 
 use ambient_adapter::{
-    Adapter, Event, Input, Mode, Outcome, ResultPayload, Session, SessionClosed,
+    Adapter, Event, Input, Inputs, Outcome, ResultPayload, Session, SessionClosed,
 };
 use serde_json::json;
+use tokio::time::Instant;
 
 /// How much an echo turn emits beyond its fixed frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,64 +44,82 @@ impl EchoAdapter {
     }
 }
 
-/// How a turn ended.
-enum TurnEnd {
-    Finished(ResultPayload),
-    Interrupted(ResultPayload),
-    Cancelled,
+/// The echo adapter never fails on its own; it only stops when the session is over.
+pub type EchoError = SessionClosed;
+
+/// The input side of a session, as a turn watches it.
+struct Listening {
+    /// Messages to answer after the current turn.
+    pending: VecDeque<String>,
+    /// The session ends once `pending` is done.
+    ending: bool,
+    /// No more input can come.
+    closed: bool,
 }
 
-/// The echo adapter never fails on its own; it only stops when the session closes.
-pub type EchoError = SessionClosed;
+impl Listening {
+    /// Takes one input that came during a turn; `true` for an interrupt.
+    fn take(&mut self, input: Option<Input>) -> bool {
+        match input {
+            Some(Input::Interrupt) => return true,
+            Some(Input::Message(text)) => self.pending.push_back(text),
+            Some(Input::EndSession) => self.ending = true,
+            // The echo works in no folder.
+            Some(Input::WorkspaceChanged(_)) => {}
+            None => self.closed = true,
+        }
+        false
+    }
+
+    /// The next input, or never once none can come.
+    async fn next(&self, inputs: &mut Inputs) -> Option<Input> {
+        if self.closed {
+            return std::future::pending().await;
+        }
+        inputs.next().await
+    }
+}
 
 impl Adapter for EchoAdapter {
     type Error = EchoError;
 
     async fn run(&mut self, session: &mut Session) -> Result<Outcome, Self::Error> {
-        let mut pending: VecDeque<String> = VecDeque::new();
+        let mut listening = Listening {
+            pending: VecDeque::new(),
+            ending: false,
+            closed: false,
+        };
         let mut last = None;
-        let prompt = session.info().prompt.clone();
-        if !prompt.is_empty() && !session.info().is_continuation {
-            pending.push_back(prompt);
-        }
-        let mode = session.info().mode;
-        let mut ending = false;
         loop {
-            let Some(text) = pending.pop_front() else {
-                if mode == Mode::Batch || ending {
+            let Some(text) = listening.pending.pop_front() else {
+                if listening.ending || listening.closed {
                     break;
                 }
                 let cancel = session.cancellation().clone();
-                let input = tokio::select! {
+                let (_, inputs) = session.io();
+                tokio::select! {
                     () = cancel.cancelled() => break,
-                    input = session.next_input() => input,
-                };
-                match input {
-                    Some(Input::Message(text)) => pending.push_back(text),
-                    // Nothing is running, so there is nothing to interrupt; and the echo
-                    // works in no folder.
-                    Some(Input::Interrupt | Input::WorkspaceChanged(_)) => {}
-                    Some(Input::EndSession) | None => break,
+                    input = listening.next(inputs) => {
+                        // Nothing is running, so there is nothing to interrupt.
+                        let _interrupt = listening.take(input);
+                    }
                 }
                 continue;
             };
-            match self.turn(session, &text, &mut pending, &mut ending).await? {
-                TurnEnd::Finished(result) | TurnEnd::Interrupted(result) => last = Some(result),
-                TurnEnd::Cancelled => break,
-            }
+            last = Some(self.turn(session, &text, &mut listening).await?);
         }
         Ok(Outcome::Completed { result: last })
     }
 }
 
 impl EchoAdapter {
+    /// One turn; its result.
     async fn turn(
         &mut self,
         session: &mut Session,
         text: &str,
-        pending: &mut VecDeque<String>,
-        ending: &mut bool,
-    ) -> Result<TurnEnd, SessionClosed> {
+        listening: &mut Listening,
+    ) -> Result<ResultPayload, SessionClosed> {
         let started = Instant::now();
         self.turns += 1;
         let turn = self.turns;
@@ -112,62 +133,90 @@ impl EchoAdapter {
                 filler.clone()
             })
         });
-        let events = [Event::TurnStarted, Event::Text(text.to_owned())]
-            .into_iter()
-            .chain(burst)
-            .chain([
-                Event::ToolUse {
-                    name: String::from("echo"),
-                    input: json!({ "text": text }),
-                    id: Some(tool_id.clone()),
-                },
-                Event::ToolResult {
-                    tool_use_id: Some(tool_id),
-                    content: json!(text),
-                    is_error: Some(false),
-                },
-            ]);
+        let opening = [Event::TurnStarted, Event::Text(text.to_owned())];
+        let closing = [
+            Event::ToolUse {
+                name: String::from("echo"),
+                input: json!({ "text": text }),
+                id: Some(tool_id.clone()),
+            },
+            Event::ToolResult {
+                tool_use_id: Some(tool_id),
+                content: json!(text),
+                is_error: Some(false),
+            },
+        ];
         let session_id = session.info().session_id.clone();
-        let result = |subtype: &str, is_error| ResultPayload {
+        let result = |subtype: &str| ResultPayload {
             subtype: Some(subtype.to_owned()),
             duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
             duration_api_ms: Some(0),
-            is_error: Some(is_error),
+            is_error: Some(false),
             num_turns: Some(turn),
             session_id: Some(session_id.clone()),
             total_cost_usd: Some(0.0),
             usage: Some(json!({ "input_tokens": 0, "output_tokens": 0 })),
             result: Some(text.to_owned()),
         };
+        let pause = slow_turn(text);
         let cancel = session.cancellation().clone();
         let (emitter, inputs) = session.io();
-        for event in events {
-            // Input is watched while emitting so that an interrupt acts at once, not after
-            // the burst.
-            let mut event = Some(event);
-            while let Some(next) = event.take() {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return Ok(TurnEnd::Cancelled),
-                    input = inputs.next(), if !*ending => match input {
-                        Some(Input::Interrupt) => {
-                            let interrupted = result("interrupted", false);
-                            emitter.emit(Event::Log(String::from("interrupted"))).await?;
-                            emitter.emit(Event::Result(interrupted.clone())).await?;
-                            return Ok(TurnEnd::Interrupted(interrupted));
+        let interrupted = 'turn: {
+            for (index, event) in opening.into_iter().chain(burst).chain(closing).enumerate() {
+                // Input is watched while emitting so that an interrupt acts at once, not
+                // after the burst.
+                loop {
+                    tokio::select! {
+                        biased;
+                        input = listening.next(inputs) => if listening.take(input) {
+                            break 'turn true;
+                        },
+                        sent = emitter.emit(event.clone()) => {
+                            sent?;
+                            break;
                         }
-                        Some(Input::Message(text)) => { pending.push_back(text); event = Some(next); }
-                        Some(Input::WorkspaceChanged(_)) => event = Some(next),
-                        Some(Input::EndSession) | None => { *ending = true; event = Some(next); }
-                    },
-                    sent = emitter.emit(next.clone()) => sent?,
+                    }
+                }
+                if index == 1
+                    && let Some(pause) = pause
+                {
+                    let until = Instant::now() + pause;
+                    loop {
+                        tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => return Err(SessionClosed),
+                            input = listening.next(inputs) => if listening.take(input) {
+                                break 'turn true;
+                            },
+                            () = tokio::time::sleep_until(until) => break,
+                        }
+                    }
                 }
             }
-        }
-        let finished = result("success", false);
-        emitter.emit(Event::Result(finished.clone())).await?;
-        Ok(TurnEnd::Finished(finished))
+            false
+        };
+        let result = if interrupted {
+            emitter
+                .emit(Event::Log(String::from("interrupted")))
+                .await?;
+            result("interrupted")
+        } else {
+            result("success")
+        };
+        emitter.emit(Event::turn_ended(result.clone())).await?;
+        Ok(result)
     }
+}
+
+/// The wait of a slow turn: a message `sleep <seconds>`.
+fn slow_turn(text: &str) -> Option<Duration> {
+    let seconds = text
+        .trim()
+        .strip_prefix("sleep ")?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// `filler` with its start replaced by the current wall-clock time in microseconds.

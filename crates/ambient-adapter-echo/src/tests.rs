@@ -1,5 +1,7 @@
 //! The echo adapter driven through a real session's channels.
 
+use std::time::Duration;
+
 use ambient_adapter::{
     CancellationToken, Continuation, Input, Mode, Session, SessionInfo, SessionOutput, Workspace,
 };
@@ -14,13 +16,20 @@ struct Harness {
     session: Session,
 }
 
+/// A session as the host starts it: the prompt as the first message, and a batch
+/// session's input ended after it.
 fn harness(prompt: &str, mode: Mode) -> Harness {
     let (output_tx, output) = mpsc::channel(4);
     let (input, input_rx) = mpsc::unbounded_channel();
+    if !prompt.is_empty() {
+        input.send(Input::Message(prompt.to_owned())).unwrap();
+    }
+    if mode == Mode::Batch {
+        input.send(Input::EndSession).unwrap();
+    }
     let cancel = CancellationToken::new();
     let info = SessionInfo {
         session_id: String::from("s1"),
-        prompt: prompt.to_owned(),
         mode,
         is_continuation: false,
         workspace: Workspace {
@@ -51,7 +60,7 @@ fn name(output: &SessionOutput) -> String {
         SessionOutput::Event(Event::Text(text)) => format!("text {text}"),
         SessionOutput::Event(Event::ToolUse { name, .. }) => format!("tool_use {name}"),
         SessionOutput::Event(Event::ToolResult { content, .. }) => format!("tool_result {content}"),
-        SessionOutput::Event(Event::Result(result)) => {
+        SessionOutput::Event(Event::TurnEnded { result, .. }) => {
             format!("result {}", result.subtype.as_deref().unwrap_or("-"))
         }
         SessionOutput::Event(Event::Log(line)) => format!("log {line}"),
@@ -142,6 +151,74 @@ async fn an_interrupt_stops_a_burst_at_once() {
         names.len()
     );
     assert_eq!(names.last().map(String::as_str), Some("result interrupted"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_turn_waits_and_an_interrupt_cuts_it_short() {
+    let h = harness("sleep 30", Mode::Batch);
+    let started = tokio::time::Instant::now();
+    let (_, names) = run_to_end(h, EchoConfig::default()).await;
+    assert!(started.elapsed() >= Duration::from_secs(30));
+    assert_eq!(names.last().map(String::as_str), Some("result success"));
+
+    let mut h = harness("sleep 30", Mode::Batch);
+    let input = h.input.clone();
+    let mut output = h.output;
+    let reader = tokio::spawn(async move {
+        let mut names = Vec::new();
+        while let Some(event) = output.recv().await {
+            let name = name(&event);
+            if name == "text sleep 30" {
+                input.send(Input::Interrupt).unwrap();
+            }
+            names.push(name);
+        }
+        names
+    });
+    let started = tokio::time::Instant::now();
+    EchoAdapter::default().run(&mut h.session).await.unwrap();
+    drop(h.session);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the interrupt waited for the sleep"
+    );
+    let names = reader.await.unwrap();
+    assert_eq!(
+        names,
+        [
+            "running",
+            "text sleep 30",
+            "log interrupted",
+            "result interrupted"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_mid_turn_returns_at_once_and_emits_nothing_more() {
+    let h = harness("sleep 30", Mode::Interactive);
+    let cancel = h.cancel.clone();
+    let mut output = h.output;
+    let reader = tokio::spawn(async move {
+        let mut names = Vec::new();
+        while let Some(event) = output.recv().await {
+            let name = name(&event);
+            if name == "text sleep 30" {
+                cancel.cancel();
+            }
+            names.push(name);
+        }
+        names
+    });
+    let mut session = h.session;
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        EchoAdapter::default().run(&mut session).await,
+        Err(SessionClosed)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(session);
+    assert_eq!(reader.await.unwrap(), ["running", "text sleep 30"]);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::{collections::VecDeque, time::Instant};
 
 use ambient_adapter::{
-    Adapter, CancellationToken, Event, Input, Inputs, Mode, Outcome, ResultPayload, Session,
+    Adapter, CancellationToken, Event, Input, Inputs, Next, Outcome, ResultPayload, Session,
     SessionClosed,
 };
 use serde_json::{Map, Value, json};
@@ -250,7 +250,10 @@ enum RunOutcome {
 /// What the turn loop keeps between runs.
 struct Conversation {
     queue: VecDeque<String>,
+    /// The session ends once the queue is done.
     ending: bool,
+    /// No more input can come.
+    closed: bool,
     questions: Questions,
 }
 
@@ -266,16 +269,13 @@ impl Adapter for LangGraphAdapter {
         let mut talk = Conversation {
             queue: VecDeque::new(),
             ending: false,
+            closed: false,
             questions,
         };
-        let info = session.info().clone();
-        if !info.is_continuation && !info.prompt.is_empty() {
-            talk.queue.push_back(info.prompt.clone());
-        }
         let mut last: Option<(ResultPayload, Option<String>)> = None;
         loop {
             let Some(message) = talk.queue.pop_front() else {
-                if info.mode == Mode::Batch || talk.ending {
+                if talk.ending || talk.closed {
                     break;
                 }
                 let input = tokio::select! {
@@ -286,26 +286,19 @@ impl Adapter for LangGraphAdapter {
                     Some(Input::Message(text)) => talk.queue.push_back(text),
                     // Nothing runs between turns, and the server works in no folder.
                     Some(Input::Interrupt | Input::WorkspaceChanged(_)) => {}
-                    Some(Input::EndSession) | None => break,
+                    Some(Input::EndSession) => talk.ending = true,
+                    None => talk.closed = true,
                 }
                 continue;
             };
             let command = if talk.questions.waiting() {
                 match talk.questions.answer(&message) {
                     Answered::Partly { next } => {
-                        let (emitter, _) = session.io();
-                        for event in [
-                            Event::Log(String::from("answer noted; one more question")),
-                            Event::Text(next),
-                            Event::AwaitingInput,
-                        ] {
-                            if emitter
-                                .emit_unless_cancelled(&cancel, event)
-                                .await?
-                                .is_none()
-                            {
-                                return Ok(Outcome::Completed { result: None });
-                            }
+                        let noted = Event::Log(String::from("answer noted; one more question"));
+                        if session.emit(noted).await.is_err()
+                            || session.emit(Event::Question(next)).await.is_err()
+                        {
+                            break;
                         }
                         continue;
                     }
@@ -321,14 +314,6 @@ impl Adapter for LangGraphAdapter {
                 }
                 RunOutcome::Failed(reason, result) => last = Some((result, Some(reason))),
                 RunOutcome::Cancelled => break,
-            }
-            if talk.questions.waiting() && info.mode == Mode::Batch {
-                // A batch session ends at the question; a continuation answers it.
-                let (emitter, _) = session.io();
-                let _sent = emitter
-                    .emit_unless_cancelled(&cancel, Event::AwaitingInput)
-                    .await?;
-                break;
             }
         }
         // Let the driver exit on its own, so that it saves the checkpoints of a cancelled run.
@@ -486,13 +471,8 @@ impl LangGraphAdapter {
         let started = Instant::now();
         let cancel = session.cancellation().clone();
         let policy = self.settings.workflow.on_busy;
-        let mode = session.info().mode;
         let (emitter, inputs) = session.io();
-        if emitter
-            .emit_unless_cancelled(&cancel, Event::TurnStarted)
-            .await?
-            .is_none()
-        {
+        if emitter.emit(Event::TurnStarted).await.is_err() {
             return Ok(RunOutcome::Cancelled);
         }
         let mut run = match &mut self.runtime {
@@ -525,7 +505,7 @@ impl LangGraphAdapter {
         let mut mapper = StreamMapper::new();
         let mut last_text: Option<String> = None;
         let mut stopped_by_user = false;
-        let mut watching_input = !talk.ending;
+        let mut watching_input = !talk.closed;
         loop {
             let event = tokio::select! {
                 biased;
@@ -541,8 +521,13 @@ impl LangGraphAdapter {
                             policy == BusyPolicy::Interrupt
                         }
                         Some(Input::WorkspaceChanged(_)) => false,
-                        Some(Input::EndSession) | None => {
+                        // An interrupt can still come after the end of the session.
+                        Some(Input::EndSession) => {
                             talk.ending = true;
+                            false
+                        }
+                        None => {
+                            talk.closed = true;
                             watching_input = false;
                             false
                         }
@@ -561,11 +546,8 @@ impl LangGraphAdapter {
                 if let Event::Text(text) = &mapped {
                     last_text = Some(text.clone());
                 }
-                if emitter
-                    .emit_unless_cancelled(&cancel, mapped)
-                    .await?
-                    .is_none()
-                {
+                if emitter.emit(mapped).await.is_err() {
+                    // The session is over: the run on the server goes too.
                     run.cancel().await;
                     return Ok(RunOutcome::Cancelled);
                 }
@@ -600,11 +582,7 @@ impl LangGraphAdapter {
                 } else {
                     "cancelled on the server"
                 };
-                if emitter
-                    .emit_unless_cancelled(&cancel, Event::Log(format!("run {by}")))
-                    .await?
-                    .is_none()
-                {
+                if emitter.emit(Event::Log(format!("run {by}"))).await.is_err() {
                     return Ok(RunOutcome::Cancelled);
                 }
                 RunOutcome::Interrupted(payload("interrupted", false, last_text))
@@ -624,19 +602,18 @@ impl LangGraphAdapter {
             }
             RunOutcome::Cancelled => return Ok(outcome),
         };
+        // A question waits for its answer; a message already queued is the next turn.
+        let next = if talk.questions.waiting() {
+            Next::Answer
+        } else if talk.queue.is_empty() {
+            Next::User
+        } else {
+            Next::Busy
+        };
         if emitter
-            .emit_unless_cancelled(&cancel, {
-                // With a message already queued (or the session ending), the next thing
-                // is not the user's turn: no waiting follows this result.
-                let busy = !talk.queue.is_empty() || (talk.ending && mode == Mode::Interactive);
-                if busy && !talk.questions.waiting() {
-                    Event::ResultWhileBusy(result)
-                } else {
-                    Event::Result(result)
-                }
-            })
-            .await?
-            .is_none()
+            .emit(Event::TurnEnded { result, next })
+            .await
+            .is_err()
         {
             return Ok(RunOutcome::Cancelled);
         }

@@ -8,9 +8,7 @@ use ambient_sse::{SseDecoder, SseEvent};
 use reqwest::header;
 use serde_json::{Value, json};
 
-use crate::{
-    GraphEvent, Interrupt,
-};
+use crate::{GraphEvent, Interrupt};
 
 /// A failed call to the server.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +78,6 @@ impl LangGraphClient {
     /// A client for the server at `base` (`http://host:port`), sending `api_key` as
     /// `x-api-key` when given.
     pub fn new(base: &str, api_key: Option<Secret>) -> Result<Self, ClientError> {
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .build()
             .map_err(|source| ClientError::Request {

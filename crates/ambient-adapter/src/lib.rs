@@ -17,7 +17,7 @@
 use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf};
 
 #[doc(no_inline)]
-pub use ambient_protocol::{Event, ResultPayload};
+pub use ambient_protocol::{Event, Next, ResultPayload};
 use tokio::sync::mpsc;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;
@@ -27,11 +27,13 @@ pub trait Adapter: Send {
     /// What can go wrong in this framework; the shell reports it as the failure reason.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Drives one session to its end.
+    /// Drives one session to its end: a turn for each [`Input::Message`], until
+    /// [`Input::EndSession`] has come and its turns are done (or no more input can come).
     ///
-    /// In batch mode that is one run of the prompt. In interactive mode it is every user
-    /// message until [`Input::EndSession`] (or the end of input). The adapter returns when
-    /// the session's cancellation fires, promptly and without emitting further events.
+    /// The host decides what runs: the session's prompt, where it is to run, arrives as
+    /// the first message, and a batch session's input ends with `EndSession` after it.
+    /// When the session's cancellation fires the adapter returns promptly; from then on
+    /// [`Session::emit`] fails, so `?` stops it.
     fn run(
         &mut self,
         session: &mut Session,
@@ -75,11 +77,13 @@ impl Outcome {
 /// What the user (or the platform) says to a running session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// A user message: a prompt for a new turn.
+    /// A user message: a prompt for a new turn. The session's prompt, where the host runs
+    /// it, is the first.
     Message(String),
     /// Stop the current turn, keep the session.
     Interrupt,
-    /// End the session normally, after the current turn.
+    /// End the session normally once the turns already asked for are done. An
+    /// [`Input::Interrupt`] may still follow (a batch session's turn can be interrupted).
     EndSession,
     /// The workspace changed while the session runs (a repository added or removed, a
     /// workflow switched): an adapter that hands folders to its framework picks up the
@@ -87,7 +91,8 @@ pub enum Input {
     WorkspaceChanged(Workspace),
 }
 
-/// Whether the session runs one prompt or converses.
+/// Whether the session runs one prompt or converses. The host delivers input
+/// accordingly; an adapter need not look at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Run the prompt, then finish.
@@ -112,11 +117,10 @@ pub struct Workspace {
 pub struct SessionInfo {
     /// The platform's session name.
     pub session_id: String,
-    /// The initial prompt; empty when there is none.
-    pub prompt: String,
     /// Batch or interactive.
     pub mode: Mode,
-    /// Whether this session continues an earlier one.
+    /// Whether this session continues an earlier one: resume what
+    /// [`Session::continuation`] holds.
     pub is_continuation: bool,
     /// The prepared workspace.
     pub workspace: Workspace,
@@ -141,13 +145,14 @@ impl Continuation {
     }
 }
 
-/// The session closed under the adapter: the shell is no longer reading its events.
+/// The session is over for the adapter: it was cancelled (a stop, the timeout), or the
+/// host no longer reads its events. Every [`Session::emit`] fails with it from then on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionClosed;
 
 impl fmt::Display for SessionClosed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the session is closed")
+        f.write_str("the session is over")
     }
 }
 
@@ -175,40 +180,36 @@ pub enum SessionOutput {
 #[derive(Debug, Clone)]
 pub struct Emitter {
     output: mpsc::Sender<SessionOutput>,
+    cancel: CancellationToken,
 }
 
 impl Emitter {
     /// Relays an event to the platform. Waits while the outgoing buffer is full
-    /// (backpressure: events are never dropped).
+    /// (backpressure: events are never dropped), and fails with [`SessionClosed`] once the
+    /// session is cancelled or closed, even while waiting: `?` is all an adapter needs to
+    /// stop emitting when the session is over.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: if the future is dropped before it completes, the event was not sent.
     pub async fn emit(&self, event: Event) -> Result<(), SessionClosed> {
-        self.output
-            .send(SessionOutput::Event(event))
-            .await
-            .map_err(|_| SessionClosed)
+        self.send(SessionOutput::Event(event)).await
     }
-}
 
-impl Emitter {
-    /// Relays an event unless `cancel` fires first, for an adapter that must stop
-    /// promptly even while the outgoing buffer is full. `Ok(None)` when it was cancelled
-    /// (the event was not sent).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: if the future is dropped before it completes, the event was not sent.
-    pub async fn emit_unless_cancelled(
-        &self,
-        cancel: &CancellationToken,
-        event: Event,
-    ) -> Result<Option<()>, SessionClosed> {
+    async fn send(&self, output: SessionOutput) -> Result<(), SessionClosed> {
+        if self.cancel.is_cancelled() {
+            return Err(SessionClosed);
+        }
+        // Room in the buffer is the common case, and needs no wait on the cancellation.
+        let output = match self.output.try_send(output) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SessionClosed),
+            Err(mpsc::error::TrySendError::Full(output)) => output,
+        };
         tokio::select! {
             biased;
-            () = cancel.cancelled() => Ok(None),
-            sent = self.emit(event) => sent.map(Some),
+            () = self.cancel.cancelled() => Err(SessionClosed),
+            sent = self.output.send(output) => sent.map_err(|_| SessionClosed),
         }
     }
 }
@@ -230,7 +231,7 @@ impl Inputs {
     }
 }
 
-/// Everything an adapter gets from the shell for one session.
+/// Everything an adapter gets from the host for one session.
 #[derive(Debug)]
 pub struct Session {
     info: SessionInfo,
@@ -241,7 +242,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Assembles a session; the shell (or a test) keeps the other ends of the channels.
+    /// Assembles a session; the host (or a test) keeps the other ends of the channels.
     pub fn new(
         info: SessionInfo,
         output: mpsc::Sender<SessionOutput>,
@@ -251,7 +252,10 @@ impl Session {
     ) -> Self {
         Self {
             info,
-            emitter: Emitter { output },
+            emitter: Emitter {
+                output,
+                cancel: cancel.clone(),
+            },
             inputs: Inputs { input },
             cancel,
             continuation,
@@ -263,8 +267,8 @@ impl Session {
         &self.info
     }
 
-    /// Relays an event to the platform. Waits while the outgoing buffer is full
-    /// (backpressure: events are never dropped).
+    /// Relays an event to the platform; see [`Emitter::emit`]: it waits while the
+    /// outgoing buffer is full and fails once the session is over.
     ///
     /// # Cancel safety
     ///
@@ -287,8 +291,8 @@ impl Session {
         (&self.emitter, &mut self.inputs)
     }
 
-    /// Fires when the session must stop (timeout, SIGTERM, stop): the adapter returns
-    /// promptly.
+    /// Fires when the session must stop (timeout, SIGTERM, stop): the adapter stops its
+    /// framework and returns promptly.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -315,11 +319,7 @@ impl Session {
         self.continuation
             .values
             .insert(stored.key.clone(), stored.value.clone());
-        self.emitter
-            .output
-            .send(SessionOutput::Store(stored))
-            .await
-            .map_err(|_| SessionClosed)
+        self.emitter.send(SessionOutput::Store(stored)).await
     }
 }
 
@@ -332,13 +332,22 @@ mod tests {
         mpsc::Receiver<SessionOutput>,
         mpsc::UnboundedSender<Input>,
     ) {
+        session_with(CancellationToken::new())
+    }
+
+    fn session_with(
+        cancel: CancellationToken,
+    ) -> (
+        Session,
+        mpsc::Receiver<SessionOutput>,
+        mpsc::UnboundedSender<Input>,
+    ) {
         let (output, output_rx) = mpsc::channel(1);
         let (input, input_rx) = mpsc::unbounded_channel();
         let mut earlier = BTreeMap::new();
         earlier.insert(String::from("thread"), String::from("t-1"));
         let info = SessionInfo {
             session_id: String::from("s"),
-            prompt: String::new(),
             mode: Mode::Interactive,
             is_continuation: true,
             workspace: Workspace {
@@ -347,13 +356,7 @@ mod tests {
                 artifacts: PathBuf::from("/w/artifacts"),
             },
         };
-        let session = Session::new(
-            info,
-            output,
-            input_rx,
-            CancellationToken::new(),
-            Continuation::new(earlier),
-        );
+        let session = Session::new(info, output, input_rx, cancel, Continuation::new(earlier));
         (session, output_rx, input)
     }
 
@@ -389,5 +392,29 @@ mod tests {
         assert_eq!(session.next_input().await, None);
         drop(output);
         assert_eq!(session.emit(Event::TurnStarted).await, Err(SessionClosed));
+    }
+
+    #[tokio::test]
+    async fn emit_fails_once_cancelled_even_while_the_buffer_is_full() {
+        let cancel = CancellationToken::new();
+        let (session, mut output, _input) = session_with(cancel.clone());
+        session.emit(Event::TurnStarted).await.unwrap();
+        // The buffer holds one event: the next emit waits, until the cancellation.
+        let waiting = session.emit(Event::Text(String::from("late")));
+        let cancelling = async {
+            tokio::task::yield_now().await;
+            cancel.cancel();
+        };
+        let (sent, ()) = tokio::join!(waiting, cancelling);
+        assert_eq!(sent, Err(SessionClosed));
+        assert_eq!(
+            session.emit(Event::Log(String::from("after"))).await,
+            Err(SessionClosed)
+        );
+        assert!(matches!(
+            output.recv().await,
+            Some(SessionOutput::Event(Event::TurnStarted))
+        ));
+        assert!(output.try_recv().is_err(), "nothing after the cancellation");
     }
 }

@@ -24,15 +24,12 @@ mod state;
 
 use std::collections::HashSet;
 
-use ambient_protocol::{Event, ResultPayload};
+use ambient_protocol::{Event, Next, ResultPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use replay::{Numbered, ReplayBuffer, ReplayGap};
 pub use state::diff as state_diff;
-
-/// The result subtype of a turn that stopped on a question the agent waits on.
-pub const AWAITING_INPUT: &str = "awaiting_input";
 
 /// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
 /// in camel case). It reads back from that JSON too, so that a client (a test) can check
@@ -317,9 +314,12 @@ impl AguiMapper {
                 name: String::from("log"),
                 value: Value::String(line),
             }],
-            Event::AwaitingInput => {
+            // A question asked where no turn ends: its text, and the run ends on it.
+            Event::Question(text) => {
                 self.waiting = true;
-                self.close_text()
+                let mut events = self.close_text();
+                events.extend(self.map(Event::Text(text)));
+                events
             }
             // The first state of a run goes whole, the rest as patches on it.
             Event::State(state) => {
@@ -338,15 +338,15 @@ impl AguiMapper {
                 self.state = Some(state);
                 vec![event]
             }
-            // A turn that ends on a question (LangGraph's interrupt) says so in its subtype.
-            Event::Result(result) | Event::ResultWhileBusy(result)
-                if result.subtype.as_deref() == Some(AWAITING_INPUT) =>
-            {
+            // A turn that ends on a question (LangGraph's interrupt) ends its run waiting.
+            Event::TurnEnded {
+                next: Next::Answer, ..
+            } => {
                 self.waiting = true;
                 self.close_text()
             }
             // The run's end is `finish`'s; a turn start is the run's start.
-            Event::TurnStarted | Event::Result(_) | Event::ResultWhileBusy(_) => self.close_text(),
+            Event::TurnStarted | Event::TurnEnded { .. } => self.close_text(),
         }
     }
 

@@ -43,7 +43,7 @@ pub(crate) fn full_turn() -> Vec<AguiEvent> {
         num_turns: Some(1),
         ..ResultPayload::default()
     };
-    events.extend(mapper.map(Event::Result(result.clone())));
+    events.extend(mapper.map(Event::turn_ended(result.clone())));
     events.extend(mapper.finish(Some(&result), RunEnd::Completed));
     events
 }
@@ -82,8 +82,7 @@ fn a_turn_maps_to_events_in_the_protocols_order() {
 fn a_question_ends_the_run_with_the_interrupt_outcome_and_a_failure_with_run_error() {
     let mut mapper = AguiMapper::new("t", "r");
     let mut events = vec![mapper.start()];
-    events.extend(mapper.map(Event::Text(String::from("Approve?"))));
-    events.extend(mapper.map(Event::AwaitingInput));
+    events.extend(mapper.map(Event::Question(String::from("Approve?"))));
     let result = ResultPayload {
         result: Some(String::from("Approve?")),
         ..ResultPayload::default()

@@ -33,8 +33,7 @@ fn every_event_is_valid_for_the_official_types() {
         Event::State(
             json!({"messages": [{"type": "human", "content": "hi"}, {"type": "ai", "content": "hello"}], "step/name": "b"}),
         ),
-        Event::Text(String::from("Approve the deploy?")),
-        Event::AwaitingInput,
+        Event::Question(String::from("Approve the deploy?")),
     ] {
         events.extend(mapper.map(event));
     }

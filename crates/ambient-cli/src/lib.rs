@@ -42,16 +42,18 @@ mod local;
 use std::{fmt::Display, process::ExitCode};
 
 use ambient_adapter::Adapter;
+use ambient_host::{RedactingWriter, Redactor, RunnerArgs, RunnerExit};
 pub use ambient_serve::ServeIdentity;
 use ambient_serve::{ServeArgs, serve};
-use ambient_shell::{RedactingWriter, Redactor, RunnerArgs, RunnerExit, run_session};
+use ambient_websocket::{RunnerConfig, run_session};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, filter::LevelFilter};
 
-/// The flags every runner has: the shell's settings, local mode, and the log format.
+/// The flags every runner has: the platform's settings, the serve mode's, local mode, and
+/// the log format.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// The shell's settings (the pod environment).
+    /// The platform's settings (the pod environment).
     #[command(flatten)]
     pub runner: RunnerArgs,
     /// The AG-UI serve mode: an HTTP server instead of the backend's WebSocket.
@@ -79,6 +81,8 @@ pub enum LogFormat {
 /// and gives exit code 0; on a usage error it prints clap's message (which names the flag
 /// and its variable) and gives the configuration-error code.
 pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
+    // First, so that an adapter the binary builds from its flags can have its HTTP client.
+    install_crypto();
     Cli::try_parse().map_err(|error| {
         let code = if error.use_stderr() {
             RunnerExit::ConfigError.code()
@@ -88,6 +92,13 @@ pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
         let _printed = error.print();
         ExitCode::from(code)
     })
+}
+
+/// Picks the process's TLS crypto provider. The HTTP and TLS libraries are built without
+/// a default one, so that no C toolchain is needed; this is the one place a runner
+/// process chooses ring. A second call does nothing.
+fn install_crypto() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A program or file path as the runner's own working directory sees it: the framework's
@@ -126,6 +137,7 @@ pub fn execute_as<A: Adapter, E: Display>(
     identity: ServeIdentity,
 ) -> ExitCode {
     init_logging(&common);
+    install_crypto();
     let adapter = match adapter {
         Ok(adapter) => adapter,
         Err(error) => {
@@ -214,7 +226,7 @@ async fn run<A: Adapter>(common: CommonArgs, adapter: A, identity: ServeIdentity
             }
         };
     }
-    let config = match common.runner.into_config() {
+    let config = match RunnerConfig::from_args(&common.runner) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "configuration error");

@@ -4,8 +4,9 @@
 use std::io::Write;
 
 use ambient_adapter::Adapter;
+use ambient_host::{RunnerArgs, RunnerExit};
 use ambient_local_backend::{LocalBackend, SessionSeed, transcript};
-use ambient_shell::{RunnerArgs, RunnerExit, run_session};
+use ambient_websocket::{RunnerConfig, run_session};
 use anyhow::Context;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
@@ -39,9 +40,7 @@ pub(crate) async fn run<A: Adapter>(
         args.workspace = Some(scratch.path().to_owned());
     }
     let interactive = args.interactive.unwrap_or(false);
-    let config = args
-        .into_config()
-        .context("configuring the local session")?;
+    let config = RunnerConfig::from_args(&args).context("configuring the local session")?;
     let printer = tokio::spawn(print_conversation(backend.watch(SESSION)));
     let typing = interactive.then(|| tokio::spawn(post_typed_lines(backend.post_handle())));
     let report = run_session(config, adapter, shutdown).await;

@@ -44,20 +44,45 @@ pub enum Event {
         /// Whether the tool failed.
         is_error: Option<bool>,
     },
-    /// The agent asks the user something and waits (a human-in-the-loop question); the
-    /// question itself goes out as [`Event::Text`] first.
-    AwaitingInput,
-    /// The end of a run or turn, with what the framework reported. In an interactive
-    /// session the agent then waits for the user.
-    Result(ResultPayload),
+    /// The agent asks the user this and waits for the answer, where no turn ends (the
+    /// next of several questions, once one is answered). A question a turn ends on is
+    /// that turn's [`Event::TurnEnded`] with [`Next::Answer`].
+    Question(String),
+    /// The end of a turn, with what the framework reported and what comes next.
+    TurnEnded {
+        /// What the framework reported.
+        result: ResultPayload,
+        /// Whose turn it is now.
+        next: Next,
+    },
     /// The agent's state as a whole after a step (a LangGraph graph's values). The
     /// WebSocket protocol has no frame for it; the AG-UI serve mode streams it as state
     /// snapshots and deltas.
     State(Value),
-    /// The end of a turn while the agent is still busy (a message already queued, a task
-    /// still running in the background): relayed like [`Event::Result`], but the session
-    /// is not waiting for the user.
-    ResultWhileBusy(ResultPayload),
+}
+
+/// What follows the end of a turn: the host tells the user to speak only when the agent
+/// waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The agent is idle: in an interactive session the user speaks next.
+    User,
+    /// Another turn is already due (a message that arrived during this one, a task still
+    /// running in the background): the user is not asked.
+    Busy,
+    /// The turn ended on a question (a human-in-the-loop interrupt) whose answer the agent
+    /// waits for, in any mode.
+    Answer,
+}
+
+impl Event {
+    /// The end of a turn after which the agent is idle.
+    pub fn turn_ended(result: ResultPayload) -> Self {
+        Self::TurnEnded {
+            result,
+            next: Next::User,
+        }
+    }
 }
 
 /// Turns events into frames; it numbers the fragments of each streamed text.
@@ -72,7 +97,8 @@ impl EventMapper {
         Self::default()
     }
 
-    /// The frame an event becomes; none for the agent's state, which has no frame.
+    /// The frame an event becomes; none for the agent's state, which has no frame. Whether
+    /// the agent then waits for the user (`agent.waiting`) is the host's to say.
     pub fn map(&mut self, event: Event) -> Option<Outbound> {
         let frame = match event {
             Event::Log(message) => Outbound::Log { message },
@@ -106,8 +132,8 @@ impl EventMapper {
                 content,
                 is_error,
             }),
-            Event::AwaitingInput => Outbound::Waiting,
-            Event::Result(result) | Event::ResultWhileBusy(result) => {
+            Event::Question(text) => Outbound::TextBlock { text },
+            Event::TurnEnded { result, .. } => {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }

@@ -27,7 +27,7 @@ mod secret;
 pub mod status;
 mod timestamp;
 
-pub use event::{Event, EventMapper};
+pub use event::{Event, EventMapper, Next};
 pub use fit::MAX_FRAME_BYTES;
 pub use frame::{
     FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,

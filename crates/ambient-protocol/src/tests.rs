@@ -420,7 +420,14 @@ fn events_map_to_frames() {
             text: String::from("Hello")
         }
     );
-    assert_eq!(mapper.map(Event::AwaitingInput).unwrap(), Outbound::Waiting);
+    assert_eq!(
+        mapper
+            .map(Event::Question(String::from("Approve?")))
+            .unwrap(),
+        Outbound::TextBlock {
+            text: String::from("Approve?")
+        }
+    );
     assert_eq!(
         mapper
             .map(Event::Log(String::from("x")))
@@ -429,7 +436,9 @@ fn events_map_to_frames() {
         MessageType::SystemMessage
     );
     // A new turn numbers its fragments from 0 again.
-    mapper.map(Event::Result(ResultPayload::default())).unwrap();
+    mapper
+        .map(Event::turn_ended(ResultPayload::default()))
+        .unwrap();
     assert!(matches!(
         mapper.map(delta("x")).unwrap(),
         Outbound::Partial(Partial { index: 0, .. })

@@ -3,8 +3,8 @@
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
+use ambient_host::Redactor;
 use ambient_protocol::Secret;
-use ambient_shell::Redactor;
 use axum::{
     Router,
     body::{Body, Bytes},

@@ -3,8 +3,8 @@
 //!
 //! The session's adapter runs once, in interactive mode, for the life of the process. A
 //! run is one turn of it: it opens when a run request delivers the caller's new messages
-//! (or answers) to the adapter, and it ends at the adapter's next [`Event::Result`] (or a
-//! question it asks on its own, [`Event::AwaitingInput`]). Every
+//! (or answers) to the adapter, and it ends at the adapter's next [`Event::TurnEnded`] (or
+//! a question it asks where no turn ends, [`Event::Question`]). Every
 //! event of a run is numbered and kept in the run's [`ReplayBuffer`], where each SSE
 //! connection reads it from; a connection that drops takes nothing with it.
 
@@ -15,8 +15,8 @@ use std::{
 
 use ambient_adapter::{Event, Input, ResultPayload};
 use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
-use ambient_shell::Redactor;
-use tokio::sync::{mpsc, oneshot, watch};
+use ambient_host::Redactor;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::request::{RunRequest, Turn};
@@ -229,7 +229,7 @@ struct State {
 #[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
-    input: mpsc::UnboundedSender<Input>,
+    /// For the reasons a session fails with, which may quote anything.
     redactor: Redactor,
     capacity: usize,
 }
@@ -246,12 +246,11 @@ pub enum Health {
 }
 
 impl Hub {
-    /// A hub that delivers input to `input`, scrubs every event with `redactor`, and keeps
-    /// `capacity` events per run.
-    pub fn new(input: mpsc::UnboundedSender<Input>, redactor: Redactor, capacity: usize) -> Self {
+    /// A hub that scrubs failure reasons with `redactor` and keeps `capacity` events per
+    /// run. Events reach it scrubbed already (the host's).
+    pub fn new(redactor: Redactor, capacity: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            input,
             redactor,
             capacity: capacity.max(1),
         }
@@ -296,9 +295,10 @@ impl Hub {
             .cloned()
     }
 
-    /// Opens a run for `request`: its `RUN_STARTED`, what the adapter said since the last
-    /// run, and the request's new messages delivered to the adapter.
-    pub fn start_run(&self, request: &RunRequest) -> Result<Arc<RunLog>, Refused> {
+    /// Opens a run for `request`: its `RUN_STARTED` and what the adapter said since the
+    /// last run. The input it gives the adapter (the request's new messages, or its
+    /// answer) comes back with the run, to deliver at once.
+    pub fn start_run(&self, request: &RunRequest) -> Result<(Arc<RunLog>, Input), Refused> {
         let mut state = self.lock();
         if let Some(reason) = &state.closed {
             return Err(Refused::Closed(reason.clone()));
@@ -350,16 +350,13 @@ impl Hub {
             // A turn that ended between runs (a background task's) does not end this run,
             // and a question asked then is asked again when it matters.
             let event = match event {
-                Event::Result(_) | Event::ResultWhileBusy(_) | Event::AwaitingInput => {
-                    Event::TurnStarted
-                }
+                Event::TurnEnded { .. } => Event::TurnStarted,
+                Event::Question(text) => Event::Text(text),
                 other => other,
             };
             events.extend(mapper.map(event));
         }
         log.push(&events, false);
-        // The adapter returned already when this fails; the run ends then too.
-        let _delivered = self.input.send(input);
         info!(run_id = %request.run_id, thread_id = %request.thread_id, "run started");
         state.runs.push_back(Arc::clone(&log));
         while state.runs.len() > KEPT_RUNS + 1 {
@@ -372,10 +369,11 @@ impl Hub {
             interrupted: false,
             results_due,
         });
-        Ok(log)
+        Ok((log, input))
     }
 
-    /// Stops the open run's turn; the run ends, cancelled, when the adapter reports it.
+    /// Marks the open run interrupted: it ends, cancelled, when the adapter reports the
+    /// turn's end. The caller delivers the interrupt to the adapter.
     pub fn interrupt(&self) -> Result<String, Refused> {
         let mut state = self.lock();
         let Some(open) = state.open.as_mut() else {
@@ -383,18 +381,16 @@ impl Hub {
         };
         open.interrupted = true;
         let run_id = open.log.run_id.clone();
-        let _delivered = self.input.send(Input::Interrupt);
         info!(%run_id, "run interrupted");
         Ok(run_id)
     }
 
-    /// One event from the adapter: into the open run, or held for the next one.
+    /// One event from the adapter, scrubbed: into the open run, or held for the next one.
     pub fn event(&self, event: Event) {
-        let event = self.redactor.event(event);
         let mut state = self.lock();
         match &event {
             Event::TurnStarted => state.turn_under_way = true,
-            Event::Result(_) | Event::ResultWhileBusy(_) => state.turn_under_way = false,
+            Event::TurnEnded { .. } => state.turn_under_way = false,
             _ => {}
         }
         let Some(open) = state.open.as_mut() else {
@@ -409,11 +405,11 @@ impl Hub {
         // run), or with a question asked on its own; the agent waits for the user either
         // way. A turn already under way when the run opened reports first.
         let (ends, result) = match &event {
-            Event::Result(result) | Event::ResultWhileBusy(result) => {
+            Event::TurnEnded { result, .. } => {
                 open.results_due = open.results_due.saturating_sub(1);
                 (open.results_due == 0, Some(result.clone()))
             }
-            Event::AwaitingInput => (true, None),
+            Event::Question(_) => (true, None),
             _ => (false, None),
         };
         let events = open.mapper.map(event);
@@ -425,7 +421,8 @@ impl Hub {
 
     /// The adapter returned: the open run ends (with `failure`, if the session failed),
     /// and no run is taken any more.
-    pub fn close(&self, reason: String, failure: Option<&str>) {
+    pub fn close(&self, reason: &str, failure: Option<&str>) {
+        let reason = self.redactor.text(reason).into_owned();
         let mut state = self.lock();
         if state.open.is_some() {
             let failure = failure.map(|f| self.redactor.text(f).into_owned());
@@ -496,11 +493,10 @@ mod tests {
 
     use super::*;
 
-    fn hub() -> (Hub, mpsc::UnboundedReceiver<Input>) {
-        let (input, inputs) = mpsc::unbounded_channel();
-        let hub = Hub::new(input, Redactor::default(), 64);
+    fn hub() -> Hub {
+        let hub = Hub::new(Redactor::default(), 64);
         hub.started();
-        (hub, inputs)
+        hub
     }
 
     fn request(run_id: &str, body: Value) -> RunRequest {
@@ -528,7 +524,7 @@ mod tests {
     }
 
     fn result(subtype: &str, is_error: bool, text: &str) -> Event {
-        Event::Result(ResultPayload {
+        Event::turn_ended(ResultPayload {
             subtype: Some(subtype.to_owned()),
             is_error: Some(is_error),
             result: Some(text.to_owned()),
@@ -536,17 +532,32 @@ mod tests {
         })
     }
 
+    fn busy() -> Event {
+        Event::TurnEnded {
+            result: ResultPayload::default(),
+            next: ambient_protocol::Next::Busy,
+        }
+    }
+
+    fn question(text: &str) -> Event {
+        Event::TurnEnded {
+            result: ResultPayload {
+                subtype: Some(String::from("awaiting_input")),
+                result: Some(text.to_owned()),
+                ..ResultPayload::default()
+            },
+            next: ambient_protocol::Next::Answer,
+        }
+    }
+
     #[test]
     fn what_the_agent_says_between_runs_opens_the_next_run_without_ending_it() {
-        let (hub, mut inputs) = hub();
+        let hub = hub();
         // A background turn, finished while nobody asked.
         hub.event(Event::Text(String::from("background done")));
         hub.event(result("success", false, "background done"));
-        let log = hub.start_run(&said("r1", "u1", "hi")).unwrap();
-        assert_eq!(
-            inputs.try_recv().unwrap(),
-            Input::Message(String::from("hi"))
-        );
+        let (log, input) = hub.start_run(&said("r1", "u1", "hi")).unwrap();
+        assert_eq!(input, Input::Message(String::from("hi")));
         assert!(
             !log.since(0).unwrap().ended,
             "the held result ended the run"
@@ -574,33 +585,33 @@ mod tests {
 
     #[test]
     fn a_turn_under_way_when_the_run_opens_reports_first_and_a_busy_result_still_ends_the_run() {
-        let (hub, _inputs) = hub();
+        let hub = hub();
         // A background task's turn starts while no run is open.
         hub.event(Event::TurnStarted);
         hub.event(Event::Text(String::from("background work")));
-        let log = hub.start_run(&said("r1", "u1", "hi")).unwrap();
+        let (log, _) = hub.start_run(&said("r1", "u1", "hi")).unwrap();
         // Its result comes first, while the user's turn is due: the run goes on.
-        hub.event(Event::ResultWhileBusy(ResultPayload::default()));
+        hub.event(busy());
         assert!(!log.since(0).unwrap().ended);
         // The user's turn ends while a background task still runs: busy, but it is the
         // run's own result.
         hub.event(Event::Text(String::from("hi")));
-        hub.event(Event::ResultWhileBusy(ResultPayload::default()));
+        hub.event(busy());
         let events = events(&log);
         check_order(&events).unwrap();
         assert!(matches!(events.last(), Some(AguiEvent::RunFinished { .. })));
         // With nothing under way, the next run waits for one result only.
-        let log = hub.start_run(&said("r2", "u2", "again")).unwrap();
+        let (log, _) = hub.start_run(&said("r2", "u2", "again")).unwrap();
         hub.event(result("success", false, "again"));
         assert!(log.since(0).unwrap().ended);
     }
 
     #[test]
     fn a_question_ends_the_run_as_an_interrupt_that_the_next_run_answers() {
-        let (hub, mut inputs) = hub();
-        let log = hub.start_run(&said("r1", "u1", "deploy")).unwrap();
+        let hub = hub();
+        let (log, _) = hub.start_run(&said("r1", "u1", "deploy")).unwrap();
         hub.event(Event::Text(String::from("Approve the deploy?")));
-        hub.event(result("awaiting_input", false, "Approve the deploy?"));
+        hub.event(question("Approve the deploy?"));
         let Some(AguiEvent::RunFinished {
             outcome: Some(outcome),
             ..
@@ -623,15 +634,10 @@ mod tests {
             "r2",
             json!({"messages": [], "resume": [{"interruptId": interrupt_id, "status": "resolved", "payload": {"approved": true}}]}),
         );
-        let log = hub.start_run(&answer).unwrap();
-        inputs.try_recv().unwrap();
-        assert_eq!(
-            inputs.try_recv().unwrap(),
-            Input::Message(String::from(r#"{"approved":true}"#))
-        );
+        let (log, input) = hub.start_run(&answer).unwrap();
+        assert_eq!(input, Input::Message(String::from(r#"{"approved":true}"#)));
         // One more question, asked without a result: the run ends on it all the same.
-        hub.event(Event::Text(String::from("And the region?")));
-        hub.event(Event::AwaitingInput);
+        hub.event(Event::Question(String::from("And the region?")));
         let events = events(&log);
         check_order(&events).unwrap();
         let Some(AguiEvent::RunFinished {
@@ -646,8 +652,8 @@ mod tests {
 
     #[test]
     fn a_failed_turn_and_an_ended_session_end_the_run_with_run_error() {
-        let (hub, _inputs) = hub();
-        let log = hub.start_run(&said("r1", "u1", "go")).unwrap();
+        let hub = hub();
+        let (log, _) = hub.start_run(&said("r1", "u1", "go")).unwrap();
         hub.event(result("error", true, "ValueError: boom"));
         assert_eq!(
             events(&log).pop().unwrap(),
@@ -655,15 +661,12 @@ mod tests {
                 message: String::from("ValueError: boom")
             }
         );
-        let log = hub.start_run(&said("r2", "u2", "again")).unwrap();
+        let (log, _) = hub.start_run(&said("r2", "u2", "again")).unwrap();
         hub.event(Event::TextDelta {
             stream: String::from("m"),
             data: String::from("half"),
         });
-        hub.close(
-            String::from("the session failed"),
-            Some("the CLI exited with status 1"),
-        );
+        hub.close("the session failed", Some("the CLI exited with status 1"));
         let events = events(&log);
         check_order(&events).unwrap();
         assert_eq!(
@@ -681,8 +684,7 @@ mod tests {
 
     #[test]
     fn runs_wait_for_the_session_to_start_and_only_the_last_few_are_kept() {
-        let (input, _inputs) = mpsc::unbounded_channel();
-        let hub = Hub::new(input, Redactor::default(), 8);
+        let hub = Hub::new(Redactor::default(), 8);
         assert_eq!(hub.health(), Health::Starting);
         assert_eq!(
             hub.start_run(&said("r0", "u0", "hi")).unwrap_err(),

@@ -128,7 +128,10 @@ mod tests {
         );
         check("data: one\ndata: two\n\n", &["message|one\ntwo|"]);
         check(": heartbeat\n\n: heartbeat\n\n", &[]);
-        check("data:no space\n\nevent: end\n\n", &["message|no space|", "end||"]);
+        check(
+            "data:no space\n\nevent: end\n\n",
+            &["message|no space|", "end||"],
+        );
         check("data: héllo ✓\n\n", &["message|héllo ✓|"]);
     }
 

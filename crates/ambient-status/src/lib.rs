@@ -67,9 +67,6 @@ pub struct StatusClient {
 impl StatusClient {
     /// A client for one session's endpoints.
     pub fn new(endpoints: Endpoints, token: Option<Secret>, retry: RetryPolicy) -> Result<Self> {
-        // reqwest is built without a default crypto provider so that no C toolchain is
-        // needed; install ring once per process (a no-op when one is installed).
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("ambient-runner/", env!("CARGO_PKG_VERSION")))
             .timeout(retry.timeout)

@@ -83,6 +83,7 @@ async fn server(answer: &str, failures: &[u16]) -> (Arc<Recorder>, StatusClient)
         max_delay: Duration::from_millis(4),
         ..RetryPolicy::default()
     };
+    ambient_test_support::crypto();
     let client = StatusClient::new(endpoints, Some(Secret::new("tok-123")), retry).unwrap();
     (recorder, client)
 }
@@ -159,6 +160,7 @@ async fn an_unreachable_backend_is_a_retryable_connect_error() {
         initial_delay: Duration::from_millis(1),
         ..RetryPolicy::default()
     };
+    ambient_test_support::crypto();
     let client = StatusClient::new(endpoints, None, retry).unwrap();
     let error = client.put_status(&running()).await.unwrap_err();
     assert!(error.is_retryable(), "{error}");

@@ -85,7 +85,7 @@ impl Served {
             .to_owned();
         // The rest of stdout is drained so that the runner never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let _installed = rustls::crypto::ring::default_provider().install_default();
+        crate::crypto();
         let stderr = stderr_path(workspace);
         Self {
             child,

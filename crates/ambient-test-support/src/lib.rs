@@ -35,6 +35,13 @@ pub mod langgraph;
 
 pub use git_http::GitHttpServer;
 
+/// Picks the process's TLS crypto provider, as a runner binary's `main` does
+/// (`ambient_cli`): the HTTP and TLS libraries are built without a default one. A test
+/// that builds an HTTP client calls this first; a second call does nothing.
+pub fn crypto() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
 use std::{
     net::SocketAddr,
     sync::{

@@ -6,9 +6,7 @@
 
 use std::{convert::Infallible, time::Instant};
 
-use ambient_adapter::{
-    Adapter, Event, Input, Mode, Outcome, ResultPayload, Session, SessionClosed,
-};
+use ambient_adapter::{Adapter, Event, Input, Outcome, ResultPayload, Session, SessionClosed};
 use serde_json::json;
 
 /// The framework: what a third party already has. Here, one call that yields steps.
@@ -42,25 +40,19 @@ impl Adapter for ParrotAdapter {
     type Error = SessionClosed;
 
     async fn run(&mut self, session: &mut Session) -> Result<Outcome, SessionClosed> {
-        let mut prompt = Some(session.info().prompt.clone()).filter(|p| !p.is_empty());
         let mut last = None;
         let mut turns = 0;
+        // Each message is a turn; the host sends the prompt first where it is to run, and
+        // ends a batch session's input after it.
         loop {
-            let Some(text) = prompt.take() else {
-                if session.info().mode == Mode::Batch {
-                    break;
-                }
-                // Interactive: wait for the next message; stop when the session ends.
-                let cancel = session.cancellation().clone();
-                match tokio::select! {
-                    () = cancel.cancelled() => None,
-                    input = session.next_input() => input,
-                } {
-                    Some(Input::Message(text)) => prompt = Some(text),
-                    Some(Input::Interrupt | Input::WorkspaceChanged(_)) => {}
-                    Some(Input::EndSession) | None => break,
-                }
-                continue;
+            let cancel = session.cancellation().clone();
+            let text = match tokio::select! {
+                () = cancel.cancelled() => None,
+                input = session.next_input() => input,
+            } {
+                Some(Input::Message(text)) => text,
+                Some(Input::Interrupt | Input::WorkspaceChanged(_)) => continue,
+                Some(Input::EndSession) | None => break,
             };
             turns += 1;
             let started = Instant::now();
@@ -93,7 +85,7 @@ impl Adapter for ParrotAdapter {
                 result: Some(text),
                 ..ResultPayload::default()
             };
-            session.emit(Event::Result(result.clone())).await?;
+            session.emit(Event::turn_ended(result.clone())).await?;
             last = Some(result);
         }
         Ok(Outcome::Completed { result: last })

@@ -394,6 +394,7 @@ async fn an_interrupt_cancels_the_run_and_the_session_goes_on(mode: Mode) {
         return;
     }
     // The server agrees: the run was cancelled, not finished.
+    ambient_test_support::crypto();
     let client = LangGraphClient::new(env.server_url(), None).unwrap();
     let thread = env.thread();
     let runs: Vec<Value> =
@@ -608,7 +609,7 @@ async fn an_unreachable_server_fails_the_session_naming_it() {
 
 /// A GET of the test server's JSON, around the code under test.
 async fn reqwest_get<T: serde::de::DeserializeOwned>(url: &str) -> T {
-    let _installed = rustls::crypto::ring::default_provider().install_default();
+    ambient_test_support::crypto();
     let response = reqwest::get(url).await.unwrap();
     assert!(
         response.status().is_success(),

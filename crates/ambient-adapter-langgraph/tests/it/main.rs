@@ -18,7 +18,7 @@ async fn server() -> LangGraphDev {
 
 /// Runs `body` as a streamed run on `server` and maps what comes back.
 async fn stream(server: &LangGraphDev, path: &str, body: Value) -> (Vec<Event>, RunEnd) {
-    let _installed = rustls::crypto::ring::default_provider().install_default();
+    ambient_test_support::crypto();
     let client = reqwest::Client::new();
     let mut response = client
         .post(format!("{}{path}", server.url()))
@@ -90,6 +90,7 @@ async fn a_thread_stops_at_an_interrupt_and_resumes_with_a_command() {
     use ambient_adapter_langgraph::{ClientError, LangGraphClient};
 
     let server = server().await;
+    ambient_test_support::crypto();
     let client = LangGraphClient::new(server.url(), None).unwrap();
     let thread = client.create_thread().await.unwrap();
     let run = |body: Value| {
@@ -159,6 +160,7 @@ async fn the_api_key_goes_in_x_api_key_and_nowhere_else() {
         socket.write_all(response.as_bytes()).await.unwrap();
         String::from_utf8(request).unwrap()
     });
+    ambient_test_support::crypto();
     let client = LangGraphClient::new(&url, Some(Secret::new("lsv2_sk_key_123"))).unwrap();
     assert_eq!(client.create_thread().await.unwrap(), "t-1");
     let request = server.await.unwrap().to_lowercase();

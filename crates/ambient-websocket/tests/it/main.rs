@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use ambient_adapter_echo::{EchoAdapter, EchoConfig};
+use ambient_host::{RunnerArgs, RunnerExit, SessionEnd};
 use ambient_local_backend::{LocalBackend, SessionSeed};
-use ambient_shell::{RunnerArgs, RunnerConfig, RunnerExit, SessionEnd, run_session};
+use ambient_websocket::{RunnerConfig, run_session};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +48,8 @@ pub(crate) fn config(
     interactive: bool,
     timeout: Option<Duration>,
 ) -> RunnerConfig {
-    let mut config = RunnerArgs {
+    ambient_test_support::crypto();
+    let args = RunnerArgs {
         session_id: Some(String::from(SESSION)),
         websocket_url: Some(backend.ws_url(PROJECT, SESSION)),
         bot_token: Some(String::from(TOKEN)),
@@ -55,10 +57,9 @@ pub(crate) fn config(
         interactive: Some(interactive),
         workspace: Some(std::env::temp_dir()),
         ..RunnerArgs::default()
-    }
-    .into_config()
-    .unwrap();
-    config.timeout = timeout;
+    };
+    let mut config = RunnerConfig::from_args(&args).unwrap();
+    config.host.timeout = timeout;
     config
 }
 

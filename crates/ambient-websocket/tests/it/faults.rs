@@ -4,11 +4,12 @@
 use std::{collections::HashSet, time::Duration};
 
 use ambient_adapter_echo::{EchoAdapter, EchoConfig};
+use ambient_host::RunnerExit;
 use ambient_local_backend::LocalBackend;
 use ambient_protocol::SessionMessage;
-use ambient_shell::{RunnerConfig, RunnerExit, run_session};
 use ambient_status::Endpoints;
 use ambient_test_support::FaultProxy;
+use ambient_websocket::{RunnerConfig, run_session};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -20,10 +21,11 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// A session whose WebSocket and HTTP calls go through `proxy`, with quick reconnects.
 fn through(proxy: &FaultProxy, backend: &LocalBackend, interactive: bool) -> RunnerConfig {
     let mut config = config(backend, interactive, None);
-    config.websocket_url = proxy.route(&config.websocket_url);
-    config.endpoints = Endpoints::new(&proxy.route(&backend.api_url()), PROJECT, SESSION).unwrap();
-    config.backoff.initial = Duration::from_millis(10);
-    config.backoff.max = Duration::from_millis(100);
+    config.websocket.url = proxy.route(&config.websocket.url);
+    config.websocket.endpoints =
+        Endpoints::new(&proxy.route(&backend.api_url()), PROJECT, SESSION).unwrap();
+    config.websocket.backoff.initial = Duration::from_millis(10);
+    config.websocket.backoff.max = Duration::from_millis(100);
     config
 }
 

@@ -11,14 +11,17 @@ mod git;
 
 use std::{
     collections::HashMap,
+    fmt,
+    future::Future,
     path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
 };
 
 use ambient_protocol::{
     Secret,
     repos::{RepoLocation, RepoSpec},
 };
-use ambient_status::StatusClient;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -92,6 +95,13 @@ pub enum WorkspaceError {
     },
 }
 
+/// Mints a GitHub token when the session was given none: the WebSocket front asks the
+/// backend. The workspace knows nothing more of where tokens come from.
+pub trait TokenMinter: Send + Sync + fmt::Debug {
+    /// A fresh token, or why there is none (a line for the log).
+    fn mint(&self) -> Pin<Box<dyn Future<Output = Result<Secret, String>> + Send + '_>>;
+}
+
 /// Where git tokens come from.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
@@ -99,14 +109,18 @@ pub struct Credentials {
     pub github: Option<Secret>,
     /// `GITLAB_TOKEN`.
     pub gitlab: Option<Secret>,
-    /// Mints a GitHub token through the backend when none is given.
-    pub mint: Option<StatusClient>,
+    /// Mints a GitHub token when none is given.
+    pub mint: Option<Arc<dyn TokenMinter>>,
     minted: Option<Secret>,
 }
 
 impl Credentials {
     /// Tokens as configured; `mint` is asked when a GitHub token is needed and missing.
-    pub fn new(github: Option<Secret>, gitlab: Option<Secret>, mint: Option<StatusClient>) -> Self {
+    pub fn new(
+        github: Option<Secret>,
+        gitlab: Option<Secret>,
+        mint: Option<Arc<dyn TokenMinter>>,
+    ) -> Self {
         Self {
             github,
             gitlab,
@@ -129,11 +143,11 @@ impl Credentials {
             && self.minted.is_none()
             && let Some(mint) = &self.mint
         {
-            match mint.mint_github_token().await {
+            match mint.mint().await {
                 Ok(token) if !token.is_empty() => self.minted = Some(token),
-                Ok(_) => warn!("the backend minted an empty GitHub token"),
+                Ok(_) => warn!("an empty GitHub token was minted"),
                 Err(error) => {
-                    warn!(error = %ambient_protocol::error_chain(&error), "no GitHub token could be minted; cloning without one")
+                    warn!(%error, "no GitHub token could be minted; cloning without one");
                 }
             }
         }

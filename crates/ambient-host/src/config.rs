@@ -2,8 +2,9 @@
 //! comes from (`platform-wire.md` §2).
 //!
 //! [`RunnerArgs`] is the clap form the binaries flatten into their own arguments (a flag
-//! overrides its variable); [`RunnerArgs::into_config`] validates it into a
-//! [`RunnerConfig`], naming the variable in every error.
+//! overrides its variable); [`RunnerArgs::host_config`] validates the part every front
+//! shares into a [`HostConfig`], naming the variable in every error. A front validates
+//! its own settings from the same arguments.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,8 +13,6 @@ use ambient_protocol::{
     Secret,
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
-use ambient_status::Endpoints;
-use ambient_transport::{BackoffPolicy, Keepalive, TokenSource};
 
 /// The names of the environment variables the shell reads.
 pub mod env {
@@ -481,17 +480,13 @@ pub enum ConfigError {
     },
 }
 
-/// The validated configuration of one session.
+/// The validated settings every front shares: the session, its prompt and mode, the
+/// workspace, the timeout, the credentials to redact and the agent's settings. A front
+/// adds its own (the WebSocket's URL and token, the serve mode's address).
 #[derive(Debug, Clone)]
-pub struct RunnerConfig {
+pub struct HostConfig {
     /// The session name.
     pub session_id: String,
-    /// The WebSocket URL.
-    pub websocket_url: String,
-    /// Where the bearer token comes from.
-    pub token: TokenSource,
-    /// The HTTP endpoints of the session.
-    pub endpoints: Endpoints,
     /// The initial prompt (empty when none).
     pub prompt: String,
     /// Batch or interactive.
@@ -502,12 +497,6 @@ pub struct RunnerConfig {
     pub timeout: Option<Duration>,
     /// The session this one continues.
     pub parent_session_id: Option<String>,
-    /// How long the backend may be unreachable before the runner gives up.
-    pub backend_deadline: Duration,
-    /// Pings and dead-peer detection on the WebSocket.
-    pub keepalive: Keepalive,
-    /// Delays between connection attempts.
-    pub backoff: BackoffPolicy,
     /// Every credential the runner holds, for redaction.
     pub secrets: Vec<Secret>,
     /// The GitHub token, when given (minted through the backend otherwise).
@@ -520,18 +509,10 @@ pub struct RunnerConfig {
     pub agent: AgentSettings,
 }
 
-impl RunnerConfig {
+impl HostConfig {
     /// The redactor for everything this runner sends.
     pub fn redactor(&self) -> crate::Redactor {
         crate::Redactor::new(&self.secrets)
-    }
-
-    /// The bearer token, when it is given inline (for the HTTP client).
-    pub fn static_token(&self) -> Option<Secret> {
-        match &self.token {
-            TokenSource::Static(secret) => Some(secret.clone()),
-            TokenSource::File(_) | TokenSource::None => None,
-        }
     }
 }
 
@@ -556,58 +537,19 @@ impl RunnerArgs {
         secrets
     }
 
-    /// Validates the settings.
-    pub fn into_config(self) -> Result<RunnerConfig, ConfigError> {
-        let secrets = self.secret_values();
-        let workspace_settings = self.workspace_args.into_settings()?;
-        let agent = self.agent.into_settings()?;
-        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
-        let session_id = non_empty(self.session_id).ok_or(ConfigError::Missing {
-            variable: env::SESSION_ID,
-            why: "the runner must know which session it runs",
-        })?;
-        let websocket_url = non_empty(self.websocket_url).ok_or(ConfigError::Missing {
-            variable: env::WEBSOCKET_URL,
-            why: "the runner must know where the backend is",
-        })?;
-        if !(websocket_url.starts_with("ws://") || websocket_url.starts_with("wss://")) {
-            return Err(ConfigError::Invalid {
-                variable: env::WEBSOCKET_URL,
-                why: String::from("expected a ws:// or wss:// URL"),
-            });
-        }
-        let token = match (non_empty(self.bot_token), self.bot_token_file) {
-            (_, Some(path)) => TokenSource::File(path),
-            (Some(token), None) => TokenSource::Static(Secret::new(token)),
-            (None, None) => TokenSource::None,
-        };
-        let endpoints = match non_empty(self.backend_api_url) {
-            Some(base) => {
-                let project = non_empty(self.project)
-                    .or_else(|| Endpoints::from_websocket_url(&websocket_url).map(|e| e.project))
-                    .ok_or(ConfigError::Missing {
-                        variable: env::AGENTIC_SESSION_NAMESPACE,
-                        why: "the project is needed to build the status URL",
-                    })?;
-                Endpoints::new(&base, project, session_id.clone()).map_err(|_| ConfigError::Invalid {
-                    variable: env::BACKEND_API_URL,
-                    why: String::from("expected an http:// or https:// URL"),
-                })?
-            }
-            None => Endpoints::from_websocket_url(&websocket_url).ok_or(ConfigError::Invalid {
-                variable: env::WEBSOCKET_URL,
-                why: format!(
-                    "the status URL cannot be derived from it (no /projects/…/sessions/… path); set {}",
-                    env::BACKEND_API_URL
-                ),
-            })?,
-        };
-        Ok(RunnerConfig {
+    /// Validates the front-neutral settings. `SESSION_ID` is required unless the front
+    /// has a `default_session` name for it (the serve mode works without the platform).
+    pub fn host_config(&self, default_session: Option<&str>) -> Result<HostConfig, ConfigError> {
+        let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let session_id = non_empty(&self.session_id)
+            .or_else(|| default_session.map(str::to_owned))
+            .ok_or(ConfigError::Missing {
+                variable: env::SESSION_ID,
+                why: "the runner must know which session it runs",
+            })?;
+        Ok(HostConfig {
             session_id,
-            websocket_url,
-            token,
-            endpoints,
-            prompt: self.prompt.unwrap_or_default(),
+            prompt: self.prompt.clone().unwrap_or_default(),
             mode: if self.interactive.unwrap_or(false) {
                 Mode::Interactive
             } else {
@@ -615,17 +557,15 @@ impl RunnerArgs {
             },
             workspace: self
                 .workspace
+                .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE)),
             timeout: self.timeout.filter(|t| !t.is_zero()),
-            parent_session_id: non_empty(self.parent_session_id),
-            backend_deadline: Duration::from_secs(300),
-            keepalive: Keepalive::default(),
-            backoff: BackoffPolicy::default(),
-            secrets,
-            github_token: non_empty(self.secrets.github_token).map(Secret::new),
-            gitlab_token: non_empty(self.secrets.gitlab_token).map(Secret::new),
-            workspace_settings,
-            agent,
+            parent_session_id: non_empty(&self.parent_session_id),
+            secrets: self.secret_values(),
+            github_token: non_empty(&self.secrets.github_token).map(Secret::new),
+            gitlab_token: non_empty(&self.secrets.gitlab_token).map(Secret::new),
+            workspace_settings: self.workspace_args.clone().into_settings()?,
+            agent: self.agent.clone().into_settings()?,
         })
     }
 }
@@ -643,95 +583,53 @@ mod tests {
     }
 
     /// Parses `args` (environment variables are given as flags of the same meaning) and
-    /// checks the outcome: the error text, or a summary of the configuration.
+    /// returns the error text or the configuration.
+    fn parse(args: &[&str]) -> Result<HostConfig, String> {
+        let all = ["runner", "--session-id=s1"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let cli = Cli::try_parse_from(all).map_err(|e| format!("usage: {}", e.kind()))?;
+        cli.runner.host_config(None).map_err(|e| e.to_string())
+    }
+
+    /// Checks the outcome of `args`: the error text, or the mode and timeout.
     #[track_caller]
     fn check(args: &[&str], expect: &str) {
-        let parsed = Cli::try_parse_from(std::iter::once("runner").chain(args.iter().copied()));
-        let got = match parsed {
-            Err(error) => format!("usage: {}", error.kind()),
-            Ok(cli) => match cli.runner.into_config() {
-                Err(error) => format!("error: {error}"),
-                Ok(config) => format!(
-                    "status={} mode={:?} timeout={:?}",
-                    config
-                        .endpoints
-                        .status_url()
-                        .map(|u| u.to_string())
-                        .unwrap_or_default(),
-                    config.mode,
-                    config.timeout
-                ),
-            },
+        let got = match parse(args) {
+            Err(error) => format!("error: {error}"),
+            Ok(config) => format!("mode={:?} timeout={:?}", config.mode, config.timeout),
         };
         assert_eq!(got, expect);
     }
 
-    const WS: &str = "--websocket-url=ws://backend:8080/api/projects/p1/sessions/s1/ws";
-
     #[test]
-    fn settings_are_validated_and_errors_name_the_variable() {
+    fn the_session_mode_and_timeout_are_validated_and_errors_name_the_variable() {
+        let bare = Cli::try_parse_from(["runner"]).unwrap();
+        assert_eq!(
+            bare.runner.host_config(None).unwrap_err().to_string(),
+            "SESSION_ID is not set: the runner must know which session it runs"
+        );
+        assert_eq!(
+            bare.runner.host_config(Some("served")).unwrap().session_id,
+            "served"
+        );
+        check(&[], "mode=Batch timeout=None");
         check(
-            &[WS],
-            "error: SESSION_ID is not set: the runner must know which session it runs",
+            &["--interactive=YES", "--timeout=300"],
+            "mode=Interactive timeout=Some(300s)",
         );
         check(
-            &["--session-id=s1"],
-            "error: WEBSOCKET_URL is not set: the runner must know where the backend is",
+            &["--interactive", "--timeout=0"],
+            "mode=Interactive timeout=None",
         );
         check(
-            &["--session-id=s1", "--websocket-url=http://backend/ws"],
-            "error: WEBSOCKET_URL is invalid: expected a ws:// or wss:// URL",
+            &["--interactive=maybe"],
+            "error: usage: invalid value for one of the arguments",
         );
         check(
-            &[
-                "--session-id=s1",
-                "--websocket-url=ws://backend:8080/session/ws",
-            ],
-            "error: WEBSOCKET_URL is invalid: the status URL cannot be derived from it (no /projects/…/sessions/… path); set BACKEND_API_URL",
+            &["--timeout=soon"],
+            "error: usage: invalid value for one of the arguments",
         );
-        check(
-            &["--session-id=s1", WS],
-            "status=http://backend:8080/api/projects/p1/agentic-sessions/s1/status mode=Batch timeout=None",
-        );
-        check(
-            &[
-                "--session-id=s1",
-                WS,
-                "--backend-api-url=http://api.internal/api",
-                "--project=team",
-            ],
-            "status=http://api.internal/api/projects/team/agentic-sessions/s1/status mode=Batch timeout=None",
-        );
-        check(
-            &["--session-id=s1", WS, "--backend-api-url=nope"],
-            "error: BACKEND_API_URL is invalid: expected an http:// or https:// URL",
-        );
-        check(
-            &["--session-id=s1", WS, "--interactive=YES", "--timeout=300"],
-            "status=http://backend:8080/api/projects/p1/agentic-sessions/s1/status mode=Interactive timeout=Some(300s)",
-        );
-        check(
-            &["--session-id=s1", WS, "--interactive", "--timeout=0"],
-            "status=http://backend:8080/api/projects/p1/agentic-sessions/s1/status mode=Interactive timeout=None",
-        );
-        check(
-            &["--session-id=s1", WS, "--interactive=maybe"],
-            "usage: invalid value for one of the arguments",
-        );
-        check(
-            &["--session-id=s1", WS, "--timeout=soon"],
-            "usage: invalid value for one of the arguments",
-        );
-    }
-
-    /// Parses `args` after the session and WebSocket settings and returns the error text
-    /// or the configuration.
-    fn parse(args: &[&str]) -> Result<RunnerConfig, String> {
-        let all = ["runner", "--session-id=s1", WS]
-            .into_iter()
-            .chain(args.iter().copied());
-        let cli = Cli::try_parse_from(all).map_err(|e| format!("usage: {}", e.kind()))?;
-        cli.runner.into_config().map_err(|e| e.to_string())
     }
 
     #[test]

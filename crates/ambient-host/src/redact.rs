@@ -1,8 +1,9 @@
 //! Redaction: the one layer every outgoing string passes through.
 //!
-//! The shell scrubs every frame it sends, every status body and annotation it writes, and
-//! (through [`RedactingWriter`], which the binaries install) every log line. Adapters only
-//! emit events, so they cannot bypass it. Two things are scrubbed:
+//! The host scrubs every event before a front maps it (so every frame and every AG-UI
+//! event), the WebSocket front every status body it writes, and (through
+//! [`RedactingWriter`], which the binaries install) every log line. Adapters only emit
+//! events, so they cannot bypass it. Two things are scrubbed:
 //!
 //! - the secret values the runner holds (the bot token, API keys, git tokens), wherever
 //!   they appear, exactly;
@@ -12,7 +13,7 @@
 
 use std::{borrow::Cow, fmt, io, sync::Arc};
 
-use ambient_protocol::{Event, Outbound, ResultPayload, Secret, ToolResult, status::StatusUpdate};
+use ambient_protocol::{Event, ResultPayload, Secret, status::StatusUpdate};
 use regex::{Captures, Regex, RegexBuilder};
 use serde_json::Value;
 
@@ -127,41 +128,14 @@ impl Redactor {
         }
     }
 
-    /// A frame with every string in it scrubbed.
-    pub fn outbound(&self, mut frame: Outbound) -> Outbound {
-        match &mut frame {
-            Outbound::Log { message: text }
-            | Outbound::UserMessage { content: text }
-            | Outbound::TextBlock { text } => self.string(text),
-            Outbound::ToolUse { tool, input, id } => {
-                self.string(tool);
-                self.value(input);
-                if let Some(id) = id {
-                    self.string(id);
-                }
-            }
-            Outbound::ToolResult(ToolResult {
-                content,
-                tool_use_id,
-                ..
-            }) => {
-                self.value(content);
-                if let Some(id) = tool_use_id {
-                    self.string(id);
-                }
-            }
-            Outbound::Result(result) => self.result(result),
-            Outbound::Partial(partial) => self.string(&mut partial.data),
-            Outbound::Lifecycle(_) | Outbound::Running | Outbound::Waiting => {}
-        }
-        frame
-    }
-
-    /// An adapter's event with every string in it scrubbed, for a front that maps events
-    /// to another protocol (the AG-UI serve mode) instead of to frames.
+    /// An event with every string in it scrubbed: the host passes every event through
+    /// this before any front maps it to its protocol.
     pub fn event(&self, mut event: Event) -> Event {
         match &mut event {
-            Event::Log(text) | Event::Text(text) | Event::TextDelta { data: text, .. } => {
+            Event::Log(text)
+            | Event::Text(text)
+            | Event::Question(text)
+            | Event::TextDelta { data: text, .. } => {
                 self.string(text);
             }
             Event::ToolUse { name, input, id } => {
@@ -182,8 +156,8 @@ impl Redactor {
                 }
             }
             Event::State(state) => self.value(state),
-            Event::Result(result) | Event::ResultWhileBusy(result) => self.result(result),
-            Event::TurnStarted | Event::AwaitingInput => {}
+            Event::TurnEnded { result, .. } => self.result(result),
+            Event::TurnStarted => {}
         }
         event
     }
@@ -329,18 +303,9 @@ mod tests {
     }
 
     #[test]
-    fn every_string_of_a_frame_and_a_status_is_scrubbed() {
+    fn every_string_of_a_status_is_scrubbed() {
         let key = Secret::new("planted-secret-42");
         let r = Redactor::new([&key]);
-        let frame = r.outbound(Outbound::ToolUse {
-            tool: String::from("Bash"),
-            input: json!({"command": "echo planted-secret-42", "env": ["X=planted-secret-42"], "planted-secret-42": 1}),
-            id: None,
-        });
-        assert!(
-            !format!("{frame:?}").contains("planted-secret-42"),
-            "{frame:?}"
-        );
         let mut status = StatusUpdate {
             message: Some(String::from("failed: planted-secret-42")),
             result: Some(String::from("planted-secret-42")),
@@ -366,15 +331,16 @@ mod tests {
             },
             Event::ToolUse {
                 name: String::from("Bash"),
-                input: json!({"command": "echo planted-secret-42"}),
+                input: json!({"command": "echo planted-secret-42", "env": ["X=planted-secret-42"], "planted-secret-42": 1}),
                 id: Some(String::from("planted-secret-42")),
             },
+            Event::Question(String::from("paste planted-secret-42?")),
             Event::ToolResult {
                 tool_use_id: Some(String::from("planted-secret-42")),
                 content: json!([{"type": "text", "text": "planted-secret-42"}]),
                 is_error: None,
             },
-            Event::Result(ResultPayload {
+            Event::turn_ended(ResultPayload {
                 result: Some(String::from("planted-secret-42")),
                 ..ResultPayload::default()
             }),

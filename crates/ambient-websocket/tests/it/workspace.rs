@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ambient_protocol::repos::{RepoLocation, RepoSpec};
-use ambient_shell::{
+use ambient_host::{
     config::{MainRepo, WorkspaceSettings},
     workspace::{Credentials, PreparedWorkspace, RepoResult, WorkspaceError, prepare},
 };
+use ambient_protocol::repos::{RepoLocation, RepoSpec};
 use tokio::sync::mpsc;
 
 use ambient_test_support::git_repos::{advance, bare_repo as origin, git};
@@ -267,41 +267,42 @@ mod over_http {
 mod minted {
     //! A token minted through the backend when none is configured.
 
+    use ambient_adapter_echo::EchoAdapter;
+    use ambient_host::RunnerExit;
     use ambient_local_backend::{LocalBackend, SessionSeed};
-    use ambient_protocol::Secret;
-    use ambient_status::{Endpoints, RetryPolicy, StatusClient};
     use ambient_test_support::GitHttpServer;
+    use ambient_websocket::run_session;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::{PROJECT, SESSION, TOKEN, WAIT, config};
 
     #[tokio::test]
     async fn a_missing_github_token_is_minted_through_the_backend() {
         const MINTED: &str = "ghs_mintedByTheBackend0123456789";
         let backend = LocalBackend::builder()
-            .token("bot")
+            .token(TOKEN)
             .github_token(MINTED)
-            .session(SessionSeed::new("p", "s"))
+            .session(SessionSeed::new(PROJECT, SESSION))
             .start(([127, 0, 0, 1], 0).into())
             .await
             .unwrap();
-        let status = StatusClient::new(
-            Endpoints::new(&backend.api_url(), "p", "s").unwrap(),
-            Some(Secret::new("bot")),
-            RetryPolicy::default(),
-        )
-        .unwrap();
         let s = setup();
         origin(&s.origins, "o", "a");
         let server = GitHttpServer::start(&s.origins, "x-access-token", MINTED)
             .await
             .unwrap();
-        let settings = settings(vec![spec(&server.url("o/a.git"))]);
-        let (log, _lines) = mpsc::unbounded_channel();
-        let mut credentials = Credentials::new(None, None, Some(status));
-        let prepared = prepare(&s.workspace, &settings, false, &mut credentials, &log)
-            .await
-            .unwrap();
-        assert_eq!(prepared.repos[0].result, RepoResult::Cloned);
+        let mut config = config(&backend, false, None);
+        config.host.workspace = s.workspace.clone();
+        config.host.workspace_settings = settings(vec![spec(&server.url("o/a.git"))]);
+        let report = tokio::time::timeout(
+            WAIT,
+            run_session(config, EchoAdapter::default(), CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.exit(), RunnerExit::Completed, "{report:?}");
+        assert!(s.workspace.join("a/README.md").exists());
         assert!(server.authorized_requests() > 0);
     }
 }
@@ -310,7 +311,8 @@ mod while_running {
     //! Repositories added and removed while a session runs.
 
     use ambient_adapter_echo::EchoAdapter;
-    use ambient_shell::{RunnerExit, run_session};
+    use ambient_host::RunnerExit;
+    use ambient_websocket::run_session;
     use serde_json::json;
     use tokio_util::sync::CancellationToken;
 
@@ -332,8 +334,8 @@ mod while_running {
         let backend = backend().await;
         let mut watch = backend.watch(SESSION);
         let mut config = config(&backend, true, None);
-        config.workspace = s.workspace.clone();
-        config.workspace_settings = settings(vec![spec(&main)]);
+        config.host.workspace = s.workspace.clone();
+        config.host.workspace_settings = settings(vec![spec(&main)]);
         let session = tokio::spawn(run_session(
             config,
             EchoAdapter::default(),
@@ -385,7 +387,8 @@ mod seen_by_the_adapter {
     use std::sync::{Arc, Mutex};
 
     use ambient_adapter::{Adapter, Outcome, Session, SessionClosed, Workspace};
-    use ambient_shell::{RunnerExit, run_session};
+    use ambient_host::RunnerExit;
+    use ambient_websocket::run_session;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -408,9 +411,9 @@ mod seen_by_the_adapter {
         let b = origin(&s.origins, "o", "b");
         let backend = backend().await;
         let mut config = config(&backend, false, None);
-        config.workspace = s.workspace.clone();
-        config.workspace_settings = settings(vec![spec(&a), spec(&b)]);
-        config.workspace_settings.main_repo = MainRepo::Named(String::from("b"));
+        config.host.workspace = s.workspace.clone();
+        config.host.workspace_settings = settings(vec![spec(&a), spec(&b)]);
+        config.host.workspace_settings.main_repo = MainRepo::Named(String::from("b"));
         let seen = Arc::new(Mutex::new(None));
         let report = tokio::time::timeout(
             WAIT,

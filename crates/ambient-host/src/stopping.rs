@@ -1,7 +1,7 @@
-//! How a session's adapter is stopped, the same behind both fronts (the WebSocket session
-//! loop and the AG-UI serve mode): on the shutdown signal or at the session's timeout its
-//! session is cancelled, and if it has not returned [`CANCEL_GRACE`] later it is
-//! abandoned.
+//! How a session is stopped, the same behind every front: on the shutdown signal or at
+//! the session's timeout its adapter's session is cancelled, and if the adapter has not
+//! returned [`CANCEL_GRACE`] later it is abandoned. From the signal, all that is left of
+//! the session runs within [`STOP_BUDGET`].
 
 use std::{pin::Pin, time::Duration};
 
@@ -10,10 +10,15 @@ use ambient_protocol::{ResultPayload, error_chain as chain};
 use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
-use crate::SessionEnd;
+use crate::exit::SessionEnd;
 
 /// How long an adapter has to return once its session is cancelled.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// From a stop signal to the end of the session, whatever phase it was in: the platform
+/// kills the pod after its grace period (30 s by default), and the runner promises to
+/// exit within 10 s.
+pub const STOP_BUDGET: Duration = Duration::from_secs(8);
 
 /// Why a session is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

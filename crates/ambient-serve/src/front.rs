@@ -1,0 +1,171 @@
+//! The serve mode as a front of the host: run requests become input, the host's items
+//! become the runs' AG-UI events.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use ambient_adapter::{CancellationToken, Continuation, Input, SessionInfo};
+use ambient_host::{Control, Ending, Front, HostConfig, Opening, Relayed, SessionEnd, Step};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{info, warn};
+
+use crate::{
+    continuation::ContinuationFile,
+    hub::{Command, Hub, Initiator, Refused},
+};
+
+/// How long open streams have to finish once the session is over.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The HTTP server, to stop at the end.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) stop: CancellationToken,
+    pub(crate) task: JoinHandle<std::io::Result<()>>,
+}
+
+/// The served session.
+#[derive(Debug)]
+pub(crate) struct ServeFront {
+    hub: Arc<Hub>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    root: PathBuf,
+    has_parent: bool,
+    /// Opened with the session: the values a restarted pod resumes from.
+    store: Option<ContinuationFile>,
+    address: SocketAddr,
+    server: Server,
+}
+
+impl ServeFront {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        config: &HostConfig,
+        address: SocketAddr,
+        server: Server,
+    ) -> Self {
+        Self {
+            hub,
+            commands,
+            root: config.workspace.clone(),
+            has_parent: config.parent_session_id.is_some(),
+            store: None,
+            address,
+            server,
+        }
+    }
+}
+
+impl Front for ServeFront {
+    type Request = Command;
+
+    async fn open(&mut self) -> Result<Opening, SessionEnd> {
+        let store = ContinuationFile::open(&self.root);
+        let values = store.values().clone();
+        self.store = Some(store);
+        Ok(Opening {
+            is_continuation: self.has_parent || !values.is_empty(),
+            continuation: Continuation::new(values),
+            parent_prompt: None,
+            minter: None,
+        })
+    }
+
+    fn relay(&mut self, item: Relayed) {
+        match item {
+            Relayed::Event(event) => self.hub.event(event),
+            Relayed::Store(stored) => {
+                if let Some(store) = &mut self.store {
+                    store.save(&stored.key, &stored.value);
+                }
+            }
+            // A run's end says whether the agent waits, and the prompt comes in a run.
+            Relayed::Waiting | Relayed::Prompt(_) => {}
+        }
+    }
+
+    fn is_backlogged(&self) -> bool {
+        // The hub keeps every run's events in its buffers: nothing waits here.
+        false
+    }
+
+    async fn next(&mut self) -> Step<Command> {
+        match self.commands.recv().await {
+            Some(command) => Step::Request(command),
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn send_backlog(&mut self) {
+        std::future::pending().await
+    }
+
+    fn after_emitted(&self, _request: &Command) -> bool {
+        // A run opened now must not be credited with what the adapter said before it.
+        true
+    }
+
+    fn handle(&mut self, command: Command, control: &mut Control<'_>) {
+        // The caller may have hung up: then nobody needs the answer.
+        match command {
+            Command::Start(_, reply) if control.is_stopping() => {
+                let _answered =
+                    reply.send(Err(Refused::Closed(String::from("the runner is stopping"))));
+            }
+            Command::Start(request, reply) => match self.hub.start_run(&request) {
+                Ok((log, input)) => {
+                    control.deliver(input);
+                    // Unanswered, the initiator is dropped here and the run's buffer
+                    // released.
+                    let _answered = reply.send(Ok(Initiator(log)));
+                }
+                Err(refused) => {
+                    let _answered = reply.send(Err(refused));
+                }
+            },
+            Command::Interrupt(reply) => {
+                let interrupted = self.hub.interrupt();
+                if interrupted.is_ok() {
+                    control.deliver(Input::Interrupt);
+                }
+                let _answered = reply.send(interrupted);
+            }
+        }
+    }
+
+    fn started(&mut self, _info: &SessionInfo) {
+        self.hub.started();
+        announce(self.address);
+    }
+
+    async fn finish(self, ending: Ending) -> bool {
+        let (reason, failure) = match &ending.end {
+            SessionEnd::Completed => (String::from("the session completed"), None),
+            SessionEnd::Failed { reason } | SessionEnd::BackendUnreachable { reason } => (
+                format!("the session failed: {reason}"),
+                Some(reason.as_str()),
+            ),
+            SessionEnd::Stopped => (String::from("the runner was stopped"), None),
+            SessionEnd::TimedOut => (String::from("the session timed out"), None),
+        };
+        self.hub.close(&reason, failure);
+        info!("session over; closing the server");
+        self.server.stop.cancel();
+        match tokio::time::timeout(DRAIN_GRACE, self.server.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => warn!(%error, "the server failed"),
+            Ok(Err(error)) => warn!(%error, "the server task failed"),
+            Err(_) => warn!(grace = ?DRAIN_GRACE, "streams still open at exit were cut"),
+        }
+        // There is no status to write: the platform's backend keeps its own.
+        true
+    }
+}
+
+/// Tells whoever started the runner that runs are taken, and where (the first line on
+/// stdout), so that a port picked by the system can be found.
+fn announce(address: SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _told = writeln!(out, "ag-ui listening on http://{address}").and_then(|()| out.flush());
+}

@@ -1,0 +1,588 @@
+//! The front itself: the host's items as frames, the backend's messages as input, the
+//! status at both ends.
+
+use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use ambient_adapter::{Continuation, Input, Stored};
+use ambient_host::{
+    Control, Ending, Front, Opening, Redactor, Relayed, SessionEnd, Step,
+    workspace::{Change, TokenMinter},
+};
+use ambient_protocol::{
+    EventMapper, FrameId, Inbound, Lifecycle, Outbound, ResultPayload, Secret, SessionMessage,
+    error_chain as chain,
+    repos::{RepoLocation, RepoSpec},
+    status::{AnnotationPatch, Phase, StatusUpdate},
+};
+use ambient_status::{RetryPolicy, StatusClient};
+use ambient_transport::{FrameSender, Received, Transport, TransportConfig};
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use crate::{RunnerConfig, WebSocketSettings, inbox::Inbox};
+
+/// The longest final result text written to the status, as the Python runner truncates.
+const MAX_RESULT_CHARS: usize = 10_000;
+/// How long the backend has to echo every frame once the session has ended.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the backend has to echo every frame when the runner is stopping: a part of
+/// the host's stop budget.
+const STOP_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+/// Status calls while stopping: few and quick, to fit the stop budget.
+const STOP_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial_delay: Duration::from_millis(100),
+    max_delay: Duration::from_millis(500),
+    deadline: Duration::from_secs(2),
+    timeout: Duration::from_secs(1),
+};
+
+/// What the backend said, for [`WebSocketFront::handle`].
+#[derive(Debug)]
+pub enum Request {
+    /// Something the transport received.
+    Received(Received),
+    /// A history read after a reconnect finished (`None`: it failed).
+    History(Option<Vec<SessionMessage>>),
+}
+
+/// A session of the original platform: frames over the backend's WebSocket, status and
+/// annotations over its HTTP API.
+#[derive(Debug)]
+pub struct WebSocketFront {
+    session_id: String,
+    prompt: String,
+    parent_session_id: Option<String>,
+    timeout: Option<Duration>,
+    settings: WebSocketSettings,
+    /// Scrubs the status bodies the front writes (frames come scrubbed from the host).
+    redactor: Redactor,
+    /// The status client, or why it could not be built.
+    status: Result<StatusClient, String>,
+    connection: Option<Connection>,
+    mapper: EventMapper,
+    /// Frames waiting for room in the transport; room is awaited in [`Front::next`], so
+    /// that the host sees a stop or an interrupt even while the backend is away.
+    pending: VecDeque<Outbound>,
+    /// Annotation writes and history reads, in the background.
+    tracker: TaskTracker,
+    inbox: Inbox,
+    /// History reads under way after reconnects; while any is, live input waits in
+    /// `held`, so that what was missed is delivered before what came after it.
+    recoveries: usize,
+    held: Vec<(Inbound, SessionMessage)>,
+    histories: (
+        mpsc::UnboundedSender<History>,
+        mpsc::UnboundedReceiver<History>,
+    ),
+}
+
+/// A history read after a reconnect (`None`: it failed).
+type History = Option<Vec<SessionMessage>>;
+
+/// The connected socket.
+#[derive(Debug)]
+struct Connection {
+    transport: Transport,
+    sender: FrameSender,
+    inbound: mpsc::UnboundedReceiver<Received>,
+    /// This process's frame-id prefix.
+    instance: String,
+    cancel: CancellationToken,
+}
+
+impl WebSocketFront {
+    /// A front for this session; nothing is contacted before [`Front::open`].
+    pub fn new(config: &RunnerConfig) -> Self {
+        let settings = config.websocket.clone();
+        let status = StatusClient::new(
+            settings.endpoints.clone(),
+            settings.static_token(),
+            RetryPolicy::default(),
+        )
+        .map_err(|error| format!("the HTTP client could not be built: {}", chain(&error)));
+        Self {
+            session_id: config.host.session_id.clone(),
+            prompt: config.host.prompt.clone(),
+            parent_session_id: config.host.parent_session_id.clone(),
+            timeout: config.host.timeout,
+            settings,
+            redactor: config.host.redactor(),
+            status,
+            connection: None,
+            mapper: EventMapper::new(),
+            pending: VecDeque::new(),
+            tracker: TaskTracker::new(),
+            inbox: Inbox::default(),
+            recoveries: 0,
+            held: Vec::new(),
+            histories: mpsc::unbounded_channel(),
+        }
+    }
+
+    fn status(&self) -> Option<&StatusClient> {
+        self.status.as_ref().ok()
+    }
+
+    /// Sends a frame, waiting for room (the opening and the end, when nothing else runs).
+    async fn send_now(&self, frame: Outbound) {
+        let Some(connection) = &self.connection else {
+            return;
+        };
+        if let Err(error) = connection.transport.send(frame).await {
+            warn!(error = %chain(&error), "a frame could not be queued");
+        }
+    }
+
+    async fn put_status(&self, mut update: StatusUpdate) -> bool {
+        let Some(status) = self.status() else {
+            return false;
+        };
+        self.redactor.status(&mut update);
+        match status.put_status(&update).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(phase = ?update.phase, error = %chain(&error), "writing the status failed");
+                false
+            }
+        }
+    }
+
+    async fn current_phase(&self) -> Option<Phase> {
+        let status = self.status()?;
+        match status.get_session(&self.session_id).await {
+            Ok(session) => session.status.and_then(|s| s.phase),
+            Err(error) => {
+                warn!(error = %chain(&error), "reading the session's phase failed");
+                None
+            }
+        }
+    }
+
+    /// The continued session's annotations and the prompt its conversation holds.
+    async fn read_parent(&self) -> (Continuation, Option<String>) {
+        let (Some(parent), Some(status)) = (&self.parent_session_id, self.status()) else {
+            return (Continuation::default(), None);
+        };
+        // A restart continues the session itself: its prompt is this one.
+        let own_prompt = (*parent == self.session_id).then(|| self.prompt.clone());
+        match status.get_session(parent).await {
+            Ok(session) => {
+                let prompt = ["prompt", "initialPrompt"]
+                    .iter()
+                    .find_map(|key| session.spec.get(key).and_then(|v| v.as_str()))
+                    .map(str::to_owned);
+                (
+                    Continuation::new(session.metadata.annotations),
+                    own_prompt.or(prompt),
+                )
+            }
+            Err(error) => {
+                warn!(%parent, error = %chain(&error), "reading the parent session failed; starting fresh");
+                (Continuation::default(), own_prompt)
+            }
+        }
+    }
+
+    /// Keeps a continuation value as an annotation, in the background.
+    fn store(&self, stored: Stored) {
+        let Some(status) = self.status().cloned() else {
+            return;
+        };
+        self.tracker.spawn(async move {
+            let patch = AnnotationPatch::single(stored.key.clone(), stored.value);
+            match status.patch_annotations(&patch).await {
+                Ok(_) => debug!(key = %stored.key, "continuation value stored"),
+                Err(error) => warn!(key = %stored.key, error = %chain(&error), "storing a continuation value failed"),
+            }
+        });
+    }
+
+    /// One thing the transport reported.
+    fn receive(&mut self, received: Received, control: &mut Control<'_>) {
+        match received {
+            Received::Message { inbound, message } => {
+                if self.recoveries > 0 {
+                    self.held.push((inbound, message));
+                } else {
+                    self.accept_live(inbound, &message, control);
+                }
+            }
+            Received::Malformed(error) => {
+                warn!(error = %chain(&error), "ignoring a malformed message");
+            }
+            Received::Reconnected => {
+                // Read in the background so that relaying goes on meanwhile.
+                let Some(status) = self.status().cloned() else {
+                    return;
+                };
+                self.recoveries += 1;
+                let histories = self.histories.0.clone();
+                self.tracker.spawn(async move {
+                    let history = match status.message_history().await {
+                        Ok(history) => Some(history.messages),
+                        Err(error) => {
+                            warn!(error = %chain(&error), "reading the message history failed; messages posted during the outage may be missed");
+                            None
+                        }
+                    };
+                    let _delivered = histories.send(history);
+                });
+            }
+        }
+    }
+
+    fn accept_live(
+        &mut self,
+        inbound: Inbound,
+        message: &SessionMessage,
+        control: &mut Control<'_>,
+    ) {
+        if self.inbox.accept_live(message) {
+            deliver(inbound, control);
+        } else {
+            debug!(kind = %message.kind, "already delivered from the history");
+        }
+    }
+
+    /// A history read finished: deliver what was missed, then what arrived meanwhile.
+    fn recovered(&mut self, history: History, control: &mut Control<'_>) {
+        self.recoveries = self.recoveries.saturating_sub(1);
+        if let (Some(history), Some(connection)) = (history, &self.connection) {
+            let instance = connection.instance.as_str();
+            let is_ours = |id: &FrameId| {
+                id.as_str()
+                    .strip_prefix(instance)
+                    .is_some_and(|rest| rest.starts_with('-'))
+            };
+            let missed = self.inbox.recover(history, is_ours);
+            if !missed.is_empty() {
+                info!(
+                    count = missed.len(),
+                    "delivering messages posted while the connection was down"
+                );
+            }
+            for inbound in missed {
+                deliver(inbound, control);
+            }
+        }
+        if self.recoveries == 0 {
+            for (inbound, message) in std::mem::take(&mut self.held) {
+                self.accept_live(inbound, &message, control);
+            }
+        }
+    }
+
+    async fn write_final_status(&self, end: &SessionEnd, result: Option<&ResultPayload>) -> bool {
+        let phase = self.current_phase().await;
+        if phase == Some(Phase::Stopped) {
+            info!("the session is Stopped; leaving its status as it is");
+            return true;
+        }
+        let completion_time = time::OffsetDateTime::now_utc().format(&Rfc3339).ok();
+        let (phase, message, is_error) = match end {
+            SessionEnd::Completed => {
+                let is_error = result.and_then(|r| r.is_error).unwrap_or(false);
+                (Phase::Completed, String::from("Runner completed"), is_error)
+            }
+            SessionEnd::Failed { reason } => (Phase::Failed, reason.clone(), true),
+            SessionEnd::TimedOut => {
+                let after = self.timeout.unwrap_or_default();
+                (
+                    Phase::Failed,
+                    format!("Session timed out after {after:?}"),
+                    true,
+                )
+            }
+            SessionEnd::Stopped => (
+                Phase::Failed,
+                String::from("Runner stopped before the session ended"),
+                true,
+            ),
+            SessionEnd::BackendUnreachable { reason } => (Phase::Failed, reason.clone(), true),
+        };
+        let mut update = StatusUpdate {
+            phase: Some(phase),
+            message: Some(message),
+            completion_time,
+            is_error: Some(is_error),
+            session_id: Some(self.session_id.clone()),
+            ..StatusUpdate::default()
+        };
+        if let Some(result) = result {
+            update.subtype = result.subtype.clone();
+            update.duration_ms = result.duration_ms;
+            update.duration_api_ms = result.duration_api_ms;
+            update.num_turns = result.num_turns;
+            update.total_cost_usd = result.total_cost_usd;
+            update.usage = result.usage.clone();
+            update.result = result.result.as_deref().map(truncate);
+            if let Some(framework_session) = &result.session_id {
+                update.session_id = Some(framework_session.clone());
+            }
+        }
+        self.put_status(update).await
+    }
+}
+
+impl Front for WebSocketFront {
+    type Request = Request;
+
+    async fn open(&mut self) -> Result<Opening, SessionEnd> {
+        if let Err(reason) = &self.status {
+            return Err(SessionEnd::BackendUnreachable {
+                reason: reason.clone(),
+            });
+        }
+        let mut transport_config = TransportConfig::new(
+            self.settings.url.clone(),
+            self.settings.token.clone(),
+            self.session_id.clone(),
+        );
+        transport_config.give_up_after = self.settings.backend_deadline;
+        transport_config.keepalive = self.settings.keepalive;
+        transport_config.backoff = self.settings.backoff;
+        let instance = transport_config.instance.clone();
+        let cancel = CancellationToken::new();
+        let (transport, inbound) = Transport::connect(transport_config, cancel.clone())
+            .await
+            .map_err(|error| {
+                let reason = chain(&error);
+                warn!(error = %reason, "the backend could not be reached");
+                SessionEnd::BackendUnreachable { reason }
+            })?;
+        self.connection = Some(Connection {
+            sender: transport.sender(),
+            transport,
+            inbound,
+            instance,
+            cancel,
+        });
+        self.send_now(Outbound::Lifecycle(Lifecycle::SessionStarted))
+            .await;
+        if self.current_phase().await == Some(Phase::Stopped) {
+            info!("the session is already stopped; not starting");
+            return Err(SessionEnd::Stopped);
+        }
+        self.put_status(StatusUpdate {
+            phase: Some(Phase::Running),
+            message: Some(String::from("Runner started")),
+            ..StatusUpdate::default()
+        })
+        .await;
+        let (continuation, parent_prompt) = self.read_parent().await;
+        Ok(Opening {
+            is_continuation: self.parent_session_id.is_some(),
+            continuation,
+            parent_prompt,
+            minter: self
+                .status()
+                .cloned()
+                .map(|status| Arc::new(BackendMinter(status)) as Arc<dyn TokenMinter>),
+        })
+    }
+
+    fn relay(&mut self, item: Relayed) {
+        let frame = match item {
+            Relayed::Event(event) => self.mapper.map(event),
+            Relayed::Waiting => Some(Outbound::Waiting),
+            Relayed::Prompt(content) => Some(Outbound::UserMessage { content }),
+            Relayed::Store(stored) => {
+                self.store(stored);
+                None
+            }
+        };
+        self.pending.extend(frame);
+    }
+
+    fn is_backlogged(&self) -> bool {
+        self.connection.is_some() && !self.pending.is_empty()
+    }
+
+    async fn next(&mut self) -> Step<Request> {
+        let Some(connection) = &mut self.connection else {
+            return std::future::pending().await;
+        };
+        let Connection {
+            sender, inbound, ..
+        } = connection;
+        let histories = &mut self.histories.1;
+        let pending = &mut self.pending;
+        tokio::select! {
+            biased;
+            Some(received) = inbound.recv() => Step::Request(Request::Received(received)),
+            Some(history) = histories.recv() => Step::Request(Request::History(history)),
+            permit = sender.reserve(), if !pending.is_empty() => {
+                match (permit, pending.pop_front()) {
+                    (Ok(permit), Some(frame)) => permit.send(frame),
+                    (Err(error), _) => warn!(error = %chain(&error), "a frame could not be queued"),
+                    (Ok(_), None) => {}
+                }
+                Step::Sent
+            }
+            else => std::future::pending().await,
+        }
+    }
+
+    async fn send_backlog(&mut self) {
+        let Some(connection) = &self.connection else {
+            return std::future::pending().await;
+        };
+        if self.pending.is_empty() {
+            return std::future::pending().await;
+        }
+        match connection.sender.reserve().await {
+            Ok(permit) => {
+                if let Some(frame) = self.pending.pop_front() {
+                    permit.send(frame);
+                }
+            }
+            Err(error) => {
+                warn!(error = %chain(&error), "a frame could not be queued");
+                self.pending.clear();
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request, control: &mut Control<'_>) {
+        match request {
+            Request::Received(received) => self.receive(received, control),
+            Request::History(history) => self.recovered(history, control),
+        }
+    }
+
+    async fn finish(mut self, ending: Ending) -> bool {
+        if ending.stopping
+            && let Ok(status) = &self.status
+        {
+            self.status = Ok(status.clone().with_retry(STOP_RETRY));
+        }
+        if matches!(ending.end, SessionEnd::BackendUnreachable { .. }) {
+            return false;
+        }
+        let Some(connection) = self.connection.take() else {
+            // Stopped while connecting: the status is still settled.
+            return self
+                .write_final_status(&ending.end, ending.result.as_ref())
+                .await;
+        };
+        for frame in std::mem::take(&mut self.pending) {
+            if let Err(error) = connection.transport.send(frame).await {
+                warn!(error = %chain(&error), "a frame could not be queued");
+            }
+        }
+        let lifecycle = match ending.end {
+            SessionEnd::Completed => Lifecycle::SessionCompleted,
+            _ => Lifecycle::SessionFailed,
+        };
+        let leave_stopped_alone =
+            ending.end == SessionEnd::Stopped && self.current_phase().await == Some(Phase::Stopped);
+        if !leave_stopped_alone
+            && let Err(error) = connection
+                .transport
+                .send(Outbound::Lifecycle(lifecycle))
+                .await
+        {
+            warn!(error = %chain(&error), "a frame could not be queued");
+        }
+        let flush_deadline = if ending.stopping {
+            STOP_FLUSH_DEADLINE
+        } else {
+            FLUSH_DEADLINE
+        };
+        match tokio::time::timeout(flush_deadline, connection.transport.flush()).await {
+            Ok(Ok(())) => debug!("every frame was echoed"),
+            Ok(Err(error)) => {
+                warn!(error = %chain(&error), "frames may not have reached the backend");
+            }
+            Err(_) => {
+                warn!(deadline = ?flush_deadline, "the backend did not echo every frame in time");
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+        let status_written = self
+            .write_final_status(&ending.end, ending.result.as_ref())
+            .await;
+        match tokio::time::timeout(FLUSH_DEADLINE, connection.transport.close()).await {
+            Ok(Ok(stats)) => info!(
+                frames = stats.frames,
+                reconnects = stats.reconnects,
+                "connection closed"
+            ),
+            Ok(Err(error)) => warn!(error = %chain(&error), "closing the connection failed"),
+            Err(_) => warn!("closing the connection timed out"),
+        }
+        connection.cancel.cancel();
+        status_written
+    }
+}
+
+impl Drop for WebSocketFront {
+    fn drop(&mut self) {
+        // A front dropped unfinished (the stop budget ran out) stops its socket task.
+        if let Some(connection) = &self.connection {
+            connection.cancel.cancel();
+        }
+    }
+}
+
+/// One user or control message for the adapter, or a workspace change.
+fn deliver(inbound: Inbound, control: &mut Control<'_>) {
+    let input = match inbound {
+        Inbound::UserMessage { content } => Input::Message(content),
+        Inbound::Interrupt => Input::Interrupt,
+        Inbound::EndSession | Inbound::Terminate | Inbound::Stop => Input::EndSession,
+        Inbound::RepoAdded(added) => {
+            control.change_workspace(Change::AddRepo(RepoSpec {
+                name: Some(added.name),
+                input: RepoLocation {
+                    url: added.url,
+                    branch: added.branch,
+                },
+                output: None,
+                status: None,
+            }));
+            return;
+        }
+        Inbound::RepoRemoved { name } => {
+            control.change_workspace(Change::RemoveRepo(name));
+            return;
+        }
+        Inbound::WorkflowChange(change) => {
+            let location = RepoLocation {
+                url: change.git_url,
+                branch: change.branch,
+            };
+            control.change_workspace(Change::SwitchWorkflow(location, change.path));
+            return;
+        }
+        Inbound::Unknown { kind } => {
+            debug!(%kind, "ignoring a message of an unknown type");
+            return;
+        }
+        Inbound::Pong | Inbound::Echo { .. } | Inbound::RunnerFrame { .. } => return,
+    };
+    control.deliver(input);
+}
+
+/// Mints GitHub tokens through the backend.
+#[derive(Debug)]
+struct BackendMinter(StatusClient);
+
+impl TokenMinter for BackendMinter {
+    fn mint(&self) -> Pin<Box<dyn Future<Output = Result<Secret, String>> + Send + '_>> {
+        Box::pin(async move {
+            self.0
+                .mint_github_token()
+                .await
+                .map_err(|error| chain(&error))
+        })
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_RESULT_CHARS).collect()
+}
