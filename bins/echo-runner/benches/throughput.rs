@@ -2,7 +2,7 @@
 //!
 //! One local backend serves both in the same run. The runner is the `echo-runner`
 //! binary asked for a burst of `N` text frames of 200 bytes; it pushes them through the
-//! adapter, the shell's event loop, the transport's outbox and the socket, and waits for
+//! adapter, the host's event loop, the transport's outbox and the socket, and waits for
 //! the backend's echo of each. The baseline is a bare tokio-tungstenite client that sends
 //! the same frames (same JSON shape and size) to the same backend and reads the echoes.
 //!

@@ -4,7 +4,7 @@
 //! An adapter drives one session of its framework to the end. It reads user input from the
 //! session, emits framework-neutral [`Event`]s, watches the session's cancellation, and
 //! keeps what a later continuation needs in the session's [`Continuation`] store. It never
-//! sees a WebSocket, a status URL or a token it does not need: the shell owns those.
+//! sees a WebSocket, a status URL or a token it does not need: the host and its front own those.
 //!
 //! This crate has no IO and depends only on the protocol types and tokio's channels, so
 //! that a framework crate pulls in nothing it does not use.
@@ -22,9 +22,9 @@ use tokio::sync::mpsc;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;
 
-/// An agent framework, run by the shell once per session.
+/// An agent framework, run by the host once per session.
 pub trait Adapter: Send {
-    /// What can go wrong in this framework; the shell reports it as the failure reason.
+    /// What can go wrong in this framework; the host reports it as the failure reason.
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Drives one session to its end: a turn for each [`Input::Message`], until
@@ -126,8 +126,9 @@ pub struct SessionInfo {
     pub workspace: Workspace,
 }
 
-/// Values kept across sessions (a thread id, a framework session id), stored by the shell
-/// as annotations on the session resource.
+/// Values kept across sessions (a thread id, a framework session id), stored by the front:
+/// as annotations on the session resource over the WebSocket, in a file on the
+/// workspace's volume in the serve mode.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Continuation {
     values: BTreeMap<String, String>,
@@ -167,7 +168,7 @@ pub struct Stored {
     pub value: String,
 }
 
-/// What the shell sends into the session, and takes out of it.
+/// What an adapter gives the host: events to relay, values to keep.
 #[derive(Debug)]
 pub enum SessionOutput {
     /// An event to relay.
@@ -361,7 +362,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stored_values_are_visible_at_once_and_reach_the_shell() {
+    async fn stored_values_are_visible_at_once_and_reach_the_host() {
         let (mut session, mut output, _input) = session();
         assert_eq!(session.continuation().get("thread"), Some("t-1"));
         session.store("thread", "t-2").await.unwrap();
@@ -379,7 +380,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn input_arrives_in_order_and_a_closed_shell_is_an_error() {
+    async fn input_arrives_in_order_and_a_closed_host_is_an_error() {
         let (mut session, output, input) = session();
         input.send(Input::Message(String::from("a"))).unwrap();
         input.send(Input::Interrupt).unwrap();

@@ -14,7 +14,7 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
 
-/// The names of the environment variables the shell reads.
+/// The names of the environment variables the host and the fronts read.
 pub mod env {
     /// The session (custom resource) name.
     pub const SESSION_ID: &str = "SESSION_ID";
@@ -48,7 +48,7 @@ pub const DEFAULT_PROMPT: &str = "Hello! How can I help you today?";
 /// The workspace root when none is configured, as the Python runner defaults it.
 pub const DEFAULT_WORKSPACE: &str = "/workspace";
 
-/// The shell's settings as command-line flags, each backed by its environment variable.
+/// The platform's settings as command-line flags, each backed by its environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunnerArgs {
     /// The session (custom resource) name.

@@ -185,7 +185,7 @@ impl Builder {
                 shutdown: shutdown.clone(),
             },
             connections: TaskTracker::new(),
-            faults: Faults::default(),
+            faults: Faults::new(shutdown.clone()),
         });
         let app = http::router(Arc::clone(&shared));
         let stop = shutdown.clone();

@@ -161,7 +161,7 @@ async fn upgrade(
     if !message::valid_session_name(&session) {
         return invalid_session_name();
     }
-    if let Some(status) = state.faults.next(FaultRoute::Handshake) {
+    if let Some(status) = state.faults.next(FaultRoute::Handshake).await {
         return injected(status);
     }
     let context = state.connection.clone();
@@ -249,7 +249,7 @@ async fn put_status(
     Path((project, session)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(status) = state.faults.next(FaultRoute::StatusUpdate) {
+    if let Some(status) = state.faults.next(FaultRoute::StatusUpdate).await {
         return injected(status);
     }
     let Some(update) = json_object(&body) else {
@@ -272,6 +272,9 @@ async fn get_session(
     State(state): State<AppState>,
     Path((project, session)): Path<(String, String)>,
 ) -> Response {
+    if let Some(status) = state.faults.next(FaultRoute::SessionGet).await {
+        return injected(status);
+    }
     match state.registry.resource_json(&project, &session) {
         Some(resource) => Json(resource).into_response(),
         None => error(StatusCode::NOT_FOUND, "Session not found"),

@@ -55,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use builder::{Builder, SessionSeed};
-pub use faults::FaultRoute;
+pub use faults::{FaultRoute, Stalled};
 
 /// Posts messages to a running [`LocalBackend`]; see [`LocalBackend::post_handle`].
 #[derive(Debug, Clone)]
@@ -189,6 +189,20 @@ impl LocalBackend {
     /// error body the real backend sends; later calls succeed again.
     pub fn fail_next(&self, route: FaultRoute, statuses: impl IntoIterator<Item = u16>) {
         self.shared.faults.push(route, statuses);
+    }
+
+    /// Holds the next call of `route` unanswered, as a backend that accepted the request
+    /// and is slow to answer: the caller waits until it gives up, or until the backend
+    /// shuts down (then the call fails with 503). [`Stalled::arrived`] says when the call
+    /// came, so that a test acts while a runner waits on it.
+    pub fn stall_next(&self, route: FaultRoute) -> Stalled {
+        self.shared.faults.stall_next(route)
+    }
+
+    /// The number of calls `route` has had so far, updated as more come: a test waits on
+    /// it to act once a runner has made a call (its first status update, say).
+    pub fn calls(&self, route: FaultRoute) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.faults.calls(route)
     }
 
     /// Makes every status update fail with `status` until called with `None`.

@@ -10,7 +10,7 @@ use crate::{Outbound, Partial, ResultPayload, ToolResult};
 /// Something an agent did that the user should see.
 ///
 /// Adapters emit these; they never build frames. Lifecycle strings and the prompt echo are
-/// the shell's, not an adapter's, so they are not events.
+/// the host's and the fronts', not an adapter's, so they are not events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A progress or log line.

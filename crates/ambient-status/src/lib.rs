@@ -6,7 +6,7 @@
 //! retried with backoff while its error [is retryable](Error::is_retryable), within a
 //! bounded number of attempts and a deadline.
 //!
-//! This crate does not decide what status to write or when: that is the shell's.
+//! This crate does not decide what status to write or when: that is the WebSocket front's (`ambient-websocket`).
 
 mod endpoints;
 mod error;

@@ -145,13 +145,7 @@ impl Served {
 
     /// Stops the runner with SIGTERM (by its pid) and collects what it left.
     pub async fn stop(mut self) -> Finished {
-        if let Some(pid) = self.child.id() {
-            let status = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        crate::harness::terminate(&self.child);
         let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("the runner stops in time")

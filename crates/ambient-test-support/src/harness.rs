@@ -146,6 +146,22 @@ pub async fn finish(child: Child) -> Finished {
     }
 }
 
+/// Sends SIGTERM to a process by its PID, as the kubelet does to a pod's container.
+pub fn terminate(child: &Child) {
+    let pid = child
+        .id()
+        .expect("the process is still running")
+        .to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "kill -TERM {pid} failed");
+}
+
+/// The longest a runner may take from SIGTERM to its exit, in any phase.
+pub const STOP_BOUND: Duration = Duration::from_secs(10);
+
 /// Reads broadcasts until one satisfies `matches` (within [`WAIT`]), and returns it.
 pub async fn until(
     watch: &mut tokio::sync::mpsc::UnboundedReceiver<ambient_protocol::SessionMessage>,

@@ -28,6 +28,7 @@
 pub mod agui;
 pub mod anthropic;
 pub mod bench;
+pub mod continuation;
 mod git_http;
 pub mod git_repos;
 pub mod harness;

@@ -14,7 +14,7 @@
 //!   here; everything else reaches the caller as [`ambient_protocol::Inbound`].
 //!
 //! This crate does not know what a session is: lifecycle, status and adapters are the
-//! shell's. It never puts the token in a URL.
+//! WebSocket front's (`ambient-websocket`). It never puts the token in a URL.
 
 mod connection;
 mod error;

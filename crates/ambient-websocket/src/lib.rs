@@ -6,7 +6,7 @@
 //! the session's phase and the continued session's annotations, writes the `Running`
 //! status, relays the host's items as frames (kept in the transport's outbox until the
 //! backend echoes them), turns the backend's messages into input for the adapter,
-//! delivering each once across reconnects ([`inbox`]), keeps continuation values as
+//! delivering each once across reconnects (its inbox), keeps continuation values as
 //! annotations, and at the end sends the lifecycle frame, flushes, and writes the final
 //! status before the socket closes.
 //!

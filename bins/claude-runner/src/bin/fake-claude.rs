@@ -5,7 +5,8 @@
 //! the same `type`, `{"dir":"exit","rc":N,"stderr":…}` waits for the end of stdin, then
 //! exits), plus what the recordings cannot show: `{"dir":"crash","rc":N,"stderr":…}` exits
 //! at once, `{"dir":"raw","line":…}` prints a line as it is, `{"dir":"hang"}` stops
-//! answering. Request ids the script recorded are swapped for the live ones. It writes
+//! answering, `{"dir":"tell","addr":"127.0.0.1:PORT"}` connects to that address and
+//! hangs up (a signal to a test that the script got there). Request ids the script recorded are swapped for the live ones. It writes
 //! its argv, one argument a line, to the file `CLAUDE_FAKE_ARGV` names. Its settings
 //! start with `CLAUDE_` because the runner passes the CLI no other variables of its own.
 #![allow(
@@ -119,6 +120,9 @@ fn play(script: &str) -> ExitCode {
                 ) {
                     live_ids.insert(recorded.to_owned(), live.to_owned());
                 }
+            }
+            "tell" if std::net::TcpStream::connect(text("addr")).is_err() => {
+                eprintln!("fake-claude: nobody listens at {}", text("addr"));
             }
             "raw" => {
                 let _written = writeln!(stdout, "{}", text("line"));

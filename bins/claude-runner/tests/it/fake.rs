@@ -278,3 +278,75 @@ async fn a_turn_that_outlasts_the_end_of_the_session_is_stopped_within_the_bound
         finished.stderr
     );
 }
+
+/// SIGTERM while the CLI starts (it never answers `initialize`), on both fronts: the
+/// runner exits within the bound with the stop's code.
+mod stop_while_the_cli_starts {
+    use std::time::Instant;
+
+    use ambient_test_support::{
+        agui::{Served, serve_command},
+        harness::{STOP_BOUND, terminate},
+    };
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A CLI that tells the test it started, then never answers; and the listener the
+    /// test hears that on.
+    async fn hanging_cli() -> (Fake, TcpListener) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let fake = fake(&[json!({"dir": "tell", "addr": addr}), json!({"dir": "hang"})]).await;
+        (fake, listener)
+    }
+
+    async fn started(listener: &TcpListener) {
+        tokio::time::timeout(ambient_test_support::harness::WAIT, listener.accept())
+            .await
+            .expect("the CLI starts in time")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn over_the_websocket() {
+        let (env, listener) = hanging_cli().await;
+        let child = env.runner(&[("PROMPT", "hello")]).spawn().unwrap();
+        started(&listener).await;
+        let signalled = Instant::now();
+        terminate(&child);
+        let finished = env.env.finish(child).await;
+        assert!(
+            signalled.elapsed() < STOP_BOUND,
+            "{:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+        let status = env.env.backend.status(PROJECT, SESSION).unwrap();
+        assert_eq!(
+            status["message"],
+            json!("Runner stopped before the session ended")
+        );
+    }
+
+    #[tokio::test]
+    async fn served() {
+        let (env, listener) = hanging_cli().await;
+        let workspace = env.env.workspace.path();
+        let mut command = serve_command(env!("CARGO_BIN_EXE_claude-runner"), workspace);
+        command
+            .env("CLAUDE_BIN", env!("CARGO_BIN_EXE_fake-claude"))
+            .env("CLAUDE_FAKE_SCRIPT", &env.script)
+            .env("CLAUDE_FAKE_ARGV", &env.argv);
+        let served = Served::start(command, workspace).await;
+        started(&listener).await;
+        let signalled = Instant::now();
+        let finished = served.stop().await;
+        assert!(
+            signalled.elapsed() < STOP_BOUND,
+            "{:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+    }
+}

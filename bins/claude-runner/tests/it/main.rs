@@ -389,3 +389,15 @@ async fn a_conversation_that_cannot_be_resumed_is_replaced_by_a_new_one_and_the_
 fn every_option_of_the_help_names_its_environment_variable() {
     ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_claude-runner"));
 }
+
+#[tokio::test]
+async fn a_continuation_runs_a_new_prompt_never_its_parents_and_never_does_nothing() {
+    use ambient_test_support::continuation::{CASES, seeds};
+    for case in CASES {
+        let env = start_with(seeds()).await;
+        let (finished, lines) = case
+            .follow(&env.env, || env.runner(&case.vars()).spawn().unwrap())
+            .await;
+        case.check(&finished, &lines);
+    }
+}

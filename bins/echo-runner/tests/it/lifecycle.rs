@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ambient_local_backend::{FaultRoute, SessionSeed};
 use ambient_protocol::{SessionMessage, status::Phase};
-use ambient_test_support::harness::until;
+use ambient_test_support::harness::{terminate, until};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -45,16 +45,6 @@ async fn bursting(
     })
     .await;
     (child, watch)
-}
-
-/// Sends SIGTERM to the runner by its PID.
-fn terminate(child: &tokio::process::Child) {
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
 }
 
 #[tokio::test]

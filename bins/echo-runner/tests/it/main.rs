@@ -5,4 +5,5 @@ mod dockerfiles;
 mod lifecycle;
 mod serve;
 mod session;
+mod stops;
 mod support;

@@ -237,3 +237,15 @@ async fn a_main_repository_that_cannot_be_had_fails_the_session() {
 fn every_option_of_the_help_names_its_environment_variable() {
     ambient_test_support::harness::help_names_every_variable(env!("CARGO_BIN_EXE_echo-runner"));
 }
+
+#[tokio::test]
+async fn a_continuation_runs_a_new_prompt_never_its_parents_and_never_does_nothing() {
+    use ambient_test_support::continuation::{CASES, seeds};
+    for case in CASES {
+        let env = Backend::start_with(env!("CARGO_BIN_EXE_echo-runner"), seeds()).await;
+        let (finished, lines) = case
+            .follow(&env, || env.runner(&case.vars()).spawn().unwrap())
+            .await;
+        case.check(&finished, &lines);
+    }
+}

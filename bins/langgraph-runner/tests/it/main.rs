@@ -625,3 +625,17 @@ fn every_option_of_the_help_names_its_environment_variable() {
         "CARGO_BIN_EXE_langgraph-runner"
     ));
 }
+
+#[tokio::test]
+async fn a_continuation_runs_a_new_prompt_never_its_parents_and_never_does_nothing() {
+    use ambient_test_support::continuation::{CASES, seeds};
+    for case in CASES {
+        let env = start_with(Mode::Driver, seeds()).await;
+        let (finished, lines) = case
+            .follow(&env.env, || {
+                env.runner("chat", &case.vars()).spawn().unwrap()
+            })
+            .await;
+        case.check(&finished, &lines);
+    }
+}

@@ -1,4 +1,4 @@
-//! Whole sessions through the shell, against the local backend.
+//! Whole sessions through the host and the WebSocket front, against the local backend.
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
 use std::time::Duration;
