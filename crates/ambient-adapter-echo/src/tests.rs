@@ -68,6 +68,29 @@ fn name(output: &SessionOutput) -> String {
     }
 }
 
+/// Collects the names of what the adapter emits, in a task of its own, and does `act` once
+/// when `when` says so (given how many came before and the name).
+fn reader(
+    mut output: mpsc::Receiver<SessionOutput>,
+    when: impl Fn(usize, &str) -> bool + Send + 'static,
+    act: impl FnOnce() + Send + 'static,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut act = Some(act);
+        let mut names = Vec::new();
+        while let Some(event) = output.recv().await {
+            let name = name(&event);
+            if when(names.len(), &name)
+                && let Some(act) = act.take()
+            {
+                act();
+            }
+            names.push(name);
+        }
+        names
+    })
+}
+
 /// Runs the adapter to its end while collecting what it emitted.
 async fn run_to_end(mut h: Harness, config: EchoConfig) -> (Outcome, Vec<String>) {
     let mut adapter = EchoAdapter::new(config);
@@ -130,18 +153,11 @@ async fn an_interrupt_stops_a_burst_at_once() {
         stamp_bursts: false,
     });
     let input = h.input.clone();
-    let mut output = h.output;
-    let reader = tokio::spawn(async move {
-        let mut names = Vec::new();
-        while let Some(event) = output.recv().await {
-            let name = name(&event);
-            if names.len() == 10 {
-                input.send(Input::Interrupt).unwrap();
-            }
-            names.push(name);
-        }
-        names
-    });
+    let reader = reader(
+        h.output,
+        |count, _| count == 10,
+        move || input.send(Input::Interrupt).unwrap(),
+    );
     adapter.run(&mut h.session).await.unwrap();
     drop(h.session);
     let names = reader.await.unwrap();
@@ -163,18 +179,11 @@ async fn a_slow_turn_waits_and_an_interrupt_cuts_it_short() {
 
     let mut h = harness("sleep 30", Mode::Batch);
     let input = h.input.clone();
-    let mut output = h.output;
-    let reader = tokio::spawn(async move {
-        let mut names = Vec::new();
-        while let Some(event) = output.recv().await {
-            let name = name(&event);
-            if name == "text sleep 30" {
-                input.send(Input::Interrupt).unwrap();
-            }
-            names.push(name);
-        }
-        names
-    });
+    let reader = reader(
+        h.output,
+        |_, name| name == "text sleep 30",
+        move || input.send(Input::Interrupt).unwrap(),
+    );
     let started = tokio::time::Instant::now();
     EchoAdapter::default().run(&mut h.session).await.unwrap();
     drop(h.session);
@@ -198,18 +207,11 @@ async fn a_slow_turn_waits_and_an_interrupt_cuts_it_short() {
 async fn a_stop_mid_turn_returns_at_once_and_emits_nothing_more() {
     let h = harness("sleep 30", Mode::Interactive);
     let cancel = h.cancel.clone();
-    let mut output = h.output;
-    let reader = tokio::spawn(async move {
-        let mut names = Vec::new();
-        while let Some(event) = output.recv().await {
-            let name = name(&event);
-            if name == "text sleep 30" {
-                cancel.cancel();
-            }
-            names.push(name);
-        }
-        names
-    });
+    let reader = reader(
+        h.output,
+        |_, name| name == "text sleep 30",
+        move || cancel.cancel(),
+    );
     let mut session = h.session;
     let started = tokio::time::Instant::now();
     assert_eq!(
