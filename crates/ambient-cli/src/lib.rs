@@ -136,7 +136,12 @@ pub fn execute_as<A: Adapter, E: Display>(
     adapter: Result<A, E>,
     identity: ServeIdentity,
 ) -> ExitCode {
-    init_logging(&common);
+    // One redactor for the process: the log's, and every front's, so that a secret the
+    // runner learns later is scrubbed everywhere.
+    let mut secrets = common.runner.secret_values();
+    secrets.extend(common.serve.secret_values());
+    let redactor = Redactor::new(&secrets);
+    init_logging(&common, redactor.clone());
     install_crypto();
     let adapter = match adapter {
         Ok(adapter) => adapter,
@@ -155,13 +160,13 @@ pub fn execute_as<A: Adapter, E: Display>(
             return ExitCode::from(RunnerExit::ConfigError.code());
         }
     };
-    let exit = runtime.block_on(Box::pin(run(common, adapter, identity)));
+    let exit = runtime.block_on(Box::pin(run(common, adapter, identity, redactor)));
     ExitCode::from(exit.code())
 }
 
 /// Logs to stderr through the redactor: human-readable, or JSON lines with
 /// `LOG_FORMAT=json`; `RUST_LOG` filters.
-fn init_logging(common: &CommonArgs) {
+fn init_logging(common: &CommonArgs, redactor: Redactor) {
     let default_level = if common.local { "warn" } else { "info" };
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -182,9 +187,7 @@ fn init_logging(common: &CommonArgs) {
             }
         }
     }
-    let mut secrets = common.runner.secret_values();
-    secrets.extend(common.serve.secret_values());
-    let writer = RedactingWriter::new(Redactor::new(&secrets), std::io::stderr);
+    let writer = RedactingWriter::new(redactor, std::io::stderr);
     // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -198,7 +201,12 @@ fn init_logging(common: &CommonArgs) {
     drop(installed);
 }
 
-async fn run<A: Adapter>(common: CommonArgs, adapter: A, identity: ServeIdentity) -> RunnerExit {
+async fn run<A: Adapter>(
+    common: CommonArgs,
+    adapter: A,
+    identity: ServeIdentity,
+    redactor: Redactor,
+) -> RunnerExit {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if common.serve.is_on() {
@@ -215,10 +223,18 @@ async fn run<A: Adapter>(common: CommonArgs, adapter: A, identity: ServeIdentity
                 return RunnerExit::ConfigError;
             }
         };
-        return Box::pin(serve(settings, common.runner, identity, adapter, shutdown)).await;
+        return Box::pin(serve(
+            settings,
+            &common.runner,
+            identity,
+            adapter,
+            redactor,
+            shutdown,
+        ))
+        .await;
     }
     if common.local {
-        return match Box::pin(local::run(common.runner, adapter, shutdown)).await {
+        return match Box::pin(local::run(common.runner, adapter, redactor, shutdown)).await {
             Ok(exit) => exit,
             Err(error) => {
                 tracing::error!("{error:#}");
@@ -226,7 +242,7 @@ async fn run<A: Adapter>(common: CommonArgs, adapter: A, identity: ServeIdentity
             }
         };
     }
-    let config = match RunnerConfig::from_args(&common.runner) {
+    let config = match RunnerConfig::from_args(&common.runner, redactor) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "configuration error");

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use ambient_adapter::Adapter;
-use ambient_host::{RunnerArgs, RunnerExit};
+use ambient_host::{Redactor, RunnerArgs, RunnerExit};
 use ambient_local_backend::{LocalBackend, SessionSeed, transcript};
 use ambient_websocket::{RunnerConfig, run_session};
 use anyhow::Context;
@@ -18,6 +18,7 @@ const SESSION: &str = "local-session";
 pub(crate) async fn run<A: Adapter>(
     mut args: RunnerArgs,
     adapter: A,
+    redactor: Redactor,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunnerExit> {
     let token = format!("local-{:032x}", fastrand::u128(..));
@@ -40,7 +41,12 @@ pub(crate) async fn run<A: Adapter>(
         args.workspace = Some(scratch.path().to_owned());
     }
     let interactive = args.interactive.unwrap_or(false);
-    let config = RunnerConfig::from_args(&args).context("configuring the local session")?;
+    // The local backend's token is the runner's bot token here: scrubbed like any.
+    for secret in args.secret_values() {
+        redactor.learn(&secret);
+    }
+    let config =
+        RunnerConfig::from_args(&args, redactor).context("configuring the local session")?;
     let printer = tokio::spawn(print_conversation(backend.watch(SESSION)));
     let typing = interactive.then(|| tokio::spawn(post_typed_lines(backend.post_handle())));
     let report = run_session(config, adapter, shutdown).await;

@@ -14,6 +14,8 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
 
+use crate::Redactor;
+
 /// The names of the environment variables the host and the fronts read.
 pub mod env {
     /// The session (custom resource) name.
@@ -497,8 +499,9 @@ pub struct HostConfig {
     pub timeout: Option<Duration>,
     /// The session this one continues.
     pub parent_session_id: Option<String>,
-    /// Every credential the runner holds, for redaction.
-    pub secrets: Vec<Secret>,
+    /// Scrubs every credential the runner holds from what it sends; the one the log
+    /// writer uses too.
+    pub redactor: Redactor,
     /// The GitHub token, when given (minted through the backend otherwise).
     pub github_token: Option<Secret>,
     /// The GitLab token, when given.
@@ -507,13 +510,6 @@ pub struct HostConfig {
     pub workspace_settings: WorkspaceSettings,
     /// Settings for the agent framework.
     pub agent: AgentSettings,
-}
-
-impl HostConfig {
-    /// The redactor for everything this runner sends.
-    pub fn redactor(&self) -> crate::Redactor {
-        crate::Redactor::new(&self.secrets)
-    }
 }
 
 impl RunnerArgs {
@@ -539,7 +535,13 @@ impl RunnerArgs {
 
     /// Validates the front-neutral settings. `SESSION_ID` is required unless the front
     /// has a `default_session` name for it (the serve mode works without the platform).
-    pub fn host_config(&self, default_session: Option<&str>) -> Result<HostConfig, ConfigError> {
+    /// `redactor` is the process's, built from [`RunnerArgs::secret_values`] and whatever
+    /// else the process holds.
+    pub fn host_config(
+        &self,
+        default_session: Option<&str>,
+        redactor: Redactor,
+    ) -> Result<HostConfig, ConfigError> {
         let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
         let session_id = non_empty(&self.session_id)
             .or_else(|| default_session.map(str::to_owned))
@@ -561,7 +563,7 @@ impl RunnerArgs {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE)),
             timeout: self.timeout.filter(|t| !t.is_zero()),
             parent_session_id: non_empty(&self.parent_session_id),
-            secrets: self.secret_values(),
+            redactor,
             github_token: non_empty(&self.secrets.github_token).map(Secret::new),
             gitlab_token: non_empty(&self.secrets.gitlab_token).map(Secret::new),
             workspace_settings: self.workspace_args.clone().into_settings()?,
@@ -589,7 +591,9 @@ mod tests {
             .into_iter()
             .chain(args.iter().copied());
         let cli = Cli::try_parse_from(all).map_err(|e| format!("usage: {}", e.kind()))?;
-        cli.runner.host_config(None).map_err(|e| e.to_string())
+        cli.runner
+            .host_config(None, Redactor::default())
+            .map_err(|e| e.to_string())
     }
 
     /// Checks the outcome of `args`: the error text, or the mode and timeout.
@@ -606,11 +610,17 @@ mod tests {
     fn the_session_mode_and_timeout_are_validated_and_errors_name_the_variable() {
         let bare = Cli::try_parse_from(["runner"]).unwrap();
         assert_eq!(
-            bare.runner.host_config(None).unwrap_err().to_string(),
+            bare.runner
+                .host_config(None, Redactor::default())
+                .unwrap_err()
+                .to_string(),
             "SESSION_ID is not set: the runner must know which session it runs"
         );
         assert_eq!(
-            bare.runner.host_config(Some("served")).unwrap().session_id,
+            bare.runner
+                .host_config(Some("served"), Redactor::default())
+                .unwrap()
+                .session_id,
             "served"
         );
         check(&[], "mode=Batch timeout=None");

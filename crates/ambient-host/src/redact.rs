@@ -11,7 +11,11 @@
 //!   headers, credentials in URLs, `NAME=value` for secret variable names), so that a
 //!   token the runner never held (one a tool printed) is caught too.
 
-use std::{borrow::Cow, fmt, io, sync::Arc};
+use std::{
+    borrow::Cow,
+    fmt, io,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use ambient_protocol::{Event, ResultPayload, Secret, status::StatusUpdate};
 use regex::{Captures, Regex, RegexBuilder};
@@ -19,6 +23,12 @@ use serde_json::Value;
 
 /// What a secret becomes.
 pub const REDACTED: &str = "***REDACTED***";
+
+/// A secret's value as matched, when it is long enough to match by value.
+fn usable(secret: &Secret) -> Option<String> {
+    let value = secret.expose().trim();
+    (value.len() >= MIN_SECRET_LEN).then(|| value.to_owned())
+}
 
 /// Secrets shorter than this are not matched by value: a two-letter "secret" would
 /// redact half of every text.
@@ -38,32 +48,21 @@ const PATTERNS: &[&str] = &[
     r"(?P<keep5>[Bb]earer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
 ];
 
-/// Scrubs secrets from text. Cheap to clone.
+/// Scrubs secrets from text. Cheap to clone; clones share what they know, so a secret
+/// one of them learns ([`Redactor::learn`]) is scrubbed by all from then on.
 #[derive(Clone)]
 pub struct Redactor {
+    known: Arc<RwLock<Known>>,
+}
+
+/// The secret values known, and the matcher built from them and the token shapes.
+struct Known {
+    values: Vec<String>,
     matcher: Arc<Regex>,
 }
 
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Redactor")
-    }
-}
-
-impl Default for Redactor {
-    fn default() -> Self {
-        Self::new([])
-    }
-}
-
-impl Redactor {
-    /// A redactor for the known token shapes and these secret values.
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
-        let mut values: Vec<&str> = secrets
-            .into_iter()
-            .map(|s| s.expose().trim())
-            .filter(|s| s.len() >= MIN_SECRET_LEN)
-            .collect();
+impl Known {
+    fn new(mut values: Vec<String>) -> Self {
         // Longest first, so that a secret containing another is replaced whole.
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
@@ -81,13 +80,62 @@ impl Redactor {
             .or_else(|_| build(&PATTERNS.join("|")))
             .expect("the built-in patterns compile");
         Self {
+            values,
             matcher: Arc::new(matcher),
         }
+    }
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redactor")
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new([])
+    }
+}
+
+impl Redactor {
+    /// A redactor for the known token shapes and these secret values.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
+        let values = secrets.into_iter().filter_map(usable).collect();
+        Self {
+            known: Arc::new(RwLock::new(Known::new(values))),
+        }
+    }
+
+    /// Scrubs `secret` too, from now on, wherever a clone of this redactor is used: for a
+    /// credential the runner learns after it started (a token it mints, one it reads
+    /// again from a rotated file).
+    pub fn learn(&self, secret: &Secret) {
+        let Some(value) = usable(secret) else {
+            return;
+        };
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        if known.values.contains(&value) {
+            return;
+        }
+        let mut values = std::mem::take(&mut known.values);
+        values.push(value);
+        *known = Known::new(values);
+    }
+
+    fn matcher(&self) -> Arc<Regex> {
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&known.matcher)
+    }
+
+    /// Whether `text` holds anything to scrub.
+    pub fn finds(&self, text: &str) -> bool {
+        self.matcher().is_match(text)
     }
 
     /// `text` with every secret replaced.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        self.matcher.replace_all(text, |caps: &Captures<'_>| {
+        self.matcher().replace_all(text, |caps: &Captures<'_>| {
             let kept = (1..=5)
                 .find_map(|n| caps.name(&format!("keep{n}")))
                 .map_or("", |m| m.as_str());
@@ -112,11 +160,7 @@ impl Redactor {
             Value::String(text) => self.string(text),
             Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
             Value::Object(map) => {
-                let dirty: Vec<String> = map
-                    .keys()
-                    .filter(|k| self.matcher.is_match(k))
-                    .cloned()
-                    .collect();
+                let dirty: Vec<String> = map.keys().filter(|k| self.finds(k)).cloned().collect();
                 for key in dirty {
                     if let Some(item) = map.remove(&key) {
                         map.insert(self.text(&key).into_owned(), item);
@@ -300,6 +344,22 @@ mod tests {
             "Authorization: Bearer ***REDACTED***",
         );
         check(&r, "nothing secret here", "nothing secret here");
+    }
+
+    #[test]
+    fn a_secret_learned_later_is_scrubbed_by_every_clone() {
+        let r = Redactor::default();
+        let log = r.clone();
+        check(
+            &log,
+            "minted m1nted-t0ken-value",
+            "minted m1nted-t0ken-value",
+        );
+        r.learn(&Secret::new("m1nted-t0ken-value"));
+        r.learn(&Secret::new("m1nted-t0ken-value"));
+        r.learn(&Secret::new("abc"));
+        check(&log, "minted m1nted-t0ken-value", "minted ***REDACTED***");
+        check(&log, "abc is too short", "abc is too short");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub async fn run<A: Adapter, F: Front>(
     let mut stopping = Stopping::new(shutdown.clone(), cancel.clone(), config.timeout);
     let mut stop_deadline = None;
     let mut relay = Relay {
-        redactor: config.redactor(),
+        redactor: config.redactor.clone(),
         mode: config.mode,
         ending: false,
         last_result: None,

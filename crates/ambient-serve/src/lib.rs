@@ -156,14 +156,18 @@ impl ServeArgs {
 }
 
 /// Serves `adapter`'s session until it ends, the session times out, or `shutdown` fires.
+///
+/// `redactor` is the process's; the serve token joins what it scrubs.
 pub async fn serve<A: Adapter>(
     settings: ServeSettings,
-    runner: RunnerArgs,
+    runner: &RunnerArgs,
     identity: ServeIdentity,
     adapter: A,
+    redactor: Redactor,
     shutdown: CancellationToken,
 ) -> RunnerExit {
-    let mut config = match runner.host_config(Some(DEFAULT_SESSION)) {
+    redactor.learn(&settings.token);
+    let mut config = match runner.host_config(Some(DEFAULT_SESSION), redactor.clone()) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "configuration error");
@@ -173,8 +177,6 @@ pub async fn serve<A: Adapter>(
     // A run is one turn: the session converses, and its prompts come as runs.
     config.mode = Mode::Interactive;
     config.prompt = String::new();
-    config.secrets.push(settings.token.clone());
-    let redactor = Redactor::new(&config.secrets);
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(listener) => listener,
         Err(error) => {

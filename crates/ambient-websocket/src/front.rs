@@ -109,7 +109,7 @@ impl WebSocketFront {
             parent_session_id: config.host.parent_session_id.clone(),
             timeout: config.host.timeout,
             settings,
-            redactor: config.host.redactor(),
+            redactor: config.host.redactor.clone(),
             status,
             connection: None,
             mapper: EventMapper::new(),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use ambient_adapter::Adapter;
 use ambient_host::{
-    HostConfig, RunnerArgs, SessionReport,
+    HostConfig, Redactor, RunnerArgs, SessionReport,
     config::{ConfigError, env},
 };
 use ambient_protocol::Secret;
@@ -69,9 +69,9 @@ pub struct RunnerConfig {
 
 impl RunnerConfig {
     /// Validates the settings of a session in WebSocket mode; each error names its
-    /// variable.
-    pub fn from_args(args: &RunnerArgs) -> Result<Self, ConfigError> {
-        let host = args.host_config(None)?;
+    /// variable. `redactor` is the process's (see [`RunnerArgs::host_config`]).
+    pub fn from_args(args: &RunnerArgs, redactor: Redactor) -> Result<Self, ConfigError> {
+        let host = args.host_config(None, redactor)?;
         let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
         let url = non_empty(&args.websocket_url).ok_or(ConfigError::Missing {
             variable: env::WEBSOCKET_URL,

@@ -1,6 +1,6 @@
 //! The WebSocket mode's settings.
 
-use ambient_host::RunnerArgs;
+use ambient_host::{Redactor, RunnerArgs};
 use clap::Parser;
 
 use crate::RunnerConfig;
@@ -18,7 +18,7 @@ fn check(args: &[&str], expect: &str) {
     let parsed = Cli::try_parse_from(std::iter::once("runner").chain(args.iter().copied()));
     let got = match parsed {
         Err(error) => format!("usage: {}", error.kind()),
-        Ok(cli) => match RunnerConfig::from_args(&cli.runner) {
+        Ok(cli) => match RunnerConfig::from_args(&cli.runner, Redactor::default()) {
             Err(error) => format!("error: {error}"),
             Ok(config) => format!(
                 "status={} mode={:?}",

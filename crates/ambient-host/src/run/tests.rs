@@ -96,7 +96,7 @@ fn config(prompt: &str, mode: Mode, timeout: Option<Duration>) -> HostConfig {
         workspace: PathBuf::new(),
         timeout,
         parent_session_id: Some(String::from("parent-1")),
-        secrets: vec![Secret::new(PLANTED)],
+        redactor: Redactor::new([&Secret::new(PLANTED)]),
         github_token: None,
         gitlab_token: None,
         workspace_settings: WorkspaceSettings::default(),

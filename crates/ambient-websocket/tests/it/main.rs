@@ -58,7 +58,8 @@ pub(crate) fn config(
         workspace: Some(std::env::temp_dir()),
         ..RunnerArgs::default()
     };
-    let mut config = RunnerConfig::from_args(&args).unwrap();
+    let redactor = ambient_host::Redactor::new(&args.secret_values());
+    let mut config = RunnerConfig::from_args(&args, redactor).unwrap();
     config.host.timeout = timeout;
     config
 }
