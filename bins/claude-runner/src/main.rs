@@ -7,7 +7,7 @@
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
-use ambient_adapter_claude::{ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS};
+use ambient_adapter_claude::{ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS, RunAs};
 use ambient_cli::CommonArgs;
 
 /// Runs an Ambient Code Platform session with the Claude Code CLI.
@@ -53,28 +53,10 @@ struct Cli {
     partial_messages: bool,
 }
 
-/// Variables the CLI may see besides `ANTHROPIC_*`, `CLAUDE_*` and `LC_*`: never the
+/// Variables the CLI may see besides the system's (`ambient_cli::SYSTEM_VARIABLES`),
+/// `ANTHROPIC_*`, `CLAUDE_*` and `LC_*`: the agent's own settings and git tokens, never the
 /// runner's own credentials (the bot token, other frameworks' keys).
-const PASSED_TO_CLI: [&str; 26] = [
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "TZ",
-    "TMPDIR",
-    "TERM",
-    "NO_PROXY",
-    "no_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "NODE_EXTRA_CA_CERTS",
+const PASSED_TO_CLI: [&str; 7] = [
     "IS_SANDBOX",
     "DISABLE_TELEMETRY",
     "DISABLE_ERROR_REPORTING",
@@ -85,15 +67,7 @@ const PASSED_TO_CLI: [&str; 26] = [
 ];
 
 fn cli_environment() -> Vec<(OsString, OsString)> {
-    std::env::vars_os()
-        .filter(|(key, _)| {
-            let key = key.to_string_lossy();
-            PASSED_TO_CLI.contains(&key.as_ref())
-                || ["ANTHROPIC_", "CLAUDE_", "LC_"]
-                    .iter()
-                    .any(|prefix| key.starts_with(prefix))
-        })
-        .collect()
+    ambient_cli::child_environment(&PASSED_TO_CLI, &["ANTHROPIC_", "CLAUDE_"])
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -134,6 +108,10 @@ fn main() -> ExitCode {
                 env: cli_environment(),
                 control_timeout: std::time::Duration::from_secs(cli.control_timeout),
                 end_timeout: std::time::Duration::from_secs(cli.end_timeout),
+                run_as: agent.agent_user.map(|user| RunAs {
+                    uid: user.uid,
+                    gid: user.gid,
+                }),
                 ..ClaudeSettings::default()
             })
         });

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use std::{ffi::OsString, path::PathBuf};
 
-use ambient_adapter_langgraph::{DriverSettings, LangGraphAdapter, LangGraphSettings};
+use ambient_adapter_langgraph::{DriverSettings, LangGraphAdapter, LangGraphSettings, RunAs};
 use ambient_cli::CommonArgs;
 
 /// Runs an Ambient Code Platform session's LangGraph workflow, on a LangGraph Server or in
@@ -41,15 +41,31 @@ struct Cli {
     /// In the pod: seconds loading the graph may take.
     #[arg(long, env = "LANGGRAPH_DRIVER_START_TIMEOUT", default_value_t = 120)]
     langgraph_driver_start_timeout: u64,
+    /// In the pod: more variables the graph's process may see, comma-separated (a model
+    /// provider's key, say). It sees only the system's and its SDKs' otherwise.
+    #[arg(long, env = "LANGGRAPH_PASS_ENV")]
+    langgraph_pass_env: Option<String>,
 }
 
-/// The runner's own credentials, which the graph's process never sees.
-const KEPT_FROM_DRIVER: [&str; 3] = ["BOT_TOKEN", "BOT_TOKEN_FILE", "LANGGRAPH_API_KEY"];
+/// Variables the graph's process gets besides the system's and those
+/// `LANGGRAPH_PASS_ENV` names: what LangGraph and the usual model SDKs read. Never the
+/// runner's own credentials.
+const DRIVER_PREFIXES: [&str; 5] = [
+    "LANGCHAIN_",
+    "LANGSMITH_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "AZURE_OPENAI_",
+];
+const DRIVER_NAMES: [&str; 2] = ["PYTHONPATH", "VIRTUAL_ENV"];
 
-fn driver_environment() -> Vec<(OsString, OsString)> {
-    std::env::vars_os()
-        .filter(|(key, _)| !KEPT_FROM_DRIVER.iter().any(|kept| key == kept))
-        .collect()
+fn driver_environment(pass: Option<&str>) -> Vec<(OsString, OsString)> {
+    let mut names: Vec<&str> = DRIVER_NAMES.to_vec();
+    names.extend(
+        pass.into_iter()
+            .flat_map(|list| list.split(',').map(str::trim)),
+    );
+    ambient_cli::child_environment(&names, &DRIVER_PREFIXES)
 }
 
 fn main() -> ExitCode {
@@ -57,28 +73,43 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let adapter = LangGraphSettings::from_env_values(
-        cli.langgraph_url.as_deref(),
-        cli.workflow_id.as_deref(),
-        cli.common.runner.secrets.langgraph_api_key.as_deref(),
-        cli.workflow_config.as_deref(),
-        DriverSettings {
-            python: ambient_cli::program_path(&cli.langgraph_python),
-            script: cli
-                .langgraph_driver
-                .as_deref()
-                .map(ambient_cli::program_path),
-            env: driver_environment(),
-            start_timeout: std::time::Duration::from_secs(cli.langgraph_driver_start_timeout),
-        },
-    )
-    .map(|mut settings| {
-        // The serve mode streams the graph's state; the WebSocket has no frame for it.
-        settings.workflow.stream_state = cli.common.serve.is_on();
-        settings
-    })
-    .map_err(|error| error.to_string())
-    .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));
+    let adapter = cli
+        .common
+        .runner
+        .agent
+        .clone()
+        .into_settings()
+        .map_err(|error| error.to_string())
+        .and_then(|agent| {
+            LangGraphSettings::from_env_values(
+                cli.langgraph_url.as_deref(),
+                cli.workflow_id.as_deref(),
+                cli.common.runner.secrets.langgraph_api_key.as_deref(),
+                cli.workflow_config.as_deref(),
+                DriverSettings {
+                    python: ambient_cli::program_path(&cli.langgraph_python),
+                    script: cli
+                        .langgraph_driver
+                        .as_deref()
+                        .map(ambient_cli::program_path),
+                    env: driver_environment(cli.langgraph_pass_env.as_deref()),
+                    start_timeout: std::time::Duration::from_secs(
+                        cli.langgraph_driver_start_timeout,
+                    ),
+                    run_as: agent.agent_user.map(|user| RunAs {
+                        uid: user.uid,
+                        gid: user.gid,
+                    }),
+                },
+            )
+            .map_err(|error| error.to_string())
+        })
+        .map(|mut settings| {
+            // The serve mode streams the graph's state; the WebSocket has no frame for it.
+            settings.workflow.stream_state = cli.common.serve.is_on();
+            settings
+        })
+        .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));
     ambient_cli::execute_as(
         cli.common,
         adapter,

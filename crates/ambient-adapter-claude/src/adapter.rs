@@ -352,9 +352,13 @@ impl ClaudeAdapter {
     /// Logs the CLI's version, and fails when it is not the pinned one.
     async fn check_version(&self) -> Result<(), ClaudeError> {
         let binary = self.settings.binary.display().to_string();
+        let mut command = tokio::process::Command::new(&self.settings.binary);
+        if let Some(run_as) = self.settings.run_as {
+            run_as.apply(&mut command);
+        }
         let output = tokio::time::timeout(
             Duration::from_secs(30),
-            tokio::process::Command::new(&self.settings.binary)
+            command
                 .arg("--version")
                 .env_clear()
                 .envs(self.settings.env.iter().map(|(k, v)| (k, v)))
@@ -428,7 +432,13 @@ impl ClaudeAdapter {
     ) -> Result<Option<CliProcess>, ClaudeError> {
         let argv = self.settings.argv(extra, mcp, conversation);
         let env = self.settings.child_env(extra);
-        let mut process = CliProcess::spawn(&self.settings.binary, &argv, cwd, &env)?;
+        let mut process = CliProcess::spawn(
+            &self.settings.binary,
+            &argv,
+            cwd,
+            &env,
+            self.settings.run_as,
+        )?;
         info!(pid = ?process.id(), "Claude Code CLI started");
         let request = process.request(&json!({"subtype": "initialize", "hooks": null}));
         let answered = tokio::time::timeout(self.settings.initialize_timeout, async {

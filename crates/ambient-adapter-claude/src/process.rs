@@ -6,7 +6,7 @@ use std::{
     path::Path,
 };
 
-use ambient_process::{JsonLinesProcess, ProcessError};
+use ambient_process::{JsonLinesProcess, ProcessError, RunAs};
 use serde_json::{Value, json};
 
 /// A running Claude Code CLI.
@@ -37,9 +37,10 @@ impl CliProcess {
         argv: &[OsString],
         cwd: &Path,
         env: &[(OsString, OsString)],
+        run_as: Option<RunAs>,
     ) -> Result<Self, ProcessError> {
         Ok(Self {
-            process: JsonLinesProcess::spawn(binary, argv, cwd, env)?,
+            process: JsonLinesProcess::spawn(binary, argv, cwd, env, run_as)?,
             next_request: 0,
         })
     }

@@ -2,6 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
+use ambient_process::RunAs;
 use serde_json::Value;
 
 /// The tools the CLI may use without asking, as the Python runners allowed them.
@@ -54,6 +55,8 @@ pub struct ClaudeSettings {
     pub exit_timeout: Duration,
     /// How long a turn still running when the session ends may take to finish.
     pub end_timeout: Duration,
+    /// The user the CLI runs as (`AGENT_UID`, `AGENT_GID`), when not the runner's.
+    pub run_as: Option<RunAs>,
 }
 
 impl Default for ClaudeSettings {
@@ -74,6 +77,7 @@ impl Default for ClaudeSettings {
             max_output_tokens: None,
             temperature: None,
             env: Vec::new(),
+            run_as: None,
             initialize_timeout: Duration::from_secs(60),
             control_timeout: Duration::from_secs(10),
             exit_timeout: Duration::from_secs(5),

@@ -5,8 +5,10 @@
 //! optionally a burst of filler text blocks of a chosen size, a tool use of the `echo` tool
 //! and its result, and a result. A message `sleep <seconds>` makes a slow turn: it waits
 //! that long after repeating the message, so that a test can interrupt or stop a turn
-//! that is plainly under way. An interrupt stops the burst or the wait at once; messages
-//! that arrive during a turn are answered after it, in order.
+//! that is plainly under way. A message `stream <n> <text>` streams `<text>` as `n` deltas
+//! before its whole text, as a model's streamed answer does. An interrupt stops the burst
+//! or the wait at once; messages that arrive during a turn are answered after it, in
+//! order.
 //!
 //! It talks to no framework and does no IO.
 
@@ -133,7 +135,9 @@ impl EchoAdapter {
                 filler.clone()
             })
         });
-        let opening = [Event::TurnStarted, Event::Text(text.to_owned())];
+        let opening = std::iter::once(Event::TurnStarted)
+            .chain(streamed(text, turn))
+            .chain([Event::Text(text.to_owned())]);
         let closing = [
             Event::ToolUse {
                 name: String::from("echo"),
@@ -162,7 +166,8 @@ impl EchoAdapter {
         let cancel = session.cancellation().clone();
         let (emitter, inputs) = session.io();
         let interrupted = 'turn: {
-            for (index, event) in opening.into_iter().chain(burst).chain(closing).enumerate() {
+            for event in opening.chain(burst).chain(closing) {
+                let repeats_the_message = matches!(&event, Event::Text(said) if said == text);
                 // Input is watched while emitting so that an interrupt acts at once, not
                 // after the burst.
                 loop {
@@ -177,9 +182,7 @@ impl EchoAdapter {
                         }
                     }
                 }
-                if index == 1
-                    && let Some(pause) = pause
-                {
+                if repeats_the_message && let Some(pause) = pause {
                     let until = Instant::now() + pause;
                     loop {
                         tokio::select! {
@@ -206,6 +209,26 @@ impl EchoAdapter {
         emitter.emit(Event::turn_ended(result.clone())).await?;
         Ok(result)
     }
+}
+
+/// The deltas of a message `stream <n> <text>`: `<text>` in `n` pieces of near equal size.
+fn streamed(message: &str, turn: u64) -> Vec<Event> {
+    let Some((count, text)) = message
+        .strip_prefix("stream ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(count, text)| Some((count.parse::<usize>().ok()?, text)))
+    else {
+        return Vec::new();
+    };
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(count.max(1)).max(1);
+    chars
+        .chunks(size)
+        .map(|piece| Event::TextDelta {
+            stream: format!("echo-{turn}"),
+            data: piece.iter().collect(),
+        })
+        .collect()
 }
 
 /// The wait of a slow turn: a message `sleep <seconds>`.

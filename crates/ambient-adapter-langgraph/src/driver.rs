@@ -3,7 +3,7 @@
 
 use std::{ffi::OsString, path::Path, path::PathBuf, time::Duration};
 
-use ambient_process::{JsonLinesProcess, ProcessError};
+use ambient_process::{JsonLinesProcess, ProcessError, RunAs};
 use serde_json::{Value, json};
 
 use crate::{GraphEvent, Interrupt, RunStatus};
@@ -23,6 +23,9 @@ pub struct DriverSettings {
     pub env: Vec<(OsString, OsString)>,
     /// How long loading the graph may take.
     pub start_timeout: Duration,
+    /// The user the graph's process runs as (`AGENT_UID`, `AGENT_GID`), when not the
+    /// runner's.
+    pub run_as: Option<RunAs>,
 }
 
 impl Default for DriverSettings {
@@ -32,6 +35,7 @@ impl Default for DriverSettings {
             script: None,
             env: Vec::new(),
             start_timeout: Duration::from_secs(120),
+            run_as: None,
         }
     }
 }
@@ -125,6 +129,11 @@ impl GraphDriver {
                     .tempfile()
                     .and_then(|mut file| {
                         std::io::Write::write_all(&mut file, DRIVER_SOURCE.as_bytes())?;
+                        // The driver may run as the agent's user: the script is public.
+                        std::fs::set_permissions(
+                            file.path(),
+                            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                        )?;
                         Ok(file.into_temp_path())
                     })
                     .map_err(|source| DriverError::Script {
@@ -145,7 +154,8 @@ impl GraphDriver {
             OsString::from(graph),
             checkpoints.as_os_str().to_owned(),
         ];
-        let mut process = JsonLinesProcess::spawn(&settings.python, &argv, cwd, &settings.env)?;
+        let mut process =
+            JsonLinesProcess::spawn(&settings.python, &argv, cwd, &settings.env, settings.run_as)?;
         let loaded = tokio::time::timeout(settings.start_timeout, process.next_line()).await;
         let line = match loaded {
             Err(_) => {

@@ -39,7 +39,7 @@
 
 mod local;
 
-use std::{fmt::Display, process::ExitCode};
+use std::{ffi::OsString, fmt::Display, process::ExitCode};
 
 use ambient_adapter::Adapter;
 use ambient_host::{RedactingWriter, Redactor, RunnerArgs, RunnerExit};
@@ -94,6 +94,69 @@ pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
     })
 }
 
+/// Variables of the runner's own environment that any child may see: the system's, never
+/// a credential. Each child gets these and what its binary adds, and nothing else.
+pub const SYSTEM_VARIABLES: [&str; 20] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "NO_PROXY",
+    "no_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+];
+
+/// The runner's own credentials: no child gets them, whatever a binary asks for.
+const NEVER_TO_A_CHILD: [&str; 4] = [
+    "BOT_TOKEN",
+    "BOT_TOKEN_FILE",
+    "AGUI_TOKEN",
+    "LANGGRAPH_API_KEY",
+];
+
+/// A child's environment, from this process's: the [`SYSTEM_VARIABLES`], `names`, the
+/// variables whose names start with one of `prefixes`, and `LC_*`; never the runner's own
+/// credentials.
+pub fn child_environment(names: &[&str], prefixes: &[&str]) -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(key, _)| {
+            let key = key.to_string_lossy();
+            let key = key.as_ref();
+            !NEVER_TO_A_CHILD.contains(&key)
+                && (SYSTEM_VARIABLES.contains(&key)
+                    || names.contains(&key)
+                    || key.starts_with("LC_")
+                    || prefixes.iter().any(|prefix| key.starts_with(prefix)))
+        })
+        .collect()
+}
+
+/// The environment of the runner's own git: the system's variables only.
+pub(crate) fn git_environment() -> Vec<(OsString, OsString)> {
+    child_environment(&[], &[])
+}
+
+/// Closes this process to its children and to anything else running as the same user:
+/// not dumpable, so its `/proc/<pid>/environ`, `mem` and ptrace are the kernel's and
+/// root's only. It holds the bot token, the git tokens and the serve token, and the agent
+/// it hosts runs whatever commands a model chooses.
+fn close_to_children() -> Result<(), nix::Error> {
+    nix::sys::prctl::set_dumpable(false)
+}
+
 /// Picks the process's TLS crypto provider. The HTTP and TLS libraries are built without
 /// a default one, so that no C toolchain is needed; this is the one place a runner
 /// process chooses ring. A second call does nothing.
@@ -136,12 +199,17 @@ pub fn execute_as<A: Adapter, E: Display>(
     adapter: Result<A, E>,
     identity: ServeIdentity,
 ) -> ExitCode {
+    // First, before any child can start.
+    let closed = close_to_children();
     // One redactor for the process: the log's, and every front's, so that a secret the
     // runner learns later is scrubbed everywhere.
     let mut secrets = common.runner.secret_values();
     secrets.extend(common.serve.secret_values());
     let redactor = Redactor::new(&secrets);
     init_logging(&common, redactor.clone());
+    if let Err(error) = closed {
+        tracing::warn!(%error, "the process could not be made non-dumpable: its children can read its environment");
+    }
     install_crypto();
     let adapter = match adapter {
         Ok(adapter) => adapter,
@@ -223,15 +291,18 @@ async fn run<A: Adapter>(
                 return RunnerExit::ConfigError;
             }
         };
-        return Box::pin(serve(
-            settings,
-            &common.runner,
-            identity,
-            adapter,
-            redactor,
-            shutdown,
-        ))
-        .await;
+        let mut config = match common
+            .runner
+            .host_config(Some(ambient_serve::DEFAULT_SESSION), redactor)
+        {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(%error, "configuration error");
+                return RunnerExit::ConfigError;
+            }
+        };
+        config.workspace_settings.git.env = git_environment();
+        return Box::pin(serve(settings, config, identity, adapter, shutdown)).await;
     }
     if common.local {
         return match Box::pin(local::run(common.runner, adapter, redactor, shutdown)).await {
@@ -242,13 +313,14 @@ async fn run<A: Adapter>(
             }
         };
     }
-    let config = match RunnerConfig::from_args(&common.runner, redactor) {
+    let mut config = match RunnerConfig::from_args(&common.runner, redactor) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "configuration error");
             return RunnerExit::ConfigError;
         }
     };
+    config.host.workspace_settings.git.env = git_environment();
     let report = run_session(config, adapter, shutdown).await;
     tracing::info!(end = ?report.end, status_written = report.status_written, "session over");
     report.exit()

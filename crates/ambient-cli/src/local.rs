@@ -45,8 +45,9 @@ pub(crate) async fn run<A: Adapter>(
     for secret in args.secret_values() {
         redactor.learn(&secret);
     }
-    let config =
+    let mut config =
         RunnerConfig::from_args(&args, redactor).context("configuring the local session")?;
+    config.host.workspace_settings.git.env = crate::git_environment();
     let printer = tokio::spawn(print_conversation(backend.watch(SESSION)));
     let typing = interactive.then(|| tokio::spawn(post_typed_lines(backend.post_handle())));
     let report = run_session(config, adapter, shutdown).await;

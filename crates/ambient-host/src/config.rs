@@ -14,7 +14,7 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
 
-use crate::Redactor;
+use crate::{Redactor, workspace::GitSettings};
 
 /// The names of the environment variables the host and the fronts read.
 pub mod env {
@@ -145,6 +145,17 @@ pub struct WorkspaceArgs {
     /// A folder inside the workflow repository.
     #[arg(long, env = "ACTIVE_WORKFLOW_PATH")]
     pub active_workflow_path: Option<String>,
+    /// The transports the runner's git may use, comma-separated (`https`, `ssh`, `http`,
+    /// `file`) [default: https]. Tokens go over https only, whatever this says.
+    #[arg(long, env = "GIT_PROTOCOLS")]
+    pub git_protocols: Option<String>,
+    /// The hosts the GitHub token is for, comma-separated (`host` or `host:port`)
+    /// [default: github.com].
+    #[arg(long, env = "GITHUB_HOSTS")]
+    pub github_hosts: Option<String>,
+    /// The hosts the GitLab token is for, comma-separated [default: gitlab.com].
+    #[arg(long, env = "GITLAB_HOSTS")]
+    pub gitlab_hosts: Option<String>,
 }
 
 /// Settings for the agent framework (`platform-wire.md` §2.1, §8).
@@ -189,6 +200,13 @@ pub struct AgentArgs {
     /// The name of the user the session runs for.
     #[arg(long, env = "USER_NAME")]
     pub user_name: Option<String>,
+    /// Run the agent's processes as this user id, not the runner's (needs root, or
+    /// `CAP_SETUID` and `CAP_SETGID`): then they cannot read what only the runner can.
+    #[arg(long, env = "AGENT_UID")]
+    pub agent_uid: Option<String>,
+    /// The agent's group id [default: AGENT_UID].
+    #[arg(long, env = "AGENT_GID")]
+    pub agent_gid: Option<String>,
 }
 
 /// The workspace settings, validated.
@@ -212,6 +230,8 @@ pub struct WorkspaceSettings {
     pub workflow: Option<RepoLocation>,
     /// A folder inside the workflow repository.
     pub workflow_path: Option<String>,
+    /// How the runner's git runs: its environment, transports and token hosts.
+    pub git: GitSettings,
 }
 
 /// Which repository is the agent's working directory.
@@ -245,6 +265,17 @@ pub struct AgentSettings {
     pub user_id: Option<String>,
     /// The user's name.
     pub user_name: Option<String>,
+    /// The user the agent's processes run as, when not the runner's.
+    pub agent_user: Option<AgentUser>,
+}
+
+/// A user id and group id for the agent's processes (`AGENT_UID`, `AGENT_GID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentUser {
+    /// The user id.
+    pub uid: u32,
+    /// The group id.
+    pub gid: u32,
 }
 
 /// Claude through Vertex AI.
@@ -372,8 +403,44 @@ impl WorkspaceArgs {
                 branch: non_empty(self.active_workflow_branch),
             }),
             workflow_path: non_empty(self.active_workflow_path),
+            git: git_settings(
+                non_empty(self.git_protocols),
+                non_empty(self.github_hosts),
+                non_empty(self.gitlab_hosts),
+            )?,
         })
     }
+}
+
+/// The runner's git settings; the environment is the process's to add.
+fn git_settings(
+    protocols: Option<String>,
+    github_hosts: Option<String>,
+    gitlab_hosts: Option<String>,
+) -> Result<GitSettings, ConfigError> {
+    let list = |text: String| -> Vec<String> {
+        text.split(',')
+            .map(|item| item.trim().to_ascii_lowercase())
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    let defaults = GitSettings::default();
+    let protocols = protocols.map_or(defaults.protocols, list);
+    if let Some(unknown) = protocols
+        .iter()
+        .find(|p| !["https", "ssh", "http", "file"].contains(&p.as_str()))
+    {
+        return Err(ConfigError::Invalid {
+            variable: "GIT_PROTOCOLS",
+            why: format!("{unknown:?} is not one of https, ssh, http, file"),
+        });
+    }
+    Ok(GitSettings {
+        env: Vec::new(),
+        protocols,
+        github_hosts: github_hosts.map_or(defaults.github_hosts, list),
+        gitlab_hosts: gitlab_hosts.map_or(defaults.gitlab_hosts, list),
+    })
 }
 
 impl AgentArgs {
@@ -430,7 +497,34 @@ impl AgentArgs {
         } else {
             None
         };
+        let id = |variable: &'static str, value: String| {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| ConfigError::Invalid {
+                    variable,
+                    why: format!("expected a numeric id, got {value:?}"),
+                })
+        };
+        let agent_user = match (non_empty(self.agent_uid), non_empty(self.agent_gid)) {
+            (Some(uid), gid) => {
+                let uid = id("AGENT_UID", uid)?;
+                let gid = gid.map(|gid| id("AGENT_GID", gid)).transpose()?;
+                Some(AgentUser {
+                    uid,
+                    gid: gid.unwrap_or(uid),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    variable: "AGENT_UID",
+                    why: "AGENT_GID is set, and a group alone does not separate the agent",
+                });
+            }
+            (None, None) => None,
+        };
         Ok(AgentSettings {
+            agent_user,
             model: non_empty(self.llm_model),
             max_tokens,
             temperature,

@@ -25,9 +25,11 @@ use tracing::warn;
 
 use crate::{
     HostConfig, Redactor,
+    config::AgentUser,
     exit::{SessionEnd, SessionReport},
     front::{Control, Ending, Front, Relayed, Step},
     prompt::{Continued, first_turn},
+    redact::stream::HeldStreams,
     stopping::{CANCEL_GRACE, STOP_BUDGET, StopCause, StopStep, Stopping},
     workspace::{self, Change, Credentials, PreparedWorkspace},
 };
@@ -55,6 +57,7 @@ pub async fn run<A: Adapter, F: Front>(
     let mut stop_deadline = None;
     let mut relay = Relay {
         redactor: config.redactor.clone(),
+        streams: HeldStreams::default(),
         mode: config.mode,
         ending: false,
         last_result: None,
@@ -90,6 +93,7 @@ pub async fn run<A: Adapter, F: Front>(
         config.github_token.clone(),
         config.gitlab_token.clone(),
         opening.minter.clone(),
+        config.redactor.clone(),
     );
     let prepared = {
         let (log, mut lines) = mpsc::unbounded_channel();
@@ -121,7 +125,12 @@ pub async fn run<A: Adapter, F: Front>(
         prepared
     };
     let prepared = match prepared {
-        Some(Ok(prepared)) => prepared,
+        Some(Ok(prepared)) => {
+            if let Some(user) = config.agent.agent_user {
+                workspace::hand_over(&config.workspace, user);
+            }
+            prepared
+        }
         Some(Err(error)) => {
             let reason = format!("Workspace preparation failed: {}", chain(&error));
             relay.log(&mut front, reason.clone());
@@ -156,10 +165,13 @@ pub async fn run<A: Adapter, F: Front>(
     let tracker = TaskTracker::new();
     let (changes, news) = workspace_worker(
         &tracker,
-        config.workspace.clone(),
-        config.workspace_settings.clone(),
-        prepared.clone(),
-        credentials,
+        WorkspaceState {
+            root: config.workspace.clone(),
+            settings: config.workspace_settings.clone(),
+            prepared: prepared.clone(),
+            credentials,
+            agent_user: config.agent.agent_user,
+        },
     );
     let mut news = news;
     let info = SessionInfo {
@@ -331,11 +343,14 @@ async fn drain<F: Front>(
             else => break,
         }
     }
+    relay.release(front);
 }
 
 /// What the host makes of the adapter's output on its way to the front.
 struct Relay {
     redactor: Redactor,
+    /// The tails of text streams that could be the start of a secret.
+    streams: HeldStreams,
     mode: Mode,
     /// The session is ending: a turn's end no longer asks the user to speak.
     ending: bool,
@@ -348,11 +363,34 @@ impl Relay {
         front.relay(Relayed::Event(self.redactor.event(Event::Log(line))));
     }
 
+    /// Relays what the text streams held: they have ended.
+    fn release<F: Front>(&mut self, front: &mut F) {
+        if self.streams.is_empty() {
+            return;
+        }
+        for (stream, data) in self.redactor.release(&mut self.streams) {
+            if !data.is_empty() {
+                front.relay(Relayed::Event(Event::TextDelta { stream, data }));
+            }
+        }
+    }
+
     /// One thing the adapter produced: scrubbed, relayed, and followed by the agent's
     /// waiting where the agent now waits for the user.
     fn output<F: Front>(&mut self, front: &mut F, output: SessionOutput) {
         match output {
+            // A piece of a stream goes out as far as it cannot be a secret's start.
+            SessionOutput::Event(Event::TextDelta { stream, data }) => {
+                let data = self.redactor.stream(&mut self.streams, &stream, &data);
+                if !data.is_empty() {
+                    front.relay(Relayed::Event(Event::TextDelta { stream, data }));
+                }
+            }
             SessionOutput::Event(event) => {
+                // Anything but a log line or a state ends the text streams under way.
+                if !matches!(event, Event::Log(_) | Event::State(_)) {
+                    self.release(front);
+                }
                 let event = self.redactor.event(event);
                 let waits = match &event {
                     Event::TurnEnded { result, next } => {
@@ -397,14 +435,20 @@ fn workspace_of(prepared: &PreparedWorkspace) -> Workspace {
     }
 }
 
+/// The prepared workspace, as changes see it.
+struct WorkspaceState {
+    root: PathBuf,
+    settings: crate::config::WorkspaceSettings,
+    prepared: PreparedWorkspace,
+    credentials: Credentials,
+    agent_user: Option<AgentUser>,
+}
+
 /// Applies workspace changes one at a time, in a task of its own, so that the session
 /// goes on while git runs; what each change reports comes back as [`WorkspaceNews`].
 fn workspace_worker(
     tracker: &TaskTracker,
-    root: PathBuf,
-    mut settings: crate::config::WorkspaceSettings,
-    mut prepared: PreparedWorkspace,
-    mut credentials: Credentials,
+    mut state: WorkspaceState,
 ) -> (
     mpsc::UnboundedSender<Change>,
     mpsc::UnboundedReceiver<WorkspaceNews>,
@@ -415,20 +459,24 @@ fn workspace_worker(
         while let Some(change) = queue.recv().await {
             let (log, mut lines) = mpsc::unbounded_channel();
             let changed = workspace::apply(
-                &root,
-                &mut settings,
-                &mut prepared,
+                &state.root,
+                &mut state.settings,
+                &mut state.prepared,
                 change,
-                &mut credentials,
+                &mut state.credentials,
                 &log,
             )
             .await;
             drop(log);
+            if let Some(user) = state.agent_user {
+                workspace::hand_over(&state.root, user);
+            }
+            let prepared = &state.prepared;
             while let Some(line) = lines.recv().await {
                 let _relayed = news.send(WorkspaceNews::Line(line));
             }
             if changed {
-                let _relayed = news.send(WorkspaceNews::Changed(workspace_of(&prepared)));
+                let _relayed = news.send(WorkspaceNews::Changed(workspace_of(prepared)));
             }
         }
     });

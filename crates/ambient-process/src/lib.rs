@@ -55,6 +55,26 @@ pub enum ProcessError {
     LineTooLong,
 }
 
+/// The user a child runs as, where the runner can switch (as root, or with
+/// `CAP_SETUID` and `CAP_SETGID`): the agent's processes then cannot read what only the
+/// runner's user can. Supplementary groups are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The group id.
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Makes `command` run as this user.
+    pub fn apply(self, command: &mut Command) {
+        // With a uid set, the standard library also drops a root parent's supplementary
+        // groups before the child runs.
+        command.uid(self.uid).gid(self.gid);
+    }
+}
+
 /// A running process.
 #[derive(Debug)]
 pub struct JsonLinesProcess {
@@ -69,14 +89,20 @@ pub struct JsonLinesProcess {
 
 impl JsonLinesProcess {
     /// Starts `binary` with `argv` in `cwd`, with exactly the environment `env`, in a
-    /// process group of its own (so that stopping it stops what it started).
+    /// process group of its own (so that stopping it stops what it started), as the user
+    /// `run_as` when given.
     pub fn spawn(
         binary: &Path,
         argv: &[OsString],
         cwd: &Path,
         env: &[(OsString, OsString)],
+        run_as: Option<RunAs>,
     ) -> Result<Self, ProcessError> {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(run_as) = run_as {
+            run_as.apply(&mut command);
+        }
+        let mut child = command
             .args(argv)
             .current_dir(cwd)
             .env_clear()

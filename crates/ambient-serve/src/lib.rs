@@ -34,7 +34,7 @@ pub mod request;
 use std::{net::SocketAddr, sync::Arc};
 
 use ambient_adapter::{Adapter, CancellationToken, Mode};
-use ambient_host::{Redactor, RunnerArgs, RunnerExit, config::ConfigError};
+use ambient_host::{HostConfig, RunnerExit, config::ConfigError};
 use ambient_protocol::Secret;
 use tokio::sync::mpsc;
 use tracing::info;
@@ -157,23 +157,17 @@ impl ServeArgs {
 
 /// Serves `adapter`'s session until it ends, the session times out, or `shutdown` fires.
 ///
-/// `redactor` is the process's; the serve token joins what it scrubs.
+/// `config` is the host's (with `SESSION_ID` defaulting to [`DEFAULT_SESSION`]); the
+/// serve token joins what its redactor scrubs.
 pub async fn serve<A: Adapter>(
     settings: ServeSettings,
-    runner: &RunnerArgs,
+    mut config: HostConfig,
     identity: ServeIdentity,
     adapter: A,
-    redactor: Redactor,
     shutdown: CancellationToken,
 ) -> RunnerExit {
-    redactor.learn(&settings.token);
-    let mut config = match runner.host_config(Some(DEFAULT_SESSION), redactor.clone()) {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!(%error, "configuration error");
-            return RunnerExit::ConfigError;
-        }
-    };
+    config.redactor.learn(&settings.token);
+    let redactor = config.redactor.clone();
     // A run is one turn: the session converses, and its prompts come as runs.
     config.mode = Mode::Interactive;
     config.prompt = String::new();
@@ -217,4 +211,4 @@ pub async fn serve<A: Adapter>(
 }
 
 /// The session's name when `SESSION_ID` does not give one.
-const DEFAULT_SESSION: &str = "ag-ui-session";
+pub const DEFAULT_SESSION: &str = "ag-ui-session";

@@ -1,6 +1,8 @@
 //! A git smart-HTTP server on loopback that requires a token, for testing the credential
 //! path: git's own `git http-backend`, run as a CGI program behind a check of the
-//! `Authorization` header.
+//! `Authorization` header. Over plain HTTP, or over HTTPS with a certificate for
+//! `127.0.0.1` made at start ([`GitHttpServer::start_tls`]), since the runner sends
+//! tokens over https only.
 
 use std::{
     net::SocketAddr,
@@ -26,6 +28,60 @@ struct Served {
     expected: String,
     /// Every `Authorization` header received, for tests that check what git sent.
     seen: Mutex<Vec<String>>,
+    /// Every request.
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+fn app(root: &Path, user: &str, token: &str) -> (Arc<Served>, Router) {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+    let served = Arc::new(Served {
+        root: root.to_owned(),
+        expected: format!("Basic {basic}"),
+        seen: Mutex::new(Vec::new()),
+        requests: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .fallback(handle)
+        .with_state(Arc::clone(&served));
+    (served, app)
+}
+
+/// A name no other server's file has.
+fn fastrand_name() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+/// Connections, each once its TLS handshake is done.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that fails its handshake (git refusing the certificate) is dropped.
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// A running server; stops when dropped.
@@ -34,6 +90,8 @@ pub struct GitHttpServer {
     addr: SocketAddr,
     served: Arc<Served>,
     stop: CancellationToken,
+    /// Over TLS: the certificate's PEM file (the CA git must trust).
+    certificate: Option<PathBuf>,
 }
 
 impl GitHttpServer {
@@ -46,15 +104,7 @@ impl GitHttpServer {
     pub async fn start(root: &Path, user: &str, token: &str) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
-        let served = Arc::new(Served {
-            root: root.to_owned(),
-            expected: format!("Basic {basic}"),
-            seen: Mutex::new(Vec::new()),
-        });
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&served));
+        let (served, app) = app(root, user, token);
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         tokio::spawn(async move {
@@ -62,12 +112,87 @@ impl GitHttpServer {
                 .with_graceful_shutdown(stopped.cancelled_owned())
                 .await;
         });
-        Ok(Self { addr, served, stop })
+        Ok(Self {
+            addr,
+            served,
+            stop,
+            certificate: None,
+        })
+    }
+
+    /// The same over HTTPS, with a self-signed certificate for `127.0.0.1` whose PEM file
+    /// ([`GitHttpServer::certificate`]) git must be told to trust (`GIT_SSL_CAINFO`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a dropped start leaves nothing running.
+    pub async fn start_tls(root: &Path, user: &str, token: &str) -> std::io::Result<Self> {
+        crate::crypto();
+        let made = rcgen::generate_simple_self_signed(vec![String::from("127.0.0.1")])
+            .map_err(std::io::Error::other)?;
+        let certificate = root.join(format!("git-server-{}.pem", fastrand_name()));
+        std::fs::write(&certificate, made.cert.pem())?;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .map_err(std::io::Error::other)?;
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = tcp.local_addr()?;
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let (served, app) = app(root, user, token);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let _served = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await;
+        });
+        Ok(Self {
+            addr,
+            served,
+            stop,
+            certificate: Some(certificate),
+        })
+    }
+
+    /// The certificate git must trust, for a server started with TLS.
+    pub fn certificate(&self) -> Option<&Path> {
+        self.certificate.as_deref()
+    }
+
+    /// `host:port` of the server, as a token's host list names it.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
     }
 
     /// The clone URL of the repository `path` (relative to the root, e.g. `o/r.git`).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{path}", self.addr)
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/{path}", self.addr)
+    }
+
+    /// How many requests came, with or without credentials.
+    pub fn requests(&self) -> usize {
+        self.served
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every `Authorization` header received.
+    pub fn credentials_seen(&self) -> Vec<String> {
+        self.served
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How many requests carried the right credentials.
@@ -88,6 +213,9 @@ impl Drop for GitHttpServer {
 }
 
 async fn handle(State(served): State<Arc<Served>>, request: Request) -> Response {
+    served
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -428,7 +428,13 @@ async fn the_workspace_is_prepared_before_runs_are_taken_and_its_lines_open_the_
     let origins = tempfile::tempdir().unwrap();
     let good = ambient_test_support::git_repos::bare_repo(origins.path(), "o", "app");
     let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
-    let mut command = echo(workspace.path(), &[("REPOS_JSON", repos.as_str())]);
+    let mut command = echo(
+        workspace.path(),
+        &[
+            ("REPOS_JSON", repos.as_str()),
+            ("GIT_PROTOCOLS", "https,file"),
+        ],
+    );
     command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     let served = Served::start(command, workspace.path()).await;
     // Announced once the workspace is ready.

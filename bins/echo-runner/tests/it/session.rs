@@ -192,7 +192,11 @@ async fn repositories_are_checked_out_before_the_agent_starts() {
     let good = ambient_test_support::git_repos::bare_repo(origins.path(), "o", "app");
     let repos = json!([{"input": {"url": good}}, {"name": "gone", "input": {"url": "file:///no/such.git"}}]).to_string();
     let child = env
-        .runner(&[("PROMPT", "hi"), ("REPOS_JSON", repos.as_str())])
+        .runner(&[
+            ("PROMPT", "hi"),
+            ("REPOS_JSON", repos.as_str()),
+            ("GIT_PROTOCOLS", "https,file"),
+        ])
         .spawn()
         .unwrap();
     let finished = env.finish(child).await;
@@ -218,7 +222,11 @@ async fn a_main_repository_that_cannot_be_had_fails_the_session() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let repos = json!([{"name": "main", "input": {"url": "file:///no/such.git"}}]).to_string();
     let child = env
-        .runner(&[("PROMPT", "hi"), ("REPOS_JSON", repos.as_str())])
+        .runner(&[
+            ("PROMPT", "hi"),
+            ("REPOS_JSON", repos.as_str()),
+            ("GIT_PROTOCOLS", "https,file"),
+        ])
         .spawn()
         .unwrap();
     let finished = env.finish(child).await;

@@ -75,7 +75,11 @@ async fn during_a_git_clone_that_hangs() {
     let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
     let (git, repos) = hanging_git().await;
     let child = env
-        .runner(&[("PROMPT", "hi"), ("REPOS_JSON", &repos)])
+        .runner(&[
+            ("PROMPT", "hi"),
+            ("REPOS_JSON", &repos),
+            ("GIT_PROTOCOLS", "http"),
+        ])
         .spawn()
         .unwrap();
     let (_connection, _) = tokio::time::timeout(crate::support::WAIT, git.accept())
@@ -162,7 +166,9 @@ mod served {
         let workspace = tempfile::tempdir().unwrap();
         let (git, repos) = hanging_git().await;
         let mut command = serve_command(env!("CARGO_BIN_EXE_echo-runner"), workspace.path());
-        command.env("REPOS_JSON", &repos);
+        command
+            .env("REPOS_JSON", &repos)
+            .env("GIT_PROTOCOLS", "http");
         let child = command.spawn().unwrap();
         let (_connection, _) = tokio::time::timeout(crate::support::WAIT, git.accept())
             .await

@@ -341,3 +341,29 @@ async fn what_an_adapter_leaves_behind_is_relayed_for_a_grace_period_then_left()
     );
     assert!(told.contains(&String::from("log tick")), "{told:?}");
 }
+
+#[tokio::test]
+async fn a_secret_streamed_in_pieces_reaches_no_front() {
+    for pieces in [2, 3, 30] {
+        let message = format!("stream {pieces} the token is {PLANTED}, keep it");
+        let test = start(
+            config(&message, Mode::Batch, None),
+            Open::Fresh,
+            EchoAdapter::default(),
+        );
+        let (_, told, _) = test.end().await;
+        let deltas: String = told
+            .iter()
+            .filter_map(|line| line.strip_prefix("TextDelta { stream: \"echo-1\", data: \""))
+            .map(|rest| rest.trim_end_matches("\" }"))
+            .collect();
+        assert_eq!(deltas, "the token is ***REDACTED***, keep it", "{told:#?}");
+        for part in PLANTED.as_bytes().windows(6) {
+            let part = std::str::from_utf8(part).unwrap();
+            assert!(
+                !told.iter().any(|line| line.contains(part)),
+                "{pieces} pieces: {part:?} went out: {told:#?}"
+            );
+        }
+    }
+}

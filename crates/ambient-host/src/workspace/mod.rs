@@ -25,7 +25,11 @@ use ambient_protocol::{
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::config::{MainRepo, WorkspaceSettings};
+use crate::{
+    Redactor,
+    config::{AgentUser, MainRepo, WorkspaceSettings},
+};
+pub use git::GitSettings;
 use git::{GIT_TIMEOUT, GitError, HostCredential};
 
 /// What happened to one repository.
@@ -39,6 +43,9 @@ pub enum RepoResult {
     Updated,
     /// An existing checkout with local changes, left as it was.
     KeptLocalChanges,
+    /// An existing checkout the runner's git does not touch, and why (its `.git` could make
+    /// git run something or send a token elsewhere); the agent keeps it as it is.
+    LeftAlone(String),
     /// It could not be had; why.
     Failed(String),
 }
@@ -102,8 +109,8 @@ pub trait TokenMinter: Send + Sync + fmt::Debug {
     fn mint(&self) -> Pin<Box<dyn Future<Output = Result<Secret, String>> + Send + '_>>;
 }
 
-/// Where git tokens come from.
-#[derive(Debug, Clone, Default)]
+/// Where git tokens come from, and who learns of the ones minted.
+#[derive(Debug, Clone)]
 pub struct Credentials {
     /// `GITHUB_TOKEN`.
     pub github: Option<Secret>,
@@ -112,52 +119,102 @@ pub struct Credentials {
     /// Mints a GitHub token when none is given.
     pub mint: Option<Arc<dyn TokenMinter>>,
     minted: Option<Secret>,
+    /// Scrubs a minted token from everything from the moment it is minted.
+    redactor: Redactor,
+}
+
+/// What a URL gets from [`Credentials::for_url`].
+#[derive(Debug, Default)]
+struct Access {
+    /// The credential for the URL's origin.
+    credential: Option<HostCredential>,
+    /// Why a token the session holds is not sent there, when one is not.
+    withheld: Option<String>,
 }
 
 impl Credentials {
-    /// Tokens as configured; `mint` is asked when a GitHub token is needed and missing.
+    /// Tokens as configured; `mint` is asked when a GitHub token is needed and missing,
+    /// and `redactor` learns what it mints.
     pub fn new(
         github: Option<Secret>,
         gitlab: Option<Secret>,
         mint: Option<Arc<dyn TokenMinter>>,
+        redactor: Redactor,
     ) -> Self {
         Self {
             github,
             gitlab,
             mint,
             minted: None,
+            redactor,
         }
     }
 
-    /// The credential for an HTTPS URL's host: GitLab's for hosts that contain `gitlab`,
-    /// GitHub's (given or minted) for any other. `None` for other schemes.
-    async fn for_url(&mut self, url: &str) -> Option<HostCredential> {
-        let host = https_host(url)?;
-        if host.contains("gitlab") {
-            return self.gitlab.clone().map(|token| HostCredential {
-                user: "oauth2",
-                token,
-            });
+    /// The credential for a URL: the GitLab token for an https URL of a GitLab host, the
+    /// GitHub token (given, or minted) for one of a GitHub host, and none for any other
+    /// host or transport (with a word on why, where a token was held back).
+    async fn for_url(&mut self, url: &str, git: &GitSettings) -> Access {
+        let Some(origin) = https_origin(url) else {
+            let withheld = (self.github.is_some() || self.gitlab.is_some() || self.mint.is_some())
+                .then(|| String::from("no token goes over a transport other than https"));
+            return Access {
+                credential: None,
+                withheld,
+            };
+        };
+        let host = origin.trim_start_matches("https://").to_ascii_lowercase();
+        let listed = |hosts: &[String]| hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
+        if listed(&git.gitlab_hosts) {
+            return Access {
+                credential: self.gitlab.clone().map(|token| HostCredential {
+                    origin,
+                    user: "oauth2",
+                    token,
+                }),
+                withheld: None,
+            };
+        }
+        if !listed(&git.github_hosts) {
+            let withheld = (self.github.is_some() || self.gitlab.is_some() || self.mint.is_some())
+                .then(|| {
+                    format!(
+                        "{host} is not a host the tokens are for (GITHUB_HOSTS: {}; GITLAB_HOSTS: {})",
+                        git.github_hosts.join(", "),
+                        git.gitlab_hosts.join(", ")
+                    )
+                });
+            return Access {
+                credential: None,
+                withheld,
+            };
         }
         if self.github.is_none()
             && self.minted.is_none()
             && let Some(mint) = &self.mint
         {
             match mint.mint().await {
-                Ok(token) if !token.is_empty() => self.minted = Some(token),
+                Ok(token) if !token.is_empty() => {
+                    self.redactor.learn(&token);
+                    self.minted = Some(token);
+                }
                 Ok(_) => warn!("an empty GitHub token was minted"),
                 Err(error) => {
                     warn!(%error, "no GitHub token could be minted; cloning without one");
                 }
             }
         }
-        self.github
-            .clone()
-            .or_else(|| self.minted.clone())
-            .map(|token| HostCredential {
-                user: "x-access-token",
-                token,
-            })
+        Access {
+            credential: self
+                .github
+                .clone()
+                .or_else(|| self.minted.clone())
+                .map(|token| HostCredential {
+                    origin,
+                    user: "x-access-token",
+                    token,
+                }),
+            withheld: None,
+        }
     }
 
     /// Whether the GitHub credential in use was minted (and so may have expired).
@@ -171,12 +228,13 @@ impl Credentials {
     }
 }
 
-fn https_host(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split('/').next()?;
-    Some(authority.rsplit('@').next().unwrap_or(authority))
+/// `https://host[:port]` of an https URL, without credentials; `None` for any other
+/// transport.
+fn https_origin(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    (!host.is_empty()).then(|| format!("https://{host}"))
 }
 
 /// `url` without credentials in it.
@@ -337,6 +395,7 @@ pub async fn prepare(
             RepoResult::KeptLocalChanges => {
                 format!("⚠️ {name}: has local changes; kept as it is, not reset")
             }
+            RepoResult::LeftAlone(why) => format!("⚠️ {name}: left as it is: {why}"),
             RepoResult::Failed(reason) => format!("✗ {name}: {reason}"),
         });
         outcomes.push(RepoOutcome {
@@ -390,6 +449,41 @@ pub async fn prepare(
         artifacts,
         repos: outcomes,
     })
+}
+
+/// Gives the agent's user the workspace under `root` (every file and folder it does not
+/// own yet), so that an agent running as its own user can work in what the runner
+/// checked out. A file it cannot take is logged and left.
+pub fn hand_over(root: &Path, user: AgentUser) {
+    let mut folders = vec![root.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let mut paths = vec![folder.clone()];
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => folders.push(entry.path()),
+                    Ok(_) => paths.push(entry.path()),
+                    Err(_) => {}
+                }
+            }
+        }
+        for path in paths {
+            if let Err(error) = take(&path, user) {
+                // One failure says it all (the runner may not change owners at all).
+                warn!(path = %path.display(), %error, "the workspace could not be given to the agent's user");
+                return;
+            }
+        }
+    }
+}
+
+fn take(path: &Path, user: AgentUser) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() == user.uid && meta.gid() == user.gid {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))
 }
 
 /// A change to the workspace while the session runs (`repo_added`, `repo_removed`,
@@ -455,7 +549,19 @@ pub async fn apply(
                 say(format!("✗ {name}: the agent works in it; not removed"));
                 return false;
             }
-            let status = git::run(&path, &["status", "--porcelain"], None, GIT_TIMEOUT).await;
+            let status = match git::check_checkout(&path, &settings.git).await {
+                Ok(()) => {
+                    git::run(
+                        &path,
+                        &["status", "--porcelain"],
+                        &settings.git,
+                        None,
+                        GIT_TIMEOUT,
+                    )
+                    .await
+                }
+                Err(refused) => Err(refused),
+            };
             if status.as_deref().map_or(true, |s| !s.trim().is_empty()) {
                 say(format!(
                     "⚠️ {name}: has local changes (or is not a checkout); kept on disk, no longer offered to the agent"
@@ -502,46 +608,55 @@ async fn prepare_repo(
     credentials: &mut Credentials,
     say: &impl Fn(String),
 ) -> RepoResult {
+    let git = &settings.git;
     let branch = repo
         .input
         .branch
         .clone()
         .unwrap_or_else(|| String::from("main"));
     let url = clean_url(&repo.input.url);
-    let credential = credentials.for_url(&url).await;
-    let mut outcome = checkout(
-        &url,
-        &branch,
+    let checked = async {
+        git::check_url(&url, git)?;
+        git::check_branch(&branch, git).await?;
+        if let Some(output) = &repo.output {
+            git::check_url(&clean_url(&output.url), git)?;
+        }
+        Ok::<(), GitError>(())
+    };
+    if let Err(refused) = checked.await {
+        return RepoResult::Failed(refused.to_string());
+    }
+    let access = credentials.for_url(&url, git).await;
+    if let Some(why) = &access.withheld {
+        say(format!("ℹ️ {name}: cloned without a token: {why}"));
+    }
+    let target = Checkout {
+        url: &url,
+        branch: &branch,
         name,
         path,
         is_continuation,
-        credential.as_ref(),
-        say,
-    )
-    .await;
+    };
+    let mut outcome = checkout(&target, git, access.credential.as_ref(), say).await;
     // A minted token expires (GitHub App tokens last an hour): mint again, once.
-    if outcome.is_err() && credentials.uses_minted() {
+    if matches!(outcome, Err(GitError::Failed { .. })) && credentials.uses_minted() {
         credentials.refresh();
-        let fresh = credentials.for_url(&url).await;
-        outcome = checkout(
-            &url,
-            &branch,
-            name,
-            path,
-            is_continuation,
-            fresh.as_ref(),
-            say,
-        )
-        .await;
+        let fresh = credentials.for_url(&url, git).await;
+        outcome = checkout(&target, git, fresh.credential.as_ref(), say).await;
     }
     let result = match outcome {
         Ok(result) => result,
+        Err(GitError::Refused(why)) => return RepoResult::LeftAlone(why),
         Err(error) => return RepoResult::Failed(error.to_string()),
     };
+    if matches!(result, RepoResult::Preserved | RepoResult::KeptLocalChanges) {
+        return result;
+    }
     let configure = async {
         git::run(
             path,
             &["config", "user.name", &settings.git_user_name],
+            git,
             None,
             GIT_TIMEOUT,
         )
@@ -549,15 +664,24 @@ async fn prepare_repo(
         git::run(
             path,
             &["config", "user.email", &settings.git_user_email],
+            git,
             None,
             GIT_TIMEOUT,
         )
         .await?;
         if let Some(output) = &repo.output {
-            let _absent = git::run(path, &["remote", "remove", "output"], None, GIT_TIMEOUT).await;
+            let _absent = git::run(
+                path,
+                &["remote", "remove", "output"],
+                git,
+                None,
+                GIT_TIMEOUT,
+            )
+            .await;
             git::run(
                 path,
-                &["remote", "add", "output", &clean_url(&output.url)],
+                &["remote", "add", "output", "--", &clean_url(&output.url)],
+                git,
                 None,
                 GIT_TIMEOUT,
             )
@@ -571,32 +695,58 @@ async fn prepare_repo(
     }
 }
 
-async fn checkout(
-    url: &str,
-    branch: &str,
-    name: &str,
-    path: &Path,
+/// One repository to have in the workspace.
+struct Checkout<'a> {
+    url: &'a str,
+    branch: &'a str,
+    name: &'a str,
+    path: &'a Path,
     is_continuation: bool,
+}
+
+async fn checkout(
+    target: &Checkout<'_>,
+    git: &GitSettings,
     credential: Option<&HostCredential>,
     say: &impl Fn(String),
 ) -> Result<RepoResult, GitError> {
+    let Checkout {
+        url,
+        branch,
+        name,
+        path,
+        is_continuation,
+    } = *target;
     if !path.join(".git").exists() {
         say(format!("📥 Cloning {name} ({branch})..."));
         let parent = path.parent().unwrap_or(path);
         let target = path.to_string_lossy();
         git::run(
             parent,
-            &["clone", "--branch", branch, "--single-branch", url, &target],
+            &[
+                "clone",
+                "--branch",
+                branch,
+                "--single-branch",
+                "--",
+                url,
+                &target,
+            ],
+            git,
             credential,
             GIT_TIMEOUT,
         )
         .await?;
         return Ok(RepoResult::Cloned);
     }
+    // A checkout the agent had: git runs in it only when nothing in it can make git run
+    // something or send a token elsewhere.
+    git::check_checkout(path, git).await?;
     // The remote URL is kept free of credentials whatever an earlier runner left there.
     git::run(
         path,
-        &["remote", "set-url", "origin", url],
+        &["remote", "set-url", "origin", "--", url],
+        git,
         None,
         GIT_TIMEOUT,
     )
@@ -604,20 +754,46 @@ async fn checkout(
     if is_continuation {
         return Ok(RepoResult::Preserved);
     }
-    let status = git::run(path, &["status", "--porcelain"], None, GIT_TIMEOUT).await?;
+    let status = git::run(path, &["status", "--porcelain"], git, None, GIT_TIMEOUT).await?;
     if !status.trim().is_empty() {
         return Ok(RepoResult::KeptLocalChanges);
     }
     say(format!("🔄 Updating {name} to origin/{branch}..."));
-    git::run(path, &["fetch", "origin", branch], credential, GIT_TIMEOUT).await?;
     git::run(
         path,
-        &["checkout", "-B", branch, &format!("origin/{branch}")],
+        &["fetch", "origin", "--", branch],
+        git,
+        credential,
+        GIT_TIMEOUT,
+    )
+    .await?;
+    git::run(
+        path,
+        &["checkout", "-B", branch, &format!("origin/{branch}"), "--"],
+        git,
         None,
         GIT_TIMEOUT,
     )
     .await?;
     Ok(RepoResult::Updated)
+}
+
+/// A folder inside a workflow repository, as a relative path that cannot leave it.
+fn inside(sub: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(sub.trim_start_matches('/'));
+    let mut path = PathBuf::new();
+    for component in relative.components() {
+        match component {
+            std::path::Component::Normal(part) => path.push(part),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "the workflow path {sub:?} leaves the workflow's repository"
+                ));
+            }
+        }
+    }
+    Ok(path)
 }
 
 async fn prepare_workflow(
@@ -629,6 +805,13 @@ async fn prepare_workflow(
 ) -> Result<PathBuf, String> {
     let (_, name) = owner_and_repo(&location.url);
     let name = safe_folder(&name);
+    let sub = match settings.workflow_path.as_deref().map(inside).transpose() {
+        Ok(sub) => sub,
+        Err(why) => {
+            say(format!("✗ workflow {name}: {why}"));
+            return Err(why);
+        }
+    };
     let workflows = root.join("workflows");
     std::fs::create_dir_all(&workflows).map_err(|e| e.to_string())?;
     let path = workflows.join(&name);
@@ -649,12 +832,12 @@ async fn prepare_workflow(
     )
     .await
     {
-        RepoResult::Failed(reason) => {
+        RepoResult::Failed(reason) | RepoResult::LeftAlone(reason) => {
             say(format!("✗ workflow {name}: {reason}"));
             Err(reason)
         }
-        _ => Ok(match &settings.workflow_path {
-            Some(sub) => path.join(sub.trim_start_matches('/')),
+        _ => Ok(match sub {
+            Some(sub) => path.join(sub),
             None => path,
         }),
     }

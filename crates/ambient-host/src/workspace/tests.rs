@@ -2,7 +2,7 @@
 
 use ambient_protocol::repos::{RepoLocation, RepoSpec};
 
-use super::{clean_url, folder_names, https_host};
+use super::{clean_url, folder_names, https_origin};
 
 fn repo(name: Option<&str>, url: &str) -> RepoSpec {
     RepoSpec {
@@ -45,8 +45,9 @@ fn urls_lose_their_credentials_and_name_their_host() {
     );
     assert_eq!(clean_url("file:///tmp/r.git"), "file:///tmp/r.git");
     assert_eq!(
-        https_host("https://user:pw@gitlab.example.com/o/r"),
-        Some("gitlab.example.com")
+        https_origin("https://user:pw@gitlab.example.com:8443/o/r"),
+        Some(String::from("https://gitlab.example.com:8443"))
     );
-    assert_eq!(https_host("git@github.com:o/r.git"), None);
+    assert_eq!(https_origin("git@github.com:o/r.git"), None);
+    assert_eq!(https_origin("http://github.com/o/r.git"), None);
 }

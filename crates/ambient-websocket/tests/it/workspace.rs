@@ -1,16 +1,13 @@
-//! Workspace preparation with real git, against repositories the tests create, over
-//! `file://`.
+//! The workspace as a WebSocket session sees it: a token minted through the backend,
+//! repositories added and removed while the session runs, and the folders the adapter is
+//! handed. (Preparation itself, and the attacks on the runner's git, are the host's tests.)
 
-use std::path::{Path, PathBuf};
+use std::{ffi::OsString, path::PathBuf};
 
-use ambient_host::{
-    config::{MainRepo, WorkspaceSettings},
-    workspace::{Credentials, PreparedWorkspace, RepoResult, WorkspaceError, prepare},
-};
+use ambient_host::config::{MainRepo, WorkspaceSettings};
 use ambient_protocol::repos::{RepoLocation, RepoSpec};
+use ambient_test_support::git_repos::bare_repo as origin;
 use tokio::sync::mpsc;
-
-use ambient_test_support::git_repos::{advance, bare_repo as origin, git};
 
 fn spec(url: &str) -> RepoSpec {
     RepoSpec {
@@ -24,35 +21,20 @@ fn spec(url: &str) -> RepoSpec {
     }
 }
 
+/// The session's repositories, with the runner's git allowed to use local ones.
 fn settings(repos: Vec<RepoSpec>) -> WorkspaceSettings {
-    WorkspaceSettings {
+    let mut settings = WorkspaceSettings {
         repos,
         git_user_name: String::from("Ambient Code Bot"),
         git_user_email: String::from("bot@ambient-code.local"),
         ..WorkspaceSettings::default()
-    }
-}
-
-async fn run(
-    workspace: &Path,
-    settings: &WorkspaceSettings,
-    continuation: bool,
-) -> (Result<PreparedWorkspace, WorkspaceError>, Vec<String>) {
-    let (log, mut lines) = mpsc::unbounded_channel();
-    let result = prepare(
-        workspace,
-        settings,
-        continuation,
-        &mut Credentials::default(),
-        &log,
-    )
-    .await;
-    drop(log);
-    let mut said = Vec::new();
-    while let Some(line) = lines.recv().await {
-        said.push(line);
-    }
-    (result, said)
+    };
+    settings.git.protocols.push(String::from("file"));
+    settings.git.env = vec![(
+        OsString::from("PATH"),
+        OsString::from("/usr/local/bin:/usr/bin:/bin"),
+    )];
+    settings
 }
 
 struct Setup {
@@ -69,198 +51,6 @@ fn setup() -> Setup {
         origins,
         workspace,
         _dir: dir,
-    }
-}
-
-#[tokio::test]
-async fn one_bad_repository_does_not_stop_the_others() {
-    let s = setup();
-    let a = origin(&s.origins, "o", "a");
-    let b = origin(&s.origins, "o", "b");
-    let repos = vec![spec(&a), spec("file:///no/such/repo.git"), spec(&b)];
-    let (prepared, said) = run(&s.workspace, &settings(repos), false).await;
-    let prepared = prepared.unwrap();
-    let results: Vec<_> = prepared
-        .repos
-        .iter()
-        .map(|r| (r.name.as_str(), &r.result))
-        .collect();
-    assert!(
-        matches!(
-            results[..],
-            [
-                ("a", RepoResult::Cloned),
-                ("repo", RepoResult::Failed(_)),
-                ("b", RepoResult::Cloned)
-            ]
-        ),
-        "{results:?}"
-    );
-    assert!(
-        said.iter()
-            .any(|l| l.starts_with("✗ repo: git clone failed")),
-        "{said:?}"
-    );
-    assert_eq!(prepared.main, s.workspace.join("a"));
-    assert_eq!(
-        prepared.extra,
-        [s.workspace.join("b"), s.workspace.join("artifacts")]
-    );
-    assert!(s.workspace.join("b/README.md").exists());
-    let config = std::fs::read_to_string(s.workspace.join("a/.git/config")).unwrap();
-    assert!(config.contains("name = Ambient Code Bot"), "{config}");
-}
-
-#[tokio::test]
-async fn a_main_repository_that_cannot_be_had_fails_clearly() {
-    let s = setup();
-    let b = origin(&s.origins, "o", "b");
-    let mut settings = settings(vec![spec("file:///no/such/main.git"), spec(&b)]);
-    settings.main_repo = MainRepo::Index(0);
-    let (prepared, _) = run(&s.workspace, &settings, false).await;
-    let error = prepared.unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .starts_with("the main repository main could not be had: git clone failed"),
-        "{error}"
-    );
-}
-
-#[tokio::test]
-async fn repositories_of_the_same_name_from_two_owners_get_two_folders() {
-    let s = setup();
-    let alpha = origin(&s.origins, "alpha", "app");
-    let beta = origin(&s.origins, "beta", "app");
-    let (prepared, _) = run(
-        &s.workspace,
-        &settings(vec![spec(&alpha), spec(&beta)]),
-        false,
-    )
-    .await;
-    let prepared = prepared.unwrap();
-    assert_eq!(
-        std::fs::read_to_string(s.workspace.join("alpha-app/README.md")).unwrap(),
-        "alpha/app\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(s.workspace.join("beta-app/README.md")).unwrap(),
-        "beta/app\n"
-    );
-    assert_eq!(prepared.main, s.workspace.join("alpha-app"));
-}
-
-#[tokio::test]
-async fn a_continuation_keeps_local_changes() {
-    let s = setup();
-    let a = origin(&s.origins, "o", "a");
-    let settings = settings(vec![spec(&a)]);
-    run(&s.workspace, &settings, false).await.0.unwrap();
-    std::fs::write(s.workspace.join("a/README.md"), "edited by the agent\n").unwrap();
-    advance(&s.origins, "o", "a", "upstream.txt");
-    let (prepared, _) = run(&s.workspace, &settings, true).await;
-    assert_eq!(prepared.unwrap().repos[0].result, RepoResult::Preserved);
-    assert_eq!(
-        std::fs::read_to_string(s.workspace.join("a/README.md")).unwrap(),
-        "edited by the agent\n"
-    );
-    assert!(
-        !s.workspace.join("a/upstream.txt").exists(),
-        "a continuation fetched"
-    );
-}
-
-#[tokio::test]
-async fn a_fresh_session_never_resets_a_dirty_checkout_and_updates_a_clean_one() {
-    let s = setup();
-    let dirty = origin(&s.origins, "o", "dirty");
-    let clean = origin(&s.origins, "o", "clean");
-    let settings = settings(vec![spec(&dirty), spec(&clean)]);
-    run(&s.workspace, &settings, false).await.0.unwrap();
-    std::fs::write(s.workspace.join("dirty/README.md"), "unsaved work\n").unwrap();
-    advance(&s.origins, "o", "dirty", "later.txt");
-    advance(&s.origins, "o", "clean", "later.txt");
-    let (prepared, said) = run(&s.workspace, &settings, false).await;
-    let prepared = prepared.unwrap();
-    assert_eq!(prepared.repos[0].result, RepoResult::KeptLocalChanges);
-    assert_eq!(
-        std::fs::read_to_string(s.workspace.join("dirty/README.md")).unwrap(),
-        "unsaved work\n"
-    );
-    assert!(
-        said.iter()
-            .any(|l| l.contains("dirty: has local changes; kept as it is")),
-        "{said:?}"
-    );
-    assert_eq!(prepared.repos[1].result, RepoResult::Updated);
-    assert!(s.workspace.join("clean/later.txt").exists());
-}
-
-mod over_http {
-    //! The credential path, against a git smart-HTTP server that requires a token.
-
-    use ambient_protocol::Secret;
-    use ambient_test_support::GitHttpServer;
-
-    use super::*;
-
-    const TOKEN: &str = "ghs_plantedHttpToken0123456789abcdef";
-
-    /// Every file under `dir`, read as text where it is text.
-    fn every_file(dir: &Path, found: &mut Vec<(PathBuf, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                every_file(&path, found);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                found.push((path, String::from_utf8_lossy(&bytes).into_owned()));
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn the_token_reaches_git_and_nothing_in_the_workspace_or_the_log() {
-        let s = setup();
-        origin(&s.origins, "o", "a");
-        let server = GitHttpServer::start(&s.origins, "x-access-token", TOKEN)
-            .await
-            .unwrap();
-        let url = server.url("o/a.git");
-        let settings = settings(vec![spec(&url)]);
-        let (log, mut lines) = mpsc::unbounded_channel();
-        let mut credentials = Credentials::new(Some(Secret::new(TOKEN)), None, None);
-        let prepared = prepare(&s.workspace, &settings, false, &mut credentials, &log)
-            .await
-            .unwrap();
-        drop(log);
-        assert_eq!(prepared.repos[0].result, RepoResult::Cloned);
-        assert!(server.authorized_requests() > 0, "git never sent the token");
-        let mut said = Vec::new();
-        while let Some(line) = lines.recv().await {
-            said.push(line);
-        }
-        assert!(!said.iter().any(|l| l.contains(TOKEN)), "{said:?}");
-        let mut files = Vec::new();
-        every_file(&s.workspace, &mut files);
-        assert!(files.len() > 5, "the clone is empty");
-        for (path, text) in files {
-            assert!(!text.contains(TOKEN), "the token is in {}", path.display());
-        }
-        let remote = git(&s.workspace.join("a"), &["remote", "get-url", "origin"]);
-        assert_eq!(remote.trim(), url);
-    }
-
-    #[tokio::test]
-    async fn without_the_token_the_clone_fails_at_once_and_says_so() {
-        let s = setup();
-        origin(&s.origins, "o", "a");
-        let server = GitHttpServer::start(&s.origins, "x-access-token", TOKEN)
-            .await
-            .unwrap();
-        let settings = settings(vec![spec(&server.url("o/a.git"))]);
-        let (prepared, _) = run(&s.workspace, &settings, false).await;
-        let error = prepared.unwrap_err();
-        assert!(error.to_string().contains("git clone failed"), "{error}");
     }
 }
 
@@ -289,12 +79,20 @@ mod minted {
             .unwrap();
         let s = setup();
         origin(&s.origins, "o", "a");
-        let server = GitHttpServer::start(&s.origins, "x-access-token", MINTED)
+        let server = GitHttpServer::start_tls(&s.origins, "x-access-token", MINTED)
             .await
             .unwrap();
         let mut config = config(&backend, false, None);
         config.host.workspace = s.workspace.clone();
-        config.host.workspace_settings = settings(vec![spec(&server.url("o/a.git"))]);
+        let mut repos = settings(vec![spec(&server.url("o/a.git"))]);
+        repos.git.github_hosts = vec![server.host()];
+        if let Some(certificate) = server.certificate() {
+            repos.git.env.push((
+                OsString::from("GIT_SSL_CAINFO"),
+                certificate.as_os_str().to_owned(),
+            ));
+        }
+        config.host.workspace_settings = repos;
         let report = tokio::time::timeout(
             WAIT,
             run_session(config, EchoAdapter::default(), CancellationToken::new()),

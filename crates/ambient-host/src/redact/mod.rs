@@ -5,11 +5,17 @@
 //! [`RedactingWriter`], which the binaries install) every log line. Adapters only emit
 //! events, so they cannot bypass it. Two things are scrubbed:
 //!
-//! - the secret values the runner holds (the bot token, API keys, git tokens), wherever
-//!   they appear, exactly;
-//! - known token shapes (GitHub and GitLab tokens, Anthropic and Langfuse keys, bearer
-//!   headers, credentials in URLs, `NAME=value` for secret variable names), so that a
-//!   token the runner never held (one a tool printed) is caught too.
+//! - the secret values the runner holds (the bot token, API keys, git tokens, and those it
+//!   learns later: a minted token, a rotated one), wherever they appear, exactly, and in
+//!   their common encodings (base64 at any alignment, percent-encoded, JSON-escaped);
+//! - known token shapes (GitHub, GitLab, Anthropic, Langfuse, AWS and Slack tokens, JWTs,
+//!   bearer headers, credentials in URLs, `NAME=value` for secret variable names), so that
+//!   a token the runner never held (one a tool printed) is caught too.
+//!
+//! Streamed text needs more: a secret printed by a model arrives as deltas of a few
+//! characters. [`Redactor::stream`] holds back the tail of each stream that could be the
+//! start of a secret and releases it, scrubbed, once the next delta (or the stream's end)
+//! shows what it was ([`stream`]).
 
 use std::{
     borrow::Cow,
@@ -24,6 +30,9 @@ use serde_json::Value;
 /// What a secret becomes.
 pub const REDACTED: &str = "***REDACTED***";
 
+mod forms;
+pub mod stream;
+
 /// A secret's value as matched, when it is long enough to match by value.
 fn usable(secret: &Secret) -> Option<String> {
     let value = secret.expose().trim();
@@ -36,7 +45,7 @@ const MIN_SECRET_LEN: usize = 6;
 
 /// Known token shapes. Groups named `keep` are kept around the redaction.
 const PATTERNS: &[&str] = &[
-    r"gh[pousr]_[A-Za-z0-9]{36,}",
+    r"gh[a-z]_[A-Za-z0-9]{16,}",
     r"github_pat_[A-Za-z0-9_]{22,}",
     r"glpat-[A-Za-z0-9_\-]{20,}",
     r"sk-ant-[A-Za-z0-9_\-]{8,}",
@@ -46,6 +55,9 @@ const PATTERNS: &[&str] = &[
     r"(?P<keep3>://)[^/\s:@]+:[^@\s/]+@",
     r"(?P<keep4>(?:ANTHROPIC_API_KEY|LANGFUSE_SECRET_KEY|LANGFUSE_PUBLIC_KEY|LANGGRAPH_API_KEY|BOT_TOKEN|GIT_TOKEN|GITHUB_TOKEN|GITLAB_TOKEN)=)\S+",
     r"(?P<keep5>[Bb]earer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",
+    r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    r"xox[abposre]-[A-Za-z0-9\-]{10,}",
 ];
 
 /// Scrubs secrets from text. Cheap to clone; clones share what they know, so a secret
@@ -55,18 +67,21 @@ pub struct Redactor {
     known: Arc<RwLock<Known>>,
 }
 
-/// The secret values known, and the matcher built from them and the token shapes.
+/// The secret values known, the forms they are matched in, and the matcher built from
+/// those and the token shapes.
 struct Known {
     values: Vec<String>,
+    forms: Arc<[String]>,
     matcher: Arc<Regex>,
 }
 
 impl Known {
-    fn new(mut values: Vec<String>) -> Self {
+    fn new(values: Vec<String>) -> Self {
+        let mut forms: Vec<String> = values.iter().flat_map(|v| forms::of(v)).collect();
         // Longest first, so that a secret containing another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        let alternatives: Vec<String> = values
+        forms.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        forms.dedup();
+        let alternatives: Vec<String> = forms
             .iter()
             .map(|v| regex::escape(v))
             .chain(PATTERNS.iter().map(|p| (*p).to_owned()))
@@ -81,6 +96,7 @@ impl Known {
             .expect("the built-in patterns compile");
         Self {
             values,
+            forms: forms.into(),
             matcher: Arc::new(matcher),
         }
     }
@@ -126,6 +142,12 @@ impl Redactor {
     fn matcher(&self) -> Arc<Regex> {
         let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&known.matcher)
+    }
+
+    /// The forms of the known secrets, as matched.
+    fn forms(&self) -> Arc<[String]> {
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&known.forms)
     }
 
     /// Whether `text` holds anything to scrub.
@@ -344,6 +366,43 @@ mod tests {
             "Authorization: Bearer ***REDACTED***",
         );
         check(&r, "nothing secret here", "nothing secret here");
+        check(
+            &r,
+            "aws AKIAIOSFODNN7EXAMPLE and ASIAY34FZKBOKMUTVV7A",
+            "aws ***REDACTED*** and ***REDACTED***",
+        );
+        check(
+            &r,
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U!",
+            "jwt ***REDACTED***!",
+        );
+        check(
+            &r,
+            "slack xoxb-1234567890-abcdefghij and ghs_short0123456789ab",
+            "slack ***REDACTED*** and ***REDACTED***",
+        );
+    }
+
+    #[test]
+    fn a_held_secret_is_found_in_its_encodings() {
+        use base64::Engine as _;
+        let token = "tok-e5f1-held-secret";
+        let r = Redactor::new([&Secret::new(token)]);
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        assert!(r.finds(&format!("Authorization: Basic {basic}")), "{basic}");
+        let spaced = Secret::new("p@ss word/42!");
+        let r = Redactor::new([&spaced]);
+        check(
+            &r,
+            "url?pw=p%40ss%20word%2F42%21&x=1",
+            "url?pw=***REDACTED***&x=1",
+        );
+        check(
+            &r,
+            r#"{"pw":"p@ss word/42!"}"#,
+            r#"{"pw":"***REDACTED***"}"#,
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The crate map's invariants (`docs/architecture.md`), checked on the workspace's real
 //! dependency graph as `cargo metadata` reads it: which crate may depend on which,
 //! directly or through another.
-#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 
