@@ -175,7 +175,7 @@ impl Builder {
         let (hub, hub_task) = Hub::start(writer_tx);
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
-            token,
+            tokens: std::sync::RwLock::new(vec![token]),
             github_token: self.github_token,
             registry: Registry::new(self.sessions),
             layout,

@@ -39,7 +39,8 @@ const NO_GITHUB_CREDENTIALS: &str = "no GitHub credentials available. Install th
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) token: Secret,
+    /// The bot tokens accepted: the first, and those a rotation added.
+    pub(crate) tokens: std::sync::RwLock<Vec<Secret>>,
     pub(crate) github_token: Option<Secret>,
     pub(crate) registry: Registry,
     pub(crate) layout: Layout,
@@ -93,6 +94,19 @@ fn error(status: StatusCode, text: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+impl Shared {
+    /// Whether `presented` is a bot token the backend accepts.
+    pub(crate) fn accepts(&self, presented: &str) -> bool {
+        let tokens = self
+            .tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens
+            .iter()
+            .any(|token| same_token(presented.as_bytes(), token.expose().as_bytes()))
+    }
+}
+
 /// Compares two tokens without stopping at the first difference.
 pub(crate) fn same_token(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len()
@@ -138,7 +152,7 @@ fn bearer_token(value: &str) -> Option<String> {
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match presented_token(request.headers(), request.uri()) {
         None => error(StatusCode::UNAUTHORIZED, "User token required"),
-        Some(token) if !same_token(token.as_bytes(), state.token.expose().as_bytes()) => {
+        Some(token) if !state.accepts(&token) => {
             debug!(
                 path = request.uri().path(),
                 "rejecting a request with a wrong token"
@@ -320,7 +334,7 @@ async fn mint_github_token(
     if token.is_empty() {
         return error(StatusCode::UNAUTHORIZED, "empty token");
     }
-    if !same_token(token.as_bytes(), state.token.expose().as_bytes()) {
+    if !state.accepts(token) {
         return error(StatusCode::UNAUTHORIZED, "unauthenticated");
     }
     if !state.registry.contains(&project, &session) {

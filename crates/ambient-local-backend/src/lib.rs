@@ -191,6 +191,16 @@ impl LocalBackend {
         self.shared.faults.push(route, statuses);
     }
 
+    /// Accepts `token` as a bot token too, as the platform's does once it has rotated a
+    /// projected token: the old one stays valid for a while.
+    pub fn accept_token(&self, token: impl Into<String>) {
+        self.shared
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(ambient_protocol::Secret::new(token.into()));
+    }
+
     /// Holds the next call of `route` unanswered, as a backend that accepted the request
     /// and is slow to answer: the caller waits until it gives up, or until the backend
     /// shuts down (then the call fails with 503). [`Stalled::arrived`] says when the call

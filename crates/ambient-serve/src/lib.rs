@@ -15,7 +15,7 @@
 //! | `POST /interrupt` | stops the open run's turn; the run ends with the `cancelled` outcome |
 //!
 //! Every route but `/health` needs `Authorization: Bearer <AGUI_TOKEN>`. Every event comes
-//! scrubbed by the host's [`Redactor`], as frames do in WebSocket mode, and every error
+//! scrubbed by the host's [`Redactor`](ambient_host::Redactor), as frames do in WebSocket mode, and every error
 //! message goes through it too.
 //!
 //! A run is one turn of the adapter ([`hub`]). Its events are numbered and kept in a

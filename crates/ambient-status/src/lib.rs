@@ -11,7 +11,10 @@
 mod endpoints;
 mod error;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use ambient_backoff::{Backoff, BackoffPolicy};
 use ambient_protocol::{
@@ -60,7 +63,8 @@ impl Default for RetryPolicy {
 pub struct StatusClient {
     http: reqwest::Client,
     endpoints: Endpoints,
-    token: Option<Secret>,
+    /// Shared by the clones, so that a token read again (rotated) serves them all.
+    token: Arc<RwLock<Option<Secret>>>,
     retry: RetryPolicy,
 }
 
@@ -77,9 +81,15 @@ impl StatusClient {
         Ok(Self {
             http,
             endpoints,
-            token,
+            token: Arc::new(RwLock::new(token)),
             retry,
         })
+    }
+
+    /// Sends `token` from now on, from this client and its clones: a bot token read again
+    /// from its file after the platform rotated it.
+    pub fn set_token(&self, token: Option<Secret>) {
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = token;
     }
 
     /// The same client with another retry policy (a shorter one when the runner is
@@ -219,7 +229,12 @@ impl StatusClient {
             .request(method.clone(), url)
             .header(header::CONTENT_TYPE, content_type)
             .timeout(self.retry.timeout);
-        if let Some(token) = &self.token {
+        let token = self
+            .token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(token) = &token {
             let mut value = header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| Error::InvalidToken)?;
             value.set_sensitive(true);

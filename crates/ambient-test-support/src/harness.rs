@@ -46,7 +46,20 @@ impl Backend {
     /// The runner binary with the pod environment the operator would set, and nothing else
     /// from this process's environment.
     pub fn runner(&self, extra: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(&self.binary);
+        self.runner_via(&[], extra)
+    }
+
+    /// [`Backend::runner`], started through `wrapper` (a program and its arguments, the
+    /// runner's path after them): `setpriv` to run it as another user, say.
+    pub fn runner_via(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
         command
             .env_clear()
             .env("SESSION_ID", SESSION)

@@ -15,7 +15,7 @@ use ambient_protocol::{
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
 use ambient_status::{RetryPolicy, StatusClient};
-use ambient_transport::{FrameSender, Received, Transport, TransportConfig};
+use ambient_transport::{FrameSender, Received, TokenSource, Transport, TransportConfig};
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -30,6 +30,9 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the backend has to echo every frame when the runner is stopping: a part of
 /// the host's stop budget.
 const STOP_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+/// How often a bot token file is read again, to learn a rotated token (also at every
+/// reconnect, when the transport reads it).
+const TOKEN_FILE_EVERY: Duration = Duration::from_secs(30);
 /// Status calls while stopping: few and quick, to fit the stop budget.
 const STOP_RETRY: RetryPolicy = RetryPolicy {
     attempts: 3,
@@ -45,7 +48,9 @@ pub enum Request {
     /// Something the transport received.
     Received(Received),
     /// A history read after a reconnect finished (`None`: it failed).
-    History(Option<Vec<SessionMessage>>),
+    History(History),
+    /// Time to read the bot token file again.
+    TokenFile,
 }
 
 /// A session of the original platform: frames over the backend's WebSocket, status and
@@ -77,6 +82,8 @@ pub struct WebSocketFront {
         mpsc::UnboundedSender<History>,
         mpsc::UnboundedReceiver<History>,
     ),
+    /// Reads the bot token file again now and then, where there is one.
+    token_check: Option<tokio::time::Interval>,
 }
 
 /// A history read after a reconnect (`None`: it failed).
@@ -119,6 +126,28 @@ impl WebSocketFront {
             recoveries: 0,
             held: Vec::new(),
             histories: mpsc::unbounded_channel(),
+            token_check: None,
+        }
+    }
+
+    /// Reads the bot token file, where the token comes from one: the status client sends
+    /// what it holds, and the redactor scrubs it, from now on (the platform rotates it).
+    fn read_token_file(&self) {
+        let TokenSource::File(path) = &self.settings.token else {
+            return;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => {
+                let token = Secret::new(text.trim());
+                self.redactor.learn(&token);
+                if let Some(status) = self.status() {
+                    status.set_token(Some(token));
+                }
+            }
+            Ok(_) => warn!(path = %path.display(), "the bot token file is empty"),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "the bot token file cannot be read")
+            }
         }
     }
 
@@ -214,6 +243,8 @@ impl WebSocketFront {
                 warn!(error = %chain(&error), "ignoring a malformed message");
             }
             Received::Reconnected => {
+                // The transport read the token file again to reconnect.
+                self.read_token_file();
                 // Read in the background so that relaying goes on meanwhile.
                 let Some(status) = self.status().cloned() else {
                     return;
@@ -336,6 +367,13 @@ impl Front for WebSocketFront {
                 reason: reason.clone(),
             });
         }
+        if matches!(self.settings.token, TokenSource::File(_)) {
+            self.read_token_file();
+            let mut every = tokio::time::interval(TOKEN_FILE_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.reset();
+            self.token_check = Some(every);
+        }
         let mut transport_config = TransportConfig::new(
             self.settings.url.clone(),
             self.settings.token.clone(),
@@ -410,10 +448,14 @@ impl Front for WebSocketFront {
         } = connection;
         let histories = &mut self.histories.1;
         let pending = &mut self.pending;
+        let token_check = &mut self.token_check;
         tokio::select! {
             biased;
             Some(received) = inbound.recv() => Step::Request(Request::Received(received)),
             Some(history) = histories.recv() => Step::Request(Request::History(history)),
+            Some(_) = async { Some(token_check.as_mut()?.tick().await) }, if token_check.is_some() => {
+                Step::Request(Request::TokenFile)
+            }
             permit = sender.reserve(), if !pending.is_empty() => {
                 match (permit, pending.pop_front()) {
                     (Ok(permit), Some(frame)) => permit.send(frame),
@@ -450,6 +492,7 @@ impl Front for WebSocketFront {
         match request {
             Request::Received(received) => self.receive(received, control),
             Request::History(history) => self.recovered(history, control),
+            Request::TokenFile => self.read_token_file(),
         }
     }
 

@@ -6,7 +6,10 @@
 //! exits), plus what the recordings cannot show: `{"dir":"crash","rc":N,"stderr":…}` exits
 //! at once, `{"dir":"raw","line":…}` prints a line as it is, `{"dir":"hang"}` stops
 //! answering, `{"dir":"tell","addr":"127.0.0.1:PORT"}` connects to that address and
-//! hangs up (a signal to a test that the script got there). Request ids the script recorded are swapped for the live ones. It writes
+//! hangs up (a signal to a test that the script got there), and
+//! `{"dir":"steal","files":[…],"to":PATH}` plays an agent after the runner's secrets: it
+//! reads its parent's `/proc/<pid>/environ` and each of `files`, and writes what it got
+//! (or the error) to `to`. Request ids the script recorded are swapped for the live ones. It writes
 //! its argv, one argument a line, to the file `CLAUDE_FAKE_ARGV` names. Its settings
 //! start with `CLAUDE_` because the runner passes the CLI no other variables of its own.
 #![allow(
@@ -124,6 +127,7 @@ fn play(script: &str) -> ExitCode {
             "tell" if std::net::TcpStream::connect(text("addr")).is_err() => {
                 eprintln!("fake-claude: nobody listens at {}", text("addr"));
             }
+            "steal" => steal(&record),
             "raw" => {
                 let _written = writeln!(stdout, "{}", text("line"));
                 let _flushed = stdout.flush();
@@ -145,6 +149,32 @@ fn play(script: &str) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// What an agent could read of the runner's: its parent's environment, and `files`.
+fn steal(record: &Value) {
+    let parent = std::os::unix::process::parent_id();
+    let files = record
+        .get("files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    let mut loot = String::new();
+    for path in std::iter::once(format!("/proc/{parent}/environ")).chain(files.map(str::to_owned)) {
+        let got = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).replace('\0', "\n"),
+            Err(error) => format!("refused: {error}"),
+        };
+        loot.push_str(&format!("== {path}\n{got}\n"));
+    }
+    let to = record
+        .get("to")
+        .and_then(Value::as_str)
+        .unwrap_or("loot.txt");
+    if std::fs::write(to, loot).is_err() {
+        eprintln!("fake-claude: cannot write {to}");
+    }
 }
 
 fn exit_code(record: &Value) -> ExitCode {

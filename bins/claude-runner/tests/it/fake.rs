@@ -57,7 +57,12 @@ fn turn_start(text: &str) -> Vec<Value> {
 
 impl Fake {
     fn runner(&self, extra: &[(&str, &str)]) -> tokio::process::Command {
-        let mut command = self.env.runner(extra);
+        self.runner_via(&[], extra)
+    }
+
+    /// [`Fake::runner`], started through `wrapper` (`setpriv`, say).
+    fn runner_via(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = self.env.runner_via(wrapper, extra);
         command
             .env("CLAUDE_BIN", env!("CARGO_BIN_EXE_fake-claude"))
             .env("CLAUDE_FAKE_SCRIPT", &self.script)
@@ -348,5 +353,136 @@ mod stop_while_the_cli_starts {
             signalled.elapsed()
         );
         assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+    }
+}
+
+/// The agent the runner hosts is an attacker: what it can read of the runner's, played by
+/// the fake CLI (the agent's own process) reading its parent's environment and a token
+/// file, then telling the test it is done.
+mod the_agent_reads_nothing_of_the_runners {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    use ambient_test_support::harness::{TOKEN, terminate};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// The user the runner (or the agent) is run as when the test runs as root.
+    const NOBODY: &str = "65534";
+
+    fn is_root() -> bool {
+        std::fs::metadata("/proc/self").unwrap().uid() == 0
+    }
+
+    fn open_to_all(path: &std::path::Path) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+
+    /// A fake CLI that steals `files` into `loot`, then says so and hangs.
+    async fn thief(files: &[&str], loot: &std::path::Path) -> (Fake, TcpListener) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let fake = fake(&[
+            json!({"dir": "steal", "files": files, "to": loot}),
+            json!({"dir": "tell", "addr": addr}),
+            json!({"dir": "hang"}),
+        ])
+        .await;
+        (fake, listener)
+    }
+
+    async fn stolen(
+        env: &Fake,
+        listener: &TcpListener,
+        child: tokio::process::Child,
+        loot: &std::path::Path,
+    ) -> String {
+        tokio::time::timeout(ambient_test_support::harness::WAIT, listener.accept())
+            .await
+            .expect("the fake CLI got to steal")
+            .unwrap();
+        terminate(&child);
+        let finished = env.env.finish(child).await;
+        assert_eq!(finished.code, Some(143), "stderr:\n{}", finished.stderr);
+        std::fs::read_to_string(loot).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_child_of_the_runners_own_user_cannot_read_its_environment() {
+        let loot_dir = tempfile::tempdir().unwrap();
+        open_to_all(loot_dir.path());
+        let loot = loot_dir.path().join("loot.txt");
+        let (env, listener) = thief(&["/proc/self/environ"], &loot).await;
+        // As root the test drops the runner to another user: the point is a child of the
+        // same user as the runner, as in the images.
+        let wrapper: Vec<String> = if is_root() {
+            open_to_all(env.env.workspace.path());
+            [
+                "setpriv",
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        } else {
+            Vec::new()
+        };
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let child = env
+            .runner_via(&wrapper, &[("PROMPT", "hi")])
+            .spawn()
+            .unwrap();
+        let loot = stolen(&env, &listener, child, &loot).await;
+        assert!(
+            !loot.contains(TOKEN),
+            "the agent read the bot token:\n{loot}"
+        );
+        assert!(
+            loot.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("refused: ")),
+            "the runner's environment was readable:\n{loot}"
+        );
+        // Its own environment is the allowlist's: no token of the runner's either.
+        assert!(loot.contains("== /proc/self/environ\nCLAUDE_"), "{loot}");
+    }
+
+    #[tokio::test]
+    async fn an_agent_of_its_own_user_reads_neither_the_runner_nor_its_token_file() {
+        let token_dir = tempfile::tempdir().unwrap();
+        let token_file = token_dir.path().join("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let token_path = token_file.to_string_lossy().into_owned();
+        // The agent writes its loot where it works: the workspace, handed over to it.
+        let (env, listener) = thief(&[token_path.as_str()], std::path::Path::new("loot.txt")).await;
+        let mut command = env.runner(&[
+            ("PROMPT", "hi"),
+            ("AGENT_UID", NOBODY),
+            ("BOT_TOKEN_FILE", token_path.as_str()),
+        ]);
+        if !is_root() {
+            // Only root (or CAP_SETUID) can run the agent as another user: without it the
+            // session fails, saying why, and the agent never starts.
+            let finished = env.env.finish(command.spawn().unwrap()).await;
+            assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+            return;
+        }
+        let child = command.spawn().unwrap();
+        let loot_path = env.env.workspace.path().join("loot.txt");
+        let loot = stolen(&env, &listener, child, &loot_path).await;
+        assert!(!loot.contains(TOKEN), "the agent read a token:\n{loot}");
+        assert_eq!(
+            loot.matches("refused: Permission denied").count(),
+            2,
+            "the runner's environment or its token file was readable:\n{loot}"
+        );
+        assert_eq!(
+            std::fs::metadata(&loot_path).unwrap().uid().to_string(),
+            NOBODY,
+            "the agent did not run as its own user"
+        );
     }
 }

@@ -242,3 +242,70 @@ fn the_serving_job_serves_on_its_port_behind_a_service_with_the_token_from_a_sec
     let target = spec.ports.unwrap()[0].target_port.clone().unwrap();
     assert_eq!(target, IntOrString::String(agui.name.clone().unwrap()));
 }
+
+/// The Job with the agent as a user of its own.
+fn the_job_with_an_agent_user() -> Job {
+    of_kind("runner-job-agent-user.yaml", "Job")
+}
+
+#[test]
+fn with_a_separate_agent_user_only_the_runner_is_root_and_only_it_reads_the_token() {
+    let job = the_job_with_an_agent_user();
+    let runner = runner_container(&job);
+    let reads = variables_the_runner_reads();
+    let env: Vec<_> = runner.env.clone().unwrap_or_default();
+    for variable in &env {
+        assert!(
+            reads.contains(&variable.name) || passed_to_the_cli(&variable.name),
+            "the Job sets {}, which the runner does not read",
+            variable.name
+        );
+    }
+    let value = |name: &str| {
+        env.iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.value.clone())
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    };
+    let agent: u32 = value("AGENT_UID").parse().unwrap();
+    assert_ne!(agent, 0, "the agent must not be root");
+    assert!(
+        env.iter().all(|v| v.name != "BOT_TOKEN"),
+        "the token must not be in the environment"
+    );
+    // The token file: a Secret volume only root reads, mounted read-only.
+    let token_path = value("BOT_TOKEN_FILE");
+    let mount = runner
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| token_path.starts_with(&m.mount_path))
+        .expect("BOT_TOKEN_FILE is on a mounted volume");
+    assert_eq!(mount.read_only, Some(true));
+    let pod = job.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let secret = volume
+        .secret
+        .clone()
+        .expect("the token comes from a Secret");
+    assert_eq!(secret.default_mode, Some(0o400));
+    // The runner is root with the capabilities switching and handing over take, and no
+    // more; every other container stays the images' user.
+    let security = runner.security_context.clone().unwrap();
+    assert_eq!(security.run_as_user, Some(0));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let capabilities = security.capabilities.unwrap();
+    assert_eq!(capabilities.drop.unwrap_or_default(), ["ALL"]);
+    assert_eq!(
+        capabilities.add.unwrap_or_default(),
+        ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+    );
+    let pod_security = pod.security_context.clone().unwrap();
+    assert_eq!(pod_security.run_as_user, Some(1001));
+    assert_eq!(pod_security.fs_group, Some(i64::from(agent)));
+}

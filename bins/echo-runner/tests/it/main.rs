@@ -3,6 +3,7 @@
 
 mod dockerfiles;
 mod lifecycle;
+mod secrets;
 mod serve;
 mod session;
 mod stops;
