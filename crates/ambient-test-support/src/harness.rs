@@ -90,11 +90,24 @@ impl Backend {
         binary: impl Into<std::path::PathBuf>,
         seeds: impl IntoIterator<Item = SessionSeed>,
     ) -> Self {
+        Self::start_built(binary, seeds, |builder| builder).await
+    }
+
+    /// Like [`Backend::start_with`], with more of the backend's settings (`configure` gets
+    /// the builder with the token and the sessions set: a GitHub token to mint, say).
+    pub async fn start_built(
+        binary: impl Into<std::path::PathBuf>,
+        seeds: impl IntoIterator<Item = SessionSeed>,
+        configure: impl FnOnce(ambient_local_backend::Builder) -> ambient_local_backend::Builder,
+    ) -> Self {
         let mut builder = LocalBackend::builder().token(TOKEN);
         for seed in seeds {
             builder = builder.session(seed);
         }
-        let backend = builder.start(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let backend = configure(builder)
+            .start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
         Self {
             backend,
             workspace: tempfile::tempdir().unwrap(),

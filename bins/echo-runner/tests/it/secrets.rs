@@ -11,7 +11,7 @@ use ambient_test_support::{
 };
 use serde_json::json;
 
-use crate::support::{PROJECT, SESSION, backend};
+use crate::support::{Backend, PROJECT, SESSION, backend};
 
 /// A credential the runner holds, of no known token shape: only knowing it scrubs it.
 const PLANTED: &str = "planted-gh-token-5a7c1e9d";
@@ -181,4 +181,64 @@ async fn a_repository_added_on_a_host_no_token_is_for_gets_none() {
                 && l.contains("is not a host the tokens are for")),
         "{lines:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_token_minted_mid_session_is_scrubbed_from_the_moment_it_is_minted() {
+    // No token shape: only learning it scrubs it.
+    const MINTED: &str = "mnt7Qx2-kz8RpW4-vb5y";
+    let env = Backend::start_built(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        [SessionSeed::new(PROJECT, SESSION)],
+        |builder| builder.github_token(MINTED),
+    )
+    .await;
+    let origins = tempfile::tempdir().unwrap();
+    bare_repo(origins.path(), "o", "app");
+    let server = GitHttpServer::start_tls(origins.path(), "x-access-token", MINTED)
+        .await
+        .unwrap();
+    let certificate = server.certificate().unwrap().to_str().unwrap().to_owned();
+    let mut watch = env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("INTERACTIVE", "true"),
+            ("GITHUB_HOSTS", server.host().as_str()),
+            ("GIT_SSL_CAINFO", certificate.as_str()),
+        ])
+        .spawn()
+        .unwrap();
+    env.backend.wait_for_connections(SESSION, 1).await.unwrap();
+    // The repository is on a GitHub host and the session has no token: one is minted.
+    env.post(json!({"type": "repo_added", "name": "app", "url": server.url("o/app.git")}))
+        .await;
+    until(&mut watch, |m| {
+        m.payload["message"] == json!("✓ app: added")
+    })
+    .await;
+    assert!(
+        server.authorized_requests() > 0,
+        "the minted token was not used"
+    );
+    for pieces in [2, 3, 30] {
+        env.post(json!({ "content": format!("stream {pieces} it cloned with {MINTED} fine") }))
+            .await;
+        until(&mut watch, |m| m.kind == "agent.waiting").await;
+    }
+    env.post(json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let history = env.backend.history(SESSION).await;
+    let frames: String = history
+        .iter()
+        .filter(|m| m.kind != "user_message")
+        .map(|m| m.payload.to_string())
+        .collect();
+    let streamed: String = history
+        .iter()
+        .filter_map(|m| m.payload["partial"]["data"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(streamed, "it cloned with ***REDACTED*** fine".repeat(3));
+    assert_no_part_of(MINTED, &frames);
+    assert_no_part_of(MINTED, &finished.stderr);
 }
