@@ -7,7 +7,9 @@
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
-use ambient_adapter_claude::{ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS, RunAs};
+use ambient_adapter_claude::{
+    ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS, OutputLimits, RunAs,
+};
 use ambient_cli::CommonArgs;
 
 /// Runs an Ambient Code Platform session with the Claude Code CLI.
@@ -112,6 +114,10 @@ fn main() -> ExitCode {
                     uid: user.uid,
                     gid: user.gid,
                 }),
+                output_limits: OutputLimits {
+                    max_line_bytes: cli.common.runner.limits.limits().max_line_bytes,
+                    ..OutputLimits::default()
+                },
                 ..ClaudeSettings::default()
             })
         });

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use std::{ffi::OsString, path::PathBuf};
 
-use ambient_adapter_langgraph::{DriverSettings, LangGraphAdapter, LangGraphSettings, RunAs};
+use ambient_adapter_langgraph::{
+    DriverSettings, LangGraphAdapter, LangGraphSettings, OutputLimits, RunAs,
+};
 use ambient_cli::CommonArgs;
 
 /// Runs an Ambient Code Platform session's LangGraph workflow, on a LangGraph Server or in
@@ -100,6 +102,10 @@ fn main() -> ExitCode {
                         uid: user.uid,
                         gid: user.gid,
                     }),
+                    output_limits: OutputLimits {
+                        max_line_bytes: cli.common.runner.limits.limits().max_line_bytes,
+                        ..OutputLimits::default()
+                    },
                 },
             )
             .map_err(|error| error.to_string())

@@ -7,8 +7,9 @@ use ambient_adapter::{
     Adapter, CancellationToken, Event, Input, Mode, Next, Outcome, ResultPayload, Session,
     SessionClosed,
 };
+use ambient_process::Launch;
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     ClaudeSettings, CliMapper, Conversation, ProcessError, SESSION_ANNOTATION, Signal,
@@ -356,29 +357,40 @@ impl ClaudeAdapter {
         if let Some(run_as) = self.settings.run_as {
             run_as.apply(&mut command);
         }
+        let spawned = command
+            .arg("--version")
+            .env_clear()
+            .envs(self.settings.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let spawn_failed = |source| ProcessError::Spawn {
+            binary: binary.clone(),
+            source,
+        };
+        let mut child = spawned.map_err(spawn_failed)?;
+        // A version is a few bytes; whatever else the binary prints is not kept.
         let output = tokio::time::timeout(
             Duration::from_secs(30),
-            command
-                .arg("--version")
-                .env_clear()
-                .envs(self.settings.env.iter().map(|(k, v)| (k, v)))
-                .kill_on_drop(true)
-                .output(),
+            ambient_process::collect(&mut child, 256, |line| {
+                debug!(line = %line, "claude --version stderr");
+            }),
         )
         .await
         .map_err(|_| ClaudeError::NoAnswer {
             what: "--version",
             seconds: 30,
         })?
-        .map_err(|source| ProcessError::Spawn {
-            binary: binary.clone(),
-            source,
-        })?;
-        let found = String::from_utf8_lossy(&output.stdout)
+        .map_err(spawn_failed)?;
+        let found: String = String::from_utf8_lossy(&output.stdout)
             .split_whitespace()
             .next()
             .unwrap_or("unknown")
-            .to_owned();
+            .chars()
+            .take(64)
+            .collect();
         info!(%binary, version = %found, "Claude Code CLI");
         match &self.settings.expected_version {
             Some(expected) if *expected != found => Err(ClaudeError::Version {
@@ -432,13 +444,14 @@ impl ClaudeAdapter {
     ) -> Result<Option<CliProcess>, ClaudeError> {
         let argv = self.settings.argv(extra, mcp, conversation);
         let env = self.settings.child_env(extra);
-        let mut process = CliProcess::spawn(
-            &self.settings.binary,
-            &argv,
+        let mut process = CliProcess::spawn(Launch {
+            binary: &self.settings.binary,
+            argv: &argv,
             cwd,
-            &env,
-            self.settings.run_as,
-        )?;
+            env: &env,
+            run_as: self.settings.run_as,
+            limits: self.settings.output_limits,
+        })?;
         info!(pid = ?process.id(), "Claude Code CLI started");
         let request = process.request(&json!({"subtype": "initialize", "hooks": null}));
         let answered = tokio::time::timeout(self.settings.initialize_timeout, async {

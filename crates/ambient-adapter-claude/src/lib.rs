@@ -19,7 +19,7 @@ mod process;
 mod settings;
 
 pub use adapter::{ClaudeAdapter, ClaudeError};
-pub use ambient_process::{ProcessError, RunAs};
+pub use ambient_process::{OutputLimits, ProcessError, RunAs};
 pub use mapping::{CliMapper, Signal};
 pub use process::CliProcess;
 pub use settings::{

@@ -1,12 +1,8 @@
 //! The CLI's process: a JSON-lines child, plus the messages the CLI takes on stdin.
 
-use std::{
-    ffi::OsString,
-    ops::{Deref, DerefMut},
-    path::Path,
-};
+use std::ops::{Deref, DerefMut};
 
-use ambient_process::{JsonLinesProcess, ProcessError, RunAs};
+use ambient_process::{JsonLinesProcess, Launch, ProcessError};
 use serde_json::{Value, json};
 
 /// A running Claude Code CLI.
@@ -32,15 +28,9 @@ impl DerefMut for CliProcess {
 
 impl CliProcess {
     /// Starts the CLI (see [`JsonLinesProcess::spawn`]).
-    pub fn spawn(
-        binary: &Path,
-        argv: &[OsString],
-        cwd: &Path,
-        env: &[(OsString, OsString)],
-        run_as: Option<RunAs>,
-    ) -> Result<Self, ProcessError> {
+    pub fn spawn(launch: Launch<'_>) -> Result<Self, ProcessError> {
         Ok(Self {
-            process: JsonLinesProcess::spawn(binary, argv, cwd, env, run_as)?,
+            process: JsonLinesProcess::spawn(launch)?,
             next_request: 0,
         })
     }

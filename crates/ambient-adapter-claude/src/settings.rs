@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use ambient_process::RunAs;
+use ambient_process::{OutputLimits, RunAs};
 use serde_json::Value;
 
 /// The tools the CLI may use without asking, as the Python runners allowed them.
@@ -57,6 +57,8 @@ pub struct ClaudeSettings {
     pub end_timeout: Duration,
     /// The user the CLI runs as (`AGENT_UID`, `AGENT_GID`), when not the runner's.
     pub run_as: Option<RunAs>,
+    /// How much of the CLI's output is held: its longest line, and what is read ahead.
+    pub output_limits: OutputLimits,
 }
 
 impl Default for ClaudeSettings {
@@ -78,6 +80,7 @@ impl Default for ClaudeSettings {
             temperature: None,
             env: Vec::new(),
             run_as: None,
+            output_limits: OutputLimits::default(),
             initialize_timeout: Duration::from_secs(60),
             control_timeout: Duration::from_secs(10),
             exit_timeout: Duration::from_secs(5),

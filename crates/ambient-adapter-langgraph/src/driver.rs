@@ -3,7 +3,7 @@
 
 use std::{ffi::OsString, path::Path, path::PathBuf, time::Duration};
 
-use ambient_process::{JsonLinesProcess, ProcessError, RunAs};
+use ambient_process::{JsonLinesProcess, Launch, OutputLimits, ProcessError, RunAs};
 use serde_json::{Value, json};
 
 use crate::{GraphEvent, Interrupt, RunStatus};
@@ -26,6 +26,8 @@ pub struct DriverSettings {
     /// The user the graph's process runs as (`AGENT_UID`, `AGENT_GID`), when not the
     /// runner's.
     pub run_as: Option<RunAs>,
+    /// How much of the driver's output is held: its longest line, and what is read ahead.
+    pub output_limits: OutputLimits,
 }
 
 impl Default for DriverSettings {
@@ -36,6 +38,7 @@ impl Default for DriverSettings {
             env: Vec::new(),
             start_timeout: Duration::from_secs(120),
             run_as: None,
+            output_limits: OutputLimits::default(),
         }
     }
 }
@@ -154,8 +157,14 @@ impl GraphDriver {
             OsString::from(graph),
             checkpoints.as_os_str().to_owned(),
         ];
-        let mut process =
-            JsonLinesProcess::spawn(&settings.python, &argv, cwd, &settings.env, settings.run_as)?;
+        let mut process = JsonLinesProcess::spawn(Launch {
+            binary: &settings.python,
+            argv: &argv,
+            cwd,
+            env: &settings.env,
+            run_as: settings.run_as,
+            limits: settings.output_limits,
+        })?;
         let loaded = tokio::time::timeout(settings.start_timeout, process.next_line()).await;
         let line = match loaded {
             Err(_) => {

@@ -21,7 +21,7 @@ pub mod driver;
 mod mapping;
 
 pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
-pub use ambient_process::RunAs;
+pub use ambient_process::{OutputLimits, RunAs};
 pub use client::{ClientError, LangGraphClient, RunStatus, RunStream, ThreadState};
 pub use config::{Engine, LangGraphSettings, WorkflowConfig};
 pub use driver::{DriverSettings, GraphDriver};

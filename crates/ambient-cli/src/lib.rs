@@ -38,6 +38,7 @@
 //! the binaries' shared `main`.
 
 mod local;
+pub mod supervisor;
 
 use std::{ffi::OsString, fmt::Display, process::ExitCode};
 
@@ -80,7 +81,13 @@ pub enum LogFormat {
 /// Parses the command line and environment. On `--help` and `--version` it prints them
 /// and gives exit code 0; on a usage error it prints clap's message (which names the flag
 /// and its variable) and gives the configuration-error code.
+///
+/// As PID 1 it first becomes the container's init and runs the rest as its child
+/// ([`supervisor`]); `Err` then carries that child's exit code.
 pub fn parse<Cli: clap::Parser>() -> Result<Cli, ExitCode> {
+    if let Some(code) = supervisor::supervise_if_init() {
+        return Err(code);
+    }
     // First, so that an adapter the binary builds from its flags can have its HTTP client.
     install_crypto();
     Cli::try_parse().map_err(|error| {

@@ -14,7 +14,11 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
 
-use crate::{Redactor, workspace::GitSettings};
+use crate::{
+    Redactor,
+    limits::{LimitArgs, Limits},
+    workspace::GitSettings,
+};
 
 /// The names of the environment variables the host and the fronts read.
 pub mod env {
@@ -95,6 +99,9 @@ pub struct RunnerArgs {
     /// Settings for the agent framework.
     #[command(flatten)]
     pub agent: AgentArgs,
+    /// How much the platform and the agent's processes can make the runner hold.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The workspace's repositories and git settings (`platform-wire.md` §2.1, §8).
@@ -604,6 +611,8 @@ pub struct HostConfig {
     pub workspace_settings: WorkspaceSettings,
     /// Settings for the agent framework.
     pub agent: AgentSettings,
+    /// The byte budgets.
+    pub limits: Limits,
 }
 
 impl RunnerArgs {
@@ -662,6 +671,7 @@ impl RunnerArgs {
             gitlab_token: non_empty(&self.secrets.gitlab_token).map(Secret::new),
             workspace_settings: self.workspace_args.clone().into_settings()?,
             agent: self.agent.clone().into_settings()?,
+            limits: self.limits.limits(),
         })
     }
 }

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod exit;
 mod front;
+pub mod limits;
 mod prompt;
 pub mod redact;
 mod run;
@@ -27,5 +28,6 @@ pub mod workspace;
 pub use config::{HostConfig, RunnerArgs};
 pub use exit::{RunnerExit, SessionEnd, SessionReport};
 pub use front::{Control, Ending, Front, Opening, Relayed, Step};
+pub use limits::{LimitArgs, Limits};
 pub use redact::{RedactingWriter, Redactor};
 pub use run::run;

@@ -1,12 +1,23 @@
-//! A child process that speaks JSON lines (a framework's CLI, a driver script): spawned in a
-//! process group of its own, its stdout framed into JSON values with a line cap, its stdin
-//! written by one task so that lines never interleave, the tail of its stderr kept for
-//! error messages, and a bounded stop (input closed, then SIGTERM, then SIGKILL to the
-//! group).
+//! A child process that speaks JSON lines (a framework's CLI, a driver script), treated as
+//! untrusted: spawned in a process group of its own, its stdout framed into JSON values
+//! with a line cap and a byte budget on what waits to be read, its stdin written by one
+//! task so that lines never interleave, a bounded tail of its stderr kept for error
+//! messages, its exit watched (not only its stdout), and a stop in stages that reaches
+//! every descendant it started, even one that left its process group.
+//!
+//! | bound | default | what happens past it |
+//! |---|---|---|
+//! | one stdout line | [`DEFAULT_MAX_LINE_BYTES`] | [`ProcessError::LineTooLong`]; nothing more is read |
+//! | stdout lines waiting to be read | [`DEFAULT_QUEUED_BYTES`] | the reader waits: the child blocks on its next write |
+//! | stderr kept | [`STDERR_TAIL_BYTES`], lines cut at [`STDERR_LINE_BYTES`] | the oldest lines go; a cut line says how much was cut |
+//! | output after the child exited | [`OUTPUT_AFTER_EXIT`] | the output counts as ended, even if a descendant still holds it open |
+
+pub mod tree;
 
 use std::{
     collections::VecDeque,
     ffi::OsString,
+    fmt::Write as _,
     path::Path,
     process::{ExitStatus, Stdio},
     sync::{Arc, Mutex},
@@ -15,17 +26,34 @@ use std::{
 
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader},
     process::{Child, Command},
-    sync::mpsc,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    time::Instant,
 };
 use tracing::debug;
 
-/// The longest stdout line: tool results can be large, well past the SDK's 1 MB.
-const MAX_LINE_BYTES: usize = 16 << 20;
 
-/// How many of the last stderr lines an error carries.
-const STDERR_TAIL_LINES: usize = 20;
+/// The longest stdout line by default: tool results can be large, well past the SDK's
+/// 1 MB buffer.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 << 20;
+/// The stdout bytes read ahead of the consumer by default.
+pub const DEFAULT_QUEUED_BYTES: usize = 16 << 20;
+/// The stderr bytes kept for error messages.
+pub const STDERR_TAIL_BYTES: usize = 8 << 10;
+/// The longest stderr line kept; the rest of a longer one is counted, not kept.
+pub const STDERR_LINE_BYTES: usize = 1 << 10;
+/// How long output may go on once the child itself has exited: a descendant that
+/// inherited its stdout can hold it open for ever.
+pub const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How long the processes get from `SIGTERM` to `SIGKILL` in [`JsonLinesProcess::finish`].
+pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+/// How often the child's descendants are looked up while it runs, so that one that
+/// leaves its process group and outlives its parent is still known at the stop.
+const DESCENDANTS_EVERY: Duration = Duration::from_secs(1);
+/// What a queued line costs besides its bytes, so that a flood of empty lines is bounded
+/// too.
+const LINE_OVERHEAD: usize = 64;
 
 /// What went wrong with the process.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +79,11 @@ pub enum ProcessError {
         excerpt: String,
     },
     /// It printed a line longer than the cap.
-    #[error("the process printed a line longer than {MAX_LINE_BYTES} bytes")]
-    LineTooLong,
+    #[error("the process printed a line longer than {limit} bytes")]
+    LineTooLong {
+        /// The cap.
+        limit: usize,
+    },
 }
 
 /// The user a child runs as, where the runner can switch (as root, or with
@@ -75,39 +106,82 @@ impl RunAs {
     }
 }
 
+/// How much of a child's stdout is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// The longest line.
+    pub max_line_bytes: usize,
+    /// The bytes of lines read and not yet taken: past it, reading waits.
+    pub queued_bytes: usize,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            queued_bytes: DEFAULT_QUEUED_BYTES,
+        }
+    }
+}
+
+/// What to start, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// The program.
+    pub binary: &'a Path,
+    /// Its arguments.
+    pub argv: &'a [OsString],
+    /// Its working directory.
+    pub cwd: &'a Path,
+    /// Its whole environment (nothing of the runner's is inherited).
+    pub env: &'a [(OsString, OsString)],
+    /// The user it runs as, when not the runner's.
+    pub run_as: Option<RunAs>,
+    /// The bounds on its output.
+    pub limits: OutputLimits,
+}
+
+/// A line read from stdout, holding its share of the byte budget until it is taken.
+#[derive(Debug)]
+struct Queued {
+    line: Vec<u8>,
+    _budget: OwnedSemaphorePermit,
+}
+
 /// A running process.
 #[derive(Debug)]
 pub struct JsonLinesProcess {
     child: Child,
+    /// The child's pid, while it has not been reaped (after that it may be another
+    /// process's).
+    pid: Option<i32>,
     /// The process group (the child leads it), kept to stop what it started even after
     /// the child itself is gone.
     group: Option<i32>,
     input: Option<mpsc::UnboundedSender<String>>,
-    lines: mpsc::Receiver<Result<Value, ProcessError>>,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    lines: mpsc::UnboundedReceiver<Result<Queued, ProcessError>>,
+    stderr: Arc<Mutex<StderrTail>>,
+    /// How it exited, once it has, and when that was seen.
+    exited: Option<(ExitStatus, Instant)>,
+    /// Its descendants seen so far.
+    known: Vec<tree::Known>,
+    next_lookup: Instant,
 }
 
 impl JsonLinesProcess {
-    /// Starts `binary` with `argv` in `cwd`, with exactly the environment `env`, in a
-    /// process group of its own (so that stopping it stops what it started), as the user
-    /// `run_as` when given.
-    pub fn spawn(
-        binary: &Path,
-        argv: &[OsString],
-        cwd: &Path,
-        env: &[(OsString, OsString)],
-        run_as: Option<RunAs>,
-    ) -> Result<Self, ProcessError> {
-        let mut command = Command::new(binary);
-        if let Some(run_as) = run_as {
+    /// Starts the process in a process group of its own (so that stopping it stops what
+    /// it started), with exactly the environment given, as the user given.
+    pub fn spawn(launch: Launch<'_>) -> Result<Self, ProcessError> {
+        let mut command = Command::new(launch.binary);
+        if let Some(run_as) = launch.run_as {
             run_as.apply(&mut command);
         }
         let mut child = command
-            .args(argv)
-            .current_dir(cwd)
+            .args(launch.argv)
+            .current_dir(launch.cwd)
             .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PWD", cwd)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .env("PWD", launch.cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -115,7 +189,7 @@ impl JsonLinesProcess {
             .process_group(0)
             .spawn()
             .map_err(|source| ProcessError::Spawn {
-                binary: binary.display().to_string(),
+                binary: launch.binary.display().to_string(),
                 source,
             })?;
         let (input, mut input_rx) = mpsc::unbounded_channel::<String>();
@@ -131,21 +205,25 @@ impl JsonLinesProcess {
                 }
             });
         }
-        let (lines_tx, lines) = mpsc::channel(256);
+        let (lines_tx, lines) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(read_lines(stdout, lines_tx));
+            tokio::spawn(read_lines(stdout, lines_tx, launch.limits));
         }
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = Arc::new(Mutex::new(StderrTail::default()));
         if let Some(output) = child.stderr.take() {
             tokio::spawn(keep_tail(output, stderr.clone()));
         }
-        let group = child.id().and_then(|id| i32::try_from(id).ok());
+        let pid = child.id().and_then(|id| i32::try_from(id).ok());
         Ok(Self {
             child,
-            group,
+            pid,
+            group: pid,
             input: Some(input),
             lines,
             stderr,
+            exited: None,
+            known: Vec::new(),
+            next_lookup: Instant::now(),
         })
     }
 
@@ -166,43 +244,124 @@ impl JsonLinesProcess {
         self.input = None;
     }
 
-    /// The next stdout line; `None` once it closed its stdout.
+    /// The next stdout line; `None` once its output has ended: it closed its stdout, or
+    /// it exited and [`OUTPUT_AFTER_EXIT`] has passed (a descendant may hold the pipe
+    /// open for ever; it is stopped with the child by [`JsonLinesProcess::finish`]).
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: lines wait in a channel.
+    /// Cancel-safe: lines wait in a channel, and the exit, once seen, is kept.
     pub async fn next_line(&mut self) -> Option<Result<Value, ProcessError>> {
-        self.lines.recv().await
+        loop {
+            let after_exit = self.exited.map(|(_, at)| at + OUTPUT_AFTER_EXIT);
+            tokio::select! {
+                biased;
+                queued = self.lines.recv() => {
+                    return match queued? {
+                        Ok(queued) => Some(parse(&queued.line)),
+                        Err(error) => Some(Err(error)),
+                    };
+                }
+                status = self.child.wait(), if self.exited.is_none() => {
+                    self.note_descendants();
+                    self.exited = Some((status.unwrap_or_else(|_| failed_wait()), Instant::now()));
+                    self.pid = None;
+                }
+                () = tokio::time::sleep_until(self.next_lookup), if self.exited.is_none() => {
+                    self.note_descendants();
+                }
+                () = sleep_until(after_exit), if after_exit.is_some() => {
+                    debug!("the process exited and its output is still open (held by a descendant); treating it as ended");
+                    return None;
+                }
+            }
+        }
     }
 
-    /// The last lines it wrote to stderr.
+    /// Adds the child's current descendants to those known.
+    fn note_descendants(&mut self) {
+        self.next_lookup = Instant::now() + DESCENDANTS_EVERY;
+        let Some(pid) = self.pid else {
+            return;
+        };
+        for found in tree::descendants(pid) {
+            if !self.known.contains(&found) {
+                self.known.push(found);
+            }
+        }
+    }
+
+    /// The end of what it wrote to stderr, at most [`STDERR_TAIL_BYTES`]: the last lines,
+    /// each cut at [`STDERR_LINE_BYTES`].
     pub fn stderr_tail(&self) -> String {
         self.stderr
             .lock()
-            .map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .map(|tail| tail.text())
             .unwrap_or_default()
     }
 
-    /// Waits up to `bound` for it to exit; then stops its process group (SIGTERM, and
-    /// SIGKILL a moment later). What the child left running in its group is stopped too.
+    /// Stops it, in stages: its input is closed and it has `bound` to exit on its own;
+    /// then its process group and every descendant known get `SIGTERM`, and
+    /// [`TERMINATE_GRACE`] later `SIGKILL`. Descendants that left the group (`setsid`)
+    /// are stopped too, and so is what the child left running after it exited.
     pub async fn finish(&mut self, bound: Duration) -> Option<ExitStatus> {
         self.close_input();
-        let mut status = None;
-        if let Ok(Ok(exited)) = tokio::time::timeout(bound, self.child.wait()).await {
-            status = Some(exited);
-        } else {
-            self.signal_group(nix::sys::signal::Signal::SIGTERM);
-            if let Ok(Ok(exited)) =
-                tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await
-            {
-                status = Some(exited);
-            }
+        self.note_descendants();
+        if self.exited.is_none()
+            && let Ok(Ok(status)) = tokio::time::timeout(bound, self.child.wait()).await
+        {
+            self.note_descendants();
+            self.exited = Some((status, Instant::now()));
+            self.pid = None;
         }
+        self.note_descendants();
+        let leftovers = self.leftovers();
+        if self.exited.is_some() && leftovers.is_empty() && !self.group_lives() {
+            return self.exited.map(|(status, _)| status);
+        }
+        self.signal_group(nix::sys::signal::Signal::SIGTERM);
+        tree::signal_all(&leftovers, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + TERMINATE_GRACE;
+        if self.exited.is_none()
+            && let Ok(Ok(status)) = tokio::time::timeout_at(deadline, self.child.wait()).await
+        {
+            self.exited = Some((status, Instant::now()));
+            self.pid = None;
+        }
+        while (self.group_lives() || leftovers.iter().any(|known| tree::alive(*known)))
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.note_descendants();
+        self.kill_all();
+        if self.exited.is_none() {
+            let status = self.child.wait().await.unwrap_or_else(|_| failed_wait());
+            self.exited = Some((status, Instant::now()));
+            self.pid = None;
+        }
+        self.exited.map(|(status, _)| status)
+    }
+
+    /// The known descendants still running.
+    fn leftovers(&self) -> Vec<tree::Known> {
+        self.known
+            .iter()
+            .copied()
+            .filter(|known| tree::alive(*known))
+            .collect()
+    }
+
+    /// Whether any process is left in the child's group.
+    fn group_lives(&self) -> bool {
+        self.group.is_some_and(|group| {
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), None).is_ok()
+        })
+    }
+
+    fn kill_all(&self) {
         self.signal_group(nix::sys::signal::Signal::SIGKILL);
-        match status {
-            Some(status) => Some(status),
-            None => self.child.wait().await.ok(),
-        }
+        tree::signal_all(&self.known, nix::sys::signal::Signal::SIGKILL);
     }
 
     fn signal_group(&self, signal: nix::sys::signal::Signal) {
@@ -220,44 +379,79 @@ impl JsonLinesProcess {
 
 impl Drop for JsonLinesProcess {
     fn drop(&mut self) {
-        self.signal_group(nix::sys::signal::Signal::SIGKILL);
+        if let Some(pid) = self.pid {
+            self.known.extend(tree::descendants(pid));
+        }
+        self.kill_all();
     }
 }
 
-/// Reads NDJSON lines from the process's stdout, at most [`MAX_LINE_BYTES`] each; lines that do
-/// not start with `{` (banners) are skipped.
+/// The status of a child whose wait failed (it cannot be reaped: it is not ours any
+/// more); reported as a kill.
+fn failed_wait() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(9)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn parse(line: &[u8]) -> Result<Value, ProcessError> {
+    serde_json::from_slice(line).map_err(|error| ProcessError::NotJson {
+        error: error.to_string(),
+        excerpt: String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned(),
+    })
+}
+
+/// Reads JSON lines from the process's stdout, each within the line cap, and queues
+/// them within the byte budget; lines that do not start with `{` (banners) are skipped.
 async fn read_lines(
     output: impl AsyncRead + Unpin,
-    lines: mpsc::Sender<Result<Value, ProcessError>>,
+    lines: mpsc::UnboundedSender<Result<Queued, ProcessError>>,
+    limits: OutputLimits,
 ) {
+    let budget = Arc::new(Semaphore::new(limits.queued_bytes.max(1)));
     let mut reader = BufReader::new(output);
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        let read = match read_capped_line(&mut reader, &mut line).await {
+        let mut line = Vec::new();
+        let read = match read_capped_line(&mut reader, &mut line, limits.max_line_bytes).await {
             Ok(read) => read,
             Err(error) => {
-                let _closed = lines.send(Err(error)).await;
+                let _closed = lines.send(Err(error));
                 return;
             }
         };
         if read == 0 {
             return;
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
-        if !text.starts_with('{') {
-            if !text.is_empty() {
-                debug!(line = %text, "the process printed a line that is not a message; skipped");
-            }
+        let start = line.iter().position(|b| !b.is_ascii_whitespace());
+        let Some(start) = start else {
+            continue;
+        };
+        if line[start] != b'{' {
+            let end = line.len().min(start + STDERR_LINE_BYTES);
+            debug!(line = %String::from_utf8_lossy(&line[start..end]).trim_end(), "the process printed a line that is not a message; skipped");
             continue;
         }
-        let parsed = serde_json::from_str(text).map_err(|error| ProcessError::NotJson {
-            error: error.to_string(),
-            excerpt: text.chars().take(200).collect(),
-        });
-        let failed = parsed.is_err();
-        if lines.send(parsed).await.is_err() || failed {
+        let cost = (line.len() + LINE_OVERHEAD).min(limits.queued_bytes.max(1));
+        let Ok(budget) = Arc::clone(&budget)
+            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+            .await
+        else {
+            return;
+        };
+        line.drain(..start);
+        if lines
+            .send(Ok(Queued {
+                line,
+                _budget: budget,
+            }))
+            .is_err()
+        {
             return;
         }
     }
@@ -266,6 +460,7 @@ async fn read_lines(
 async fn read_capped_line(
     reader: &mut (impl AsyncBufReadExt + Unpin),
     line: &mut Vec<u8>,
+    limit: usize,
 ) -> Result<usize, ProcessError> {
     let mut total = 0;
     loop {
@@ -277,8 +472,8 @@ async fn read_capped_line(
             Some(end) => (end + 1, true),
             None => (buffer.len(), false),
         };
-        if line.len() + used > MAX_LINE_BYTES {
-            return Err(ProcessError::LineTooLong);
+        if line.len() + used > limit.saturating_add(1) {
+            return Err(ProcessError::LineTooLong { limit });
         }
         line.extend_from_slice(&buffer[..used]);
         reader.consume(used);
@@ -289,27 +484,161 @@ async fn read_capped_line(
     }
 }
 
-/// Keeps the last lines of the process's stderr, and logs each at debug level. Bytes that
-/// are not UTF-8 are replaced, never a reason to stop reading (a child whose stderr is
-/// closed dies of it on its next write).
-async fn keep_tail(output: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<String>>>) {
-    let mut reader = BufReader::new(output);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match read_capped_line(&mut reader, &mut line).await {
-            Ok(0) | Err(ProcessError::Read(_)) => return,
-            Ok(_) => {}
-            // A line past the cap is kept in part; the rest of it follows as more lines.
-            Err(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-        debug!(line = %text, "child stderr");
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == STDERR_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(text);
+/// The last lines of stderr, within [`STDERR_TAIL_BYTES`].
+#[derive(Debug, Default)]
+struct StderrTail {
+    lines: VecDeque<String>,
+    bytes: usize,
+}
+
+impl StderrTail {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line);
+        while self.bytes > STDERR_TAIL_BYTES
+            && let Some(oldest) = self.lines.pop_front()
+        {
+            self.bytes -= oldest.len() + 1;
         }
     }
+
+    fn text(&self) -> String {
+        let mut text = String::with_capacity(self.bytes);
+        for (n, line) in self.lines.iter().enumerate() {
+            if n > 0 {
+                text.push('\n');
+            }
+            text.push_str(line);
+        }
+        text
+    }
 }
+
+/// One stderr line as it is read: its first [`STDERR_LINE_BYTES`], and how many more.
+#[derive(Debug, Default)]
+struct LineStart {
+    kept: Vec<u8>,
+    cut: usize,
+}
+
+impl LineStart {
+    fn take(&mut self, bytes: &[u8]) {
+        let room = STDERR_LINE_BYTES.saturating_sub(self.kept.len());
+        let kept = bytes.len().min(room);
+        self.kept.extend_from_slice(&bytes[..kept]);
+        self.cut += bytes.len() - kept;
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        if self.kept.is_empty() && self.cut == 0 {
+            return None;
+        }
+        let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_owned();
+        if self.cut > 0 {
+            let _written = write!(text, " … [{} more bytes cut]", self.cut);
+        }
+        self.kept.clear();
+        self.cut = 0;
+        Some(text)
+    }
+}
+
+/// Keeps the tail of the process's stderr, and logs each line (cut) at debug level.
+async fn keep_tail(output: impl AsyncRead + Unpin, tail: Arc<Mutex<StderrTail>>) {
+    read_stderr_lines(output, &tail, |line| debug!(line = %line, "child stderr")).await;
+}
+
+/// Reads stderr to its end into `tail`, handing each line to `on_line` as it is kept. A
+/// line is never held whole: past its first [`STDERR_LINE_BYTES`] it is only counted.
+/// Bytes that are not UTF-8 are replaced, never a reason to stop reading (a child whose
+/// stderr is closed dies of it on its next write).
+async fn read_stderr_lines(
+    mut output: impl AsyncRead + Unpin,
+    tail: &Mutex<StderrTail>,
+    mut on_line: impl FnMut(&str),
+) {
+    let mut buffer = vec![0; 8 << 10];
+    let mut line = LineStart::default();
+    let mut done = |line: &mut LineStart| {
+        if let Some(text) = line.finish() {
+            on_line(&text);
+            if let Ok(mut tail) = tail.lock() {
+                tail.push(text);
+            }
+        }
+    };
+    loop {
+        let read = match output.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        let mut rest = &buffer[..read];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            line.take(&rest[..end]);
+            done(&mut line);
+            rest = &rest[end + 1..];
+        }
+        line.take(rest);
+    }
+    done(&mut line);
+}
+
+/// What a command run to its end with [`collect`] printed, within bounds.
+#[derive(Debug)]
+pub struct Collected {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// The first bytes of its stdout.
+    pub stdout: Vec<u8>,
+    /// How many more bytes of stdout it printed, not kept.
+    pub stdout_cut: usize,
+    /// The end of its stderr, as [`JsonLinesProcess::stderr_tail`] keeps it.
+    pub stderr_tail: String,
+}
+
+/// Reads a started command's stdout (its first `max_stdout` bytes kept, the rest counted)
+/// and stderr (its tail kept, each line cut and handed to `on_stderr`, which may log it)
+/// to their ends, and waits for it. Whatever it prints, what is held stays bounded.
+pub async fn collect(
+    child: &mut Child,
+    max_stdout: usize,
+    on_stderr: impl FnMut(&str),
+) -> std::io::Result<Collected> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read_stdout = async {
+        let mut kept = Vec::new();
+        let mut cut = 0;
+        if let Some(mut stdout) = stdout {
+            let mut buffer = vec![0; 8 << 10];
+            loop {
+                let read = match stdout.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => read,
+                };
+                let room = max_stdout.saturating_sub(kept.len()).min(read);
+                kept.extend_from_slice(&buffer[..room]);
+                cut += read - room;
+            }
+        }
+        (kept, cut)
+    };
+    let tail = Mutex::new(StderrTail::default());
+    let read_stderr = async {
+        if let Some(stderr) = stderr {
+            read_stderr_lines(stderr, &tail, on_stderr).await;
+        }
+    };
+    let ((stdout, stdout_cut), ()) = tokio::join!(read_stdout, read_stderr);
+    let status = child.wait().await?;
+    let stderr_tail = tail.lock().map(|tail| tail.text()).unwrap_or_default();
+    Ok(Collected {
+        status,
+        stdout,
+        stdout_cut,
+        stderr_tail,
+    })
+}
+
+#[cfg(test)]
+mod tests;

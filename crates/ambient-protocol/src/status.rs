@@ -129,6 +129,64 @@ pub struct StatusUpdate {
     pub result: Option<String>,
 }
 
+/// The longest status `message`: a failure's reason can quote a child's output, and the
+/// status must stay small enough for the backend to take.
+pub const MAX_STATUS_MESSAGE_CHARS: usize = 4_000;
+/// The longest final result text in a status, as the Python runner truncates it.
+pub const MAX_STATUS_RESULT_CHARS: usize = 10_000;
+/// The largest `usage` object kept in a status, serialised; a larger one is dropped.
+pub const MAX_STATUS_USAGE_BYTES: usize = 16 << 10;
+/// The longest short field (`subtype`, `session_id`).
+const MAX_STATUS_NAME_CHARS: usize = 256;
+
+impl StatusUpdate {
+    /// Cuts every field that carries what an agent or a child said to its bound, so that
+    /// the whole body stays a few kilobytes whatever they said. A cut text says so. The
+    /// message keeps its start and its end (a failure's reason, then a child's last
+    /// words), the result its start.
+    pub fn bound(&mut self) {
+        cut_middle(&mut self.message, MAX_STATUS_MESSAGE_CHARS);
+        cut(&mut self.result, MAX_STATUS_RESULT_CHARS);
+        cut(&mut self.subtype, MAX_STATUS_NAME_CHARS);
+        cut(&mut self.session_id, MAX_STATUS_NAME_CHARS);
+        if self
+            .usage
+            .as_ref()
+            .is_some_and(|usage| usage.to_string().len() > MAX_STATUS_USAGE_BYTES)
+        {
+            self.usage = None;
+        }
+    }
+}
+
+/// Cuts `text` to about `max` characters by taking out its middle, marking the cut.
+fn cut_middle(text: &mut Option<String>, max: usize) {
+    let Some(value) = text else {
+        return;
+    };
+    let count = value.chars().count();
+    if count <= max {
+        return;
+    }
+    let head = max / 4;
+    let tail = max - head;
+    let start: String = value.chars().take(head).collect();
+    let end: String = value.chars().skip(count - tail).collect();
+    *value = format!("{start} … ({} characters cut) … {end}", count - max);
+}
+
+/// Cuts `text` to `max` characters, marking the cut.
+fn cut(text: &mut Option<String>, max: usize) {
+    let Some(value) = text else {
+        return;
+    };
+    if let Some((end, _)) = value.char_indices().nth(max) {
+        let rest = value[end..].chars().count();
+        value.truncate(end);
+        value.push_str(&format!(" … ({rest} more characters cut)"));
+    }
+}
+
 /// The body of `PATCH …/agentic-sessions/{s}` (a JSON merge patch of annotations).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnnotationPatch {
@@ -236,4 +294,31 @@ pub struct ErrorBody {
 pub struct MintedToken {
     /// The token.
     pub token: String,
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn a_status_stays_small_whatever_its_fields_carry() {
+        let mut update = StatusUpdate {
+            message: Some("é".repeat(1_000_000)),
+            result: Some("r".repeat(20_000)),
+            subtype: Some("x".repeat(300)),
+            usage: Some(serde_json::json!({"pad": "y".repeat(20_000)})),
+            ..StatusUpdate::default()
+        };
+        update.bound();
+        let message = update.message.as_deref().unwrap_or_default();
+        assert!(message.starts_with(&"é".repeat(MAX_STATUS_MESSAGE_CHARS / 4)));
+        assert!(message.contains(" … (996000 characters cut) … "), "{message}");
+        assert!(message.ends_with(&"é".repeat(MAX_STATUS_MESSAGE_CHARS * 3 / 4)));
+        let result = update.result.as_deref().unwrap_or_default();
+        assert!(result.ends_with("r … (10000 more characters cut)"), "{result}");
+        assert!(update.subtype.as_deref().unwrap_or_default().ends_with("(44 more characters cut)"));
+        assert_eq!(update.usage, None);
+        let body = serde_json::to_string(&update).unwrap_or_default();
+        assert!(body.len() < 32 << 10, "{} bytes", body.len());
+    }
 }

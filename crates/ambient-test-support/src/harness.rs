@@ -172,6 +172,60 @@ pub async fn finish(child: Child) -> Finished {
     }
 }
 
+/// The highest peak memory a runner may reach in the tests of its bounds, whatever its
+/// input: the fake CLI or server it reads counts too (its peak is part of the figure).
+pub const MEMORY_CEILING: u64 = 64 << 20;
+
+/// A wrapper (for [`Backend::runner_via`]) that runs the runner and, when it has ended,
+/// writes to `report` the peak resident memory, in bytes, of the runner and every process
+/// it waited for (`RUSAGE_CHILDREN` of a process whose only child is the runner). A
+/// separate process, so that the figure is the runner's alone, whichever test harness
+/// runs the test. The runner's exit code passes through.
+pub fn peak_memory_wrapper(report: &std::path::Path) -> Vec<String> {
+    const SCRIPT: &str = "import resource, subprocess, sys\n\
+code = subprocess.call(sys.argv[2:])\n\
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n\
+open(sys.argv[1], 'w').write(str(peak))\n\
+sys.exit(code if code >= 0 else 128 - code)\n";
+    // The interpreter itself, not a launcher that needs this environment.
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let python = PYTHON.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    });
+    vec![
+        python.clone(),
+        String::from("-c"),
+        String::from(SCRIPT),
+        report.display().to_string(),
+    ]
+}
+
+/// Asserts that `peak` (bytes) is under [`MEMORY_CEILING`], and prints it (`--no-capture`
+/// shows the figures the budgets in `docs/architecture.md` quote).
+#[allow(clippy::print_stderr, reason = "the figure is the test's report")]
+pub fn assert_under_ceiling(what: &str, peak: u64) {
+    eprintln!("{what}: peak resident memory {:.1} MB", peak as f64 / f64::from(1 << 20));
+    assert!(
+        peak < MEMORY_CEILING,
+        "{what}: peak resident memory {} MB, over the ceiling of {} MB",
+        peak >> 20,
+        MEMORY_CEILING >> 20
+    );
+}
+
+/// The figure [`peak_memory_wrapper`] wrote.
+pub fn peak_memory(report: &std::path::Path) -> u64 {
+    std::fs::read_to_string(report)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Sends SIGTERM to a process by its PID, as the kubelet does to a pod's container.
 pub fn terminate(child: &Child) {
     let pid = child

@@ -23,8 +23,6 @@ use tracing::{debug, info, warn};
 
 use crate::{RunnerConfig, WebSocketSettings, inbox::Inbox};
 
-/// The longest final result text written to the status, as the Python runner truncates.
-const MAX_RESULT_CHARS: usize = 10_000;
 /// How long the backend has to echo every frame once the session has ended.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the backend has to echo every frame when the runner is stopping: a part of
@@ -169,7 +167,10 @@ impl WebSocketFront {
         let Some(status) = self.status() else {
             return false;
         };
+        // Scrubbed whole, then cut: a cut first could leave the start of a secret that
+        // the scrubber no longer recognises.
         self.redactor.status(&mut update);
+        update.bound();
         match status.put_status(&update).await {
             Ok(()) => true,
             Err(error) => {
@@ -349,7 +350,7 @@ impl WebSocketFront {
             update.num_turns = result.num_turns;
             update.total_cost_usd = result.total_cost_usd;
             update.usage = result.usage.clone();
-            update.result = result.result.as_deref().map(truncate);
+            update.result.clone_from(&result.result);
             if let Some(framework_session) = &result.session_id {
                 update.session_id = Some(framework_session.clone());
             }
@@ -626,6 +627,3 @@ impl TokenMinter for BackendMinter {
     }
 }
 
-fn truncate(text: &str) -> String {
-    text.chars().take(MAX_RESULT_CHARS).collect()
-}

@@ -9,7 +9,11 @@
 //! hangs up (a signal to a test that the script got there), and
 //! `{"dir":"steal","files":[…],"to":PATH}` plays an agent after the runner's secrets: it
 //! reads its parent's `/proc/<pid>/environ` and each of `files`, and writes what it got
-//! (or the error) to `to`. Request ids the script recorded are swapped for the live ones. It writes
+//! (or the error) to `to`. For the bounds on what a child may print and start:
+//! `{"dir":"flood","to":"stdout"|"stderr","lines":N,"bytes":B}` prints N lines of B bytes,
+//! `{"dir":"endless"}` prints one stdout line that never ends, `{"dir":"spawn","argv":[…],
+//! "output":"inherit","wait":false,"pids":PATH}` starts a child (holding the fake's output
+//! when inherited), and `{"dir":"pid","to":PATH}` writes the fake's own pid. Request ids the script recorded are swapped for the live ones. It writes
 //! its argv, one argument a line, to the file `CLAUDE_FAKE_ARGV` names. Its settings
 //! start with `CLAUDE_` because the runner passes the CLI no other variables of its own.
 #![allow(
@@ -128,6 +132,21 @@ fn play(script: &str) -> ExitCode {
                 eprintln!("fake-claude: nobody listens at {}", text("addr"));
             }
             "steal" => steal(&record),
+            "flood" => flood(&record, &mut stdout),
+            "endless" => {
+                let chunk = vec![b'x'; 64 << 10];
+                let _started = stdout.write_all(b"{\"endless\":\"");
+                // Until the runner stops reading (or stops the fake).
+                while stdout.write_all(&chunk).is_ok() {}
+                return ExitCode::from(1);
+            }
+            "spawn" => spawn(&record),
+            "pid" => {
+                let to = text("to");
+                if std::fs::write(to, std::process::id().to_string()).is_err() {
+                    eprintln!("fake-claude: cannot write {to}");
+                }
+            }
             "raw" => {
                 let _written = writeln!(stdout, "{}", text("line"));
                 let _flushed = stdout.flush();
@@ -174,6 +193,88 @@ fn steal(record: &Value) {
         .unwrap_or("loot.txt");
     if std::fs::write(to, loot).is_err() {
         eprintln!("fake-claude: cannot write {to}");
+    }
+}
+
+/// Prints `lines` lines of `bytes` bytes each to `to` (`stdout`: JSON lines the runner
+/// must read; `stderr`: plain text), a piece at a time, so that the fake itself stays
+/// small whatever it prints.
+fn flood(record: &Value, stdout: &mut std::io::StdoutLock<'_>) {
+    let number = |key: &str| {
+        record
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    let (lines, bytes) = (number("lines"), number("bytes"));
+    let to_stderr = record.get("to").and_then(Value::as_str) == Some("stderr");
+    let mut stderr = std::io::stderr().lock();
+    let out: &mut dyn Write = if to_stderr { &mut stderr } else { stdout };
+    let chunk = vec![b'x'; 64 << 10];
+    for _ in 0..lines {
+        let (open, close): (&[u8], &[u8]) = if to_stderr {
+            (b"", b"\n")
+        } else {
+            (b"{\"type\":\"flood\",\"pad\":\"", b"\"}\n")
+        };
+        let mut left = bytes.saturating_sub(open.len() + close.len());
+        let mut written = out.write_all(open);
+        while left > 0 && written.is_ok() {
+            let piece = left.min(chunk.len());
+            written = out.write_all(&chunk[..piece]);
+            left -= piece;
+        }
+        if written.and_then(|()| out.write_all(close)).is_err() {
+            return;
+        }
+    }
+    let _flushed = out.flush();
+}
+
+/// Starts `argv` as a child of the fake, stdin closed and the output as `output` says
+/// (`inherit`: the fake's own stdout and stderr, which the child then holds open;
+/// otherwise none), waits for it when `wait` is true, and writes its pid to `pids`.
+fn spawn(record: &Value) {
+    let argv: Vec<&str> = record
+        .get("argv")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let Some((program, args)) = argv.split_first() else {
+        eprintln!("fake-claude: spawn without argv");
+        return;
+    };
+    let inherit = record.get("output").and_then(Value::as_str) == Some("inherit");
+    let output = || {
+        if inherit {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("fake-claude: cannot start {program}: {error}");
+            return;
+        }
+    };
+    if let Some(to) = record.get("pids").and_then(Value::as_str)
+        && std::fs::write(to, child.id().to_string()).is_err()
+    {
+        eprintln!("fake-claude: cannot write {to}");
+    }
+    if record.get("wait").and_then(Value::as_bool) == Some(true) {
+        let _waited = child.wait();
     }
 }
 

@@ -2,6 +2,8 @@
 //! replayed both ways, the argv, and the ways a CLI can fail (crash, a line that is not
 //! JSON, a hang, a start that fails), each a clear error with nothing relayed lost.
 
+mod bounds;
+
 use ambient_local_backend::SessionSeed;
 use ambient_test_support::harness::{Backend, Finished, PROJECT, SESSION, until};
 use serde_json::{Value, json};

@@ -101,6 +101,7 @@ fn config(prompt: &str, mode: Mode, timeout: Option<Duration>) -> HostConfig {
         gitlab_token: None,
         workspace_settings: WorkspaceSettings::default(),
         agent: AgentSettings::default(),
+        limits: crate::Limits::default(),
     }
 }
 

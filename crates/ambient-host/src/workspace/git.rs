@@ -22,16 +22,16 @@ use std::{ffi::OsString, path::Path, process::Stdio, time::Duration};
 
 use ambient_protocol::Secret;
 use base64::Engine as _;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-};
+use tokio::process::Command;
 use tracing::debug;
 
 /// The longest any git command may take.
 pub(crate) const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Lines of a failed command's output kept for its error.
 const TAIL_LINES: usize = 12;
+/// The most a git command's stdout is read: past it, the command fails (the runner reads
+/// small outputs only, a configuration's keys or a status).
+pub(crate) const GIT_OUTPUT_BYTES: usize = 1 << 20;
 
 /// How the runner's git runs: its environment, the transports it may use, and the hosts
 /// each token is for.
@@ -82,6 +82,9 @@ pub(crate) enum GitError {
     /// It exited with an error.
     #[error("git {command} failed: {tail}")]
     Failed { command: String, tail: String },
+    /// It printed more than the runner reads.
+    #[error("git {command} printed more than {limit} bytes")]
+    TooMuchOutput { command: String, limit: usize },
     /// The input would make git do what the runner does not allow.
     #[error("{0}")]
     Refused(String),
@@ -244,7 +247,13 @@ pub(crate) async fn check_checkout(path: &Path, git: &GitSettings) -> Result<(),
         None,
         Duration::from_secs(30),
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        GitError::TooMuchOutput { limit, .. } => GitError::Refused(format!(
+            "its .git/config names more than {limit} bytes of keys, more than the runner checks"
+        )),
+        other => other,
+    })?;
     // With --null, a name is ended by a NUL (and, with no value, a newline before it).
     match keys
         .split('\0')
@@ -317,47 +326,41 @@ pub(crate) async fn run(
             .env(format!("GIT_CONFIG_VALUE_{index}"), value);
     }
     let mut child = command.spawn().map_err(GitError::Spawn)?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let collect = async {
-        let mut tail: Vec<String> = Vec::new();
-        let mut out = String::new();
-        let mut stdout = stdout.map(|s| BufReader::new(s).lines());
-        let mut stderr = stderr.map(|s| BufReader::new(s).lines());
-        loop {
-            tokio::select! {
-                line = async { match &mut stdout { Some(l) => l.next_line().await, None => Ok(None) } }, if stdout.is_some() => match line {
-                    Ok(Some(line)) => { out.push_str(&line); out.push('\n'); }
-                    _ => stdout = None,
-                },
-                line = async { match &mut stderr { Some(l) => l.next_line().await, None => Ok(None) } }, if stderr.is_some() => match line {
-                    Ok(Some(line)) => {
-                        debug!(git = %command_name, "{line}");
-                        tail.push(line);
-                        if tail.len() > TAIL_LINES { tail.remove(0); }
-                    }
-                    _ => stderr = None,
-                },
-                else => break,
-            }
-        }
-        let status = child.wait().await;
-        (status, out, tail)
-    };
-    let (status, out, tail) =
-        tokio::time::timeout(timeout, collect)
-            .await
-            .map_err(|_| GitError::TimedOut {
-                command: command_name.clone(),
-                after: timeout,
-            })?;
-    match status {
-        Ok(status) if status.success() => Ok(out),
-        Ok(_) | Err(_) => Err(GitError::Failed {
-            command: command_name,
-            tail: tail.join(" | "),
+    let collected = tokio::time::timeout(
+        timeout,
+        ambient_process::collect(&mut child, GIT_OUTPUT_BYTES, |line| {
+            debug!(git = %command_name, "{line}");
         }),
+    )
+    .await
+    .map_err(|_| GitError::TimedOut {
+        command: command_name.clone(),
+        after: timeout,
+    })?;
+    let collected = match collected {
+        Ok(collected) if collected.status.success() => collected,
+        Ok(collected) => {
+            let lines: Vec<&str> = collected.stderr_tail.lines().collect();
+            let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ");
+            return Err(GitError::Failed {
+                command: command_name,
+                tail,
+            });
+        }
+        Err(error) => {
+            return Err(GitError::Failed {
+                command: command_name,
+                tail: error.to_string(),
+            });
+        }
+    };
+    if collected.stdout_cut > 0 {
+        return Err(GitError::TooMuchOutput {
+            command: command_name,
+            limit: GIT_OUTPUT_BYTES,
+        });
     }
+    Ok(String::from_utf8_lossy(&collected.stdout).into_owned())
 }
 
 #[cfg(test)]

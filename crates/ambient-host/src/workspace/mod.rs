@@ -754,8 +754,14 @@ async fn checkout(
     if is_continuation {
         return Ok(RepoResult::Preserved);
     }
-    let status = git::run(path, &["status", "--porcelain"], git, None, GIT_TIMEOUT).await?;
-    if !status.trim().is_empty() {
+    let status = git::run(path, &["status", "--porcelain"], git, None, GIT_TIMEOUT).await;
+    // More changes than the runner reads are changes all the same.
+    let changed = match status {
+        Ok(status) => !status.trim().is_empty(),
+        Err(GitError::TooMuchOutput { .. }) => true,
+        Err(other) => return Err(other),
+    };
+    if changed {
         return Ok(RepoResult::KeptLocalChanges);
     }
     say(format!("🔄 Updating {name} to origin/{branch}..."));

@@ -320,6 +320,26 @@ mod attacks {
     }
 
     #[tokio::test]
+    async fn a_configuration_too_large_to_check_is_refused_with_bounded_reading() {
+        let s = setup();
+        let settings = cloned(&s).await;
+        // Harmless keys, but more of them than the runner reads: it cannot check them
+        // all, so it leaves the checkout alone.
+        let config = s.workspace.join("a/.git/config");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        for n in 0..80_000 {
+            text.push_str(&format!("[branch \"b{n:06}\"]\n\tmerge = refs/heads/b\n"));
+        }
+        std::fs::write(&config, text).unwrap();
+        let (prepared, said) = run(&s.workspace, &settings, false).await;
+        let result = &prepared.unwrap().repos[0].result;
+        assert!(
+            matches!(result, RepoResult::LeftAlone(why) if why.contains("more than 1048576 bytes")),
+            "{result:?}: {said:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_hooks_path_planted_in_the_repository() {
         let s = setup();
         let settings = cloned(&s).await;
