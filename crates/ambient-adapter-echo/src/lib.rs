@@ -15,7 +15,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use ambient_adapter::{
-    Adapter, Event, Input, Inputs, Outcome, ResultPayload, Session, SessionClosed,
+    Adapter, Event, Input, Inputs, Outcome, ResultPayload, Session, SessionClosed, UserMessage,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -52,7 +52,7 @@ pub type EchoError = SessionClosed;
 /// The input side of a session, as a turn watches it.
 struct Listening {
     /// Messages to answer after the current turn.
-    pending: VecDeque<String>,
+    pending: VecDeque<UserMessage>,
     /// The session ends once `pending` is done.
     ending: bool,
     /// No more input can come.
@@ -93,7 +93,7 @@ impl Adapter for EchoAdapter {
         };
         let mut last = None;
         loop {
-            let Some(text) = listening.pending.pop_front() else {
+            let Some(message) = listening.pending.pop_front() else {
                 if listening.ending || listening.closed {
                     break;
                 }
@@ -108,6 +108,8 @@ impl Adapter for EchoAdapter {
                 }
                 continue;
             };
+            // Its turn starts: its bytes go back to the session's budget.
+            let text = message.into_text();
             last = Some(self.turn(session, &text, &mut listening).await?);
         }
         Ok(Outcome::Completed { result: last })

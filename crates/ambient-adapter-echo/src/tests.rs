@@ -22,7 +22,7 @@ fn harness(prompt: &str, mode: Mode) -> Harness {
     let (output_tx, output) = mpsc::channel(4);
     let (input, input_rx) = mpsc::unbounded_channel();
     if !prompt.is_empty() {
-        input.send(Input::Message(prompt.to_owned())).unwrap();
+        input.send(Input::Message(prompt.into())).unwrap();
     }
     if mode == Mode::Batch {
         input.send(Input::EndSession).unwrap();
@@ -135,8 +135,8 @@ async fn an_interactive_session_answers_each_message_until_it_is_ended() {
     let h = harness("", Mode::Interactive);
     // An interrupt while no turn runs has nothing to stop.
     h.input.send(Input::Interrupt).unwrap();
-    h.input.send(Input::Message(String::from("a"))).unwrap();
-    h.input.send(Input::Message(String::from("b"))).unwrap();
+    h.input.send(Input::Message("a".into())).unwrap();
+    h.input.send(Input::Message("b".into())).unwrap();
     h.input.send(Input::EndSession).unwrap();
     let (_, names) = run_to_end(h, EchoConfig::default()).await;
     let texts: Vec<_> = names.iter().filter(|n| n.starts_with("text")).collect();
@@ -236,7 +236,7 @@ async fn cancellation_ends_the_session_without_more_events() {
 async fn a_message_during_a_turn_is_answered_after_it() {
     let h = harness("first", Mode::Interactive);
     h.input
-        .send(Input::Message(String::from("second")))
+        .send(Input::Message("second".into()))
         .unwrap();
     h.input.send(Input::EndSession).unwrap();
     let (_, names) = run_to_end(

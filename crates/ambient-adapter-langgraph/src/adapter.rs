@@ -5,7 +5,7 @@ use std::{collections::VecDeque, time::Instant};
 
 use ambient_adapter::{
     Adapter, CancellationToken, Event, Input, Inputs, Next, Outcome, ResultPayload, Session,
-    SessionClosed,
+    SessionClosed, UserMessage,
 };
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
@@ -249,7 +249,7 @@ enum RunOutcome {
 
 /// What the turn loop keeps between runs.
 struct Conversation {
-    queue: VecDeque<String>,
+    queue: VecDeque<UserMessage>,
     /// The session ends once the queue is done.
     ending: bool,
     /// No more input can come.
@@ -291,6 +291,8 @@ impl Adapter for LangGraphAdapter {
                 }
                 continue;
             };
+            // Its turn starts: its bytes go back to the session's budget.
+            let message = message.into_text();
             let command = if talk.questions.waiting() {
                 match talk.questions.answer(&message) {
                     Answered::Partly { next } => {

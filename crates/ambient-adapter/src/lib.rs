@@ -17,7 +17,7 @@
 use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf};
 
 #[doc(no_inline)]
-pub use ambient_protocol::{Event, Next, ResultPayload};
+pub use ambient_protocol::{ByteBudget, Event, Held, Next, ResultPayload};
 use tokio::sync::mpsc;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;
@@ -79,7 +79,7 @@ impl Outcome {
 pub enum Input {
     /// A user message: a prompt for a new turn. The session's prompt, where the host runs
     /// it, is the first.
-    Message(String),
+    Message(UserMessage),
     /// Stop the current turn, keep the session.
     Interrupt,
     /// End the session normally once the turns already asked for are done. An
@@ -89,6 +89,94 @@ pub enum Input {
     /// workflow switched): an adapter that hands folders to its framework picks up the
     /// new set, restarting the framework if it must.
     WorkspaceChanged(Workspace),
+}
+
+/// A user message. It holds its share of the session's input budget until it is
+/// dropped: an adapter that queues messages while a turn runs keeps them as they came, and
+/// takes the text out ([`UserMessage::into_text`]) when their turn starts. A peer that
+/// sends faster than the agent works is then refused by the host past the budget, instead
+/// of filling the adapter's queue.
+#[derive(Debug)]
+pub struct UserMessage {
+    text: String,
+    held: Option<Held>,
+}
+
+impl UserMessage {
+    /// A message that counts against no budget (tests, a host's own).
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            held: None,
+        }
+    }
+
+    /// A message holding `held` of a budget until it is dropped.
+    pub fn held(text: impl Into<String>, held: Held) -> Self {
+        Self {
+            text: text.into(),
+            held: Some(held),
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text, giving its bytes back to the budget.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
+    /// The message without its leading and trailing whitespace, holding what it held.
+    pub fn trimmed(mut self) -> Self {
+        let trimmed = self.text.trim();
+        if trimmed.len() != self.text.len() {
+            self.text = trimmed.to_owned();
+        }
+        self
+    }
+
+    /// The bytes it holds of a budget.
+    pub fn held_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, Held::bytes)
+    }
+}
+
+impl std::ops::Deref for UserMessage {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A copy holds nothing of the budget: only the message the host delivered counts.
+impl Clone for UserMessage {
+    fn clone(&self) -> Self {
+        Self::new(self.text.clone())
+    }
+}
+
+impl PartialEq for UserMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for UserMessage {}
+
+impl From<&str> for UserMessage {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<String> for UserMessage {
+    fn from(text: String) -> Self {
+        Self::new(text)
+    }
 }
 
 /// Whether the session runs one prompt or converses. The host delivers input
@@ -382,12 +470,12 @@ mod tests {
     #[tokio::test]
     async fn input_arrives_in_order_and_a_closed_host_is_an_error() {
         let (mut session, output, input) = session();
-        input.send(Input::Message(String::from("a"))).unwrap();
+        input.send(Input::Message("a".into())).unwrap();
         input.send(Input::Interrupt).unwrap();
         drop(input);
         assert_eq!(
             session.next_input().await,
-            Some(Input::Message(String::from("a")))
+            Some(Input::Message("a".into()))
         );
         assert_eq!(session.next_input().await, Some(Input::Interrupt));
         assert_eq!(session.next_input().await, None);

@@ -13,7 +13,7 @@ use std::{future::Future, sync::Arc};
 use ambient_adapter::{Continuation, Event, Input, Mode, SessionInfo, Stored};
 use ambient_protocol::ResultPayload;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::{
     exit::SessionEnd,
@@ -134,7 +134,7 @@ pub trait Front: Send {
 #[derive(Debug)]
 pub struct Control<'a> {
     pub(crate) input: &'a mpsc::UnboundedSender<Input>,
-    pub(crate) changes: &'a mpsc::UnboundedSender<Change>,
+    pub(crate) changes: &'a mpsc::Sender<Change>,
     pub(crate) mode: Mode,
     pub(crate) ending: &'a mut bool,
     pub(crate) stopping: bool,
@@ -149,12 +149,12 @@ impl Control<'_> {
                 debug!("ignoring a user message in batch mode");
                 return;
             }
-            Input::Message(text) => {
-                let text = text.trim();
-                if text.is_empty() {
+            Input::Message(message) => {
+                let message = message.trimmed();
+                if message.is_empty() {
                     return;
                 }
-                Input::Message(text.to_owned())
+                Input::Message(message)
             }
             Input::EndSession => {
                 *self.ending = true;
@@ -169,7 +169,13 @@ impl Control<'_> {
     /// Changes the workspace (a repository added or removed, a workflow switched), in the
     /// background and one change at a time; the adapter hears of the result.
     pub fn change_workspace(&mut self, change: Change) {
-        let _queued = self.changes.send(change);
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.changes.try_send(change) {
+            // Not the change itself: a repository URL may carry a credential.
+            warn!(
+                waiting = crate::run::WORKSPACE_CHANGES_WAITING,
+                "too many workspace changes are waiting; this one is refused"
+            );
+        }
     }
 
     /// Whether the session is stopping: no new work should start.

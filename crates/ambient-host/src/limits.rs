@@ -20,8 +20,9 @@ pub struct LimitArgs {
     /// run request): bytes, or with KiB / MiB / GiB [default: 8 MiB].
     #[arg(long, env = "RUNNER_MAX_MESSAGE_BYTES", value_parser = parse_bytes)]
     pub max_message_bytes: Option<usize>,
-    /// The user messages received and not yet taken by the agent, in bytes; past it,
-    /// more are refused and the user is told [default: 16 MiB].
+    /// The user messages received and not yet taken up by the agent, in bytes (and at
+    /// most 256 of them, each counting for at least 1/256 of it); past it, more are
+    /// dropped and the user is told [default: 16 MiB].
     #[arg(long, env = "RUNNER_INPUT_BUDGET_BYTES", value_parser = parse_bytes)]
     pub input_budget_bytes: Option<usize>,
     /// The longest line read from the agent's processes and servers (a CLI's output, a

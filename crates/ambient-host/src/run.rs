@@ -36,6 +36,9 @@ use crate::{
 
 /// Events the adapter may have in flight before `emit` waits.
 const EVENT_BUFFER: usize = 256;
+/// Workspace changes (each a git clone, say) waiting for the one under way; past it,
+/// more are refused.
+pub(crate) const WORKSPACE_CHANGES_WAITING: usize = 64;
 
 /// Runs one session with `adapter` behind `front`, to its end.
 ///
@@ -156,7 +159,7 @@ pub async fn run<A: Adapter, F: Front>(
     if let Some(prompt) = first.prompt {
         let echo = relay.redactor.text(&prompt).into_owned();
         front.relay(Relayed::Prompt(echo));
-        let _queued = input_tx.send(Input::Message(prompt));
+        let _queued = input_tx.send(Input::Message(prompt.into()));
     }
     if first.mode == Mode::Batch {
         let _queued = input_tx.send(Input::EndSession);
@@ -449,11 +452,8 @@ struct WorkspaceState {
 fn workspace_worker(
     tracker: &TaskTracker,
     mut state: WorkspaceState,
-) -> (
-    mpsc::UnboundedSender<Change>,
-    mpsc::UnboundedReceiver<WorkspaceNews>,
-) {
-    let (changes, mut queue) = mpsc::unbounded_channel::<Change>();
+) -> (mpsc::Sender<Change>, mpsc::UnboundedReceiver<WorkspaceNews>) {
+    let (changes, mut queue) = mpsc::channel::<Change>(WORKSPACE_CHANGES_WAITING);
     let (news, news_rx) = mpsc::unbounded_channel();
     tracker.spawn(async move {
         while let Some(change) = queue.recv().await {

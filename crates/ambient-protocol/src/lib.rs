@@ -18,6 +18,7 @@
 //! the wall time for a timestamp. Transport, retries and orchestration live in the crates
 //! above it.
 
+mod budget;
 mod event;
 mod fit;
 mod frame;
@@ -27,6 +28,7 @@ mod secret;
 pub mod status;
 mod timestamp;
 
+pub use budget::{ByteBudget, Held};
 pub use event::{Event, EventMapper, Next};
 pub use fit::MAX_FRAME_BYTES;
 pub use frame::{

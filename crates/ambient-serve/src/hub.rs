@@ -557,7 +557,7 @@ mod tests {
         hub.event(Event::Text(String::from("background done")));
         hub.event(result("success", false, "background done"));
         let (log, input) = hub.start_run(&said("r1", "u1", "hi")).unwrap();
-        assert_eq!(input, Input::Message(String::from("hi")));
+        assert_eq!(input, Input::Message("hi".into()));
         assert!(
             !log.since(0).unwrap().ended,
             "the held result ended the run"
@@ -635,7 +635,7 @@ mod tests {
             json!({"messages": [], "resume": [{"interruptId": interrupt_id, "status": "resolved", "payload": {"approved": true}}]}),
         );
         let (log, input) = hub.start_run(&answer).unwrap();
-        assert_eq!(input, Input::Message(String::from(r#"{"approved":true}"#)));
+        assert_eq!(input, Input::Message(r#"{"approved":true}"#.into()));
         // One more question, asked without a result: the run ends on it all the same.
         hub.event(Event::Question(String::from("And the region?")));
         let events = events(&log);

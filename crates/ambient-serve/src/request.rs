@@ -126,7 +126,7 @@ impl RunRequest {
             (_, _) => return Err(Refused::SeveralAnswers),
         };
         Ok(Turn {
-            input: Input::Message(input),
+            input: Input::Message(input.into()),
             message_ids,
         })
     }
@@ -171,7 +171,7 @@ mod tests {
             "tools": [], "context": [], "state": {}, "forwardedProps": {},
         }));
         let turn = request.turn(&HashSet::new(), &[]).unwrap();
-        assert_eq!(turn.input, Input::Message(String::from("second\n\nthird")));
+        assert_eq!(turn.input, Input::Message("second\n\nthird".into()));
         assert_eq!(turn.message_ids, ["u2", "u3"]);
         let delivered = HashSet::from([String::from("u2"), String::from("u3")]);
         assert_eq!(
@@ -191,7 +191,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             turn.input,
-            Input::Message(String::from(r#"{"approved":true}"#))
+            Input::Message(r#"{"approved":true}"#.into())
         );
         assert_eq!(
             request.turn(&HashSet::new(), &[]).unwrap_err().to_string(),

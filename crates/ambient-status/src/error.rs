@@ -90,6 +90,34 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An attempt took longer than the policy allows.
+    #[error("{method} {path} took longer than {after:?}")]
+    TimedOut {
+        /// The method.
+        method: &'static str,
+        /// The URL path.
+        path: String,
+        /// The bound.
+        after: Duration,
+    },
+    /// The answer was larger than the runner reads.
+    #[error("{method} {path} answered with more than {limit} bytes")]
+    TooLarge {
+        /// The method.
+        method: &'static str,
+        /// The URL path.
+        path: String,
+        /// The bound.
+        limit: usize,
+    },
+    /// The message history was not the JSON the endpoint returns.
+    #[error("GET {path} answered with a history that could not be read: {why}")]
+    Malformed {
+        /// The URL path.
+        path: String,
+        /// What was wrong.
+        why: String,
+    },
     /// Every attempt failed.
     #[error("gave up after {attempts} attempts in {elapsed:?}")]
     RetriesExhausted {
@@ -109,13 +137,16 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::RequestFailed { source, .. } => source.is_transient(),
+            Self::TimedOut { .. } => true,
             Self::Rejected { status, .. } => matches!(status, 409 | 429) || *status >= 500,
             Self::RetriesExhausted { last, .. } => last.is_retryable(),
             Self::ClientSetup { .. }
             | Self::InvalidUrl { .. }
             | Self::InvalidToken
             | Self::Encode { .. }
-            | Self::Decode { .. } => false,
+            | Self::Decode { .. }
+            | Self::TooLarge { .. }
+            | Self::Malformed { .. } => false,
         }
     }
 
@@ -146,7 +177,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn backend_message(body: &[u8]) -> String {
     const MAX: usize = 200;
     if let Ok(parsed) = serde_json::from_slice::<ambient_protocol::status::ErrorBody>(body) {
-        return parsed.error;
+        return parsed.error.chars().take(MAX).collect();
     }
     let text = String::from_utf8_lossy(body);
     let mut end = text.len().min(MAX);

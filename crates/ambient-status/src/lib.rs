@@ -10,15 +10,17 @@
 
 mod endpoints;
 mod error;
+mod history;
 
 use std::{
+    future::Future,
     sync::{Arc, PoisonError, RwLock},
     time::Duration,
 };
 
 use ambient_backoff::{Backoff, BackoffPolicy};
 use ambient_protocol::{
-    Secret,
+    Secret, SessionMessage,
     status::{
         AgenticSession, AnnotationPatch, MessageHistory, MintedToken, PatchAccepted, StatusUpdate,
     },
@@ -145,7 +147,9 @@ impl StatusClient {
         .await
     }
 
-    /// `GET …/sessions/{s}/messages`: everything the backend stored for the session.
+    /// `GET …/sessions/{s}/messages`: everything the backend stored for the session, as
+    /// one body (for a short history; [`StatusClient::message_history_kept`] reads a
+    /// session's).
     ///
     /// # Cancel safety
     ///
@@ -154,6 +158,65 @@ impl StatusClient {
         let url = self.endpoints.messages_url()?;
         self.call(Method::GET, url, None::<&()>, "application/json")
             .await
+    }
+
+    /// `GET …/sessions/{s}/messages`, read as it streams: only the messages `keep` (made
+    /// afresh for each attempt by `keeper`) takes are kept, up to `max_kept_bytes` of
+    /// them, and a message larger than `max_message_bytes` is skipped unread. However long
+    /// the history, what is held stays within those bounds.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn message_history_kept<K: FnMut(&SessionMessage) -> bool>(
+        &self,
+        max_message_bytes: usize,
+        max_kept_bytes: usize,
+        keeper: impl Fn() -> K,
+    ) -> Result<KeptHistory> {
+        let url = self.endpoints.messages_url()?;
+        self.retrying(&Method::GET, &url, || async {
+            let (mut response, path) = self
+                .send(Method::GET, url.clone(), None::<&()>, "application/json")
+                .await?;
+            let mut splitter = history::MessageSplitter::new(max_message_bytes);
+            let mut keep = keeper();
+            let mut kept = KeptHistory::default();
+            let mut kept_bytes = 0;
+            let mut take = |piece: history::Piece| match piece {
+                history::Piece::TooLarge(_) => kept.skipped += 1,
+                history::Piece::Message(json) => {
+                    let Ok(message) = serde_json::from_slice::<SessionMessage>(&json) else {
+                        return;
+                    };
+                    if !keep(&message) {
+                        return;
+                    }
+                    if kept_bytes + json.len() > max_kept_bytes {
+                        kept.cut = true;
+                        return;
+                    }
+                    kept_bytes += json.len();
+                    kept.messages.push(message);
+                }
+            };
+            while let Some(chunk) = response.chunk().await.map_err(|source| {
+                Error::RequestFailed {
+                    method: "GET",
+                    path: path.clone(),
+                    source: HttpError::new(source),
+                }
+            })? {
+                splitter
+                    .feed(&chunk, &mut take)
+                    .map_err(|why| Error::Malformed {
+                        path: path.clone(),
+                        why,
+                    })?;
+            }
+            Ok(kept)
+        })
+        .await
     }
 
     /// `POST …/agentic-sessions/{s}/github/token`: a git token minted for the session.
@@ -181,28 +244,53 @@ impl StatusClient {
         body: Option<&B>,
         content_type: &'static str,
     ) -> Result<T> {
+        self.retrying(&method, &url, || async {
+            let (response, path) = self
+                .send(method.clone(), url.clone(), body, content_type)
+                .await?;
+            let verb = method_name(&method);
+            let bytes = read_capped(response, MAX_ANSWER_BYTES, verb, &path).await?;
+            serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+                method: verb,
+                path,
+                source,
+            })
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, its error is not retryable, or the policy's
+    /// attempts or deadline run out.
+    async fn retrying<T, F: Future<Output = Result<T>>>(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        attempt: impl Fn() -> F,
+    ) -> Result<T> {
         let started = Instant::now();
         let mut backoff = Backoff::new(BackoffPolicy::doubling(
             self.retry.initial_delay,
             self.retry.max_delay,
         ));
-        let mut attempt = 0;
+        let mut attempts = 0;
         loop {
-            attempt += 1;
-            let error = match self
-                .attempt(method.clone(), url.clone(), body, content_type)
-                .await
-            {
-                Ok(answer) => return Ok(answer),
-                Err(error) => error,
+            attempts += 1;
+            let error = match tokio::time::timeout(self.retry.timeout, attempt()).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(error)) => error,
+                Err(_) => Error::TimedOut {
+                    method: method_name(method),
+                    path: url.path().to_owned(),
+                    after: self.retry.timeout,
+                },
             };
             let elapsed = started.elapsed();
             let delay = backoff.next_delay();
             let out_of_time = elapsed + delay > self.retry.deadline;
-            if !error.is_retryable() || attempt >= self.retry.attempts || out_of_time {
-                return Err(if attempt > 1 {
+            if !error.is_retryable() || attempts >= self.retry.attempts || out_of_time {
+                return Err(if attempts > 1 {
                     Error::RetriesExhausted {
-                        attempts: attempt,
+                        attempts,
                         elapsed,
                         last: Box::new(error),
                     }
@@ -210,25 +298,26 @@ impl StatusClient {
                     error
                 });
             }
-            debug!(%method, path = url.path(), attempt, ?delay, error = %error, "retrying");
+            debug!(%method, path = url.path(), attempt = attempts, ?delay, error = %error, "retrying");
             tokio::time::sleep(delay).await;
         }
     }
 
-    async fn attempt<B: Serialize, T: DeserializeOwned>(
+    /// Sends one request; the response when its status is a success, with the path for
+    /// errors. A refusal's body is read (within a bound) for the backend's message.
+    async fn send<B: Serialize>(
         &self,
         method: Method,
         url: url::Url,
         body: Option<&B>,
         content_type: &'static str,
-    ) -> Result<T> {
+    ) -> Result<(reqwest::Response, String)> {
         let path = url.path().to_owned();
         let verb = method_name(&method);
         let mut request = self
             .http
             .request(method.clone(), url)
-            .header(header::CONTENT_TYPE, content_type)
-            .timeout(self.retry.timeout);
+            .header(header::CONTENT_TYPE, content_type);
         let token = self
             .token
             .read()
@@ -244,15 +333,19 @@ impl StatusClient {
             let body = serde_json::to_vec(body).map_err(|source| Error::Encode { source })?;
             request = request.body(body);
         }
-        let failed = |source| Error::RequestFailed {
-            method: verb,
-            path: path.clone(),
-            source: HttpError::new(source),
-        };
-        let response = request.send().await.map_err(failed)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| Error::RequestFailed {
+                method: verb,
+                path: path.clone(),
+                source: HttpError::new(source),
+            })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(failed)?;
         if !status.is_success() {
+            let bytes = read_capped(response, MAX_REFUSAL_BYTES, verb, &path)
+                .await
+                .unwrap_or_default();
             return Err(Error::Rejected {
                 method: verb,
                 path,
@@ -260,12 +353,53 @@ impl StatusClient {
                 message: error::backend_message(&bytes),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
-            method: verb,
-            path,
-            source,
-        })
+        Ok((response, path))
     }
+}
+
+/// The largest answer read from the backend (a session, a token, an acknowledgement).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// The most of a refusal's body read for its message.
+const MAX_REFUSAL_BYTES: usize = 64 << 10;
+
+/// A response's body, failing once it passes `max` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+    method: &'static str,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| Error::RequestFailed {
+            method,
+            path: path.to_owned(),
+            source: HttpError::new(source),
+        })?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(Error::TooLarge {
+                method,
+                path: path.to_owned(),
+                limit: max,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What [`StatusClient::message_history_kept`] kept.
+#[derive(Debug, Default)]
+pub struct KeptHistory {
+    /// The messages kept, in order.
+    pub messages: Vec<SessionMessage>,
+    /// Messages skipped unread for their size.
+    pub skipped: u64,
+    /// Whether messages were left out because the bytes kept reached their bound.
+    pub cut: bool,
 }
 
 #[cfg(test)]

@@ -19,9 +19,6 @@ use crate::{Error, Result, TokenSource, TransportConfig};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Largest message accepted from the backend. Its echo of a frame is as large as the
-/// frame, so this must stay well above the largest frame the runner sends.
-const MAX_INBOUND_MESSAGE: usize = 64 << 20;
 /// How long one handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,9 +41,13 @@ async fn connect_once(config: &TransportConfig) -> Result<Socket> {
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
     }
+    // The backend's echo of a frame is as large as the frame.
+    let max_message = config
+        .max_message_bytes
+        .max(4 * config.outbox.max_frame_bytes);
     let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_INBOUND_MESSAGE))
-        .max_frame_size(Some(MAX_INBOUND_MESSAGE));
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
     let attempt = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(Ok((socket, _response))) => Ok(socket),

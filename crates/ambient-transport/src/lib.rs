@@ -23,7 +23,7 @@ mod task;
 
 use std::{path::PathBuf, time::Duration};
 
-use ambient_protocol::{Inbound, InboundError, Outbound, Secret, SessionMessage};
+use ambient_protocol::{ByteBudget, Held, Inbound, InboundError, Outbound, Secret, SessionMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -103,7 +103,27 @@ pub struct TransportConfig {
     /// How long to keep trying to reach the backend once it is lost (or at start) before
     /// giving up.
     pub give_up_after: Duration,
+    /// The largest message read from the backend; a larger one is refused
+    /// ([`Received::TooLarge`]) and the connection made again. Never below four of the
+    /// largest frames sent, whose echoes come back as large.
+    pub max_message_bytes: usize,
+    /// What every message received holds until its receiver drops it: past it, messages
+    /// are dropped ([`Received::Dropped`]) and the socket is still read, so that an
+    /// interrupt or an end is never stuck behind a flood. Control messages have a small
+    /// budget of their own.
+    pub input_budget: ByteBudget,
 }
+
+/// The largest message read from the backend by default.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 << 20;
+/// The bytes of received messages held by default.
+pub const DEFAULT_INPUT_BUDGET_BYTES: usize = 16 << 20;
+/// The most messages held, whatever their size: each takes at least this share of the
+/// input budget.
+pub const MESSAGES_HELD: usize = 256;
+/// Control messages (`interrupt`, `end_session`, …) and malformed ones received and not
+/// yet taken: past it, more are dropped.
+pub const CONTROL_MESSAGES_HELD: usize = 1024;
 
 impl TransportConfig {
     /// A configuration with the defaults for everything but the endpoint.
@@ -117,6 +137,11 @@ impl TransportConfig {
             keepalive: Keepalive::default(),
             backoff: BackoffPolicy::default(),
             give_up_after: Duration::from_secs(300),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            input_budget: ByteBudget::holding_at_most(
+                DEFAULT_INPUT_BUDGET_BYTES,
+                MESSAGES_HELD,
+            ),
         }
     }
 }
@@ -130,9 +155,30 @@ pub enum Received {
         inbound: Inbound,
         /// The message as the backend sent it.
         message: SessionMessage,
+        /// Its share of the input budget (a control message's, of theirs), until dropped.
+        held: Held,
     },
     /// A message of a known type whose payload was wrong; the error names what.
-    Malformed(InboundError),
+    Malformed {
+        /// What was wrong.
+        error: InboundError,
+        /// Its share of the control messages' budget, until dropped.
+        held: Held,
+    },
+    /// Messages were dropped since the last thing received: the budget was spent.
+    Dropped {
+        /// How many.
+        messages: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// A message larger than the limit was refused; the connection is made again.
+    TooLarge {
+        /// Its size, as its header said.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The connection was lost and made again: messages sent to the session meanwhile
     /// were not delivered, and can be recovered from the message history.
     Reconnected,

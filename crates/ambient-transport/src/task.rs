@@ -1,14 +1,15 @@
 //! The task that owns the socket.
 
 use ambient_backoff::Backoff;
-use ambient_protocol::{Inbound, SessionMessage, echo_frame_id};
+use ambient_protocol::{ByteBudget, Inbound, SessionMessage, echo_frame_id};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{
     sync::{mpsc, oneshot},
     time::{Instant, MissedTickBehavior},
 };
 use tokio_tungstenite::tungstenite::{
-    Message, Utf8Bytes,
+    self, Message, Utf8Bytes,
+    error::CapacityError,
     protocol::{CloseFrame, frame::coding::CloseCode},
 };
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,10 @@ struct State {
     closing: Option<oneshot::Sender<()>>,
     commands_done: bool,
     stats: Stats,
+    /// What control and malformed messages may hold (one unit each).
+    controls: ByteBudget,
+    /// Messages dropped since the last one delivered, and their bytes.
+    dropped: (u64, u64),
 }
 
 pub(crate) async fn run(
@@ -58,6 +63,8 @@ pub(crate) async fn run(
         closing: None,
         commands_done: false,
         stats: Stats::default(),
+        controls: ByteBudget::new(crate::CONTROL_MESSAGES_HELD),
+        dropped: (0, 0),
     };
     loop {
         let connected_at = Instant::now();
@@ -135,6 +142,11 @@ impl State {
                         Some(Ok(Message::Text(text))) => self.receive(text.as_str()),
                         Some(Ok(Message::Close(_))) | None => return Disconnect::Lost(String::from("the backend closed the connection")),
                         Some(Ok(_)) => {}
+                        Some(Err(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                            warn!(size, limit = max_size, "the backend sent a message larger than the limit; refused");
+                            let _told = self.inbound.send(Received::TooLarge { size, limit: max_size });
+                            return Disconnect::Lost(format!("a message of {size} bytes is over the limit of {max_size}"));
+                        }
                         Some(Err(error)) => return Disconnect::Lost(error_chain(&error)),
                     }
                 }
@@ -200,14 +212,40 @@ impl State {
             debug!(session = %message.session_id, kind = %message.kind, "ignoring a message for another session");
             return;
         }
-        let received = match message.classify() {
+        let (inbound, budget) = match message.classify() {
             Ok(Inbound::Echo { frame_id, .. }) if self.outbox.is_ours(&frame_id) => {
                 self.outbox.acknowledge(&frame_id);
                 return;
             }
             Ok(Inbound::Echo { .. } | Inbound::RunnerFrame { .. } | Inbound::Pong) => return,
-            Ok(inbound) => Received::Message { inbound, message },
-            Err(error) => Received::Malformed(error),
+            Ok(
+                inbound @ (Inbound::Interrupt
+                | Inbound::EndSession
+                | Inbound::Terminate
+                | Inbound::Stop),
+            ) => (Ok(inbound), (&self.controls, 1)),
+            Ok(inbound) => (Ok(inbound), (&self.config.input_budget, text.len())),
+            Err(error) => (Err(error), (&self.controls, 1)),
+        };
+        let Some(held) = budget.0.try_take(budget.1) else {
+            self.dropped.0 += 1;
+            self.dropped.1 += text.len() as u64;
+            if self.dropped.0 == 1 {
+                warn!(budget = budget.0.capacity(), "the messages received fill their budget; dropping until the session catches up");
+            }
+            return;
+        };
+        if self.dropped.0 > 0 {
+            let (messages, bytes) = std::mem::take(&mut self.dropped);
+            let _told = self.inbound.send(Received::Dropped { messages, bytes });
+        }
+        let received = match inbound {
+            Ok(inbound) => Received::Message {
+                inbound,
+                message,
+                held,
+            },
+            Err(error) => Received::Malformed { error, held },
         };
         // The receiver may be gone when the session is ending; nothing to do then.
         let _delivered = self.inbound.send(received);

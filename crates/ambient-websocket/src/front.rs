@@ -3,7 +3,7 @@
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use ambient_adapter::{Continuation, Input, Stored};
+use ambient_adapter::{ByteBudget, Continuation, Event, Held, Input, Stored, UserMessage};
 use ambient_host::{
     Control, Ending, Front, Opening, Redactor, Relayed, SessionEnd, Step,
     workspace::{Change, TokenMinter},
@@ -14,14 +14,17 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec},
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
-use ambient_status::{RetryPolicy, StatusClient};
+use ambient_status::{KeptHistory, RetryPolicy, StatusClient};
 use ambient_transport::{FrameSender, Received, TokenSource, Transport, TransportConfig};
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
-use crate::{RunnerConfig, WebSocketSettings, inbox::Inbox};
+use crate::{
+    RunnerConfig, WebSocketSettings,
+    inbox::{Inbox, Key, is_input},
+};
 
 /// How long the backend has to echo every frame once the session has ended.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
@@ -75,7 +78,15 @@ pub struct WebSocketFront {
     /// History reads under way after reconnects; while any is, live input waits in
     /// `held`, so that what was missed is delivered before what came after it.
     recoveries: usize,
-    held: Vec<(Inbound, SessionMessage)>,
+    held: Vec<(Inbound, Key, Held)>,
+    /// What the messages received hold until the adapter takes them: the transport's,
+    /// shared with the messages recovered from the history.
+    input_budget: ByteBudget,
+    /// The largest message taken from the backend.
+    max_message_bytes: usize,
+    /// Messages refused for their size since the last history read (which finds them
+    /// again, and need not tell of them twice).
+    refused_live: u64,
     histories: (
         mpsc::UnboundedSender<History>,
         mpsc::UnboundedReceiver<History>,
@@ -85,7 +96,7 @@ pub struct WebSocketFront {
 }
 
 /// A history read after a reconnect (`None`: it failed).
-type History = Option<Vec<SessionMessage>>;
+type History = Option<KeptHistory>;
 
 /// The connected socket.
 #[derive(Debug)]
@@ -123,6 +134,12 @@ impl WebSocketFront {
             inbox: Inbox::default(),
             recoveries: 0,
             held: Vec::new(),
+            input_budget: ByteBudget::holding_at_most(
+                config.host.limits.input_budget_bytes,
+                ambient_transport::MESSAGES_HELD,
+            ),
+            max_message_bytes: config.host.limits.max_message_bytes,
+            refused_live: 0,
             histories: mpsc::unbounded_channel(),
             token_check: None,
         }
@@ -233,28 +250,62 @@ impl WebSocketFront {
     /// One thing the transport reported.
     fn receive(&mut self, received: Received, control: &mut Control<'_>) {
         match received {
-            Received::Message { inbound, message } => {
+            Received::Message {
+                inbound,
+                message,
+                held,
+            } => {
+                let key = self.inbox.key(&message);
+                drop(message);
                 if self.recoveries > 0 {
-                    self.held.push((inbound, message));
+                    self.held.push((inbound, key, held));
                 } else {
-                    self.accept_live(inbound, &message, control);
+                    self.accept_live(inbound, key, held, control);
                 }
             }
-            Received::Malformed(error) => {
+            Received::Malformed { error, .. } => {
                 warn!(error = %chain(&error), "ignoring a malformed message");
+            }
+            Received::Dropped { messages, bytes } => self.tell_dropped(messages, bytes),
+            Received::TooLarge { size, limit } => {
+                self.refused_live += 1;
+                self.tell(format!(
+                    "⚠️ A message of {size} bytes was refused: this runner takes messages of up to {limit} bytes (RUNNER_MAX_MESSAGE_BYTES)."
+                ));
             }
             Received::Reconnected => {
                 // The transport read the token file again to reconnect.
                 self.read_token_file();
                 // Read in the background so that relaying goes on meanwhile.
-                let Some(status) = self.status().cloned() else {
+                let (Some(status), Some(connection)) = (self.status().cloned(), &self.connection)
+                else {
                     return;
                 };
                 self.recoveries += 1;
                 let histories = self.histories.0.clone();
+                let instance = connection.instance.clone();
+                let max_message = self.max_message_bytes;
+                let max_kept = self.input_budget.capacity();
                 self.tracker.spawn(async move {
-                    let history = match status.message_history().await {
-                        Ok(history) => Some(history.messages),
+                    // From this runner's first frame on, the input messages only.
+                    let keeper = || {
+                        let mut started = false;
+                        let instance = instance.clone();
+                        move |message: &SessionMessage| {
+                            if started {
+                                return message.classify().is_ok_and(|i| is_input(&i));
+                            }
+                            started = message
+                                .frame_id()
+                                .is_some_and(|id| is_ours(&instance, &id));
+                            started
+                        }
+                    };
+                    let history = match status
+                        .message_history_kept(max_message, max_kept, keeper)
+                        .await
+                    {
+                        Ok(history) => Some(history),
                         Err(error) => {
                             warn!(error = %chain(&error), "reading the message history failed; messages posted during the outage may be missed");
                             None
@@ -266,43 +317,76 @@ impl WebSocketFront {
         }
     }
 
-    fn accept_live(
-        &mut self,
-        inbound: Inbound,
-        message: &SessionMessage,
-        control: &mut Control<'_>,
-    ) {
-        if self.inbox.accept_live(message) {
-            deliver(inbound, control);
+    fn accept_live(&mut self, inbound: Inbound, key: Key, held: Held, control: &mut Control<'_>) {
+        if self.inbox.accept_live(key) {
+            deliver(inbound, Some(held), control);
         } else {
-            debug!(kind = %message.kind, "already delivered from the history");
+            debug!("already delivered from the history");
         }
+    }
+
+    /// Tells the user, in the session, something the runner did with their input.
+    fn tell(&mut self, text: String) {
+        warn!("{text}");
+        self.relay(Relayed::Event(Event::Log(text)));
+    }
+
+    fn tell_dropped(&mut self, messages: u64, bytes: u64) {
+        self.tell(format!(
+            "⚠️ {messages} messages ({bytes} bytes) were dropped: the agent already has {} bytes of messages it has not taken up (RUNNER_INPUT_BUDGET_BYTES).",
+            self.input_budget.capacity()
+        ));
     }
 
     /// A history read finished: deliver what was missed, then what arrived meanwhile.
     fn recovered(&mut self, history: History, control: &mut Control<'_>) {
         self.recoveries = self.recoveries.saturating_sub(1);
         if let (Some(history), Some(connection)) = (history, &self.connection) {
-            let instance = connection.instance.as_str();
-            let is_ours = |id: &FrameId| {
-                id.as_str()
-                    .strip_prefix(instance)
-                    .is_some_and(|rest| rest.starts_with('-'))
-            };
-            let missed = self.inbox.recover(history, is_ours);
+            let instance = connection.instance.clone();
+            let missed = self
+                .inbox
+                .recover(history.messages, |id| is_ours(&instance, id));
             if !missed.is_empty() {
                 info!(
                     count = missed.len(),
                     "delivering messages posted while the connection was down"
                 );
             }
+            let mut dropped = (0, 0);
             for inbound in missed {
-                deliver(inbound, control);
+                let bytes = match &inbound {
+                    Inbound::UserMessage { content } => content.len(),
+                    _ => 1,
+                };
+                match self.input_budget.try_take(bytes) {
+                    Some(held) => deliver(inbound, Some(held), control),
+                    None => {
+                        dropped.0 += 1;
+                        dropped.1 += bytes as u64;
+                    }
+                }
+            }
+            if dropped.0 > 0 {
+                self.tell_dropped(dropped.0, dropped.1);
+            }
+            let untold = history
+                .skipped
+                .saturating_sub(std::mem::take(&mut self.refused_live));
+            if untold > 0 {
+                self.tell(format!(
+                    "⚠️ {untold} messages posted while the connection was down were larger than {} bytes and were not delivered.",
+                    self.max_message_bytes
+                ));
+            }
+            if history.cut {
+                self.tell(String::from(
+                    "⚠️ More was posted while the connection was down than the runner holds; the latest messages were not delivered.",
+                ));
             }
         }
         if self.recoveries == 0 {
-            for (inbound, message) in std::mem::take(&mut self.held) {
-                self.accept_live(inbound, &message, control);
+            for (inbound, key, held) in std::mem::take(&mut self.held) {
+                self.accept_live(inbound, key, held, control);
             }
         }
     }
@@ -383,6 +467,8 @@ impl Front for WebSocketFront {
         transport_config.give_up_after = self.settings.backend_deadline;
         transport_config.keepalive = self.settings.keepalive;
         transport_config.backoff = self.settings.backoff;
+        transport_config.max_message_bytes = self.max_message_bytes;
+        transport_config.input_budget = self.input_budget.clone();
         let instance = transport_config.instance.clone();
         let cancel = CancellationToken::new();
         let (transport, inbound) = Transport::connect(transport_config, cancel.clone())
@@ -573,10 +659,21 @@ impl Drop for WebSocketFront {
     }
 }
 
-/// One user or control message for the adapter, or a workspace change.
-fn deliver(inbound: Inbound, control: &mut Control<'_>) {
+/// Whether a frame id is one of this process's (`{instance}-{seq}`).
+fn is_ours(instance: &str, id: &FrameId) -> bool {
+    id.as_str()
+        .strip_prefix(instance)
+        .is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// One user or control message for the adapter, or a workspace change. A user message
+/// keeps `held` of the input budget until the adapter takes it up.
+fn deliver(inbound: Inbound, held: Option<Held>, control: &mut Control<'_>) {
     let input = match inbound {
-        Inbound::UserMessage { content } => Input::Message(content),
+        Inbound::UserMessage { content } => Input::Message(match held {
+            Some(held) => UserMessage::held(content, held),
+            None => UserMessage::new(content),
+        }),
         Inbound::Interrupt => Input::Interrupt,
         Inbound::EndSession | Inbound::Terminate | Inbound::Stop => Input::EndSession,
         Inbound::RepoAdded(added) => {

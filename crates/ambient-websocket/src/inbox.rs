@@ -6,23 +6,19 @@
 //! payload and backend timestamp; the inbox remembers which it delivered live and which it
 //! recovered, so that none is delivered twice whichever way it arrives first.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+};
 
 use ambient_protocol::{FrameId, Inbound, SessionMessage};
 
-/// What identifies a stored message.
-type Key = (String, String, String);
-
-fn key(message: &SessionMessage) -> Key {
-    (
-        message.kind.clone(),
-        message.payload.to_string(),
-        message.timestamp.clone(),
-    )
-}
+/// What identifies a stored message: a keyed hash of its type, payload and timestamp (a
+/// message's whole payload would be kept for the life of the session otherwise).
+pub(crate) type Key = u64;
 
 /// Whether a message is input for the session (as opposed to frames, pongs, unknowns).
-fn is_input(inbound: &Inbound) -> bool {
+pub(crate) fn is_input(inbound: &Inbound) -> bool {
     matches!(
         inbound,
         Inbound::UserMessage { .. }
@@ -45,13 +41,23 @@ fn is_input(inbound: &Inbound) -> bool {
 pub(crate) struct Inbox {
     delivered: HashMap<Key, usize>,
     arrived_live: HashMap<Key, usize>,
+    /// Random keys, so that nobody can make two messages look alike.
+    hasher: RandomState,
 }
 
 impl Inbox {
-    /// A message that arrived on the socket: whether to deliver it.
-    pub(crate) fn accept_live(&mut self, message: &SessionMessage) -> bool {
-        let key = key(message);
-        let live = self.arrived_live.entry(key.clone()).or_default();
+    /// What identifies `message`.
+    pub(crate) fn key(&self, message: &SessionMessage) -> Key {
+        self.hasher.hash_one((
+            &message.kind,
+            message.payload.to_string(),
+            &message.timestamp,
+        ))
+    }
+
+    /// A message that arrived on the socket, by its key: whether to deliver it.
+    pub(crate) fn accept_live(&mut self, key: Key) -> bool {
+        let live = self.arrived_live.entry(key).or_default();
         *live += 1;
         let delivered = self.delivered.entry(key).or_default();
         if *live <= *delivered {
@@ -85,8 +91,8 @@ impl Inbox {
             if !is_input(&inbound) {
                 continue;
             }
-            let key = key(&message);
-            let seen = occurrences.entry(key.clone()).or_default();
+            let key = self.key(&message);
+            let seen = occurrences.entry(key).or_default();
             *seen += 1;
             let delivered = self.delivered.entry(key).or_default();
             if *seen > *delivered {
@@ -146,7 +152,7 @@ mod tests {
         let missed_a = message("user_message", "missed a", "t2");
         let missed_b = message("interrupt", "", "t3");
         let racing = message("user_message", "posted during the reconnect", "t4");
-        assert!(inbox.accept_live(&seen));
+        assert!(inbox.accept_live(inbox.key(&seen)));
         let history = vec![
             before,
             ours(),
@@ -162,11 +168,12 @@ mod tests {
             ["missed a", "Interrupt", "posted during the reconnect"]
         );
         // The racing message also arrives live afterwards: not delivered twice.
-        assert!(!inbox.accept_live(&racing));
+        assert!(!inbox.accept_live(inbox.key(&racing)));
         // A second recovery over the same history finds nothing new.
         assert!(inbox.recover(history, mine).is_empty());
         // Identical text at another time is another message.
-        assert!(inbox.accept_live(&message("user_message", "missed a", "t9")));
+        let other = message("user_message", "missed a", "t9");
+        assert!(inbox.accept_live(inbox.key(&other)));
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Adapter for ParrotAdapter {
                 () = cancel.cancelled() => None,
                 input = session.next_input() => input,
             } {
-                Some(Input::Message(text)) => text,
+                Some(Input::Message(message)) => message.into_text(),
                 Some(Input::Interrupt | Input::WorkspaceChanged(_)) => continue,
                 Some(Input::EndSession) | None => break,
             };

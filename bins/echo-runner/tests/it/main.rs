@@ -1,6 +1,7 @@
 //! The echo-runner binary end to end against the local backend.
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
+mod bounds;
 mod dockerfiles;
 mod lifecycle;
 mod secrets;

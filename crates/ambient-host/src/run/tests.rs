@@ -183,7 +183,7 @@ async fn a_batch_session_runs_its_prompt_once_and_never_asks_the_user() {
     );
     // A batch session takes no messages.
     test.say
-        .send(Input::Message(String::from("ignored")))
+        .send(Input::Message("ignored".into()))
         .unwrap();
     let (report, told, ending) = test.end().await;
     assert_eq!(
@@ -210,14 +210,14 @@ async fn an_interactive_session_waits_after_each_turn_until_it_is_ending() {
     );
     test.told_until("waiting").await;
     // Empty messages are not turns.
-    test.say.send(Input::Message(String::from("  "))).unwrap();
-    test.say.send(Input::Message(String::from("b"))).unwrap();
+    test.say.send(Input::Message("  ".into())).unwrap();
+    test.say.send(Input::Message("b".into())).unwrap();
     let told = test.told_until("waiting").await;
     assert_eq!(told.first().map(String::as_str), Some("running"));
     assert!(told.contains(&String::from("text b")), "{told:?}");
     // A turn that ends after the session was ended does not ask the user.
     test.say
-        .send(Input::Message(String::from("sleep 0.01")))
+        .send(Input::Message("sleep 0.01".into()))
         .unwrap();
     test.say.send(Input::EndSession).unwrap();
     let (report, rest, _) = test.end().await;
@@ -242,7 +242,7 @@ async fn a_continuation_never_runs_the_prompt_its_parent_ran() {
     assert_eq!(told.len(), 1);
     let note = test.told.recv().await.map(|item| show(&item)).unwrap();
     assert!(note.contains("waits for a message"), "{note}");
-    test.say.send(Input::Message(String::from("next"))).unwrap();
+    test.say.send(Input::Message("next".into())).unwrap();
     let told = test.told_until("waiting").await;
     assert!(told.contains(&String::from("text next")), "{told:?}");
     test.say.send(Input::EndSession).unwrap();
@@ -289,7 +289,7 @@ async fn a_stop_mid_turn_reports_the_last_turn_that_ended() {
     );
     test.told_until("waiting").await;
     test.say
-        .send(Input::Message(String::from("sleep 30")))
+        .send(Input::Message("sleep 30".into()))
         .unwrap();
     test.told_until("text sleep 30").await;
     test.shutdown.cancel();

@@ -114,7 +114,7 @@ async fn user_messages_arrive_and_other_sessions_are_ignored() {
             .unwrap()
             .unwrap()
         {
-            Received::Message { inbound, message } => {
+            Received::Message { inbound, message, .. } => {
                 assert_eq!(inbound, expect);
                 assert_eq!(message.session_id, "s");
             }
@@ -444,7 +444,7 @@ mod bad_input {
             );
         }
         assert!(
-            matches!(&got[0], Received::Malformed(error) if error.to_string() == "payload of a `user_message` message has the wrong shape"),
+            matches!(&got[0], Received::Malformed { error, .. } if error.to_string() == "payload of a `user_message` message has the wrong shape"),
             "{got:?}"
         );
         assert!(

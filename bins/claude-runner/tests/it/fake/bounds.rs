@@ -223,7 +223,13 @@ mod as_pid_1 {
             .unwrap();
         let unshare = child.id().unwrap();
         until(&mut watch, |m| m.kind == "agent.waiting").await;
-        let orphans = in_namespace(unshare, "sleep");
+        // Each was forked before the turn ended, but may not have run `sleep` yet.
+        let deadline = Instant::now() + WAIT;
+        let mut orphans = in_namespace(unshare, "sleep");
+        while orphans.len() < 21 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            orphans = in_namespace(unshare, "sleep");
+        }
         assert_eq!(orphans.len(), 21, "{orphans:#?}");
         let (short, long): (Vec<_>, Vec<_>) = orphans.iter().partition(|entry| {
             std::fs::read_to_string(format!("/proc/{}/cmdline", entry.pid))
