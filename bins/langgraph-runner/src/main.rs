@@ -113,6 +113,7 @@ fn main() -> ExitCode {
         .map(|mut settings| {
             // The serve mode streams the graph's state; the WebSocket has no frame for it.
             settings.workflow.stream_state = cli.common.serve.is_on();
+            settings.max_event_bytes = cli.common.runner.limits.limits().max_line_bytes;
             settings
         })
         .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));

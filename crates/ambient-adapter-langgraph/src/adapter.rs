@@ -68,12 +68,12 @@ impl LangGraphAdapter {
     pub fn new(settings: LangGraphSettings) -> Result<Self, LangGraphError> {
         let runtime = match &settings.engine {
             Engine::Server { url, api_key } => Runtime::Server {
-                client: LangGraphClient::new(url, api_key.clone()).map_err(|source| {
-                    LangGraphError::Server {
+                client: LangGraphClient::new(url, api_key.clone())
+                    .map_err(|source| LangGraphError::Server {
                         url: url.clone(),
                         source,
-                    }
-                })?,
+                    })?
+                    .with_max_event_bytes(settings.max_event_bytes),
             },
             Engine::Driver(driver) => Runtime::Driver {
                 settings: driver.clone(),

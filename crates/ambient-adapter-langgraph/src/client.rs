@@ -49,6 +49,14 @@ pub enum ClientError {
         /// The graphs it has.
         known: String,
     },
+    /// The server sent more than the runner reads at once.
+    #[error("{what}: the server sent more than {limit} bytes at once")]
+    TooLarge {
+        /// The call.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// The stream said nothing, not even a heartbeat, for too long.
     #[error("the run's stream was silent for {seconds} s")]
     Silent {
@@ -72,7 +80,15 @@ pub struct LangGraphClient {
     http: reqwest::Client,
     base: String,
     api_key: Option<Secret>,
+    /// The largest answer, or event of a stream, read from the server.
+    max_event_bytes: usize,
 }
+
+/// The most of an error answer read for its detail.
+const REFUSAL_BYTES: usize = 16 << 10;
+
+/// The largest answer or streamed event read from the server by default.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
 
 impl LangGraphClient {
     /// A client for the server at `base` (`http://host:port`), sending `api_key` as
@@ -88,7 +104,42 @@ impl LangGraphClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             api_key,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         })
+    }
+
+    /// The same client, reading answers and streamed events of at most `max` bytes: a
+    /// server that sends more gets an error ([`ClientError::TooLarge`]), not the runner's
+    /// memory.
+    pub fn with_max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max;
+        self
+    }
+
+    /// A response's JSON body, read within the bound.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        mut response: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|source| ClientError::Request {
+                what,
+                source: source.into(),
+            })?
+        {
+            if body.len() + chunk.len() > self.max_event_bytes {
+                return Err(ClientError::TooLarge {
+                    what,
+                    limit: self.max_event_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| ClientError::Unexpected { what })
     }
 
     /// The server's base URL.
@@ -126,7 +177,16 @@ impl LangGraphClient {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // The server's complaint: a few kilobytes at most are worth reading.
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            bytes.extend_from_slice(&chunk[..chunk.len().min(REFUSAL_BYTES - bytes.len())]);
+            if bytes.len() >= REFUSAL_BYTES {
+                break;
+            }
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let detail = body.get("detail").map_or_else(
             || body.to_string(),
             |d| d.as_str().map_or_else(|| d.to_string(), str::to_owned),
@@ -147,13 +207,7 @@ impl LangGraphClient {
         let what = "creating a thread";
         let response =
             Self::checked(what, self.post("/threads").json(&json!({})).send().await).await?;
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|source| ClientError::Request {
-                what,
-                source: source.into(),
-            })?;
+        let body: Value = self.json(what, response).await?;
         body.get("thread_id")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -191,7 +245,7 @@ impl LangGraphClient {
             thread: thread.to_owned(),
             run_id,
             response: Some(response),
-            decoder: SseDecoder::new(),
+            decoder: SseDecoder::new().with_max_event_bytes(self.max_event_bytes),
             ready: VecDeque::new(),
             position: Position::default(),
             skip: 0,
@@ -216,16 +270,7 @@ impl LangGraphClient {
     /// The JSON body of `GET path`; `None` when the server answers 404.
     async fn get_json(&self, what: &'static str, path: &str) -> Result<Option<Value>, ClientError> {
         match Self::checked(what, self.get(path).send().await).await {
-            Ok(response) => {
-                response
-                    .json::<Value>()
-                    .await
-                    .map(Some)
-                    .map_err(|source| ClientError::Request {
-                        what,
-                        source: source.into(),
-                    })
-            }
+            Ok(response) => self.json(what, response).await.map(Some),
             Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -295,14 +340,7 @@ impl LangGraphClient {
             .send()
             .await;
         let response = Self::checked(what, sent).await?;
-        let assistants: Vec<Value> =
-            response
-                .json()
-                .await
-                .map_err(|source| ClientError::Request {
-                    what,
-                    source: source.into(),
-                })?;
+        let assistants: Vec<Value> = self.json(what, response).await?;
         let known = assistants.iter().any(|a| {
             ["assistant_id", "graph_id", "name"]
                 .iter()
@@ -531,7 +569,15 @@ impl RunStream {
                 continue;
             };
             match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.ready.extend(self.decoder.push(&bytes)),
+                Ok(Ok(Some(bytes))) => {
+                    let events = self.decoder.push(&bytes).map_err(|too_long| {
+                        ClientError::TooLarge {
+                            what: "reading the run's stream",
+                            limit: too_long.limit,
+                        }
+                    })?;
+                    self.ready.extend(events);
+                }
                 Ok(Ok(None)) => {
                     self.response = None;
                     self.settle(None).await?;
@@ -597,7 +643,8 @@ impl RunStream {
                 }
                 Ok(Ok((response, skip))) => {
                     self.response = Some(response);
-                    self.decoder = SseDecoder::new();
+                    self.decoder =
+                        SseDecoder::new().with_max_event_bytes(self.client.max_event_bytes);
                     self.skip = skip;
                     self.rejoins += 1;
                     return Ok(());

@@ -208,6 +208,8 @@ pub struct LangGraphSettings {
     pub assistant: String,
     /// `WORKFLOW_CONFIG`.
     pub workflow: WorkflowConfig,
+    /// The largest answer or streamed event read from a server.
+    pub max_event_bytes: usize,
 }
 
 impl LangGraphSettings {
@@ -262,6 +264,7 @@ impl LangGraphSettings {
             engine,
             assistant,
             workflow,
+            max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
         })
     }
 }

@@ -22,7 +22,9 @@ mod mapping;
 
 pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
 pub use ambient_process::{OutputLimits, RunAs};
-pub use client::{ClientError, LangGraphClient, RunStatus, RunStream, ThreadState};
+pub use client::{
+    ClientError, DEFAULT_MAX_EVENT_BYTES, LangGraphClient, RunStatus, RunStream, ThreadState,
+};
 pub use config::{Engine, LangGraphSettings, WorkflowConfig};
 pub use driver::{DriverSettings, GraphDriver};
 pub use mapping::{GraphEvent, Interrupt, RunEnd, StreamMapper};

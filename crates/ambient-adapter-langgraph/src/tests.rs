@@ -16,7 +16,7 @@ fn replay(name: &str) -> Vec<String> {
     let mut lines = Vec::new();
     // Seven-byte reads split lines, CRLFs and UTF-8 sequences alike.
     for piece in bytes.chunks(7) {
-        for sse in decoder.push(piece) {
+        for sse in decoder.push(piece).unwrap() {
             let event = GraphEvent::from_sse(&sse).unwrap();
             for mapped in mapper.map(&event) {
                 lines.push(describe(&mapped));
@@ -84,7 +84,7 @@ fn heartbeats_ids_and_subgraph_namespaces_are_read() {
     ))
     .unwrap();
     let mut decoder = SseDecoder::new();
-    let events = decoder.push(&bytes);
+    let events = decoder.push(&bytes).unwrap();
     assert!(events.iter().any(|e| e.id.is_some()));
     assert_eq!(
         decoder.last_event_id(),
@@ -97,6 +97,7 @@ fn heartbeats_ids_and_subgraph_namespaces_are_read() {
     .unwrap();
     let nested = SseDecoder::new()
         .push(&bytes)
+        .unwrap()
         .iter()
         .map(|e| GraphEvent::from_sse(e).unwrap())
         .find(|e| !e.ns.is_empty());
@@ -108,6 +109,7 @@ fn data_that_is_not_json_is_named() {
     let mut decoder = SseDecoder::new();
     let event = decoder
         .push(b"event: updates\r\ndata: {not json\r\n\r\n")
+        .unwrap()
         .remove(0);
     let error = GraphEvent::from_sse(&event).unwrap_err();
     assert!(

@@ -3,7 +3,9 @@
 //!
 //! It has no IO: bytes go in, events come out. The LangGraph Server writes `event:`, `data:` and (for resumable runs) `id:` lines,
 //! ends each event with an empty line, uses CRLF, and sends `: heartbeat` comments while
-//! idle. Lines may arrive split across reads at any byte.
+//! idle. Lines may arrive split across reads at any byte. An event is held only up to a
+//! bound ([`SseDecoder::with_max_event_bytes`]): a server that sends a line that never
+//! ends, or an event that never ends, gets an error, not the runner's memory.
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,20 +18,51 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
+/// An event grew past the decoder's bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the stream sent an event (or a line) longer than {limit} bytes")]
+pub struct EventTooLong {
+    /// The bound.
+    pub limit: usize,
+}
+
 /// An incremental decoder.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     line: Vec<u8>,
     event: Option<String>,
     data: Vec<String>,
     id: Option<String>,
     last_id: Option<String>,
+    /// The bytes of the event being read: its data lines and the line being read.
+    event_bytes: usize,
+    max_event_bytes: usize,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self {
+            line: Vec::new(),
+            event: None,
+            data: Vec::new(),
+            id: None,
+            last_id: None,
+            event_bytes: 0,
+            max_event_bytes: usize::MAX,
+        }
+    }
 }
 
 impl SseDecoder {
-    /// A decoder at the start of a stream.
+    /// A decoder at the start of a stream, holding events of any size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same decoder, failing once an event (its lines together) passes `max` bytes.
+    pub fn with_max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max;
+        self
     }
 
     /// The id of the last event that had one: where a rejoin continues from.
@@ -42,24 +75,37 @@ impl SseDecoder {
         self.line.is_empty() && self.data.is_empty() && self.event.is_none() && self.id.is_none()
     }
 
-    /// Feeds bytes; returns the events they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+    /// Feeds bytes; returns the events they complete, or the error once an event passes
+    /// the bound (the decoder is then of no further use).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, EventTooLong> {
         let mut events = Vec::new();
-        for &byte in bytes {
-            if byte == b'\n' {
-                if self.line.last() == Some(&b'\r') {
-                    self.line.pop();
-                }
-                let line = String::from_utf8_lossy(&self.line).into_owned();
-                self.line.clear();
-                if let Some(event) = self.line_done(&line) {
-                    events.push(event);
-                }
-            } else {
-                self.line.push(byte);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (piece, ends) = match rest.iter().position(|&b| b == b'\n') {
+                Some(end) => (&rest[..end], true),
+                None => (rest, false),
+            };
+            self.event_bytes += piece.len();
+            if self.event_bytes > self.max_event_bytes {
+                return Err(EventTooLong {
+                    limit: self.max_event_bytes,
+                });
+            }
+            self.line.extend_from_slice(piece);
+            rest = &rest[piece.len() + usize::from(ends)..];
+            if !ends {
+                break;
+            }
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            if let Some(event) = self.line_done(&line) {
+                events.push(event);
             }
         }
-        events
+        Ok(events)
     }
 
     fn line_done(&mut self, line: &str) -> Option<SseEvent> {
@@ -67,6 +113,7 @@ impl SseDecoder {
             if self.data.is_empty() && self.event.is_none() {
                 return None;
             }
+            self.event_bytes = 0;
             let event = SseEvent {
                 event: self.event.take().unwrap_or_else(|| String::from("message")),
                 data: std::mem::take(&mut self.data).join("\n"),
@@ -78,6 +125,8 @@ impl SseDecoder {
             return Some(event);
         }
         if line.starts_with(':') {
+            // A comment is no part of an event.
+            self.event_bytes = self.event_bytes.saturating_sub(line.len());
             return None;
         }
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
@@ -106,13 +155,13 @@ mod tests {
                 .map(|e| format!("{}|{}|{}", e.event, e.data, e.id.unwrap_or_default()))
                 .collect()
         };
-        let whole = show(SseDecoder::new().push(stream.as_bytes()));
+        let whole = show(SseDecoder::new().push(stream.as_bytes()).unwrap());
         let mut decoder = SseDecoder::new();
         let bytewise = show(
             stream
                 .as_bytes()
                 .iter()
-                .flat_map(|byte| decoder.push(std::slice::from_ref(byte)))
+                .flat_map(|byte| decoder.push(std::slice::from_ref(byte)).unwrap())
                 .collect(),
         );
         assert_eq!(whole, expect);
@@ -138,11 +187,34 @@ mod tests {
     #[test]
     fn a_half_event_is_not_idle() {
         let mut decoder = SseDecoder::new();
-        assert!(decoder.push(b"data: x\n").is_empty());
+        assert_eq!(decoder.push(b"data: x\n"), Ok(Vec::new()));
         assert!(!decoder.is_idle());
-        assert_eq!(decoder.push(b"\n").len(), 1);
+        assert_eq!(decoder.push(b"\n").map(|events| events.len()), Ok(1));
         assert!(decoder.is_idle());
-        decoder.push(b"dat");
+        assert_eq!(decoder.push(b"dat"), Ok(Vec::new()));
         assert!(!decoder.is_idle());
+    }
+
+    #[test]
+    fn a_line_or_an_event_past_the_bound_is_an_error_and_comments_do_not_count() {
+        let mut decoder = SseDecoder::new().with_max_event_bytes(16);
+        // Events within the bound, one after the other, and comments of any number.
+        for _ in 0..100 {
+            assert_eq!(
+                decoder.push(b": heartbeat\ndata: 0123456789\n\n").map(|e| e.len()),
+                Ok(1)
+            );
+        }
+        // A line that never ends.
+        let mut decoder = SseDecoder::new().with_max_event_bytes(16);
+        assert_eq!(decoder.push(b"data: 0123456789"), Ok(Vec::new()));
+        assert_eq!(
+            decoder.push(b"0123456789"),
+            Err(EventTooLong { limit: 16 })
+        );
+        // An event of many short lines that never ends.
+        let mut decoder = SseDecoder::new().with_max_event_bytes(16);
+        assert_eq!(decoder.push(b"data: a\ndata: b\n"), Ok(Vec::new()));
+        assert!(decoder.push(b"data: c\n").is_err());
     }
 }

@@ -187,17 +187,9 @@ code = subprocess.call(sys.argv[2:])\n\
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n\
 open(sys.argv[1], 'w').write(str(peak))\n\
 sys.exit(code if code >= 0 else 128 - code)\n";
-    // The interpreter itself, not a launcher that needs this environment.
-    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let python = PYTHON.get_or_init(|| {
-        let output = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    });
+    let python = python();
     vec![
-        python.clone(),
+        python.to_owned(),
         String::from("-c"),
         String::from(SCRIPT),
         report.display().to_string(),
@@ -215,6 +207,19 @@ pub fn assert_under_ceiling(what: &str, peak: u64) {
         peak >> 20,
         MEMORY_CEILING >> 20
     );
+}
+
+/// The system's Python 3 interpreter itself (not a launcher such as a pyenv shim, which
+/// needs this process's environment), for scripts a test runs with a cleared one.
+pub fn python() -> &'static str {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    })
 }
 
 /// The figure [`peak_memory_wrapper`] wrote.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
 mod driver;
+mod hostile;
 mod serve;
 
 use std::path::PathBuf;

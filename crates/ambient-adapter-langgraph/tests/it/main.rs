@@ -35,7 +35,7 @@ async fn stream(server: &LangGraphDev, path: &str, body: Value) -> (Vec<Event>, 
         .unwrap()
         .unwrap()
     {
-        for sse in decoder.push(&chunk) {
+        for sse in decoder.push(&chunk).unwrap() {
             events.extend(mapper.map(&GraphEvent::from_sse(&sse).unwrap()));
         }
     }
