@@ -1,7 +1,13 @@
 //! The events of a served run, numbered and kept in a bounded buffer, so that a client that
 //! reconnects with `Last-Event-ID` gets every event after it, without gaps or repeats.
+//!
+//! Each event is formatted as a server-sent event once, when it is kept, and shared from
+//! then on: every connection that sends it holds a reference, not a copy, so that many
+//! clients of one run cost little more than one.
 
 use std::collections::VecDeque;
+
+use bytes::Bytes;
 
 use crate::AguiEvent;
 
@@ -22,14 +28,51 @@ pub struct ReplayGap {
 pub struct Numbered {
     /// Its id, from 1, in the order the events were made.
     pub id: u64,
-    /// The event's JSON.
-    pub json: String,
+    /// `id:` then `data:`, ended by an empty line.
+    sse: Bytes,
+    /// Where the JSON starts in `sse`.
+    json_start: usize,
 }
 
 impl Numbered {
-    /// The event as one server-sent event: `id:` then `data:`, ended by an empty line.
+    fn new(id: u64, json: &str) -> Self {
+        let head = format!("id: {id}\ndata: ");
+        let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
+        sse.extend_from_slice(head.as_bytes());
+        sse.extend_from_slice(json.as_bytes());
+        sse.extend_from_slice(b"\n\n");
+        Self {
+            id,
+            sse: Bytes::from(sse),
+            json_start: head.len(),
+        }
+    }
+
+    /// The event's JSON.
+    pub fn json(&self) -> &str {
+        let json = &self.sse[self.json_start..self.sse.len() - 2];
+        // Built from a `&str` and ASCII around it.
+        std::str::from_utf8(json).unwrap_or_default()
+    }
+
+    /// The event as one server-sent event, shared (cloning it copies nothing).
+    pub fn sse(&self) -> Bytes {
+        self.sse.clone()
+    }
+
+    /// The event as one server-sent event, as text.
     pub fn to_sse(&self) -> String {
-        format!("id: {}\ndata: {}\n\n", self.id, self.json)
+        String::from_utf8_lossy(&self.sse).into_owned()
+    }
+
+    /// Its size as sent.
+    pub fn len(&self) -> usize {
+        self.sse.len()
+    }
+
+    /// Whether it is empty (never: an event has at least its id).
+    pub fn is_empty(&self) -> bool {
+        self.sse.is_empty()
     }
 }
 
@@ -37,14 +80,14 @@ impl Numbered {
 #[derive(Debug)]
 pub struct ReplayBuffer {
     capacity: usize,
-    /// The most JSON bytes kept (the newest event is kept whatever its size).
+    /// The most bytes kept (the newest event is kept whatever its size).
     max_bytes: usize,
     bytes: usize,
     events: VecDeque<Numbered>,
     next_id: u64,
-    /// Keep every event until [`ReplayBuffer::release`]: the client that started the run
-    /// has not read its first events yet.
-    holding: bool,
+    /// Events after this id are kept past the bounds: a client that must not miss them
+    /// (the one that started the run) has not taken them yet.
+    pin: Option<u64>,
 }
 
 impl ReplayBuffer {
@@ -56,56 +99,72 @@ impl ReplayBuffer {
             bytes: 0,
             events: VecDeque::new(),
             next_id: 1,
-            holding: false,
+            pin: None,
         }
     }
 
-    /// The same buffer, keeping at most `max_bytes` of events' JSON (but always the
-    /// newest event): a few large events (a file's contents in a tool result, a big
-    /// state) count for what they weigh.
+    /// The same buffer, keeping at most `max_bytes` of events (but always the newest
+    /// event): a few large events (a file's contents in a tool result, a big state) count
+    /// for what they weigh.
     pub fn with_byte_limit(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
     }
 
-    /// Keeps every event from now until [`ReplayBuffer::release`], past the capacity.
-    pub fn hold(&mut self) {
-        self.holding = true;
-    }
-
-    /// Ends a [`ReplayBuffer::hold`]: the oldest events beyond the capacity go.
-    pub fn release(&mut self) {
-        self.holding = false;
+    /// Keeps every event after `id` until the pin moves on or is lifted, past the bounds.
+    pub fn pin_after(&mut self, id: u64) {
+        self.pin = Some(id);
         self.trim();
     }
 
-    /// Forgets the oldest events beyond the bounds, unless holding.
-    fn trim(&mut self) {
-        if self.holding {
-            return;
+    /// Lifts the pin: the oldest events beyond the bounds go.
+    pub fn unpin(&mut self) {
+        self.pin = None;
+        self.trim();
+    }
+
+    /// What the pin keeps beyond the bounds: whether more events, or more bytes, wait
+    /// after it than the buffer's bounds allow.
+    pub fn pinned_past_bounds(&self) -> bool {
+        let Some(pin) = self.pin else {
+            return false;
+        };
+        let (mut events, mut bytes) = (0, 0);
+        for event in self.events.iter().rev().take_while(|e| e.id > pin) {
+            events += 1;
+            bytes += event.len();
         }
+        events > self.capacity || bytes > self.max_bytes
+    }
+
+    /// Forgets the oldest events beyond the bounds, but none the pin keeps.
+    fn trim(&mut self) {
         while self.events.len() > self.capacity
             || (self.bytes > self.max_bytes && self.events.len() > 1)
         {
+            let Some(oldest) = self.events.front() else {
+                break;
+            };
+            if self.pin.is_some_and(|pin| oldest.id > pin) {
+                break;
+            }
             if let Some(oldest) = self.events.pop_front() {
-                self.bytes -= oldest.json.len();
+                self.bytes -= oldest.len();
             }
         }
     }
 
     /// Numbers and keeps an event, forgetting the oldest when full; returns it numbered.
     pub fn push(&mut self, event: &AguiEvent) -> Numbered {
-        let numbered = Numbered {
-            id: self.next_id,
-            json: serde_json::to_string(event).unwrap_or_else(|error| {
-                // The event types serialise to JSON by construction; say so if one does not.
-                format!(
-                    r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#
-                )
-            }),
-        };
+        let json = serde_json::to_string(event).unwrap_or_else(|error| {
+            // The event types serialise to JSON by construction; say so if one does not.
+            format!(
+                r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#
+            )
+        });
+        let numbered = Numbered::new(self.next_id, &json);
         self.next_id += 1;
-        self.bytes += numbered.json.len();
+        self.bytes += numbered.len();
         self.events.push_back(numbered.clone());
         self.trim();
         numbered
@@ -114,6 +173,15 @@ impl ReplayBuffer {
     /// Every event after `last_event_id` (all of them for 0), or the gap when some of them
     /// are no longer kept.
     pub fn since(&self, last_event_id: u64) -> Result<Vec<Numbered>, ReplayGap> {
+        self.since_at_most(last_event_id, usize::MAX)
+    }
+
+    /// The first `count` events after `last_event_id`, or the gap.
+    pub fn since_at_most(
+        &self,
+        last_event_id: u64,
+        count: usize,
+    ) -> Result<Vec<Numbered>, ReplayGap> {
         let newest = self.next_id - 1;
         let oldest = self.events.front().map_or(0, |e| e.id);
         let complete = last_event_id <= newest
@@ -125,12 +193,9 @@ impl ReplayBuffer {
                 newest,
             });
         }
-        Ok(self
-            .events
-            .iter()
-            .filter(|e| e.id > last_event_id)
-            .cloned()
-            .collect())
+        // Ids are consecutive: the first event wanted is found by its offset.
+        let skip = usize::try_from((last_event_id + 1).saturating_sub(oldest)).unwrap_or(0);
+        Ok(self.events.iter().skip(skip).take(count).cloned().collect())
     }
 }
 
@@ -196,16 +261,33 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_keeps_every_event_until_released() {
+    fn a_pin_keeps_every_event_after_it_until_it_moves_on() {
         let mut buffer = ReplayBuffer::new(4);
-        buffer.hold();
+        buffer.pin_after(0);
         for n in 1..=10 {
             buffer.push(&log(n));
         }
         assert_eq!(buffer.since(0).unwrap().len(), 10);
-        buffer.release();
+        assert!(buffer.pinned_past_bounds());
+        // The client took four: what it took goes as far as the bounds need.
+        buffer.pin_after(4);
+        assert_eq!(buffer.since(4).unwrap().len(), 6);
+        assert!(buffer.since(3).is_err());
+        assert!(buffer.pinned_past_bounds());
+        buffer.pin_after(6);
+        assert!(!buffer.pinned_past_bounds());
+        buffer.unpin();
         assert_eq!(buffer.since(6).unwrap().len(), 4);
         assert!(buffer.since(0).is_err());
+        assert_eq!(
+            buffer
+                .since_at_most(6, 2)
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>(),
+            [7, 8]
+        );
     }
 
     #[test]
@@ -216,5 +298,6 @@ mod tests {
             first.to_sse(),
             "id: 1\ndata: {\"type\":\"CUSTOM\",\"name\":\"log\",\"value\":7}\n\n"
         );
+        assert_eq!(first.json(), r#"{"type":"CUSTOM","name":"log","value":7}"#);
     }
 }

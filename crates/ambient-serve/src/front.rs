@@ -15,12 +15,14 @@ use crate::{
 
 /// How long open streams have to finish once the session is over.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long the session's end waits for a run's initiator that reads nothing.
+const INITIATOR_GRACE: Duration = Duration::from_secs(5);
 
 /// The HTTP server, to stop at the end.
 #[derive(Debug)]
 pub(crate) struct Server {
     pub(crate) stop: CancellationToken,
-    pub(crate) task: JoinHandle<std::io::Result<()>>,
+    pub(crate) task: JoinHandle<()>,
 }
 
 /// The served session.
@@ -85,19 +87,34 @@ impl Front for ServeFront {
     }
 
     fn is_backlogged(&self) -> bool {
-        // The hub keeps every run's events in its buffers: nothing waits here.
-        false
+        // The open run's initiator has fallen behind: it paces the run.
+        self.hub.is_backlogged()
     }
 
     async fn next(&mut self) -> Step<Command> {
-        match self.commands.recv().await {
-            Some(command) => Step::Request(command),
-            None => std::future::pending().await,
+        let backlogged = self.hub.is_backlogged();
+        tokio::select! {
+            command = self.commands.recv() => match command {
+                Some(command) => Step::Request(command),
+                None => std::future::pending().await,
+            },
+            () = self.hub.progress(), if backlogged => Step::Sent,
         }
     }
 
     async fn send_backlog(&mut self) {
-        std::future::pending().await
+        if !self.hub.is_backlogged() {
+            return std::future::pending().await;
+        }
+        // Used as the session ends: an initiator that reads nothing is waited for a
+        // while, then no longer paces the run.
+        if tokio::time::timeout(INITIATOR_GRACE, self.hub.progress())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?INITIATOR_GRACE, "the client that started the run reads nothing; the session ends without waiting for it");
+            self.hub.stop_pacing();
+        }
     }
 
     fn after_emitted(&self, _request: &Command) -> bool {
@@ -152,8 +169,7 @@ impl Front for ServeFront {
         info!("session over; closing the server");
         self.server.stop.cancel();
         match tokio::time::timeout(DRAIN_GRACE, self.server.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => warn!(%error, "the server failed"),
+            Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(%error, "the server task failed"),
             Err(_) => warn!(grace = ?DRAIN_GRACE, "streams still open at exit were cut"),
         }

@@ -1,13 +1,14 @@
 //! The HTTP front: health, capabilities, run (an SSE stream of AG-UI events), replay of a
 //! run after `Last-Event-ID`, and interrupt.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
 
 use ambient_host::Redactor;
 use ambient_protocol::Secret;
 use axum::{
     Router,
     body::{Body, Bytes},
+    Extension,
     extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
@@ -19,10 +20,13 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
+use ambient_agui::Numbered;
+
 use crate::{
     ServeIdentity,
     hub::{Command, Health, Hub, Initiator, Refused, RunLog},
     request::RunRequest,
+    server::{ConnectionHandle, Marked},
 };
 
 /// The largest run request: the conversation comes whole with every run.
@@ -145,7 +149,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
     }
 }
 
-async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Response {
+async fn run(
+    State(front): State<Front>,
+    connection: Option<Extension<ConnectionHandle>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let connection = connection.as_ref().map(|Extension(handle)| handle);
     let after = match last_event_id(&headers) {
         Ok(after) => after,
         Err(response) => return *response,
@@ -164,7 +174,7 @@ async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
     // must never start the run's turn a second time.
     if let Some(after) = after {
         return match front.hub.run(&request.run_id) {
-            Some(log) => stream(&front, log, after, None),
+            Some(log) => stream(&front, log, after, None, connection),
             None => front.unknown_run(&request.run_id),
         };
     }
@@ -173,7 +183,13 @@ async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
         .await
         .and_then(|started| started);
     match started {
-        Ok(initiator) => stream(&front, Arc::clone(&initiator.0), 0, Some(initiator)),
+        Ok(initiator) => stream(
+            &front,
+            Arc::clone(&initiator.0),
+            0,
+            Some(initiator),
+            connection,
+        ),
         Err(refused) => front.refusal(&refused),
     }
 }
@@ -181,14 +197,16 @@ async fn run(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
 async fn replay(
     State(front): State<Front>,
     Path(run_id): Path<String>,
+    connection: Option<Extension<ConnectionHandle>>,
     headers: HeaderMap,
 ) -> Response {
+    let connection = connection.as_ref().map(|Extension(handle)| handle);
     let after = match last_event_id(&headers) {
         Ok(after) => after.unwrap_or(0),
         Err(response) => return *response,
     };
     match front.hub.run(&run_id) {
-        Some(log) => stream(&front, log, after, None),
+        Some(log) => stream(&front, log, after, None, connection),
         None => front.unknown_run(&run_id),
     }
 }
@@ -248,59 +266,94 @@ impl Front {
     }
 }
 
+/// Events a connection takes from the run at a time: with what hyper queues, all that a
+/// connection holds (each a reference to the run's own copy).
+const BATCH: usize = 16;
+
 /// A connection following a run.
 struct Follow {
     log: Arc<RunLog>,
     /// The last event sent.
     last: u64,
     changes: watch::Receiver<u64>,
-    /// Set for the client that started the run, until its first events are taken.
+    /// Set for the client that started the run: it paces the run.
     initiator: Option<Initiator>,
+    /// Events taken from the run and not yet sent.
+    pending: VecDeque<Numbered>,
+    /// The run has ended, and `pending` holds its last events.
+    ended: bool,
+    /// The connection is busy while the stream lasts; for the initiator, it is never cut
+    /// for not reading.
+    _marks: Vec<Marked>,
 }
 
 /// The run's events after `after` as an SSE stream that follows the run to its end. A
 /// client that asks from an event no longer kept gets `410 Gone`, naming what is kept.
-fn stream(front: &Front, log: Arc<RunLog>, after: u64, initiator: Option<Initiator>) -> Response {
-    if let Err(gap) = log.since(after) {
+fn stream(
+    front: &Front,
+    log: Arc<RunLog>,
+    after: u64,
+    initiator: Option<Initiator>,
+    connection: Option<&ConnectionHandle>,
+) -> Response {
+    if let Err(gap) = log.since_at_most(after, 0) {
         return front.error(StatusCode::GONE, &format!("run {}: {gap}", log.run_id()));
+    }
+    let mut marks = Vec::new();
+    if let Some(connection) = connection {
+        marks.push(connection.busy());
+        if initiator.is_some() {
+            marks.push(connection.exempt());
+        }
     }
     let follow = Follow {
         changes: log.subscribe(),
         log,
         last: after,
         initiator,
+        pending: VecDeque::new(),
+        ended: false,
+        _marks: marks,
     };
     let events = futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut follow = follow?;
         loop {
+            if let Some(event) = follow.pending.pop_front() {
+                follow.last = event.id;
+                if let Some(initiator) = &follow.initiator {
+                    initiator.taken(event.id);
+                }
+                let more = !(follow.ended && follow.pending.is_empty());
+                return Some((Ok::<_, Infallible>(event.sse()), more.then_some(follow)));
+            }
+            if follow.ended {
+                return None;
+            }
             follow.changes.borrow_and_update();
-            let batch = match follow.log.since(follow.last) {
-                Ok(batch) => batch,
+            match follow.log.since_at_most(follow.last, BATCH) {
+                Ok(batch) => {
+                    follow.ended = batch.ended;
+                    if !batch.events.is_empty() {
+                        follow.pending.extend(batch.events);
+                        continue;
+                    }
+                    if batch.ended {
+                        return None;
+                    }
+                }
                 Err(gap) => {
                     // The client fell behind the buffer: the connection ends, and its
                     // reconnect is told what was lost.
                     warn!(run_id = %follow.log.run_id(), %gap, "a slow client lost its place; closing its stream");
                     return None;
                 }
-            };
-            if let Some(newest) = batch.events.last() {
-                follow.last = newest.id;
-                // Taken: from here the bound applies to this client too.
-                follow.initiator = None;
-                let text: String = batch.events.iter().map(|e| e.to_sse()).collect();
-                // The run's last events are pushed with its end, under one lock: an ended
-                // batch holds everything that was left.
-                return Some((Ok::<_, Infallible>(text), (!batch.ended).then_some(follow)));
-            }
-            if batch.ended {
-                return None;
             }
             tokio::select! {
                 // The log owns the sender and the stream holds the log, so this never
                 // fails while the stream lives.
                 _changed = follow.changes.changed() => {}
                 () = tokio::time::sleep(KEEPALIVE) => {
-                    return Some((Ok(String::from(": keepalive\n\n")), Some(follow)));
+                    return Some((Ok(Bytes::from_static(b": keepalive\n\n")), Some(follow)));
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::{
 use ambient_adapter::{Event, Input, ResultPayload};
 use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
 use ambient_host::Redactor;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::request::{RunRequest, Turn};
@@ -89,11 +89,19 @@ pub enum Command {
     Interrupt(oneshot::Sender<Result<String, Refused>>),
 }
 
-/// The client that started a run, until it has read the run's first events: while this
-/// lives, the run keeps every event, so that the events made between opening the run and
-/// the client's first read are not lost to the bound.
+/// The client that started a run, while its stream lasts. The run keeps every event it
+/// has not taken, and past the buffer's bounds the run waits for it (the session takes
+/// no more of the agent's events): it paces the run and is never cut for being slow, as
+/// the platform's backend cannot rejoin a run's stream.
 #[derive(Debug)]
 pub struct Initiator(pub Arc<RunLog>);
+
+impl Initiator {
+    /// The client has taken every event up to `id`.
+    pub fn taken(&self, id: u64) {
+        self.0.taken(id);
+    }
+}
 
 impl Drop for Initiator {
     fn drop(&mut self) {
@@ -108,6 +116,8 @@ pub struct RunLog {
     events: Mutex<RunEvents>,
     /// Bumped at every change, so that connections wake up.
     changed: watch::Sender<u64>,
+    /// Told when the client that started the run takes events (or leaves).
+    progress: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -126,11 +136,11 @@ pub struct Batch {
 }
 
 impl RunLog {
-    /// A run whose events are all kept until [`RunLog::release`]: the client that starts
-    /// it reads from its first event, however many came before its first read.
-    fn new(run_id: String, capacity: usize) -> Self {
+    /// A run whose events are all kept until the client that starts it takes them
+    /// ([`RunLog::taken`]) or leaves ([`RunLog::release`]).
+    fn new(run_id: String, capacity: usize, progress: Arc<Notify>) -> Self {
         let mut buffer = ReplayBuffer::new(capacity).with_byte_limit(REPLAY_BYTES);
-        buffer.hold();
+        buffer.pin_after(0);
         Self {
             run_id,
             events: Mutex::new(RunEvents {
@@ -138,13 +148,27 @@ impl RunLog {
                 ended: false,
             }),
             changed: watch::Sender::new(0),
+            progress,
         }
     }
 
-    /// The client that started the run has read its first events (or is gone): from now
-    /// on only the last `capacity` are kept.
+    /// The client that started the run has taken every event up to `id`.
+    fn taken(&self, id: u64) {
+        self.lock().buffer.pin_after(id);
+        self.progress.notify_one();
+    }
+
+    /// The client that started the run is gone: from now on only the last `capacity`
+    /// events are kept.
     pub fn release(&self) {
-        self.lock().buffer.release();
+        self.lock().buffer.unpin();
+        self.progress.notify_one();
+    }
+
+    /// Whether the client that started the run has fallen behind by more than the
+    /// buffer's bounds.
+    fn is_backlogged(&self) -> bool {
+        self.lock().buffer.pinned_past_bounds()
     }
 
     /// The run's id.
@@ -176,10 +200,21 @@ impl RunLog {
 
     /// Every event after `last_event_id`, or the gap when some are no longer kept.
     pub fn since(&self, last_event_id: u64) -> Result<Batch, ReplayGap> {
+        self.since_at_most(last_event_id, usize::MAX)
+    }
+
+    /// The first `count` events after `last_event_id`, or the gap; `ended` says whether
+    /// the run has ended and these were its last.
+    pub fn since_at_most(&self, last_event_id: u64, count: usize) -> Result<Batch, ReplayGap> {
         let run = self.lock();
+        let mut events = run
+            .buffer
+            .since_at_most(last_event_id, count.saturating_add(1))?;
+        let last = events.len() <= count;
+        events.truncate(count);
         Ok(Batch {
-            events: run.buffer.since(last_event_id)?,
-            ended: run.ended,
+            ended: run.ended && last,
+            events,
         })
     }
 
@@ -232,6 +267,8 @@ pub struct Hub {
     /// For the reasons a session fails with, which may quote anything.
     redactor: Redactor,
     capacity: usize,
+    /// Told when a run's initiator takes events.
+    progress: Arc<Notify>,
 }
 
 /// What `/health` reports.
@@ -253,6 +290,28 @@ impl Hub {
             state: Mutex::new(State::default()),
             redactor,
             capacity: capacity.max(1),
+            progress: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Whether the open run's initiator has fallen behind by more than the run's buffer
+    /// holds: then the session takes no more of the agent's events until it catches up.
+    pub fn is_backlogged(&self) -> bool {
+        let open = self.lock().open.as_ref().map(|open| Arc::clone(&open.log));
+        open.is_some_and(|log| log.is_backlogged())
+    }
+
+    /// Resolves when an initiator next takes events (or leaves).
+    pub async fn progress(&self) {
+        self.progress.notified().await;
+    }
+
+    /// Stops pacing the open run by its initiator (the session is ending, and it does
+    /// not read).
+    pub fn stop_pacing(&self) {
+        let open = self.lock().open.as_ref().map(|open| Arc::clone(&open.log));
+        if let Some(log) = open {
+            log.release();
         }
     }
 
@@ -333,7 +392,11 @@ impl Hub {
             }
         }
         state.waiting_on.clear();
-        let log = Arc::new(RunLog::new(request.run_id.clone(), self.capacity));
+        let log = Arc::new(RunLog::new(
+            request.run_id.clone(),
+            self.capacity,
+            Arc::clone(&self.progress),
+        ));
         let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone());
         let mut events = vec![mapper.start()];
         if state.dropped > 0 {
@@ -519,7 +582,7 @@ mod tests {
             .unwrap()
             .events
             .iter()
-            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .map(|e| serde_json::from_str(e.json()).unwrap())
             .collect()
     }
 

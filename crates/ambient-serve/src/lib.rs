@@ -30,6 +30,7 @@ mod front;
 pub mod http;
 pub mod hub;
 pub mod request;
+pub mod server;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -49,6 +50,8 @@ pub mod env {
     pub const AGUI_TOKEN: &str = "AGUI_TOKEN";
     /// Events kept per run for replay.
     pub const AGUI_REPLAY_EVENTS: &str = "AGUI_REPLAY_EVENTS";
+    /// Connections open at once.
+    pub const AGUI_MAX_CONNECTIONS: &str = "AGUI_MAX_CONNECTIONS";
 }
 
 /// Events kept per run when `AGUI_REPLAY_EVENTS` does not say.
@@ -70,6 +73,10 @@ pub struct ServeArgs {
     /// nothing [default: 4096]. Read only in the serve mode.
     #[arg(long = "serve-replay-events", env = env::AGUI_REPLAY_EVENTS)]
     pub replay_events: Option<String>,
+    /// Connections open at once; at the cap, the oldest idle one makes room for a new
+    /// one [default: 256]. Read only in the serve mode.
+    #[arg(long = "serve-max-connections", env = env::AGUI_MAX_CONNECTIONS)]
+    pub max_connections: Option<String>,
 }
 
 /// What `/capabilities` says about the agent.
@@ -94,6 +101,8 @@ pub struct ServeSettings {
     pub token: Secret,
     /// Events kept per run.
     pub replay_events: usize,
+    /// The port's bounds.
+    pub limits: server::ServerLimits,
 }
 
 impl ServeArgs {
@@ -147,10 +156,26 @@ impl ServeArgs {
                 Ok(events) => events,
             },
         };
+        let max_connections = match self.max_connections.as_deref().map(str::trim) {
+            None | Some("") => server::DEFAULT_MAX_CONNECTIONS,
+            Some(text) => match text.parse::<usize>() {
+                Ok(count) if count >= 4 => count,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        variable: env::AGUI_MAX_CONNECTIONS,
+                        why: format!("`{text}` is not a number of connections of 4 or more"),
+                    });
+                }
+            },
+        };
         Ok(ServeSettings {
             listen,
             token: Secret::new(token),
             replay_events,
+            limits: server::ServerLimits {
+                max_connections,
+                ..server::ServerLimits::default()
+            },
         })
     }
 }
@@ -190,11 +215,12 @@ pub async fn serve<A: Adapter>(
         replay_events: settings.replay_events,
     };
     let server_stop = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(listener, http::router(handlers))
-            .with_graceful_shutdown(server_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let server = tokio::spawn(server::serve(
+        listener,
+        http::router(handlers),
+        settings.limits,
+        server_stop.clone(),
+    ));
     info!(%address, "serving AG-UI; preparing the session");
     let front = ServeFront::new(
         hub,

@@ -32,7 +32,20 @@ pub struct Served {
 /// The command for `binary` in the serve mode, with `workspace` as its workspace (where
 /// its stderr goes too) and nothing else from this process's environment.
 pub fn serve_command(binary: impl AsRef<Path>, workspace: &Path) -> Command {
-    let mut command = Command::new(binary.as_ref());
+    serve_command_via(&[], binary, workspace)
+}
+
+/// [`serve_command`], started through `wrapper` (a program and its arguments, the
+/// runner's path after them): `prlimit` to give it a modest file limit, say.
+pub fn serve_command_via(wrapper: &[&str], binary: impl AsRef<Path>, workspace: &Path) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary.as_ref());
+            command
+        }
+        None => Command::new(binary.as_ref()),
+    };
     command
         .env_clear()
         .env("AGUI_LISTEN", "127.0.0.1:0")

@@ -222,6 +222,19 @@ pub fn python() -> &'static str {
     })
 }
 
+/// The peak resident memory, in bytes, of the running process `pid` so far (`VmHWM`):
+/// for a served runner, which outlives its runs.
+pub fn peak_memory_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kilobytes: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    kilobytes * 1024
+}
+
 /// The figure [`peak_memory_wrapper`] wrote.
 pub fn peak_memory(report: &std::path::Path) -> u64 {
     std::fs::read_to_string(report)
