@@ -263,8 +263,14 @@ impl Redactor {
     }
 }
 
-/// A log writer that scrubs each formatted line before it reaches `inner`: install it
-/// with `tracing_subscriber::fmt().with_writer(…)`.
+/// The longest log record written: past it, the record keeps its start and end, and
+/// says how much was cut between them. Whatever a field quotes (a child's line, a peer's
+/// message), the log stays readable and small.
+pub const MAX_LOG_RECORD_BYTES: usize = 16 << 10;
+
+/// A log writer that scrubs each formatted line before it reaches `inner`, and cuts one
+/// longer than [`MAX_LOG_RECORD_BYTES`]: install it with
+/// `tracing_subscriber::fmt().with_writer(…)`.
 #[derive(Debug, Clone)]
 pub struct RedactingWriter<W> {
     redactor: Redactor,
@@ -303,13 +309,37 @@ impl<W: io::Write> io::Write for RedactingLine<W> {
         // The formatter writes an event in one call, so a secret is never split across
         // two writes.
         let text = String::from_utf8_lossy(buf);
-        self.inner.write_all(self.redactor.text(&text).as_bytes())?;
+        // Scrubbed whole, then cut: a cut first could leave the start of a secret that the
+        // scrubber no longer recognises.
+        let scrubbed = self.redactor.text(&text);
+        self.inner.write_all(cut_record(&scrubbed).as_bytes())?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// `record` within [`MAX_LOG_RECORD_BYTES`]: its start and end, the middle named.
+fn cut_record(record: &str) -> std::borrow::Cow<'_, str> {
+    if record.len() <= MAX_LOG_RECORD_BYTES {
+        return std::borrow::Cow::Borrowed(record);
+    }
+    let mut head = MAX_LOG_RECORD_BYTES / 2;
+    while !record.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = record.len() - MAX_LOG_RECORD_BYTES / 4;
+    while !record.is_char_boundary(tail) {
+        tail += 1;
+    }
+    let cut = tail - head;
+    std::borrow::Cow::Owned(format!(
+        "{} … [{cut} bytes cut] … {}",
+        &record[..head],
+        &record[tail..]
+    ))
 }
 
 #[cfg(test)]
@@ -321,6 +351,31 @@ mod tests {
     #[track_caller]
     fn check(redactor: &Redactor, input: &str, expect: &str) {
         assert_eq!(redactor.text(input), expect);
+    }
+
+    #[test]
+    fn a_long_log_record_keeps_its_ends_and_a_secret_across_the_cut_is_scrubbed_first() {
+        use std::io::Write as _;
+        let secret = "planted-log-secret-77";
+        let redactor = Redactor::new([&Secret::new(secret)]);
+        let mut out = Vec::new();
+        {
+            let mut line = RedactingLine {
+                redactor,
+                inner: &mut out,
+            };
+            // The secret straddles where the cut falls.
+            let mut record = "a".repeat(MAX_LOG_RECORD_BYTES / 2 - 5);
+            record.push_str(secret);
+            record.push_str(&"b".repeat(1 << 20));
+            record.push_str(" the end\n");
+            line.write_all(record.as_bytes()).unwrap();
+        }
+        let written = String::from_utf8(out).unwrap();
+        assert!(written.len() < MAX_LOG_RECORD_BYTES + 64, "{}", written.len());
+        assert!(written.ends_with(" the end\n"));
+        assert!(written.contains("bytes cut]"));
+        assert!(!written.contains("plant"), "{}", &written[..MAX_LOG_RECORD_BYTES / 2 + 40]);
     }
 
     #[test]
