@@ -88,6 +88,8 @@ pub struct ReplayBuffer {
     /// Events after this id are kept past the bounds: a client that must not miss them
     /// (the one that started the run) has not taken them yet.
     pin: Option<u64>,
+    /// The bytes of the events after the pin.
+    pinned_bytes: usize,
 }
 
 impl ReplayBuffer {
@@ -100,6 +102,7 @@ impl ReplayBuffer {
             events: VecDeque::new(),
             next_id: 1,
             pin: None,
+            pinned_bytes: 0,
         }
     }
 
@@ -112,7 +115,31 @@ impl ReplayBuffer {
     }
 
     /// Keeps every event after `id` until the pin moves on or is lifted, past the bounds.
+    /// A pin moves forward only (one that would move back stays where it is).
     pub fn pin_after(&mut self, id: u64) {
+        match self.pin {
+            Some(pin) if id <= pin => return,
+            Some(pin) => {
+                // The events the pin passes over no longer count as pinned.
+                let oldest = self.events.front().map_or(self.next_id, |e| e.id);
+                let from = usize::try_from((pin + 1).saturating_sub(oldest)).unwrap_or(0);
+                let to = usize::try_from((id + 1).saturating_sub(oldest)).unwrap_or(0);
+                let passed: usize = self
+                    .events
+                    .range(from.min(self.events.len())..to.min(self.events.len()))
+                    .map(Numbered::len)
+                    .sum();
+                self.pinned_bytes = self.pinned_bytes.saturating_sub(passed);
+            }
+            None => {
+                self.pinned_bytes = self
+                    .events
+                    .iter()
+                    .filter(|e| e.id > id)
+                    .map(Numbered::len)
+                    .sum();
+            }
+        }
         self.pin = Some(id);
         self.trim();
     }
@@ -120,21 +147,18 @@ impl ReplayBuffer {
     /// Lifts the pin: the oldest events beyond the bounds go.
     pub fn unpin(&mut self) {
         self.pin = None;
+        self.pinned_bytes = 0;
         self.trim();
     }
 
-    /// What the pin keeps beyond the bounds: whether more events, or more bytes, wait
-    /// after it than the buffer's bounds allow.
+    /// Whether more events, or more bytes, wait after the pin than the buffer's bounds
+    /// allow. Constant time: it is asked on every turn of the session's loop.
     pub fn pinned_past_bounds(&self) -> bool {
         let Some(pin) = self.pin else {
             return false;
         };
-        let (mut events, mut bytes) = (0, 0);
-        for event in self.events.iter().rev().take_while(|e| e.id > pin) {
-            events += 1;
-            bytes += event.len();
-        }
-        events > self.capacity || bytes > self.max_bytes
+        let events = (self.next_id - 1).saturating_sub(pin);
+        events > self.capacity as u64 || self.pinned_bytes > self.max_bytes
     }
 
     /// Forgets the oldest events beyond the bounds, but none the pin keeps.
@@ -165,6 +189,9 @@ impl ReplayBuffer {
         let numbered = Numbered::new(self.next_id, &json);
         self.next_id += 1;
         self.bytes += numbered.len();
+        if self.pin.is_some() {
+            self.pinned_bytes += numbered.len();
+        }
         self.events.push_back(numbered.clone());
         self.trim();
         numbered
@@ -288,6 +315,21 @@ mod tests {
                 .collect::<Vec<_>>(),
             [7, 8]
         );
+        // The pin's bytes count too, and leave the count as the pin moves.
+        let big = AguiEvent::Custom {
+            name: String::from("log"),
+            value: serde_json::json!("x".repeat(1000)),
+        };
+        let mut buffer = ReplayBuffer::new(100).with_byte_limit(3500);
+        buffer.pin_after(0);
+        for _ in 0..5 {
+            buffer.push(&big);
+        }
+        assert!(buffer.pinned_past_bounds(), "5 KB pinned of 3.5 KB");
+        buffer.pin_after(3);
+        assert!(!buffer.pinned_past_bounds(), "2 KB pinned");
+        buffer.pin_after(2);
+        assert!(!buffer.pinned_past_bounds(), "a pin never moves back");
     }
 
     #[test]

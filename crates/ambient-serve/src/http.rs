@@ -267,8 +267,11 @@ impl Front {
 }
 
 /// Events a connection takes from the run at a time: with what hyper queues, all that a
-/// connection holds (each a reference to the run's own copy).
-const BATCH: usize = 16;
+/// connection holds.
+const BATCH: usize = 64;
+/// Small events are sent together, in pieces of about this size; a larger event goes as
+/// it is, shared with the run's own copy.
+const CHUNK_BYTES: usize = 16 << 10;
 
 /// A connection following a run.
 struct Follow {
@@ -285,6 +288,37 @@ struct Follow {
     /// The connection is busy while the stream lasts; for the initiator, it is never cut
     /// for not reading.
     _marks: Vec<Marked>,
+}
+
+impl Follow {
+    /// The next piece of the stream from the events taken: one large event as it is, or
+    /// small ones together.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        let first = self.pending.pop_front()?;
+        self.last = first.id;
+        if first.len() >= CHUNK_BYTES / 4 || self.pending.front().is_none() {
+            self.took(first.id);
+            return Some(first.sse());
+        }
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+        chunk.extend_from_slice(&first.sse());
+        while let Some(next) = self.pending.front() {
+            if chunk.len() + next.len() > CHUNK_BYTES {
+                break;
+            }
+            chunk.extend_from_slice(&next.sse());
+            self.last = next.id;
+            self.pending.pop_front();
+        }
+        self.took(self.last);
+        Some(Bytes::from(chunk))
+    }
+
+    fn took(&self, id: u64) {
+        if let Some(initiator) = &self.initiator {
+            initiator.taken(id);
+        }
+    }
 }
 
 /// The run's events after `after` as an SSE stream that follows the run to its end. A
@@ -318,13 +352,9 @@ fn stream(
     let events = futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut follow = follow?;
         loop {
-            if let Some(event) = follow.pending.pop_front() {
-                follow.last = event.id;
-                if let Some(initiator) = &follow.initiator {
-                    initiator.taken(event.id);
-                }
+            if let Some(chunk) = follow.next_chunk() {
                 let more = !(follow.ended && follow.pending.is_empty());
-                return Some((Ok::<_, Infallible>(event.sse()), more.then_some(follow)));
+                return Some((Ok::<_, Infallible>(chunk), more.then_some(follow)));
             }
             if follow.ended {
                 return None;

@@ -9,7 +9,7 @@
 //! | a request's header | [`HEADER_READ_TIMEOUT`] | the connection is closed |
 //! | no request on an open connection | [`IDLE_TIMEOUT`] | the connection is closed |
 //! | a write the client does not take | [`SEND_STALL`] | the connection is closed; the client can come back with `Last-Event-ID` (the client that started the run is never closed for it: it paces the run instead) |
-//! | bytes queued for a connection | hyper's queue of at most 16 shared event buffers | the stream waits |
+//! | bytes queued for a connection | 64 KiB in hyper's queue, and the 64 events a stream has taken | the stream waits |
 
 use std::{
     collections::BTreeMap,
@@ -47,6 +47,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a write may wait for a client that takes nothing.
 pub const SEND_STALL: Duration = Duration::from_secs(30);
+/// The most hyper queues to write on one connection.
+const QUEUED_BYTES: usize = 64 << 10;
 /// How long a connection's writes must have waited for it to count as stalled, so that
 /// it can make room at the cap.
 const STALLED_AFTER: Duration = Duration::from_secs(1);
@@ -289,6 +291,9 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // What hyper queues for a connection: with the events a stream has taken, all
+        // that a client that reads nothing holds.
+        .max_buf_size(QUEUED_BYTES)
         .keep_alive(true);
     let served = builder.serve_connection(io, service);
     tokio::pin!(served);
