@@ -235,9 +235,7 @@ async fn cancellation_ends_the_session_without_more_events() {
 #[tokio::test]
 async fn a_message_during_a_turn_is_answered_after_it() {
     let h = harness("first", Mode::Interactive);
-    h.input
-        .send(Input::Message("second".into()))
-        .unwrap();
+    h.input.send(Input::Message("second".into())).unwrap();
     h.input.send(Input::EndSession).unwrap();
     let (_, names) = run_to_end(
         h,

@@ -473,10 +473,7 @@ mod tests {
         input.send(Input::Message("a".into())).unwrap();
         input.send(Input::Interrupt).unwrap();
         drop(input);
-        assert_eq!(
-            session.next_input().await,
-            Some(Input::Message("a".into()))
-        );
+        assert_eq!(session.next_input().await, Some(Input::Message("a".into())));
         assert_eq!(session.next_input().await, Some(Input::Interrupt));
         assert_eq!(session.next_input().await, None);
         drop(output);

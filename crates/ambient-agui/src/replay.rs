@@ -182,9 +182,7 @@ impl ReplayBuffer {
     pub fn push(&mut self, event: &AguiEvent) -> Numbered {
         let json = serde_json::to_string(event).unwrap_or_else(|error| {
             // The event types serialise to JSON by construction; say so if one does not.
-            format!(
-                r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#
-            )
+            format!(r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#)
         });
         let numbered = Numbered::new(self.next_id, &json);
         self.next_id += 1;

@@ -74,7 +74,10 @@ pub(crate) fn supervise_if_init() -> Option<ExitCode> {
     Some(ExitCode::from(supervise(worker, &waited)))
 }
 
-#[allow(clippy::print_stderr, reason = "the supervisor has no logger of its own")]
+#[allow(
+    clippy::print_stderr,
+    reason = "the supervisor has no logger of its own"
+)]
 fn complain(text: &str) {
     eprintln!("{text}");
 }
@@ -126,7 +129,8 @@ fn reap(worker: Pid, worker_code: &mut Option<u8>) -> bool {
                 *worker_code = Some(u8::try_from(code).unwrap_or(1));
             }
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == worker => {
-                *worker_code = Some(128_u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0)));
+                *worker_code =
+                    Some(128_u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0)));
             }
             Ok(WaitStatus::StillAlive) => return true,
             Ok(_) | Err(Errno::EINTR) => {}

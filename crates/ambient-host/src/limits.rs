@@ -57,9 +57,7 @@ impl LimitArgs {
     /// one message would refuse messages the platform may send: it is raised to one.
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
-        let max_message_bytes = self
-            .max_message_bytes
-            .unwrap_or(defaults.max_message_bytes);
+        let max_message_bytes = self.max_message_bytes.unwrap_or(defaults.max_message_bytes);
         Limits {
             max_message_bytes,
             input_budget_bytes: self
@@ -80,7 +78,9 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
-        return Err(format!("expected a size like 8388608 or 8MiB, got {text:?}"));
+        return Err(format!(
+            "expected a size like 8388608 or 8MiB, got {text:?}"
+        ));
     }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,

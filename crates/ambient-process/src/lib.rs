@@ -33,7 +33,6 @@ use tokio::{
 };
 use tracing::debug;
 
-
 /// The longest stdout line by default: tool results can be large, well past the SDK's
 /// 1 MB buffer.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 8 << 20;

@@ -10,7 +10,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn shell(script: &str, limits: OutputLimits) -> JsonLinesProcess {
     let argv = [OsString::from("-c"), OsString::from(script)];
-    let env = [(OsString::from("PATH"), OsString::from("/usr/local/bin:/usr/bin:/bin"))];
+    let env = [(
+        OsString::from("PATH"),
+        OsString::from("/usr/local/bin:/usr/bin:/bin"),
+    )];
     JsonLinesProcess::spawn(Launch {
         binary: &PathBuf::from("sh"),
         argv: &argv,

@@ -114,7 +114,10 @@ mod tests {
         assert!(budget.try_take(6).is_some());
         drop(b);
         assert_eq!(budget.used(), 0);
-        assert!(budget.try_take(11).is_none(), "larger than the whole budget");
+        assert!(
+            budget.try_take(11).is_none(),
+            "larger than the whole budget"
+        );
         assert_eq!(budget.try_take(0).map(|held| held.bytes()), Some(1));
     }
 

@@ -312,11 +312,23 @@ mod bound_tests {
         update.bound();
         let message = update.message.as_deref().unwrap_or_default();
         assert!(message.starts_with(&"é".repeat(MAX_STATUS_MESSAGE_CHARS / 4)));
-        assert!(message.contains(" … (996000 characters cut) … "), "{message}");
+        assert!(
+            message.contains(" … (996000 characters cut) … "),
+            "{message}"
+        );
         assert!(message.ends_with(&"é".repeat(MAX_STATUS_MESSAGE_CHARS * 3 / 4)));
         let result = update.result.as_deref().unwrap_or_default();
-        assert!(result.ends_with("r … (10000 more characters cut)"), "{result}");
-        assert!(update.subtype.as_deref().unwrap_or_default().ends_with("(44 more characters cut)"));
+        assert!(
+            result.ends_with("r … (10000 more characters cut)"),
+            "{result}"
+        );
+        assert!(
+            update
+                .subtype
+                .as_deref()
+                .unwrap_or_default()
+                .ends_with("(44 more characters cut)")
+        );
         assert_eq!(update.usage, None);
         let body = serde_json::to_string(&update).unwrap_or_default();
         assert!(body.len() < 32 << 10, "{} bytes", body.len());

@@ -6,9 +6,8 @@ use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration}
 use ambient_host::Redactor;
 use ambient_protocol::Secret;
 use axum::{
-    Router,
+    Extension, Router,
     body::{Body, Bytes},
-    Extension,
     extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},

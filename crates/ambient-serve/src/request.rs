@@ -189,10 +189,7 @@ mod tests {
         let turn = request
             .turn(&HashSet::new(), &[String::from("i1")])
             .unwrap();
-        assert_eq!(
-            turn.input,
-            Input::Message(r#"{"approved":true}"#.into())
-        );
+        assert_eq!(turn.input, Input::Message(r#"{"approved":true}"#.into()));
         assert_eq!(
             request.turn(&HashSet::new(), &[]).unwrap_err().to_string(),
             "resume answers interrupt i1, but the session waits on no interrupt"

@@ -13,8 +13,8 @@
 
 use std::{
     collections::BTreeMap,
-    future::Future,
     convert::Infallible,
+    future::Future,
     io,
     pin::Pin,
     sync::{
@@ -333,7 +333,11 @@ impl Guarded {
 
     /// A write finished, or must wait: past the stall deadline (for a connection not
     /// exempt) the wait is an error, and the connection ends.
-    fn pace(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    fn pace(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
         if written.is_ready() {
             self.stall = None;
             self.connection.stalled_since.store(0, Ordering::Release);

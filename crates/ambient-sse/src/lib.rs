@@ -201,17 +201,16 @@ mod tests {
         // Events within the bound, one after the other, and comments of any number.
         for _ in 0..100 {
             assert_eq!(
-                decoder.push(b": heartbeat\ndata: 0123456789\n\n").map(|e| e.len()),
+                decoder
+                    .push(b": heartbeat\ndata: 0123456789\n\n")
+                    .map(|e| e.len()),
                 Ok(1)
             );
         }
         // A line that never ends.
         let mut decoder = SseDecoder::new().with_max_event_bytes(16);
         assert_eq!(decoder.push(b"data: 0123456789"), Ok(Vec::new()));
-        assert_eq!(
-            decoder.push(b"0123456789"),
-            Err(EventTooLong { limit: 16 })
-        );
+        assert_eq!(decoder.push(b"0123456789"), Err(EventTooLong { limit: 16 }));
         // An event of many short lines that never ends.
         let mut decoder = SseDecoder::new().with_max_event_bytes(16);
         assert_eq!(decoder.push(b"data: a\ndata: b\n"), Ok(Vec::new()));

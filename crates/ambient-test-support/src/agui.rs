@@ -281,7 +281,10 @@ pub async fn read_sse(mut response: reqwest::Response, limit: Option<usize>) -> 
             assert!(decoder.is_idle(), "the stream ended mid-event");
             return events;
         };
-        for event in decoder.push(&chunk).expect("the serve mode sends events of any size") {
+        for event in decoder
+            .push(&chunk)
+            .expect("the serve mode sends events of any size")
+        {
             // Keep-alive comments make no event; every event of the serve mode has an id.
             let id = event.id.expect("every event has an id").parse().unwrap();
             let data = serde_json::from_str(&event.data).unwrap();

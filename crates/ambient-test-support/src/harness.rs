@@ -200,7 +200,10 @@ sys.exit(code if code >= 0 else 128 - code)\n";
 /// shows the figures the budgets in `docs/architecture.md` quote).
 #[allow(clippy::print_stderr, reason = "the figure is the test's report")]
 pub fn assert_under_ceiling(what: &str, peak: u64) {
-    eprintln!("{what}: peak resident memory {:.1} MB", peak as f64 / f64::from(1 << 20));
+    eprintln!(
+        "{what}: peak resident memory {:.1} MB",
+        peak as f64 / f64::from(1 << 20)
+    );
     assert!(
         peak < MEMORY_CEILING,
         "{what}: peak resident memory {} MB, over the ceiling of {} MB",

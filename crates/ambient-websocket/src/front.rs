@@ -723,4 +723,3 @@ impl TokenMinter for BackendMinter {
         })
     }
 }
-

@@ -47,7 +47,9 @@ async fn a_flood_of_100000_messages_is_bounded_and_the_end_is_honoured_within_10
     let finished = env.finish(child).await;
     let took = ended.elapsed();
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
-    report_figure(&format!("echo-runner, end_session after the flood: exited in {took:?}"));
+    report_figure(&format!(
+        "echo-runner, end_session after the flood: exited in {took:?}"
+    ));
     assert!(took < Duration::from_secs(10), "the end took {took:?}");
     let status = env.backend.status(PROJECT, SESSION).unwrap();
     assert_eq!(status["phase"], json!("Completed"));
@@ -183,7 +185,9 @@ mod served {
                 continue;
             };
             // Half a request's header, and nothing more.
-            let _sent = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+            let _sent = stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                .await;
             half_open.push(stream);
         }
         assert_healthy(&served).await;

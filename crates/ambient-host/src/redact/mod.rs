@@ -372,10 +372,18 @@ mod tests {
             line.write_all(record.as_bytes()).unwrap();
         }
         let written = String::from_utf8(out).unwrap();
-        assert!(written.len() < MAX_LOG_RECORD_BYTES + 64, "{}", written.len());
+        assert!(
+            written.len() < MAX_LOG_RECORD_BYTES + 64,
+            "{}",
+            written.len()
+        );
         assert!(written.ends_with(" the end\n"));
         assert!(written.contains("bytes cut]"));
-        assert!(!written.contains("plant"), "{}", &written[..MAX_LOG_RECORD_BYTES / 2 + 40]);
+        assert!(
+            !written.contains("plant"),
+            "{}",
+            &written[..MAX_LOG_RECORD_BYTES / 2 + 40]
+        );
     }
 
     #[test]

@@ -182,9 +182,7 @@ async fn a_batch_session_runs_its_prompt_once_and_never_asks_the_user() {
         EchoAdapter::default(),
     );
     // A batch session takes no messages.
-    test.say
-        .send(Input::Message("ignored".into()))
-        .unwrap();
+    test.say.send(Input::Message("ignored".into())).unwrap();
     let (report, told, ending) = test.end().await;
     assert_eq!(
         told,
@@ -216,9 +214,7 @@ async fn an_interactive_session_waits_after_each_turn_until_it_is_ending() {
     assert_eq!(told.first().map(String::as_str), Some("running"));
     assert!(told.contains(&String::from("text b")), "{told:?}");
     // A turn that ends after the session was ended does not ask the user.
-    test.say
-        .send(Input::Message("sleep 0.01".into()))
-        .unwrap();
+    test.say.send(Input::Message("sleep 0.01".into())).unwrap();
     test.say.send(Input::EndSession).unwrap();
     let (report, rest, _) = test.end().await;
     assert_eq!(
@@ -288,9 +284,7 @@ async fn a_stop_mid_turn_reports_the_last_turn_that_ended() {
         EchoAdapter::default(),
     );
     test.told_until("waiting").await;
-    test.say
-        .send(Input::Message("sleep 30".into()))
-        .unwrap();
+    test.say.send(Input::Message("sleep 30".into())).unwrap();
     test.told_until("text sleep 30").await;
     test.shutdown.cancel();
     let (report, rest, ending) = test.end().await;

@@ -114,7 +114,9 @@ async fn user_messages_arrive_and_other_sessions_are_ignored() {
             .unwrap()
             .unwrap()
         {
-            Received::Message { inbound, message, .. } => {
+            Received::Message {
+                inbound, message, ..
+            } => {
                 assert_eq!(inbound, expect);
                 assert_eq!(message.session_id, "s");
             }

@@ -46,7 +46,11 @@ async fn stderr_of_25_lines_of_17_mib_is_cut_and_the_failure_is_still_written() 
     let message = env.message();
     assert!(message.contains("the last words"), "{message}");
     assert!(message.contains("more bytes cut"), "{message}");
-    assert!(message.chars().count() < 4_200, "{} chars", message.chars().count());
+    assert!(
+        message.chars().count() < 4_200,
+        "{} chars",
+        message.chars().count()
+    );
     // The log holds no line of the flood whole.
     assert!(
         finished.stderr.lines().all(|line| line.len() < 64 << 10),
@@ -101,7 +105,11 @@ fn write_script(env: &Fake, script: &[Value]) {
 
 /// The pid a fake wrote to `path`.
 fn pid_in(path: &std::path::Path) -> i32 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Waits until no process of `pids` runs (zombies count as gone); false after
@@ -123,8 +131,10 @@ async fn a_cli_killed_while_a_grandchild_holds_its_stdout_is_noticed_within_five
     let cli_pid = env.env.workspace.path().join("cli.pid");
     let sleeper_pid = env.env.workspace.path().join("sleeper.pid");
     let mut script = initialized();
-    script.push(json!({"dir": "spawn", "argv": ["sleep", "600"], "output": "inherit",
-        "pids": sleeper_pid}));
+    script.push(
+        json!({"dir": "spawn", "argv": ["sleep", "600"], "output": "inherit",
+        "pids": sleeper_pid}),
+    );
     script.push(json!({"dir": "pid", "to": cli_pid}));
     script.extend(turn_start("Working"));
     script.push(json!({"dir": "hang"}));
@@ -143,10 +153,16 @@ async fn a_cli_killed_while_a_grandchild_holds_its_stdout_is_noticed_within_five
     let finished = env.env.finish(child).await;
     let noticed = killed.elapsed();
     assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
-    assert!(noticed < Duration::from_secs(5), "noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(5),
+        "noticed after {noticed:?}"
+    );
     let message = env.message();
     assert!(message.contains("turn still open"), "{message}");
-    assert!(all_gone(&[sleeper]).await, "the grandchild outlived the CLI");
+    assert!(
+        all_gone(&[sleeper]).await,
+        "the grandchild outlived the CLI"
+    );
 }
 
 #[tokio::test]
@@ -260,6 +276,9 @@ mod as_pid_1 {
         let finished = env.env.finish(child).await;
         assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
         let left: Vec<tree::Known> = long.iter().map(|entry| entry.known()).collect();
-        assert!(all_gone(&left).await, "the setsid orphan outlived the runner");
+        assert!(
+            all_gone(&left).await,
+            "the setsid orphan outlived the runner"
+        );
     }
 }
