@@ -19,6 +19,12 @@ use crate::{Error, Result, TokenSource, TransportConfig};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// What one read from the socket takes at most. tungstenite zero-fills this much before
+/// every read, including the many that find nothing (the socket task polls for echoes
+/// on every turn of its loop): at its default of 128 KiB that fill was 86 % of the
+/// runner's instructions. Echoes are a few hundred bytes; a large message takes more
+/// reads.
+const READ_BUFFER_BYTES: usize = 4 << 10;
 /// How long one handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +52,7 @@ async fn connect_once(config: &TransportConfig) -> Result<Socket> {
         .max_message_bytes
         .max(4 * config.outbox.max_frame_bytes);
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let attempt = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);

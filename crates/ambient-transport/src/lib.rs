@@ -18,6 +18,7 @@
 
 mod connection;
 mod error;
+mod gate;
 mod outbox;
 mod task;
 
@@ -138,10 +139,7 @@ impl TransportConfig {
             backoff: BackoffPolicy::default(),
             give_up_after: Duration::from_secs(300),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            input_budget: ByteBudget::holding_at_most(
-                DEFAULT_INPUT_BUDGET_BYTES,
-                MESSAGES_HELD,
-            ),
+            input_budget: ByteBudget::holding_at_most(DEFAULT_INPUT_BUDGET_BYTES, MESSAGES_HELD),
         }
     }
 }

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use crate::{
     Command, Received, Result, Stats, TransportConfig,
     connection::{Socket, connect_with_retry, error_chain},
+    gate::Gated,
     outbox::Outbox,
 };
 
@@ -98,7 +99,8 @@ impl State {
     /// and channel receives lose nothing, and `feed` either hands a frame to the socket
     /// or leaves it in the outbox to be fed again.
     async fn serve(&mut self, socket: Socket) -> Disconnect {
-        let (mut sink, mut stream) = socket.split();
+        let (mut sink, stream) = socket.split();
+        let mut stream = Gated::new(stream);
         self.outbox.rewind();
         let keepalive = self.config.keepalive;
         let mut ping =
@@ -166,20 +168,35 @@ impl State {
                         Some(Write::Flush) | None => dirty = false,
                     }
                 }
-                command = self.commands.recv(), if accepting => match command {
-                    Some(Command::Send(body)) => {
-                        self.outbox.push(body);
-                        self.stats.frames += 1;
+                command = self.commands.recv(), if accepting => {
+                    self.take(command);
+                    // Every command already queued is taken now, so that their frames
+                    // go out in one write rather than one write each.
+                    while self.outbox.has_room() && self.closing.is_none() && !self.commands_done {
+                        match self.commands.try_recv() {
+                            Ok(command) => self.take(Some(command)),
+                            Err(_) => break,
+                        }
                     }
-                    Some(Command::Flush(done)) => self.flush_waiters.push(done),
-                    Some(Command::Close(done)) => self.closing = Some(done),
-                    None => self.commands_done = true,
-                },
+                }
                 _ = ping.tick() => ping_due = true,
                 () = sleep_until_or_never(silence_deadline) => {
                     return Disconnect::Lost(format!("no answer to a ping within {:?}", keepalive.timeout));
                 }
             }
+        }
+    }
+
+    /// One command from the caller (`None`: the caller is gone).
+    fn take(&mut self, command: Option<Command>) {
+        match command {
+            Some(Command::Send(body)) => {
+                self.outbox.push(body);
+                self.stats.frames += 1;
+            }
+            Some(Command::Flush(done)) => self.flush_waiters.push(done),
+            Some(Command::Close(done)) => self.closing = Some(done),
+            None => self.commands_done = true,
         }
     }
 
@@ -231,7 +248,10 @@ impl State {
             self.dropped.0 += 1;
             self.dropped.1 += text.len() as u64;
             if self.dropped.0 == 1 {
-                warn!(budget = budget.0.capacity(), "the messages received fill their budget; dropping until the session catches up");
+                warn!(
+                    budget = budget.0.capacity(),
+                    "the messages received fill their budget; dropping until the session catches up"
+                );
             }
             return;
         };
