@@ -19,7 +19,7 @@ const OVERHEAD: usize = 1024;
 impl Outbound {
     /// An upper bound of [`Outbound::payload_len`] that costs no serialising, for the
     /// kinds whose size is their texts' (JSON escaping at most sixfolds a character).
-    fn size_bound(&self) -> Option<usize> {
+    pub(crate) fn size_bound(&self) -> Option<usize> {
         const FIXED: usize = 256;
         let text = |t: &str| t.len() * 6 + FIXED;
         Some(match self {
@@ -37,6 +37,12 @@ impl Outbound {
         })
     }
 
+    /// Whether this frame's payload fits in `max_bytes` as it is (most do, and most are
+    /// known to without serialising them).
+    pub fn fits(&self, max_bytes: usize) -> bool {
+        self.size_bound().is_some_and(|bound| bound <= max_bytes) || self.payload_len() <= max_bytes
+    }
+
     /// This frame as frames whose payloads fit in `max_bytes`; `stream` names the partial
     /// stream that carries a split text (it must be unique to this frame).
     ///
@@ -44,9 +50,7 @@ impl Outbound {
     /// its frame, with its content shortened to a preview that names the stream carrying
     /// the whole content; logs, prompts, tool inputs and result texts are shortened.
     pub fn fit(self, max_bytes: usize, stream: &str) -> Vec<Outbound> {
-        if self.size_bound().is_some_and(|bound| bound <= max_bytes)
-            || self.payload_len() <= max_bytes
-        {
+        if self.fits(max_bytes) {
             return vec![self];
         }
         // JSON escaping can double a text's size (and `\u` escapes grow it sixfold, but

@@ -313,7 +313,12 @@ pub struct FrameId(String);
 impl FrameId {
     /// The id of frame `seq` of the runner instance `instance`.
     pub fn new(instance: &str, seq: u64) -> Self {
-        Self(format!("{instance}-{seq}"))
+        // One id per frame: written without the formatting machinery.
+        let mut id = String::with_capacity(instance.len() + 21);
+        id.push_str(instance);
+        id.push('-');
+        crate::write::write_u64(&mut id, seq);
+        Self(id)
     }
 
     /// Wraps an id read from the wire.
@@ -352,6 +357,11 @@ pub struct Frame {
 impl Frame {
     /// The frame as JSON text, ready for a WebSocket text message.
     pub fn to_json(&self) -> String {
+        let mut out =
+            String::with_capacity(self.body.size_bound().map_or(512, |bound| bound / 4 + 160));
+        if crate::write::write_frame(&mut out, self) {
+            return out;
+        }
         // A frame is made of strings, numbers and JSON values only, so serialising it
         // cannot fail; the fallback keeps this total without a panic path.
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))

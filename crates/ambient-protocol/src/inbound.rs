@@ -99,6 +99,9 @@ impl SessionMessage {
 /// text: a runner receives a copy of every frame it sends, so telling those apart must
 /// cost as little as possible. Everything else goes through [`SessionMessage`].
 pub fn echo_frame_id(text: &str, session: &str) -> Option<FrameId> {
+    if let Some(found) = scan_echo(text, session) {
+        return found.map(FrameId::from_wire);
+    }
     let probe: EchoProbe<'_> = serde_json::from_str(text).ok()?;
     if probe.session_id != session || MessageType::from_wire(&probe.kind).is_none() {
         return None;
@@ -107,6 +110,36 @@ pub fn echo_frame_id(text: &str, session: &str) -> Option<FrameId> {
         .payload
         .frame_id
         .map(|id| FrameId::from_wire(id.as_ref()))
+}
+
+/// The echo's id read by scanning the text, when it has the usual shape: the session and
+/// the type first, as both the backend and the emulator write them. `None` when it has
+/// another shape (the caller parses it then); `Some(None)` when it is not an echo.
+///
+/// A `"frame_id":"` in the text can only be a key: a quote inside a string is escaped.
+fn scan_echo<'a>(text: &'a str, session: &str) -> Option<Option<&'a str>> {
+    const KEY: &str = "\"frame_id\":\"";
+    let rest = text
+        .strip_prefix("{\"sessionId\":\"")?
+        .strip_prefix(session)?
+        .strip_prefix("\",\"type\":\"")?;
+    let kind = &rest[..rest.find('"')?];
+    if MessageType::from_wire(kind).is_none() {
+        return Some(None);
+    }
+    // A searcher built once: this runs for every echo.
+    static FRAME_ID_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let Some(at) = FRAME_ID_KEY.find(rest.as_bytes()) else {
+        return Some(None);
+    };
+    let id = &rest[at + KEY.len()..];
+    let id = &id[..id.find('"')?];
+    // An id with an escape is not one of a runner's: let the parser read it.
+    if id.contains('\\') {
+        return None;
+    }
+    Some(Some(id))
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,7 @@ pub mod repos;
 mod secret;
 pub mod status;
 mod timestamp;
+mod write;
 
 pub use budget::{ByteBudget, Held};
 pub use event::{Event, EventMapper, Next};
@@ -40,7 +41,7 @@ pub use inbound::{
 };
 pub use secret::Secret;
 pub use status::ResultPayload;
-pub use timestamp::{backend_timestamp, runner_timestamp};
+pub use timestamp::{RunnerClock, backend_timestamp, runner_timestamp};
 
 /// An error and its sources on one line (`connecting failed: connection refused`), for
 /// logs and status messages; error types here do not repeat their sources in `Display`.

@@ -218,6 +218,20 @@ fn only_runner_frames_with_an_id_are_echoes() {
             r#"{"sessionId":"s","type":"agent.waiting","timestamp":"t","payload":"text"}"#,
             None,
         ),
+        // Another order of the fields than the backend's: read by the parser.
+        (
+            r#"{"type":"agent.waiting","payload":{"frame_id":"a-3"},"sessionId":"s","timestamp":"t"}"#,
+            Some("a-3"),
+        ),
+        // Another session's, in the usual order and in another.
+        (
+            r#"{"sessionId":"t","type":"agent.waiting","timestamp":"t","payload":{"frame_id":"a-4"}}"#,
+            None,
+        ),
+        (
+            r#"{"type":"agent.waiting","payload":{"frame_id":"a-5"},"sessionId":"ss","timestamp":"t"}"#,
+            None,
+        ),
         ("not json", None),
     ];
     for (text, expect) in cases {
@@ -240,6 +254,30 @@ fn timestamps_have_the_forms_of_the_python_runner_and_the_go_backend() {
         "2025-01-02T03:04:05.000007"
     );
     assert_eq!(backend_timestamp(with_micros), "2025-10-31T20:02:41Z");
+    // The clock a stream of frames uses writes the same, across seconds, days and zones.
+    let mut clock = crate::RunnerClock::default();
+    for at in [
+        with_micros,
+        whole,
+        datetime!(2025-10-31 20:02:41.000001 UTC),
+        datetime!(2025-10-31 20:02:42.5 UTC),
+        datetime!(2025-10-31 23:59:59.999999 UTC),
+        datetime!(2025-11-01 00:00:00.25 UTC),
+        datetime!(2025-11-01 02:00:00.25 +02:00),
+    ] {
+        assert_eq!(clock.at(at), runner_timestamp(at), "{at}");
+    }
+}
+
+#[test]
+fn frame_ids_are_the_instance_and_the_sequence() {
+    for (seq, expect) in [(0, "abc-0"), (7, "abc-7"), (1_234_567, "abc-1234567")] {
+        assert_eq!(FrameId::new("abc", seq).as_str(), expect);
+    }
+    assert_eq!(
+        FrameId::new("x", u64::MAX).as_str(),
+        format!("x-{}", u64::MAX)
+    );
 }
 
 /// Reads a backend message and checks what a runner makes of it.

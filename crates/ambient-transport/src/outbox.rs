@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use ambient_protocol::{Frame, FrameId, Outbound, runner_timestamp};
+use ambient_protocol::{Frame, FrameId, Outbound, RunnerClock};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::OutboxLimits;
@@ -26,6 +26,7 @@ pub(crate) struct Outbox {
     frames: VecDeque<Pending>,
     written: usize,
     next_seq: u64,
+    clock: RunnerClock,
 }
 
 impl Outbox {
@@ -39,6 +40,7 @@ impl Outbox {
             frames: VecDeque::new(),
             written: 0,
             next_seq: 1,
+            clock: RunnerClock::default(),
         }
     }
 
@@ -65,6 +67,10 @@ impl Outbox {
     /// Keeps a frame, split or shortened to the frame cap first (see
     /// [`Outbound::fit`]); returns how many frames that made.
     pub(crate) fn push(&mut self, body: Outbound) -> usize {
+        if body.fits(self.max_frame_bytes) {
+            self.push_one(body);
+            return 1;
+        }
         let stream = format!("{}-s{}", self.instance, self.next_seq);
         let pieces = body.fit(self.max_frame_bytes, &stream);
         let count = pieces.len();
@@ -81,7 +87,7 @@ impl Outbox {
         let frame = Frame {
             seq,
             id: FrameId::new(&self.instance, seq),
-            timestamp: runner_timestamp(time::OffsetDateTime::now_utc()),
+            timestamp: self.clock.now(),
             body,
         };
         let text = Utf8Bytes::from(frame.to_json());
