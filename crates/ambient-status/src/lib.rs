@@ -73,13 +73,17 @@ pub struct StatusClient {
 impl StatusClient {
     /// A client for one session's endpoints.
     pub fn new(endpoints: Endpoints, token: Option<Secret>, retry: RetryPolicy) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ambient-runner/", env!("CARGO_PKG_VERSION")))
-            .timeout(retry.timeout)
-            .build()
-            .map_err(|source| Error::ClientSetup {
-                source: HttpError::new(source),
-            })?;
+            .timeout(retry.timeout);
+        if endpoints.api_base.scheme() == "http" {
+            // No TLS connection will be made: the system's root certificates are not
+            // loaded (reading them was most of the runner's start-up).
+            builder = builder.tls_certs_only([]);
+        }
+        let http = builder.build().map_err(|source| Error::ClientSetup {
+            source: HttpError::new(source),
+        })?;
         Ok(Self {
             http,
             endpoints,
@@ -200,13 +204,16 @@ impl StatusClient {
                     kept.messages.push(message);
                 }
             };
-            while let Some(chunk) = response.chunk().await.map_err(|source| {
-                Error::RequestFailed {
-                    method: "GET",
-                    path: path.clone(),
-                    source: HttpError::new(source),
-                }
-            })? {
+            while let Some(chunk) =
+                response
+                    .chunk()
+                    .await
+                    .map_err(|source| Error::RequestFailed {
+                        method: "GET",
+                        path: path.clone(),
+                        source: HttpError::new(source),
+                    })?
+            {
                 splitter
                     .feed(&chunk, &mut take)
                     .map_err(|why| Error::Malformed {
