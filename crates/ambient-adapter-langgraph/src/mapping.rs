@@ -17,8 +17,36 @@ pub struct GraphEvent {
     pub name: String,
     /// The subgraph namespace, outermost first; empty for the root graph.
     pub ns: Vec<String>,
-    /// The event's data.
+    /// The event's data. Of a `messages` event (`[chunk, metadata]`), only the chunk's
+    /// `type`, `id` and `content` are kept: one comes per token, and its metadata, larger
+    /// than the token, is never read.
     pub data: Value,
+}
+
+/// The parts of a `messages` event the mapper reads, borrowed from the event's text; the
+/// metadata is skipped without being built.
+#[derive(serde::Deserialize)]
+struct MessageChunk<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    content: Value,
+}
+
+impl MessageChunk<'_> {
+    fn into_data(self) -> Value {
+        let mut chunk = serde_json::Map::new();
+        if let Some(kind) = self.kind {
+            chunk.insert("type".into(), Value::String(kind.into_owned()));
+        }
+        if let Some(id) = self.id {
+            chunk.insert("id".into(), Value::String(id.into_owned()));
+        }
+        chunk.insert("content".into(), self.content);
+        Value::Array(vec![Value::Object(chunk)])
+    }
 }
 
 impl GraphEvent {
@@ -28,6 +56,16 @@ impl GraphEvent {
         let mut parts = event.event.split('|');
         let name = parts.next().unwrap_or_default().to_owned();
         let ns = parts.map(str::to_owned).collect();
+        if name == "messages"
+            && let Ok((chunk, serde::de::IgnoredAny)) =
+                serde_json::from_str::<(MessageChunk, serde::de::IgnoredAny)>(&event.data)
+        {
+            return Ok(Self {
+                name,
+                ns,
+                data: chunk.into_data(),
+            });
+        }
         let data = serde_json::from_str(&event.data).map_err(|error| {
             format!("the data of a `{}` event is not JSON: {error}", event.event)
         })?;

@@ -117,3 +117,29 @@ fn data_that_is_not_json_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn a_token_event_maps_the_same_read_in_part_or_whole() {
+    let path = format!(
+        "{}/tests/fixtures/03-chat-messages-tuple.sse",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let events = SseDecoder::new().push(&bytes).unwrap();
+    let (mut in_part, mut whole) = (StreamMapper::new(), StreamMapper::new());
+    let mut tokens = 0;
+    for sse in &events {
+        let read = GraphEvent::from_sse(sse).unwrap();
+        let full = GraphEvent {
+            data: serde_json::from_str(&sse.data).unwrap(),
+            ..read.clone()
+        };
+        if read.name == "messages" {
+            tokens += 1;
+            assert_ne!(read.data, full.data, "the metadata was read");
+        }
+        assert_eq!(in_part.map(&read), whole.map(&full));
+    }
+    assert!(tokens > 3, "the capture has tokens");
+    assert_eq!(in_part.end(), whole.end());
+}

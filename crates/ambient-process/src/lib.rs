@@ -467,7 +467,7 @@ async fn read_capped_line(
         if buffer.is_empty() {
             return Ok(total);
         }
-        let (used, done) = match buffer.iter().position(|&b| b == b'\n') {
+        let (used, done) = match memchr::memchr(b'\n', buffer) {
             Some(end) => (end + 1, true),
             None => (buffer.len(), false),
         };

@@ -31,7 +31,8 @@ pub struct EventTooLong {
 pub struct SseDecoder {
     line: Vec<u8>,
     event: Option<String>,
-    data: Vec<String>,
+    /// The data lines so far, joined by newlines; `None` before the first.
+    data: Option<String>,
     id: Option<String>,
     last_id: Option<String>,
     /// The bytes of the event being read: its data lines and the line being read.
@@ -44,7 +45,7 @@ impl Default for SseDecoder {
         Self {
             line: Vec::new(),
             event: None,
-            data: Vec::new(),
+            data: None,
             id: None,
             last_id: None,
             event_bytes: 0,
@@ -72,7 +73,7 @@ impl SseDecoder {
 
     /// Whether the decoder stands between events: no line or event is half read.
     pub fn is_idle(&self) -> bool {
-        self.line.is_empty() && self.data.is_empty() && self.event.is_none() && self.id.is_none()
+        self.line.is_empty() && self.data.is_none() && self.event.is_none() && self.id.is_none()
     }
 
     /// Feeds bytes; returns the events they complete, or the error once an event passes
@@ -81,7 +82,7 @@ impl SseDecoder {
         let mut events = Vec::new();
         let mut rest = bytes;
         while !rest.is_empty() {
-            let (piece, ends) = match rest.iter().position(|&b| b == b'\n') {
+            let (piece, ends) = match memchr::memchr(b'\n', rest) {
                 Some(end) => (&rest[..end], true),
                 None => (rest, false),
             };
@@ -99,9 +100,15 @@ impl SseDecoder {
             if self.line.last() == Some(&b'\r') {
                 self.line.pop();
             }
-            let line = String::from_utf8_lossy(&self.line).into_owned();
-            self.line.clear();
-            if let Some(event) = self.line_done(&line) {
+            // The buffer is lent out while the line is read, and kept for the next one.
+            let mut line = std::mem::take(&mut self.line);
+            let done = match std::str::from_utf8(&line) {
+                Ok(text) => self.line_done(text),
+                Err(_) => self.line_done(&String::from_utf8_lossy(&line)),
+            };
+            line.clear();
+            self.line = line;
+            if let Some(event) = done {
                 events.push(event);
             }
         }
@@ -110,13 +117,13 @@ impl SseDecoder {
 
     fn line_done(&mut self, line: &str) -> Option<SseEvent> {
         if line.is_empty() {
-            if self.data.is_empty() && self.event.is_none() {
+            if self.data.is_none() && self.event.is_none() {
                 return None;
             }
             self.event_bytes = 0;
             let event = SseEvent {
                 event: self.event.take().unwrap_or_else(|| String::from("message")),
-                data: std::mem::take(&mut self.data).join("\n"),
+                data: self.data.take().unwrap_or_default(),
                 id: self.id.take(),
             };
             if event.id.is_some() {
@@ -133,7 +140,13 @@ impl SseDecoder {
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "event" => self.event = Some(value.to_owned()),
-            "data" => self.data.push(value.to_owned()),
+            "data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_owned()),
+            },
             "id" => self.id = Some(value.to_owned()),
             _ => {}
         }
@@ -182,6 +195,15 @@ mod tests {
             &["message|no space|", "end||"],
         );
         check("data: héllo ✓\n\n", &["message|héllo ✓|"]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_not_fatal() {
+        let events = SseDecoder::new()
+            .push(b"data: a\xffb\ndata: c\n\ndata: d\n\n")
+            .unwrap();
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["a\u{fffd}b\nc", "d"]);
     }
 
     #[test]
