@@ -184,8 +184,43 @@ async fn bare_relay(backend: &LocalBackend, session: &str, script: &Path, lines:
     last.duration_since(first).as_secs_f64() * 1e6 / (lines - 1) as f64
 }
 
+/// The runner's instructions per CLI line, counted by callgrind at two turn lengths (the
+/// fake CLI is another process, not counted).
+async fn instructions() {
+    let backend = bench::paired_backend(TOKEN, PROJECT, 2)
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let (folder, _scratch) = bench::callgrind_folder();
+    let binary = Path::new(env!("CARGO_BIN_EXE_claude-runner"));
+    let mut counts = Vec::new();
+    for (run, lines) in [2_000, 12_000].into_iter().enumerate() {
+        let (text, printed) = script(lines);
+        let script = folder.join(format!("script-{run}.jsonl"));
+        std::fs::write(&script, &text).unwrap();
+        let mut command = bench::runner(binary, &backend, PROJECT, &format!("runner-{run}"), TOKEN);
+        command
+            .env("PROMPT", "bench")
+            .env("CLAUDE_BIN", env!("CARGO_BIN_EXE_fake-claude"))
+            .env("CLAUDE_FAKE_SCRIPT", &script);
+        let count = bench::callgrind(command, &folder.join(format!("{run}.out"))).await;
+        println!("claude-runner, {printed:>6} lines: {count:>14} instructions");
+        counts.push((printed, count));
+    }
+    let (per_line, fixed) = bench::per_unit(counts[0], counts[1]);
+    println!(
+        "claude-runner: {per_line:.0} instructions per CLI line, {:.1} million fixed",
+        fixed / 1e6
+    );
+    backend.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--instructions") {
+        instructions().await;
+        return;
+    }
     let lines = bench::number_flag("--lines", 20_000);
     let rounds = bench::number_flag("--rounds", 5);
     let (text, printed) = script(lines);

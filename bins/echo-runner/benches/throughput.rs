@@ -1,21 +1,25 @@
-//! Throughput, latency and memory of a runner against a bare WebSocket client.
+//! Throughput, latency and memory of a runner against a bare WebSocket client, each in a
+//! process of its own against a backend in a process of its own.
 //!
-//! One local backend serves both in the same run. The runner is the `echo-runner`
-//! binary asked for a burst of `N` text frames of 200 bytes; it pushes them through the
-//! adapter, the host's event loop, the transport's outbox and the socket, and waits for
-//! the backend's echo of each. The baseline is a bare tokio-tungstenite client that sends
-//! the same frames (same JSON shape and size) to the same backend and reads the echoes.
+//! The backend is the local backend, served by this bench binary started again
+//! (`bench::BackendProcess`). The runner is the release `echo-runner` asked for a burst of
+//! `N` text frames of 200 bytes: it pushes them through the adapter, the host's loop,
+//! the transport's outbox and the socket, and waits for the backend's echo of each. The
+//! baseline is a bare tokio-tungstenite client, this binary started a third way, that
+//! sends the same frames (same JSON shape and size), one send each, and reads the echoes.
 //!
-//! Both are measured the same way, at the backend: the rate is frames received over the
-//! time between the first and the last, and the latency of a frame is the time from its
-//! creation (a wall-clock stamp in its text) to its arrival at the backend. The runner's
-//! peak resident memory is its `VmHWM`, read from `/proc` while it runs.
+//! Both are measured the same way, by a watcher (a third client of the session, in this
+//! process): the rate is frames over the time between the first and the last to arrive,
+//! and the latency of a frame is from its creation (a wall-clock stamp in its text) to its
+//! arrival. The runner's peak resident memory is its `VmHWM`, read from `/proc` while it
+//! runs.
 //!
-//! The two alternate for five rounds and the medians are reported, since these machines
-//! are noisy. Run with `cargo bench -p echo-runner --bench throughput`; `-- --frames N`
-//! changes the burst (default 100,000), `-- --rounds N` the rounds, `-- --memory` adds a
-//! run ten times as long to check that memory stays flat. `docs/performance.md` records
-//! the figures.
+//! The two alternate (which goes first alternates too) for fifteen pairs, and the median
+//! of the pairs' ratios is reported, with each side's median. Run with
+//! `cargo bench -p echo-runner --bench throughput`; `-- --frames N` changes the burst
+//! (default 100,000), `-- --pairs N` the pairs, `-- --batched` makes the bare client
+//! batch its writes (the ceiling, not the rule), `-- --memory` adds a run ten times as
+//! long to check that memory stays flat. `docs/performance.md` records the figures.
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
@@ -24,51 +28,46 @@
 
 use std::{
     path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use ambient_local_backend::{LocalBackend, SessionSeed};
-use ambient_protocol::{Frame, FrameId, Outbound, SessionMessage, runner_timestamp};
-use ambient_test_support::bench;
-use futures_util::{SinkExt, StreamExt};
+use ambient_test_support::bench::{self, BackendProcess, FRAME_TEXT_BYTES};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "bench-token";
 const PROJECT: &str = "bench";
-const FRAME_TEXT_BYTES: usize = 200;
 
-/// What the backend saw of one sender.
+/// What the watcher saw of one sender.
 struct Measured {
     frames: usize,
     rate: f64,
     latencies_us: Vec<u64>,
 }
 
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+/// The stamp of a frame's text, `t=<microseconds> `, wherever it is in the message.
+fn stamp(text: &str) -> Option<u64> {
+    let at = text.find("\"t=")? + 3;
+    let digits = &text[at..];
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
 }
 
-/// Reads the backend's broadcasts until `count` stamped text frames have arrived.
-async fn measure(mut watch: mpsc::UnboundedReceiver<SessionMessage>, count: usize) -> Measured {
+/// Reads the watcher's messages until `count` stamped frames have arrived.
+async fn measure(mut watch: mpsc::UnboundedReceiver<(Instant, String)>, count: usize) -> Measured {
     let mut latencies_us = Vec::with_capacity(count);
     let mut first = None;
-    let mut last = std::time::Instant::now();
+    let mut last = Instant::now();
     while latencies_us.len() < count {
-        let message = bench::next_broadcast(&mut watch).await;
-        let Some(text) = message.payload["content"]["text"].as_str() else {
+        let (arrived, text) = tokio::time::timeout(Duration::from_secs(120), watch.recv())
+            .await
+            .expect("frames keep arriving")
+            .expect("the watcher is connected");
+        let Some(sent) = stamp(&text) else {
             continue;
         };
-        let Some(stamp) = text.strip_prefix("t=").and_then(|t| t.split(' ').next()) else {
-            continue;
-        };
-        let arrived = std::time::Instant::now();
         first.get_or_insert(arrived);
         last = arrived;
-        let sent: u64 = stamp.parse().unwrap();
-        latencies_us.push(now_us().saturating_sub(sent));
+        latencies_us.push(bench::now_us().saturating_sub(sent));
     }
     let elapsed = last
         .duration_since(first.unwrap_or(last))
@@ -81,48 +80,31 @@ async fn measure(mut watch: mpsc::UnboundedReceiver<SessionMessage>, count: usiz
     }
 }
 
-/// The bare client: the same frames, sent as fast as the socket takes them.
-async fn bare_client(backend: &LocalBackend, session: &str, count: usize) -> Measured {
-    let socket = bench::bare_client(backend, PROJECT, session, TOKEN).await;
-    let (mut sink, mut stream) = socket.split();
-    let watch = backend.watch(session);
+/// The bare client, in a process of its own, for `session`.
+async fn bare_client(
+    backend: &BackendProcess,
+    session: &str,
+    count: usize,
+    batched: bool,
+) -> Measured {
+    let url = backend.ws_url(session);
+    let watch = bench::watch_socket(url, TOKEN).await;
     let measuring = tokio::spawn(measure(watch, count));
-    // Read the echoes, as any client of the backend must.
-    let reader = tokio::spawn(async move {
-        let mut echoes = 0;
-        while echoes < count {
-            match stream.next().await {
-                Some(Ok(Message::Text(_))) => echoes += 1,
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-    });
-    let filler = "x".repeat(FRAME_TEXT_BYTES);
-    for seq in 1..=count as u64 {
-        let mut text = format!("t={} ", now_us());
-        text.push_str(&filler[..FRAME_TEXT_BYTES - text.len()]);
-        let frame = Frame {
-            seq,
-            id: FrameId::new("bare", seq),
-            timestamp: runner_timestamp(time::OffsetDateTime::now_utc()),
-            body: Outbound::TextBlock { text },
-        };
-        sink.feed(Message::Text(frame.to_json().into()))
-            .await
-            .unwrap();
-    }
-    sink.flush().await.unwrap();
-    reader.await.unwrap();
+    let status = bench::bare_client_command(url, TOKEN, count, batched)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "the bare client exited with {status}");
     measuring.await.unwrap()
 }
 
-/// The runner binary with a burst of `count` frames; returns its measurement and peak RSS.
-async fn runner(backend: &LocalBackend, session: &str, count: usize) -> (Measured, u64) {
-    let watch = backend.watch(session);
+/// The runner binary with a burst of `count` frames; its measurement and peak RSS (KiB).
+async fn runner(backend: &BackendProcess, session: &str, count: usize) -> (Measured, u64) {
+    let watch = bench::watch_socket(backend.ws_url(session), TOKEN).await;
     let measuring = tokio::spawn(measure(watch, count));
     let binary = Path::new(env!("CARGO_BIN_EXE_echo-runner"));
-    let mut child = bench::runner(binary, backend, PROJECT, session, TOKEN)
+    let mut child = backend
+        .runner(binary, PROJECT, session, TOKEN)
         .env("PROMPT", "bench")
         .env("ECHO_BURST_EVENTS", count.to_string())
         .env("ECHO_BURST_BYTES", FRAME_TEXT_BYTES.to_string())
@@ -164,44 +146,70 @@ fn report(name: &str, measured: &mut Measured) {
     );
 }
 
+/// A peak in KiB as megabytes (10^6 bytes) and mebibytes.
+fn megabytes(kb: u64) -> String {
+    format!(
+        "{:.2} MB ({:.2} MiB)",
+        kb as f64 * 1024.0 / 1e6,
+        kb as f64 / 1024.0
+    )
+}
+
 #[tokio::main]
 async fn main() {
+    if bench::serve_if_backend().await || bench::serve_if_bare_client().await {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let batched = args.iter().any(|a| a == "--batched");
     let frames = bench::number_flag("--frames", 100_000);
-    let memory = std::env::args().any(|a| a == "--memory");
-    let rounds = bench::number_flag("--rounds", 5);
-    let backend = bench::paired_backend(TOKEN, PROJECT, rounds)
-        .session(SessionSeed::new(PROJECT, "runner-large"))
-        .start(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-
+    let memory = args.iter().any(|a| a == "--memory");
+    let pairs = bench::number_flag("--pairs", 15);
+    let mut sessions: Vec<String> = (0..pairs)
+        .flat_map(|pair| [format!("bare-{pair}"), format!("runner-{pair}")])
+        .collect();
+    sessions.push(String::from("runner-large"));
+    let backend = BackendProcess::start(TOKEN, PROJECT, &sessions).await;
     println!(
-        "{frames} text frames of {FRAME_TEXT_BYTES} bytes, local backend on loopback, {rounds} rounds"
+        "{frames} text frames of {FRAME_TEXT_BYTES} bytes; backend, runner, bare client ({}) and watcher each in a process of its own; {pairs} pairs",
+        if batched {
+            "batched writes"
+        } else {
+            "one send per frame"
+        }
     );
     let mut paired = bench::Paired::default();
     let mut peaks = Vec::new();
-    for round in 0..rounds {
-        let mut bare = bare_client(&backend, &format!("bare-{round}"), frames).await;
-        let (mut ours, peak_kb) = runner(&backend, &format!("runner-{round}"), frames).await;
-        report(&format!("round {round}: bare"), &mut bare);
-        report(&format!("round {round}: echo-runner"), &mut ours);
+    for pair in 0..pairs {
+        let bare_session = format!("bare-{pair}");
+        let runner_session = format!("runner-{pair}");
+        // Which goes first alternates, so that neither always follows the other.
+        let (mut bare, (mut ours, peak_kb)) = if pair % 2 == 0 {
+            let bare = bare_client(&backend, &bare_session, frames, batched).await;
+            (bare, runner(&backend, &runner_session, frames).await)
+        } else {
+            let ours = runner(&backend, &runner_session, frames).await;
+            (
+                bare_client(&backend, &bare_session, frames, batched).await,
+                ours,
+            )
+        };
+        report(&format!("pair {pair}: bare"), &mut bare);
+        report(&format!("pair {pair}: echo-runner"), &mut ours);
         paired.push(bare.rate, ours.rate);
         peaks.push(peak_kb);
     }
     paired.report("bare tokio-tungstenite:", "echo-runner:", "frames/s", 0, "");
     let peak = peaks.iter().copied().max().unwrap_or(0);
-    println!(
-        "runner peak RSS at {frames} frames: {:.1} MB",
-        peak as f64 / 1024.0
-    );
+    println!("runner peak RSS at {frames} frames: {}", megabytes(peak));
     if memory {
         let large = frames * 10;
         let (mut ours_large, peak_large_kb) = runner(&backend, "runner-large", large).await;
         report("echo-runner, 10x frames", &mut ours_large);
         println!(
-            "runner peak RSS at {large} frames: {:.1} MB",
-            peak_large_kb as f64 / 1024.0
+            "runner peak RSS at {large} frames: {}",
+            megabytes(peak_large_kb)
         );
     }
-    backend.shutdown().await;
+    backend.stop().await;
 }

@@ -252,11 +252,47 @@ fn per_event_us(started: Instant, arrived: Instant, events: usize) -> f64 {
     arrived.duration_since(started).as_secs_f64() * 1e6 / events as f64
 }
 
+/// The runner's instructions per event, counted by callgrind at two stream lengths.
+async fn instructions() {
+    let backend = bench::paired_backend(TOKEN, PROJECT, 2)
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let (folder, _scratch) = bench::callgrind_folder();
+    let binary = Path::new(env!("CARGO_BIN_EXE_langgraph-runner"));
+    let mut counts = Vec::new();
+    for (run, events) in [2_000, 12_000].into_iter().enumerate() {
+        let replay = Replay {
+            body: stream_body(events),
+            started: Arc::new(Mutex::new(None)),
+        };
+        let url = replay_server(replay).await;
+        let mut command = bench::runner(binary, &backend, PROJECT, &format!("runner-{run}"), TOKEN);
+        command
+            .env("PROMPT", "bench")
+            .env("LANGGRAPH_URL", &url)
+            .env("WORKFLOW_ID", "chat");
+        let count = bench::callgrind(command, &folder.join(format!("{run}.out"))).await;
+        println!("langgraph-runner, {events:>6} events: {count:>14} instructions");
+        counts.push((events, count));
+    }
+    let (per_event, fixed) = bench::per_unit(counts[0], counts[1]);
+    println!(
+        "langgraph-runner: {per_event:.0} instructions per event, {:.1} million fixed",
+        fixed / 1e6
+    );
+    backend.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
+    ambient_test_support::crypto();
+    if std::env::args().any(|a| a == "--instructions") {
+        instructions().await;
+        return;
+    }
     let events = bench::number_flag("--events", 20_000);
     let rounds = bench::number_flag("--rounds", 5);
-    ambient_test_support::crypto();
     let replay = Replay {
         body: stream_body(events),
         started: Arc::new(Mutex::new(None)),
