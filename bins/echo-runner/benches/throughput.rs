@@ -42,6 +42,8 @@ struct Measured {
     frames: usize,
     rate: f64,
     latencies_us: Vec<u64>,
+    /// The sender's CPU time (user and system) per frame, in microseconds.
+    cpu_us_per_frame: f64,
 }
 
 /// The stamp of a frame's text, `t=<microseconds> `, wherever it is in the message.
@@ -77,6 +79,7 @@ async fn measure(mut watch: mpsc::UnboundedReceiver<(Instant, String)>, count: u
         frames: count,
         rate: count as f64 / elapsed,
         latencies_us,
+        cpu_us_per_frame: 0.0,
     }
 }
 
@@ -90,12 +93,19 @@ async fn bare_client(
     let url = backend.ws_url(session);
     let watch = bench::watch_socket(url, TOKEN).await;
     let measuring = tokio::spawn(measure(watch, count));
+    let cpu_before = bench::children_cpu();
     let status = bench::bare_client_command(url, TOKEN, count, batched)
         .status()
         .await
         .unwrap();
     assert!(status.success(), "the bare client exited with {status}");
-    measuring.await.unwrap()
+    let mut measured = measuring.await.unwrap();
+    measured.cpu_us_per_frame = per_frame_us(bench::children_cpu() - cpu_before, count);
+    measured
+}
+
+fn per_frame_us(cpu: Duration, frames: usize) -> f64 {
+    cpu.as_secs_f64() * 1e6 / frames as f64
 }
 
 /// The runner binary with a burst of `count` frames; its measurement and peak RSS (KiB).
@@ -103,6 +113,7 @@ async fn runner(backend: &BackendProcess, session: &str, count: usize) -> (Measu
     let watch = bench::watch_socket(backend.ws_url(session), TOKEN).await;
     let measuring = tokio::spawn(measure(watch, count));
     let binary = Path::new(env!("CARGO_BIN_EXE_echo-runner"));
+    let cpu_before = bench::children_cpu();
     let mut child = backend
         .runner(binary, PROJECT, session, TOKEN)
         .env("PROMPT", "bench")
@@ -124,7 +135,9 @@ async fn runner(backend: &BackendProcess, session: &str, count: usize) -> (Measu
         }
     };
     assert!(status.success(), "the runner exited with {status}");
-    (measuring.await.unwrap(), peak_kb)
+    let mut measured = measuring.await.unwrap();
+    measured.cpu_us_per_frame = per_frame_us(bench::children_cpu() - cpu_before, count);
+    (measured, peak_kb)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -136,9 +149,10 @@ fn report(name: &str, measured: &mut Measured) {
     measured.latencies_us.sort_unstable();
     let l = &measured.latencies_us;
     println!(
-        "{name:<28} {:>9} frames {:>10.0} frames/s   latency ms p50 {:>7.2} p90 {:>7.2} p99 {:>7.2} max {:>7.2}",
+        "{name:<28} {:>9} frames {:>10.0} frames/s {:>6.2} µs CPU/frame   latency ms p50 {:>7.2} p90 {:>7.2} p99 {:>7.2} max {:>7.2}",
         measured.frames,
         measured.rate,
+        measured.cpu_us_per_frame,
         percentile(l, 0.5),
         percentile(l, 0.9),
         percentile(l, 0.99),
@@ -179,6 +193,7 @@ async fn main() {
         }
     );
     let mut paired = bench::Paired::default();
+    let mut cpu = bench::Paired::default();
     let mut peaks = Vec::new();
     for pair in 0..pairs {
         let bare_session = format!("bare-{pair}");
@@ -197,9 +212,17 @@ async fn main() {
         report(&format!("pair {pair}: bare"), &mut bare);
         report(&format!("pair {pair}: echo-runner"), &mut ours);
         paired.push(bare.rate, ours.rate);
+        cpu.push(bare.cpu_us_per_frame, ours.cpu_us_per_frame);
         peaks.push(peak_kb);
     }
     paired.report("bare tokio-tungstenite:", "echo-runner:", "frames/s", 0, "");
+    cpu.report(
+        "bare tokio-tungstenite:",
+        "echo-runner:",
+        "µs of CPU per frame",
+        2,
+        "",
+    );
     let peak = peaks.iter().copied().max().unwrap_or(0);
     println!("runner peak RSS at {frames} frames: {}", megabytes(peak));
     if memory {

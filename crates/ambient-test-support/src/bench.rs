@@ -105,6 +105,18 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time (user and system) of every child this process has waited for so far;
+/// the difference across one child's wait is that child's CPU.
+pub fn children_cpu() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage of the children");
+    let micros = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
+    };
+    micros(usage.user_time()) + micros(usage.system_time())
+}
+
 /// A runner's figure and its baseline's, round by round; reported as medians, with the
 /// median of their per-round ratios (runner over baseline).
 #[derive(Debug, Default)]
