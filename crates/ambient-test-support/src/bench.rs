@@ -167,7 +167,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 const BACKEND_FLAG: &str = "--as-backend";
 
 /// A local backend in a process of its own: the bench binary started again with
-/// [`BACKEND_FLAG`], so that neither the runner nor the baseline shares a process (or a
+/// `--as-backend`, so that neither the runner nor the baseline shares a process (or a
 /// runtime) with the server it talks to. It serves until its stdin closes.
 #[derive(Debug)]
 pub struct BackendProcess {
