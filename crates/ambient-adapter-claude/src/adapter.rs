@@ -33,7 +33,7 @@ pub enum ClaudeError {
         expected: String,
     },
     /// The CLI ended (or would not start) with a turn still open.
-    #[error("the Claude Code CLI {what} ({status}); its last words:\n{stderr}")]
+    #[error("the Claude Code CLI {what} ({status}){}", ambient_process::stderr_suffix(.stderr))]
     Ended {
         /// What happened.
         what: String,
@@ -82,14 +82,37 @@ impl ClaudeAdapter {
     }
 }
 
+/// How long an accepted interrupt may leave its turn running before it is sent again.
+const INTERRUPT_RESEND: Duration = Duration::from_secs(1);
+/// How many times an accepted interrupt is sent again before the turn is left to end.
+const INTERRUPT_RESENDS: u32 = 5;
+/// How many times in a row the CLI may run an interrupted message again before its runs
+/// are relayed as turns of their own.
+const INTERRUPTED_RERUNS: u32 = 3;
+
 /// What the session loop keeps.
 struct Turns {
     /// User messages written whose turns have not ended.
     open: u64,
-    /// The interrupt sent for the current turn, by request id, until that turn ends.
+    /// The model has begun answering the current turn (the turn's first streamed or whole
+    /// message), and the turn has not ended. An interrupt the CLI gets before this ends
+    /// the turn and then runs its message again (`system/init` is too early).
+    started: bool,
+    /// The user interrupted before the model began answering: sent once it does.
+    interrupt_held: bool,
+    /// The interrupt sent and not yet answered, by request id.
     interrupt: Option<String>,
-    /// The CLI accepted that interrupt.
+    /// The CLI accepted an interrupt of the current turn.
     interrupt_accepted: bool,
+    /// When the accepted interrupt is sent again if the turn still runs, and how many
+    /// times it has been.
+    resend: Option<(tokio::time::Instant, u32)>,
+    /// Interrupted early in its turn, the CLI can run the same message again on its own
+    /// (the conversation rolled back, the request sent anew): that many such runs, after an
+    /// interrupted turn and before the user's next message, are interrupted and not relayed.
+    reruns_to_absorb: u32,
+    /// The current turn is such a run.
+    absorbing: bool,
     /// The session ends once the CLI is idle (the end of the session, or of its input).
     ending: bool,
     last: Option<(ResultPayload, Option<String>)>,
@@ -101,8 +124,9 @@ impl Adapter for ClaudeAdapter {
     async fn run(&mut self, session: &mut Session) -> Result<Outcome, Self::Error> {
         let cancel = session.cancellation().clone();
         self.check_version().await?;
+        // For the operator, who set them, not for the user's conversation.
         for note in self.settings.unsupported() {
-            session.emit(Event::Log(note)).await?;
+            info!("{note}");
         }
         let info = session.info().clone();
         let mcp = self.mcp_servers(&info.workspace.main)?;
@@ -116,8 +140,13 @@ impl Adapter for ClaudeAdapter {
             .await?;
         let mut turns = Turns {
             open: 0,
+            started: false,
+            interrupt_held: false,
             interrupt: None,
             interrupt_accepted: false,
+            resend: None,
+            reruns_to_absorb: 0,
+            absorbing: false,
             ending: false,
             last: None,
         };
@@ -164,6 +193,17 @@ impl Adapter for ClaudeAdapter {
                         seconds: self.settings.control_timeout.as_secs(),
                     });
                 }
+                () = sleep_until(turns.resend.map(|(at, _)| at)) => {
+                    let sent = turns.resend.map_or(0, |(_, sent)| sent);
+                    turns.resend = None;
+                    if turns.open > 0 && turns.interrupt.is_none() && sent < INTERRUPT_RESENDS {
+                        debug!(times = sent + 1, "the interrupted turn still runs; interrupting again");
+                        turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
+                        interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
+                        turns.resend = Some((tokio::time::Instant::now() + INTERRUPT_RESEND, sent + 1));
+                    }
+                    continue;
+                }
                 () = sleep_until(end_deadline) => {
                     warn!("the CLI's turn outlasted the end of the session; stopping it");
                     process.finish(Duration::ZERO).await;
@@ -172,6 +212,7 @@ impl Adapter for ClaudeAdapter {
                 input = inputs.next(), if watching_input => {
                     match input {
                         Some(Input::Message(text)) => {
+                            turns.reruns_to_absorb = 0;
                             // Written at once, even mid-turn: the CLI queues it.
                             process.send_user(&text);
                             if turns.open == 0 && emitter.emit(Event::TurnStarted).await.is_err() {
@@ -179,12 +220,16 @@ impl Adapter for ClaudeAdapter {
                             }
                             turns.open += 1;
                         }
-                        Some(Input::Interrupt) => {
-                            if turns.open > 0 && turns.interrupt.is_none() {
+                        Some(Input::Interrupt) if turns.open > 0 => {
+                            if !turns.started {
+                                // The CLI would acknowledge it and run the turn anyway.
+                                turns.interrupt_held = true;
+                            } else if turns.interrupt.is_none() {
                                 turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
                                 interrupt_deadline = Some(tokio::time::Instant::now() + self.settings.control_timeout);
                             }
                         }
+                        Some(Input::Interrupt) => {}
                         None => {
                             // No more input can come; a batch turn runs to its end.
                             watching_input = false;
@@ -238,7 +283,18 @@ impl Adapter for ClaudeAdapter {
                 }
             };
             let (events, signal) = mapper.map(&line);
+            if !turns.started && turns.open > 0 && answering(&line) {
+                turns.started = true;
+                if std::mem::take(&mut turns.interrupt_held) && turns.interrupt.is_none() {
+                    turns.interrupt = Some(process.request(&json!({"subtype": "interrupt"})));
+                    interrupt_deadline =
+                        Some(tokio::time::Instant::now() + self.settings.control_timeout);
+                }
+            }
             for event in events {
+                if turns.absorbing {
+                    break;
+                }
                 // Over when it fails: the next turn of the loop sees the cancellation.
                 if emitter.emit(event).await.is_err() {
                     break;
@@ -246,7 +302,13 @@ impl Adapter for ClaudeAdapter {
             }
             match signal {
                 Signal::TurnStarted { session_id } => {
-                    if turns.open == 0 {
+                    if turns.open == 0 && turns.reruns_to_absorb > 0 && !mapper.tasks_running() {
+                        info!("the CLI runs the interrupted message again; it is interrupted too");
+                        turns.reruns_to_absorb -= 1;
+                        turns.absorbing = true;
+                        turns.interrupt_held = true;
+                        turns.open += 1;
+                    } else if turns.open == 0 {
                         // A turn the CLI started on its own (a background subagent finished).
                         turns.open += 1;
                         if emitter.emit(Event::TurnStarted).await.is_err() {
@@ -268,10 +330,26 @@ impl Adapter for ClaudeAdapter {
                     let interrupted = aborted
                         || (turns.interrupt_accepted
                             && result.subtype.as_deref() == Some("error_during_execution"));
-                    if turns.interrupt.is_some() {
-                        turns.interrupt = None;
-                        turns.interrupt_accepted = false;
-                        interrupt_deadline = None;
+                    turns.started = false;
+                    turns.interrupt_held = false;
+                    turns.interrupt = None;
+                    turns.interrupt_accepted = false;
+                    turns.resend = None;
+                    interrupt_deadline = None;
+                    let busy = turns.open > 0 || mapper.tasks_running();
+                    turns.reruns_to_absorb = if !interrupted {
+                        0
+                    } else if turns.absorbing {
+                        turns.reruns_to_absorb
+                    } else {
+                        INTERRUPTED_RERUNS
+                    };
+                    if std::mem::take(&mut turns.absorbing) {
+                        // The user's turn already ended, interrupted, and was reported.
+                        if turns.ending && !busy {
+                            break;
+                        }
+                        continue;
                     }
                     let error = if interrupted {
                         result.subtype = Some(String::from("interrupted"));
@@ -280,7 +358,6 @@ impl Adapter for ClaudeAdapter {
                     } else {
                         error
                     };
-                    let busy = turns.open > 0 || mapper.tasks_running();
                     let next = if busy { Next::Busy } else { Next::User };
                     turns.last = Some((result.clone(), error));
                     if emitter
@@ -309,11 +386,16 @@ impl Adapter for ClaudeAdapter {
                     }
                     if turns.interrupt.as_deref() == Some(request_id.as_str()) {
                         interrupt_deadline = None;
-                        if error.is_some() {
-                            // Refused: a later interrupt may try again.
-                            turns.interrupt = None;
-                        } else {
+                        // Answered either way: a later interrupt is sent, never swallowed.
+                        turns.interrupt = None;
+                        if error.is_none() {
                             turns.interrupt_accepted = true;
+                            // An acknowledgement is no proof the turn stops: it is sent
+                            // again while the turn runs on.
+                            if turns.resend.is_none() {
+                                turns.resend =
+                                    Some((tokio::time::Instant::now() + INTERRUPT_RESEND, 0));
+                            }
                         }
                     }
                 }
@@ -534,6 +616,17 @@ enum Startup {
     Failed(ProcessError),
     /// It exited.
     Exited,
+}
+
+/// Whether a line shows the model answering: a streamed delta, or a whole message.
+fn answering(line: &Value) -> bool {
+    match line.get("type").and_then(Value::as_str) {
+        Some("assistant" | "user") => true,
+        Some("stream_event") => {
+            line.pointer("/event/type").and_then(Value::as_str) == Some("content_block_delta")
+        }
+        _ => false,
+    }
 }
 
 fn describe(status: Option<std::process::ExitStatus>) -> String {

@@ -20,7 +20,7 @@ mod settings;
 
 pub use adapter::{ClaudeAdapter, ClaudeError};
 pub use ambient_process::{OutputLimits, ProcessError, RunAs};
-pub use mapping::{CliMapper, Signal};
+pub use mapping::{API_ERROR_SUBTYPE, CliMapper, Signal};
 pub use process::CliProcess;
 pub use settings::{
     ClaudeSettings, Conversation, DEFAULT_ALLOWED_TOOLS, SESSION_ANNOTATION, new_session_id,

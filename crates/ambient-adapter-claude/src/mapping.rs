@@ -283,6 +283,9 @@ fn user(line: &Value) -> Vec<Event> {
     events
 }
 
+/// The subtype of a turn that failed on the API (the CLI says `success` with `is_error`).
+pub const API_ERROR_SUBTYPE: &str = "error_api";
+
 /// `result`: the end of a turn.
 fn result(line: &Value) -> (Vec<Event>, Signal) {
     let text = |key: &str| line.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -291,8 +294,14 @@ fn result(line: &Value) -> (Vec<Event>, Signal) {
         .get("is_error")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    // The CLI reports an API failure as a `success` with `is_error`: the status and the
+    // result frame say what it was.
+    let subtype = match text("subtype") {
+        Some(subtype) if is_error && subtype == "success" => Some(String::from(API_ERROR_SUBTYPE)),
+        other => other,
+    };
     let payload = ResultPayload {
-        subtype: text("subtype"),
+        subtype,
         duration_ms: number("duration_ms"),
         duration_api_ms: number("duration_api_ms"),
         is_error: Some(is_error),

@@ -60,7 +60,8 @@ pub enum DriverError {
     },
     /// The graph could not be loaded.
     #[error(
-        "the graph `{graph}` could not be loaded: {error}: {message}; the driver's last words:\n{stderr}"
+        "the graph `{graph}` could not be loaded: {error}: {message}{}",
+        ambient_process::stderr_suffix(.stderr)
     )]
     Load {
         /// The graph asked for.
@@ -73,7 +74,7 @@ pub enum DriverError {
         stderr: String,
     },
     /// The driver exited when it should not have.
-    #[error("the LangGraph driver exited {when} ({status}); its last words:\n{stderr}")]
+    #[error("the LangGraph driver exited {when} ({status}){}", ambient_process::stderr_suffix(.stderr))]
     Exited {
         /// At what point.
         when: &'static str,
@@ -83,7 +84,10 @@ pub enum DriverError {
         stderr: String,
     },
     /// The driver did not answer in time.
-    #[error("the LangGraph driver did not {what} within {seconds} s; its last words:\n{stderr}")]
+    #[error(
+        "the LangGraph driver did not {what} within {seconds} s{}",
+        ambient_process::stderr_suffix(.stderr)
+    )]
     NoAnswer {
         /// What it did not do.
         what: &'static str,

@@ -639,5 +639,16 @@ pub async fn collect(
     })
 }
 
+/// The end of a child's stderr as the tail of an error message: the text after a colon,
+/// or, when there was none, a phrase that says so (so no message ends on a dangling
+/// colon).
+pub fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::from(", with nothing on stderr")
+    } else {
+        format!("; the end of its stderr:\n{stderr}")
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -391,6 +391,21 @@ impl WebSocketFront {
         }
     }
 
+    /// Why the session failed, in the words of its final status; `None` when it completed.
+    fn failure(&self, end: &SessionEnd) -> Option<String> {
+        match end {
+            SessionEnd::Completed => None,
+            SessionEnd::Failed { reason } | SessionEnd::BackendUnreachable { reason } => {
+                Some(reason.clone())
+            }
+            SessionEnd::TimedOut => Some(format!(
+                "Session timed out after {:?}",
+                self.timeout.unwrap_or_default()
+            )),
+            SessionEnd::Stopped => Some(String::from("Runner stopped before the session ended")),
+        }
+    }
+
     async fn write_final_status(&self, end: &SessionEnd, result: Option<&ResultPayload>) -> bool {
         let phase = self.current_phase().await;
         if phase == Some(Phase::Stopped) {
@@ -398,26 +413,12 @@ impl WebSocketFront {
             return true;
         }
         let completion_time = time::OffsetDateTime::now_utc().format(&Rfc3339).ok();
-        let (phase, message, is_error) = match end {
-            SessionEnd::Completed => {
+        let (phase, message, is_error) = match self.failure(end) {
+            None => {
                 let is_error = result.and_then(|r| r.is_error).unwrap_or(false);
                 (Phase::Completed, String::from("Runner completed"), is_error)
             }
-            SessionEnd::Failed { reason } => (Phase::Failed, reason.clone(), true),
-            SessionEnd::TimedOut => {
-                let after = self.timeout.unwrap_or_default();
-                (
-                    Phase::Failed,
-                    format!("Session timed out after {after:?}"),
-                    true,
-                )
-            }
-            SessionEnd::Stopped => (
-                Phase::Failed,
-                String::from("Runner stopped before the session ended"),
-                true,
-            ),
-            SessionEnd::BackendUnreachable { reason } => (Phase::Failed, reason.clone(), true),
+            Some(reason) => (Phase::Failed, reason, true),
         };
         let mut update = StatusUpdate {
             phase: Some(phase),
@@ -609,13 +610,20 @@ impl Front for WebSocketFront {
         };
         let leave_stopped_alone =
             ending.end == SessionEnd::Stopped && self.current_phase().await == Some(Phase::Stopped);
-        if !leave_stopped_alone
-            && let Err(error) = connection
-                .transport
-                .send(Outbound::Lifecycle(lifecycle))
-                .await
-        {
-            warn!(error = %chain(&error), "a frame could not be queued");
+        // The reason goes into the conversation too, where the user reads, before the end.
+        let reason = self
+            .failure(&ending.end)
+            .filter(|_| !leave_stopped_alone)
+            .map(|reason| Outbound::Log {
+                message: self.redactor.text(&reason).into_owned(),
+            });
+        let closing = reason
+            .into_iter()
+            .chain((!leave_stopped_alone).then_some(Outbound::Lifecycle(lifecycle)));
+        for frame in closing {
+            if let Err(error) = connection.transport.send(frame).await {
+                warn!(error = %chain(&error), "a frame could not be queued");
+            }
         }
         let flush_deadline = if ending.stopping {
             STOP_FLUSH_DEADLINE

@@ -117,12 +117,17 @@ async fn a_recorded_conversation_replays_both_ways_with_the_argv_the_settings_ma
         lines.contains(&String::from("agent: Hello from mock (turn 2).")),
         "{lines:#?}"
     );
-    // The setting the CLI cannot take is reported once, not dropped silently.
-    let reported = lines
-        .iter()
-        .filter(|l| l.contains("LLM_TEMPERATURE"))
-        .count();
-    assert_eq!(reported, 1, "{lines:#?}");
+    // The setting the CLI cannot take is the operator's business: in the log, never in
+    // the user's conversation.
+    assert!(
+        !lines.iter().any(|l| l.contains("LLM_TEMPERATURE")),
+        "{lines:#?}"
+    );
+    assert!(
+        finished.stderr.contains("LLM_TEMPERATURE=0.3 is not used"),
+        "{}",
+        finished.stderr
+    );
     let argv = std::fs::read_to_string(&env.argv).unwrap();
     let argv: Vec<&str> = argv.lines().collect();
     for expected in [
@@ -152,10 +157,15 @@ async fn fails_mid_turn(relayed: &str, failure: &[Value], words: &[&str]) {
     assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
     let message = env.message();
     assert!(words.iter().all(|w| message.contains(w)), "{message}");
+    assert!(!message.trim_end().ends_with(':'), "{message}");
+    let lines = env.transcript().await;
+    assert!(lines.contains(&format!("agent: {relayed}")), "{lines:#?}");
+    // The reason is in the conversation too, just before the end.
+    let end = lines.len() - 1;
+    assert_eq!(lines[end], "· session.failed", "{lines:#?}");
     assert!(
-        env.transcript()
-            .await
-            .contains(&format!("agent: {relayed}"))
+        lines[end - 1].starts_with("· ") && words.iter().all(|w| lines[end - 1].contains(w)),
+        "{lines:#?}"
     );
 }
 
@@ -165,6 +175,16 @@ async fn a_crash_mid_turn_fails_the_session_with_its_stderr_and_keeps_what_was_r
         "Half an answer",
         &[json!({"dir": "crash", "rc": 3, "stderr": "fatal: the fake fell over"})],
         &["turn still open", "the fake fell over"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_crash_says_it_left_nothing_on_stderr() {
+    fails_mid_turn(
+        "Half an answer",
+        &[json!({"dir": "crash", "rc": 3})],
+        &["turn still open", "nothing on stderr"],
     )
     .await;
 }

@@ -123,7 +123,11 @@ fn without_cost(lines: Vec<String>) -> Vec<String> {
 #[tokio::test]
 async fn a_one_shot_prompt_streams_its_answer_and_completes_with_the_cli_session() {
     let env = start().await;
-    let finished = env.run(&[("PROMPT", "hello")]).await;
+    // The operator always sets a temperature; the CLI has none, and the conversation
+    // still opens with the user's prompt.
+    let finished = env
+        .run(&[("PROMPT", "hello"), ("LLM_TEMPERATURE", "0.7")])
+        .await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     assert_eq!(
         without_cost(env.transcript().await),
@@ -274,6 +278,75 @@ async fn an_interrupt_stops_the_turn_at_once_and_the_next_message_still_works() 
     assert_eq!(env.status()["phase"], json!("Completed"));
 }
 
+/// An interrupt posted `after` the runner says `agent.running` (and, when `twice`, again
+/// at once): the turn ends interrupted within 5 s, well before the 10 s story's end, and
+/// the session goes on.
+async fn interrupt_after(after: std::time::Duration, twice: bool) {
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("PROMPT", "MOCK_SLOW story"), ("INTERACTIVE", "true")])
+        .spawn()
+        .unwrap();
+    until(&mut watch, is("agent.running")).await;
+    // The delay is the scenario (how soon the user interrupts), not a wait for an event.
+    tokio::time::sleep(after).await;
+    let posted = std::time::Instant::now();
+    env.env.post(json!({"type": "interrupt"})).await;
+    if twice {
+        env.env.post(json!({"type": "interrupt"})).await;
+    }
+    until(&mut watch, is("agent.waiting")).await;
+    let took = posted.elapsed();
+    env.env
+        .post(json!({"content": "after the interrupt"}))
+        .await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = without_cost(env.transcript().await);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "{after:?}: the turn ended {took:?} after the interrupt: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("word100")),
+        "{after:?}: the story ran to its end: {lines:#?}"
+    );
+    let results: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("result:"))
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(
+        results,
+        ["result: interrupted", "result: success"],
+        "{after:?}: {lines:#?}"
+    );
+    assert_eq!(env.status()["phase"], json!("Completed"));
+}
+
+#[tokio::test]
+async fn an_interrupt_posted_as_the_turn_starts_still_stops_it() {
+    interrupt_after(std::time::Duration::ZERO, false).await;
+}
+
+#[tokio::test]
+async fn an_interrupt_posted_50_ms_into_the_turn_stops_it() {
+    interrupt_after(std::time::Duration::from_millis(50), false).await;
+}
+
+#[tokio::test]
+async fn an_interrupt_posted_2_s_into_the_turn_stops_it() {
+    interrupt_after(std::time::Duration::from_secs(2), false).await;
+}
+
+#[tokio::test]
+async fn two_interrupts_in_one_turn_end_it_once() {
+    interrupt_after(std::time::Duration::from_millis(50), true).await;
+}
+
 #[tokio::test]
 async fn api_errors_fail_the_session_with_the_clis_words() {
     for (trigger, words) in [
@@ -285,6 +358,8 @@ async fn api_errors_fail_the_session_with_the_clis_words() {
         assert_eq!(finished.code, Some(1), "{trigger}:\n{}", finished.stderr);
         let status = env.status();
         assert_eq!(status["phase"], json!("Failed"), "{trigger}");
+        // The CLI says `success` with `is_error`; the status does not.
+        assert_eq!(status["subtype"], json!("error_api"), "{trigger}");
         let message = status["message"].as_str().unwrap();
         assert!(message.contains(words), "{trigger}: {message}");
         assert!(!message.contains(API_KEY));
