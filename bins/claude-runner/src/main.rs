@@ -8,7 +8,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use ambient_adapter_claude::{
-    ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS, OutputLimits, RunAs,
+    ClaudeAdapter, ClaudeSettings, DEFAULT_ALLOWED_TOOLS, DEFAULT_MAX_RETRIES, OutputLimits, RunAs,
 };
 use ambient_cli::CommonArgs;
 
@@ -50,6 +50,10 @@ struct Cli {
     /// CLI is stopped.
     #[arg(long, env = "CLAUDE_END_TIMEOUT", default_value_t = 60)]
     end_timeout: u64,
+    /// How many times the CLI retries a failed API call before the turn fails (the CLI's
+    /// own variable; the runner's default is lower than the CLI's 10).
+    #[arg(long, env = "CLAUDE_CODE_MAX_RETRIES", default_value_t = DEFAULT_MAX_RETRIES)]
+    max_retries: u32,
     /// Stream text as it is generated (`false` relays whole blocks only).
     #[arg(long, env = "CLAUDE_PARTIAL_MESSAGES", default_value_t = true, action = clap::ArgAction::Set)]
     partial_messages: bool,
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
                 mcp_search: agent.mcp_config_search,
                 mcp_config_path: agent.mcp_config_path,
                 max_output_tokens: agent.max_tokens,
+                max_retries: cli.max_retries,
                 temperature: agent.temperature,
                 env: cli_environment(),
                 control_timeout: std::time::Duration::from_secs(cli.control_timeout),

@@ -23,7 +23,8 @@ pub use ambient_process::{OutputLimits, ProcessError, RunAs};
 pub use mapping::{API_ERROR_SUBTYPE, CliMapper, Signal};
 pub use process::CliProcess;
 pub use settings::{
-    ClaudeSettings, Conversation, DEFAULT_ALLOWED_TOOLS, SESSION_ANNOTATION, new_session_id,
+    ClaudeSettings, Conversation, DEFAULT_ALLOWED_TOOLS, DEFAULT_MAX_RETRIES, SESSION_ANNOTATION,
+    new_session_id,
 };
 
 #[cfg(test)]

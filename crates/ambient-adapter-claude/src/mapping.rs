@@ -129,11 +129,18 @@ impl CliMapper {
             }
             "api_retry" => {
                 let number = |key: &str| line.get(key).map(Value::to_string).unwrap_or_default();
+                // A refused connection has no HTTP status, and an error the CLI calls
+                // `unknown`.
+                let kind = Some(field("error")).filter(|e| !e.is_empty() && *e != "unknown");
+                let failure = match (line.get("error_status").and_then(Value::as_u64), kind) {
+                    (Some(status), Some(kind)) => format!("API error {status} ({kind})"),
+                    (Some(status), None) => format!("API error {status}"),
+                    (None, Some(kind)) => format!("API call failed ({kind})"),
+                    (None, None) => String::from("API call failed"),
+                };
                 (
                     vec![Event::Log(format!(
-                        "API error {} ({}), retry {}/{} in {} ms",
-                        number("error_status"),
-                        field("error"),
+                        "{failure}, retry {}/{} in {} ms",
                         number("attempt"),
                         number("max_retries"),
                         line.get("retry_delay_ms")

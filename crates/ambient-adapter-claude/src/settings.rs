@@ -13,6 +13,10 @@ pub const DEFAULT_ALLOWED_TOOLS: &str =
 /// (the platform's name for it).
 pub const SESSION_ANNOTATION: &str = "ambient-code.io/sdk-session-id";
 
+/// How many times the CLI retries a failed API call unless told otherwise: with the CLI's
+/// backoff, an API that is down fails a turn within seconds, not minutes.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
 /// How the CLI is run.
 #[derive(Debug, Clone)]
 pub struct ClaudeSettings {
@@ -42,6 +46,9 @@ pub struct ClaudeSettings {
     pub mcp_config_path: Option<PathBuf>,
     /// The largest response, in tokens (passed as `CLAUDE_CODE_MAX_OUTPUT_TOKENS`).
     pub max_output_tokens: Option<u32>,
+    /// How many times the CLI retries a failed API call (`CLAUDE_CODE_MAX_RETRIES`). The
+    /// CLI's own default (10, tens of seconds apart) makes an outage take minutes to fail.
+    pub max_retries: u32,
     /// A sampling temperature: the CLI has no such setting, so it is reported, not used.
     pub temperature: Option<f32>,
     /// The child's environment, whole: the binary chooses what passes (never the
@@ -77,6 +84,7 @@ impl Default for ClaudeSettings {
             mcp_search: true,
             mcp_config_path: None,
             max_output_tokens: None,
+            max_retries: DEFAULT_MAX_RETRIES,
             temperature: None,
             env: Vec::new(),
             run_as: None,
@@ -182,6 +190,7 @@ impl ClaudeSettings {
         if let Some(tokens) = self.max_output_tokens {
             set("CLAUDE_CODE_MAX_OUTPUT_TOKENS", tokens.to_string());
         }
+        set("CLAUDE_CODE_MAX_RETRIES", self.max_retries.to_string());
         if !extra_dirs.is_empty() {
             set(
                 "CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD",

@@ -367,6 +367,35 @@ async fn api_errors_fail_the_session_with_the_clis_words() {
 }
 
 #[tokio::test]
+async fn an_unreachable_api_fails_a_batch_session_within_a_minute_after_a_few_retries() {
+    let env = start().await;
+    // A port nothing listens on: every call is refused.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let started = std::time::Instant::now();
+    let mut command = env.runner(&[("PROMPT", "hello"), ("ANTHROPIC_BASE_URL", &url)]);
+    // The runner's default, not the tests' zero.
+    command.env_remove("CLAUDE_CODE_MAX_RETRIES");
+    let finished = env.env.finish(command.spawn().unwrap()).await;
+    let took = started.elapsed();
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Failed"));
+    let lines = env.transcript().await;
+    let retries: Vec<&String> = lines.iter().filter(|l| l.contains(", retry ")).collect();
+    assert_eq!(retries.len(), 3, "{lines:#?}");
+    assert!(retries.iter().all(|l| l.contains("/3 in ")), "{lines:#?}");
+    assert!(
+        retries[0].starts_with("· API call failed, retry 1/3"),
+        "{lines:#?}"
+    );
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("Connection refused"), "{message}");
+}
+
+#[tokio::test]
 async fn a_continuation_resumes_the_cli_conversation_of_its_parent() {
     let parent = "agentic-session-parent";
     let first = start_with([SessionSeed::new(PROJECT, parent)]).await;
