@@ -252,7 +252,14 @@ fn assistant(line: &Value) -> Vec<Event> {
                     .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
                 id: block.get("id").and_then(Value::as_str).map(str::to_owned),
             }),
-            Some("thinking" | "redacted_thinking") => {
+            Some("thinking") => match block.get("thinking").and_then(Value::as_str) {
+                Some(text) if !text.trim().is_empty() => {
+                    events.push(Event::Thinking(text.to_owned()));
+                }
+                _ => events.push(Event::Log(String::from("Model is reasoning..."))),
+            },
+            // Encrypted by the API: there is nothing to show but that it happened.
+            Some("redacted_thinking") => {
                 events.push(Event::Log(String::from("Model is reasoning...")));
             }
             _ => {}

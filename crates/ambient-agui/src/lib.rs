@@ -10,6 +10,8 @@
 //! - a tool call as `TOOL_CALL_START`, `TOOL_CALL_ARGS`, `TOOL_CALL_END`, and its result
 //!   as `TOOL_CALL_RESULT`;
 //! - log lines as `CUSTOM` events named `log`;
+//! - the model's reasoning as `REASONING_START`, `REASONING_MESSAGE_START`,
+//!   `REASONING_MESSAGE_CONTENT`, `REASONING_MESSAGE_END` and `REASONING_END`;
 //! - the agent's state (a LangGraph graph's values) as a `STATE_SNAPSHOT`, then
 //!   `STATE_DELTA` JSON Patches;
 //! - a question the agent waits on (a LangGraph interrupt) as the run's `interrupt`
@@ -120,6 +122,40 @@ pub enum AguiEvent {
         /// Always `tool`.
         role: Role,
     },
+    /// A span of reasoning opens.
+    #[serde(rename_all = "camelCase")]
+    ReasoningStart {
+        /// The span's id.
+        message_id: String,
+    },
+    /// A reasoning message opens.
+    #[serde(rename_all = "camelCase")]
+    ReasoningMessageStart {
+        /// Its id.
+        message_id: String,
+        /// Always `reasoning`.
+        role: Role,
+    },
+    /// A piece of a reasoning message.
+    #[serde(rename_all = "camelCase")]
+    ReasoningMessageContent {
+        /// The message's id.
+        message_id: String,
+        /// The piece.
+        delta: String,
+    },
+    /// A reasoning message closes.
+    #[serde(rename_all = "camelCase")]
+    ReasoningMessageEnd {
+        /// Its id.
+        message_id: String,
+    },
+    /// The span of reasoning closes.
+    #[serde(rename_all = "camelCase")]
+    ReasoningEnd {
+        /// The span's id.
+        message_id: String,
+    },
     /// The agent's state, whole.
     StateSnapshot {
         /// The state.
@@ -147,6 +183,8 @@ pub enum Role {
     Assistant,
     /// A tool's result.
     Tool,
+    /// The model's reasoning.
+    Reasoning,
 }
 
 /// How a run ended, for [`AguiMapper::finish`].
@@ -174,6 +212,11 @@ impl AguiEvent {
             Self::ToolCallArgs { .. } => "TOOL_CALL_ARGS",
             Self::ToolCallEnd { .. } => "TOOL_CALL_END",
             Self::ToolCallResult { .. } => "TOOL_CALL_RESULT",
+            Self::ReasoningStart { .. } => "REASONING_START",
+            Self::ReasoningMessageStart { .. } => "REASONING_MESSAGE_START",
+            Self::ReasoningMessageContent { .. } => "REASONING_MESSAGE_CONTENT",
+            Self::ReasoningMessageEnd { .. } => "REASONING_MESSAGE_END",
+            Self::ReasoningEnd { .. } => "REASONING_END",
             Self::StateSnapshot { .. } => "STATE_SNAPSHOT",
             Self::StateDelta { .. } => "STATE_DELTA",
             Self::Custom { .. } => "CUSTOM",
@@ -310,6 +353,30 @@ impl AguiMapper {
                 });
                 events
             }
+            Event::Thinking(text) => {
+                let mut events = self.close_text();
+                if text.is_empty() {
+                    return events;
+                }
+                let span = self.id("reasoning");
+                let message_id = self.id("thought");
+                events.extend([
+                    AguiEvent::ReasoningStart {
+                        message_id: span.clone(),
+                    },
+                    AguiEvent::ReasoningMessageStart {
+                        message_id: message_id.clone(),
+                        role: Role::Reasoning,
+                    },
+                    AguiEvent::ReasoningMessageContent {
+                        message_id: message_id.clone(),
+                        delta: text,
+                    },
+                    AguiEvent::ReasoningMessageEnd { message_id },
+                    AguiEvent::ReasoningEnd { message_id: span },
+                ]);
+                events
+            }
             Event::Log(line) => vec![AguiEvent::Custom {
                 name: String::from("log"),
                 value: Value::String(line),
@@ -418,6 +485,14 @@ pub fn check_order(events: &[AguiEvent]) -> Result<(), String> {
             AguiEvent::RunStarted { .. } if index > 0 => return fail("a second RUN_STARTED"),
             AguiEvent::RunFinished { .. } | AguiEvent::RunError { .. } if inner => {
                 return fail("the run ended before its last event");
+            }
+            AguiEvent::ReasoningMessageStart { .. } | AguiEvent::ReasoningStart { .. }
+                if open_text.is_some() =>
+            {
+                return fail("reasoning starts while a text message is open");
+            }
+            AguiEvent::ReasoningMessageContent { delta, .. } if delta.is_empty() => {
+                return fail("an empty delta");
             }
             AguiEvent::TextMessageStart { message_id, .. } => {
                 if open_text.is_some() {

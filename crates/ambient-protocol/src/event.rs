@@ -44,6 +44,9 @@ pub enum Event {
         /// Whether the tool failed.
         is_error: Option<bool>,
     },
+    /// The model's reasoning before it answers (a thinking block), whole. The WebSocket
+    /// shows it as a log line; the AG-UI serve mode as a reasoning message.
+    Thinking(String),
     /// The agent asks the user this and waits for the answer, where no turn ends (the
     /// next of several questions, once one is answered). A question a turn ends on is
     /// that turn's [`Event::TurnEnded`] with [`Next::Answer`].
@@ -60,6 +63,9 @@ pub enum Event {
     /// snapshots and deltas.
     State(Value),
 }
+
+/// What a log frame of the model's reasoning starts with, before its text.
+pub const THINKING_PREFIX: &str = "Thinking: ";
 
 /// What follows the end of a turn: the host tells the user to speak only when the agent
 /// waits for them.
@@ -133,6 +139,9 @@ impl EventMapper {
                 is_error,
             }),
             Event::Question(text) => Outbound::TextBlock { text },
+            Event::Thinking(text) => Outbound::Log {
+                message: format!("{THINKING_PREFIX}{text}"),
+            },
             Event::TurnEnded { result, .. } => {
                 self.next_fragment.clear();
                 Outbound::Result(result)

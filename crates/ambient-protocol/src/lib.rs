@@ -30,7 +30,7 @@ mod timestamp;
 mod write;
 
 pub use budget::{ByteBudget, Held};
-pub use event::{Event, EventMapper, Next};
+pub use event::{Event, EventMapper, Next, THINKING_PREFIX};
 pub use fit::MAX_FRAME_BYTES;
 pub use frame::{
     FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,

@@ -7,6 +7,7 @@
 //!   a text that quotes it;
 //! - `MOCK_TOOL_ENV`: the same with `env`, to see what the agent's tools can read;
 //! - `MOCK_SLOW`: a long text, one word every 100 ms (a turn to interrupt);
+//! - `MOCK_THINK`: a thinking block (`THOUGHT`, streamed in two pieces), then a text;
 //! - `MOCK_ERR401` / `MOCK_ERR500`: that HTTP error, every time;
 //! - anything else: `Hello from mock (turn N).`, N counting the user turns of the
 //!   conversation (so a resumed conversation goes on counting).
@@ -166,6 +167,16 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             "tool_use",
             None,
         )
+    } else if text.contains("MOCK_THINK") {
+        let (first, second) = THOUGHT.split_at(THOUGHT.len() / 2);
+        (
+            vec![
+                Block::Thinking(vec![first.to_owned(), second.to_owned()]),
+                Block::Text(vec![String::from("Thought it through.")]),
+            ],
+            "end_turn",
+            None,
+        )
     } else if text.contains("MOCK_SLOW") {
         let words = (1..=100).map(|i| format!("word{i} ")).collect();
         (
@@ -202,9 +213,14 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
         .into_response()
 }
 
+/// The reasoning `MOCK_THINK` streams before its answer.
+pub const THOUGHT: &str = "The user wants me to think first, so I weigh it before I answer.";
+
 enum Block {
     /// A text, in the pieces it streams as.
     Text(Vec<String>),
+    /// A thinking block, in the pieces it streams as.
+    Thinking(Vec<String>),
     /// A tool call with its input as JSON text.
     Tool {
         id: String,
@@ -235,6 +251,13 @@ fn stream_events(id: &str, model: &str, blocks: &[Block], stop_reason: &str) -> 
                 for piece in pieces {
                     events.push(event(json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})));
                 }
+            }
+            Block::Thinking(pieces) => {
+                events.push(event(json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+                for piece in pieces {
+                    events.push(event(json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": piece}})));
+                }
+                events.push(event(json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": "bW9jay1zaWduYXR1cmU="}})));
             }
             Block::Tool { id, name, input } => {
                 events.push(event(json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));

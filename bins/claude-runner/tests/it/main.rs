@@ -348,6 +348,22 @@ async fn two_interrupts_in_one_turn_end_it_once() {
 }
 
 #[tokio::test]
+async fn the_models_thinking_is_shown_as_its_own_line_before_the_answer() {
+    let env = start().await;
+    let finished = env.run(&[("PROMPT", "MOCK_THINK please")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = without_cost(env.transcript().await);
+    assert_eq!(
+        lines[2..4],
+        [
+            format!("· Thinking: {}", ambient_test_support::anthropic::THOUGHT),
+            String::from("agent: Thought it through."),
+        ],
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
 async fn api_errors_fail_the_session_with_the_clis_words() {
     for (trigger, words) in [
         ("MOCK_ERR500", "API Error: 500"),

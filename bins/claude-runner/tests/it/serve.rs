@@ -9,7 +9,7 @@ use ambient_test_support::{
         SERVE_TOKEN, Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
         validate_with_official_types,
     },
-    anthropic::MockAnthropic,
+    anthropic::{MockAnthropic, THOUGHT},
 };
 use serde_json::{Value, json};
 
@@ -145,6 +145,38 @@ async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_
             .starts_with("Hello from mock"),
         "{after:?}"
     );
+
+    // The model's reasoning is a reasoning message of its own, before the answer.
+    let thought = check_run(
+        &served
+            .run(&say(&mut conversation, "r6", "MOCK_THINK please"))
+            .await,
+    );
+    let kinds: Vec<&str> = thought
+        .iter()
+        .map(AguiEvent::kind)
+        .filter(|k| k.starts_with("REASONING"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "REASONING_START",
+            "REASONING_MESSAGE_START",
+            "REASONING_MESSAGE_CONTENT",
+            "REASONING_MESSAGE_END",
+            "REASONING_END"
+        ],
+        "{thought:?}"
+    );
+    let reasoning: String = thought
+        .iter()
+        .filter_map(|e| match e {
+            AguiEvent::ReasoningMessageContent { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasoning, THOUGHT);
+    assert_eq!(message_texts(&thought), ["Thought it through."]);
 
     let failed = check_run(
         &served

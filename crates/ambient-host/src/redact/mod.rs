@@ -201,6 +201,7 @@ impl Redactor {
             Event::Log(text)
             | Event::Text(text)
             | Event::Question(text)
+            | Event::Thinking(text)
             | Event::TextDelta { data: text, .. } => {
                 self.string(text);
             }
