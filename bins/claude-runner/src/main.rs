@@ -54,6 +54,13 @@ struct Cli {
     /// own variable; the runner's default is lower than the CLI's 10).
     #[arg(long, env = "CLAUDE_CODE_MAX_RETRIES", default_value_t = DEFAULT_MAX_RETRIES)]
     max_retries: u32,
+    /// Ask the user to approve each tool call the permission settings do not allow (allow
+    /// once, or deny with a reason), instead of refusing it.
+    #[arg(long, env = "CLAUDE_PERMISSION_PROMPTS", default_value_t = false, action = clap::ArgAction::Set)]
+    permission_prompts: bool,
+    /// Seconds a tool approval waits for the user's answer before the call is denied.
+    #[arg(long, env = "CLAUDE_APPROVAL_TIMEOUT", default_value_t = 300)]
+    approval_timeout: u64,
     /// Stream text as it is generated (`false` relays whole blocks only).
     #[arg(long, env = "CLAUDE_PARTIAL_MESSAGES", default_value_t = true, action = clap::ArgAction::Set)]
     partial_messages: bool,
@@ -111,6 +118,8 @@ fn main() -> ExitCode {
                 mcp_config_path: agent.mcp_config_path,
                 max_output_tokens: agent.max_tokens,
                 max_retries: cli.max_retries,
+                permission_prompts: cli.permission_prompts,
+                approval_timeout: std::time::Duration::from_secs(cli.approval_timeout),
                 temperature: agent.temperature,
                 env: cli_environment(),
                 control_timeout: std::time::Duration::from_secs(cli.control_timeout),

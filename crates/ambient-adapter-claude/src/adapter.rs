@@ -113,9 +113,58 @@ struct Turns {
     reruns_to_absorb: u32,
     /// The current turn is such a run.
     absorbing: bool,
+    /// The tool call waiting for the user's approval.
+    approval: Option<Approval>,
     /// The session ends once the CLI is idle (the end of the session, or of its input).
     ending: bool,
     last: Option<(ResultPayload, Option<String>)>,
+}
+
+/// A `can_use_tool` request the user has been asked about.
+struct Approval {
+    request_id: String,
+    tool: String,
+    input: Value,
+    deadline: tokio::time::Instant,
+}
+
+/// The user's answer to a tool approval: an object `{"approved", "reason"}` (the AG-UI
+/// response schema), or words; anything but a yes is a no, with the words as its reason.
+fn approval_answer(answer: &str) -> Result<(), String> {
+    let answer = answer.trim();
+    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(answer) {
+        return match object.get("approved").and_then(Value::as_bool) {
+            Some(true) => Ok(()),
+            _ => Err(match object.get("reason").and_then(Value::as_str) {
+                Some(reason) if !reason.trim().is_empty() => {
+                    format!("the user denied it: {}", reason.trim())
+                }
+                _ => String::from("the user denied it"),
+            }),
+        };
+    }
+    let lower = answer.to_lowercase();
+    let first = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    if matches!(first, "allow" | "yes" | "y" | "ok" | "approve" | "approved") {
+        return Ok(());
+    }
+    let reason = if matches!(first, "deny" | "no" | "n") {
+        answer
+            .get(first.len()..)
+            .unwrap_or_default()
+            .trim_start_matches([':', ',', '-', '.', ' '])
+            .trim()
+    } else {
+        answer
+    };
+    Err(if reason.is_empty() {
+        String::from("the user denied it")
+    } else {
+        format!("the user denied it: {reason}")
+    })
 }
 
 impl Adapter for ClaudeAdapter {
@@ -147,6 +196,7 @@ impl Adapter for ClaudeAdapter {
             resend: None,
             reruns_to_absorb: 0,
             absorbing: false,
+            approval: None,
             ending: false,
             last: None,
         };
@@ -204,6 +254,20 @@ impl Adapter for ClaudeAdapter {
                     }
                     continue;
                 }
+                () = sleep_until(turns.approval.as_ref().map(|a| a.deadline)) => {
+                    if let Some(approval) = turns.approval.take() {
+                        let seconds = self.settings.approval_timeout.as_secs();
+                        process.answer(&approval.request_id, &json!({
+                            "behavior": "deny",
+                            "message": format!("nobody approved it within {seconds} s"),
+                        }));
+                        let note = format!("{} was denied: nobody answered within {seconds} s", approval.tool);
+                        if emitter.emit(Event::Log(note)).await.is_err() {
+                            continue;
+                        }
+                    }
+                    continue;
+                }
                 () = sleep_until(end_deadline) => {
                     warn!("the CLI's turn outlasted the end of the session; stopping it");
                     process.finish(Duration::ZERO).await;
@@ -211,6 +275,23 @@ impl Adapter for ClaudeAdapter {
                 }
                 input = inputs.next(), if watching_input => {
                     match input {
+                        Some(Input::Message(text)) if turns.approval.is_some() => {
+                            let Some(approval) = turns.approval.take() else { continue };
+                            let (response, note) = match approval_answer(&text) {
+                                Ok(()) => (
+                                    json!({"behavior": "allow", "updatedInput": approval.input}),
+                                    format!("{} allowed once", approval.tool),
+                                ),
+                                Err(reason) => (
+                                    json!({"behavior": "deny", "message": reason}),
+                                    format!("{} denied", approval.tool),
+                                ),
+                            };
+                            process.answer(&approval.request_id, &response);
+                            if emitter.emit(Event::Log(note)).await.is_err() {
+                                continue;
+                            }
+                        }
                         Some(Input::Message(text)) => {
                             turns.reruns_to_absorb = 0;
                             // Written at once, even mid-turn: the CLI queues it.
@@ -221,6 +302,14 @@ impl Adapter for ClaudeAdapter {
                             turns.open += 1;
                         }
                         Some(Input::Interrupt) if turns.open > 0 => {
+                            // A question pending is answered no, and the turn stops.
+                            if let Some(approval) = turns.approval.take() {
+                                process.answer(&approval.request_id, &json!({
+                                    "behavior": "deny",
+                                    "message": "the user interrupted",
+                                    "interrupt": true,
+                                }));
+                            }
                             if !turns.started {
                                 // The CLI would acknowledge it and run the turn anyway.
                                 turns.interrupt_held = true;
@@ -241,6 +330,12 @@ impl Adapter for ClaudeAdapter {
                         Some(Input::EndSession) => {
                             watching_input = false;
                             turns.ending = true;
+                            if let Some(approval) = turns.approval.take() {
+                                process.answer(&approval.request_id, &json!({
+                                    "behavior": "deny",
+                                    "message": "the session ended before anyone answered",
+                                }));
+                            }
                             if turns.open > 0 || mapper.tasks_running() {
                                 // The CLI finishes its turn (and its background tasks),
                                 // then exits at the end of its input; it gets a bounded
@@ -374,6 +469,61 @@ impl Adapter for ClaudeAdapter {
                 Signal::Request {
                     request_id,
                     subtype,
+                    request,
+                } if subtype == "can_use_tool" && self.settings.permission_prompts => {
+                    let tool = request
+                        .get("tool_name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("a tool")
+                        .to_owned();
+                    let input = request.get("input").cloned().unwrap_or(Value::Null);
+                    if info.mode == Mode::Batch || !watching_input {
+                        // Nobody is there to answer.
+                        process.answer(
+                            &request_id,
+                            &json!({
+                                "behavior": "deny",
+                                "message": "no one can approve a tool call in a batch session",
+                            }),
+                        );
+                        let note = format!("{tool} was denied: a batch session has no one to ask");
+                        if emitter.emit(Event::Log(note)).await.is_err() {
+                            continue;
+                        }
+                        continue;
+                    }
+                    let tool_call_id = request
+                        .get("tool_use_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&request_id)
+                        .to_owned();
+                    let shown: String = input.to_string().chars().take(2_000).collect();
+                    let question = format!(
+                        "{tool} asks to run with {shown}. Allow it once? Answer \"allow\", or \"deny\" with a reason."
+                    );
+                    turns.approval = Some(Approval {
+                        request_id,
+                        tool: tool.clone(),
+                        input: input.clone(),
+                        deadline: tokio::time::Instant::now() + self.settings.approval_timeout,
+                    });
+                    if emitter
+                        .emit(Event::ToolApproval {
+                            tool_call_id,
+                            tool,
+                            input,
+                            question,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                }
+                Signal::Request {
+                    request_id,
+                    subtype,
+                    ..
                 } => {
                     // No permission prompt tool, hooks or SDK MCP servers are registered, so
                     // none of these is expected; an answer keeps the CLI from waiting.
@@ -637,5 +787,41 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use super::approval_answer;
+
+    #[test]
+    fn an_answer_is_a_yes_or_a_no_with_its_reason() {
+        for yes in [
+            "allow",
+            "Allow once",
+            "yes",
+            "y",
+            "OK",
+            r#"{"approved": true}"#,
+        ] {
+            assert_eq!(approval_answer(yes), Ok(()), "{yes}");
+        }
+        for (no, reason) in [
+            ("deny", "the user denied it"),
+            ("Deny: not there", "the user denied it: not there"),
+            (
+                "no, use the other folder",
+                "the user denied it: use the other folder",
+            ),
+            ("maybe later", "the user denied it: maybe later"),
+            (r#"{"approved": false}"#, "the user denied it"),
+            (
+                r#"{"approved": false, "reason": "why?"}"#,
+                "the user denied it: why?",
+            ),
+            (r#"{"reason": "no flag"}"#, "the user denied it: no flag"),
+        ] {
+            assert_eq!(approval_answer(no), Err(String::from(reason)), "{no}");
+        }
     }
 }

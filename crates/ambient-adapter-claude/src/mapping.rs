@@ -30,6 +30,8 @@ pub enum Signal {
         request_id: String,
         /// What it asks (`can_use_tool`, …).
         subtype: String,
+        /// The request whole (a tool's name and input, for `can_use_tool`).
+        request: Value,
     },
     /// The CLI answered a request of the adapter's.
     Response {
@@ -77,6 +79,7 @@ impl CliMapper {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
+                    request: line.get("request").cloned().unwrap_or(Value::Null),
                 },
             ),
             Some("control_response") => {

@@ -53,6 +53,14 @@ impl CliProcess {
         id
     }
 
+    /// Answers a request of the CLI's.
+    pub fn answer(&self, request_id: &str, response: &Value) {
+        self.send(&json!({
+            "type": "control_response",
+            "response": {"subtype": "success", "request_id": request_id, "response": response},
+        }));
+    }
+
     /// Answers a request of the CLI's that the adapter does not handle.
     pub fn refuse(&self, request_id: &str, why: &str) {
         self.send(&json!({

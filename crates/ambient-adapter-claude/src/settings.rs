@@ -49,6 +49,11 @@ pub struct ClaudeSettings {
     /// How many times the CLI retries a failed API call (`CLAUDE_CODE_MAX_RETRIES`). The
     /// CLI's own default (10, tens of seconds apart) makes an outage take minutes to fail.
     pub max_retries: u32,
+    /// Tool calls the permission settings do not allow become a question to the user
+    /// (`--permission-prompt-tool=stdio`), instead of being refused.
+    pub permission_prompts: bool,
+    /// How long a tool approval may wait for the user before it is denied.
+    pub approval_timeout: Duration,
     /// A sampling temperature: the CLI has no such setting, so it is reported, not used.
     pub temperature: Option<f32>,
     /// The child's environment, whole: the binary chooses what passes (never the
@@ -85,6 +90,8 @@ impl Default for ClaudeSettings {
             mcp_config_path: None,
             max_output_tokens: None,
             max_retries: DEFAULT_MAX_RETRIES,
+            permission_prompts: false,
+            approval_timeout: Duration::from_secs(300),
             temperature: None,
             env: Vec::new(),
             run_as: None,
@@ -141,6 +148,9 @@ impl ClaudeSettings {
         if !self.allowed_tools.is_empty() {
             argv.push(OsString::from("--allowedTools"));
             argv.push(OsString::from(self.allowed_tools.join(",")));
+        }
+        if self.permission_prompts {
+            argv.push(OsString::from("--permission-prompt-tool=stdio"));
         }
         if !self.disallowed_tools.is_empty() {
             argv.push(OsString::from("--disallowedTools"));

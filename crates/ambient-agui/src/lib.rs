@@ -187,6 +187,19 @@ pub enum Role {
     Reasoning,
 }
 
+/// What answers a tool approval: `{"approved": true}`, or `false` with a reason the
+/// agent is told.
+pub fn approval_schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "approved": {"type": "boolean", "description": "Whether the tool call may run, once."},
+            "reason": {"type": "string", "description": "Why not, for the agent."}
+        },
+        "required": ["approved"]
+    })
+}
+
 /// How a run ended, for [`AguiMapper::finish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd<'a> {
@@ -236,6 +249,8 @@ pub struct AguiMapper {
     next_id: u64,
     /// Whether the agent asked a question it waits on.
     waiting: bool,
+    /// The tool call the agent asks approval for, when that is its question.
+    approval: Option<(String, String)>,
     /// The last whole text: the question, when the agent asks one.
     last_text: Option<String>,
     /// The agent's state as last sent, which the next delta patches.
@@ -252,6 +267,7 @@ impl AguiMapper {
             closed: HashSet::new(),
             next_id: 0,
             waiting: false,
+            approval: None,
             last_text: None,
             state: None,
         }
@@ -381,6 +397,19 @@ impl AguiMapper {
                 name: String::from("log"),
                 value: Value::String(line),
             }],
+            // The question is the run's interrupt; the call is named there, not streamed.
+            Event::ToolApproval {
+                tool_call_id,
+                tool,
+                question,
+                ..
+            } => {
+                self.waiting = true;
+                self.approval = Some((tool_call_id, tool));
+                let mut events = self.close_text();
+                events.extend(self.map(Event::Text(question)));
+                events
+            }
             // A question asked where no turn ends: its text, and the run ends on it.
             Event::Question(text) => {
                 self.waiting = true;
@@ -431,6 +460,20 @@ impl AguiMapper {
             }
             RunEnd::Cancelled => serde_json::json!({"type": "cancelled"}),
             RunEnd::Completed if !self.waiting => serde_json::json!({"type": "success"}),
+            RunEnd::Completed if self.approval.is_some() => {
+                let (tool_call_id, tool) = self.approval.take().unwrap_or_default();
+                serde_json::json!({
+                    "type": "interrupt",
+                    "interrupts": [{
+                        "id": self.id("interrupt"),
+                        "reason": "tool_call",
+                        "message": self.last_text.clone().unwrap_or_default(),
+                        "toolCallId": tool_call_id,
+                        "metadata": {"tool": tool},
+                        "responseSchema": approval_schema(),
+                    }],
+                })
+            }
             RunEnd::Completed => {
                 let question = result
                     .and_then(|r| r.result.clone())
@@ -461,8 +504,9 @@ impl AguiMapper {
 
 /// Checks the protocol's ordering rules on one run's events: `RUN_STARTED` first and
 /// once; `RUN_FINISHED` or `RUN_ERROR` last and once; text message and tool call events
-/// only between their start and end, one text message open at a time; a tool result only
-/// for a call that ended. Names the first event that breaks a rule.
+/// only between their start and end, one text message open at a time; no tool result for
+/// a call still open (a call of an earlier run, which stopped to ask whether it may run,
+/// can have its result here). Names the first event that breaks a rule.
 pub fn check_order(events: &[AguiEvent]) -> Result<(), String> {
     let Some(AguiEvent::RunStarted { .. }) = events.first() else {
         return Err(String::from("the first event is not RUN_STARTED"));
@@ -477,7 +521,6 @@ pub fn check_order(events: &[AguiEvent]) -> Result<(), String> {
     }
     let mut open_text: Option<&str> = None;
     let mut open_calls: HashSet<&str> = HashSet::new();
-    let mut ended_calls: HashSet<&str> = HashSet::new();
     for (index, event) in events.iter().enumerate() {
         let fail = |why: &str| Err(format!("event {index} ({}): {why}", event.kind()));
         let inner = index > 0 && index + 1 < events.len();
@@ -522,14 +565,15 @@ pub fn check_order(events: &[AguiEvent]) -> Result<(), String> {
             {
                 return fail("arguments for a tool call that is not open");
             }
-            AguiEvent::ToolCallEnd { tool_call_id } => {
-                if !open_calls.remove(tool_call_id.as_str()) {
-                    return fail("the end of a tool call that is not open");
-                }
-                ended_calls.insert(tool_call_id);
+            AguiEvent::ToolCallEnd { tool_call_id }
+                if !open_calls.remove(tool_call_id.as_str()) =>
+            {
+                return fail("the end of a tool call that is not open");
             }
+            // A call may have ended in an earlier run (one that stopped to ask whether it
+            // may run): only a call still open here cannot have its result.
             AguiEvent::ToolCallResult { tool_call_id, .. }
-                if !ended_calls.contains(tool_call_id.as_str()) =>
+                if open_calls.contains(tool_call_id.as_str()) =>
             {
                 return fail("a result for a tool call that has not ended");
             }

@@ -128,13 +128,22 @@ fn the_order_check_names_what_breaks_a_rule() {
     };
     let error = check_order(&[start.clone(), content, finish.clone()]).unwrap_err();
     assert!(error.contains("not open"), "{error}");
-    let result = AguiEvent::ToolCallResult {
+    let result = |call: &str| AguiEvent::ToolCallResult {
         message_id: String::from("x"),
-        tool_call_id: String::from("never"),
+        tool_call_id: String::from(call),
         content: String::new(),
         role: crate::Role::Tool,
     };
-    let error = check_order(&[start.clone(), result, finish.clone()]).unwrap_err();
+    let open = AguiEvent::ToolCallStart {
+        tool_call_id: String::from("c1"),
+        tool_call_name: String::from("Bash"),
+    };
+    let end = AguiEvent::ToolCallEnd {
+        tool_call_id: String::from("c1"),
+    };
+    let error = check_order(&[start.clone(), open, result("c1"), end, finish.clone()]).unwrap_err();
     assert!(error.contains("has not ended"), "{error}");
+    // The result of a call an earlier run ended.
+    assert!(check_order(&[start.clone(), result("earlier"), finish.clone()]).is_ok());
     assert!(check_order(&[finish, start]).is_err());
 }

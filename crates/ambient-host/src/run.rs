@@ -404,7 +404,7 @@ impl Relay {
                             Next::Answer => true,
                         }
                     }
-                    Event::Question(_) => true,
+                    Event::Question(_) | Event::ToolApproval { .. } => true,
                     _ => false,
                 };
                 front.relay(Relayed::Event(event));

@@ -51,6 +51,20 @@ pub enum Event {
     /// next of several questions, once one is answered). A question a turn ends on is
     /// that turn's [`Event::TurnEnded`] with [`Next::Answer`].
     Question(String),
+    /// The agent asks the user whether a tool call may run, and waits for the answer (the
+    /// next `Input::Message`: `allow`, or `deny` with a reason), mid-turn. The WebSocket
+    /// shows `question` and waits; the AG-UI serve mode ends the run with an `interrupt`
+    /// outcome of reason `tool_call`.
+    ToolApproval {
+        /// The call's id.
+        tool_call_id: String,
+        /// The tool.
+        tool: String,
+        /// What it would run with.
+        input: Value,
+        /// The question, in words: the tool, its input, and how to answer.
+        question: String,
+    },
     /// The end of a turn, with what the framework reported and what comes next.
     TurnEnded {
         /// What the framework reported.
@@ -138,7 +152,9 @@ impl EventMapper {
                 content,
                 is_error,
             }),
-            Event::Question(text) => Outbound::TextBlock { text },
+            Event::Question(text) | Event::ToolApproval { question: text, .. } => {
+                Outbound::TextBlock { text }
+            }
             Event::Thinking(text) => Outbound::Log {
                 message: format!("{THINKING_PREFIX}{text}"),
             },

@@ -414,7 +414,9 @@ impl Hub {
             // and a question asked then is asked again when it matters.
             let event = match event {
                 Event::TurnEnded { .. } => Event::TurnStarted,
-                Event::Question(text) => Event::Text(text),
+                Event::Question(text) | Event::ToolApproval { question: text, .. } => {
+                    Event::Text(text)
+                }
                 other => other,
             };
             events.extend(mapper.map(event));
@@ -453,7 +455,9 @@ impl Hub {
         let mut state = self.lock();
         match &event {
             Event::TurnStarted => state.turn_under_way = true,
-            Event::TurnEnded { .. } => state.turn_under_way = false,
+            // A turn paused on an approval goes on in the run its answer opens, which
+            // ends with that turn's result.
+            Event::TurnEnded { .. } | Event::ToolApproval { .. } => state.turn_under_way = false,
             _ => {}
         }
         let Some(open) = state.open.as_mut() else {
@@ -472,7 +476,7 @@ impl Hub {
                 open.results_due = open.results_due.saturating_sub(1);
                 (open.results_due == 0, Some(result.clone()))
             }
-            Event::Question(_) => (true, None),
+            Event::Question(_) | Event::ToolApproval { .. } => (true, None),
             _ => (false, None),
         };
         let events = open.mapper.map(event);

@@ -6,6 +6,8 @@
 //! - `MOCK_TOOL_BASH`: a `Bash` tool call (`echo hi`); once the tool result comes back,
 //!   a text that quotes it;
 //! - `MOCK_TOOL_ENV`: the same with `env`, to see what the agent's tools can read;
+//! - `MOCK_TOOL_TOUCH`: the same with `touch mock_N.txt && echo created` (N the request's
+//!   number), a command the CLI's default permissions do not allow;
 //! - `MOCK_SLOW`: a long text, one word every 100 ms (a turn to interrupt);
 //! - `MOCK_THINK`: a thinking block (`THOUGHT`, streamed in two pieces), then a text;
 //! - `MOCK_ERR401` / `MOCK_ERR500`: that HTTP error, every time;
@@ -148,11 +150,16 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             "end_turn",
             None,
         )
-    } else if text.contains("MOCK_TOOL_BASH") || text.contains("MOCK_TOOL_ENV") {
+    } else if text.contains("MOCK_TOOL_BASH")
+        || text.contains("MOCK_TOOL_ENV")
+        || text.contains("MOCK_TOOL_TOUCH")
+    {
         let command = if text.contains("MOCK_TOOL_ENV") {
-            "env"
+            String::from("env")
+        } else if text.contains("MOCK_TOOL_TOUCH") {
+            format!("touch mock_{number}.txt && echo created")
         } else {
-            "echo hi"
+            String::from("echo hi")
         };
         let input = json!({"command": command, "description": "Run a command"}).to_string();
         (

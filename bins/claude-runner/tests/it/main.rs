@@ -363,6 +363,114 @@ async fn the_models_thinking_is_shown_as_its_own_line_before_the_answer() {
     );
 }
 
+/// The files the mock's `touch` commands made in `folder`.
+fn touched(folder: &Path) -> usize {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("mock_"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_tool_call_is_allowed_once_then_denied_with_a_reason_when_approvals_are_on() {
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("PROMPT", "MOCK_TOOL_TOUCH first"),
+            ("INTERACTIVE", "true"),
+            ("CLAUDE_PERMISSION_PROMPTS", "true"),
+            ("CLAUDE_PERMISSION_MODE", "default"),
+            ("CLAUDE_ALLOWED_TOOLS", "Read"),
+        ])
+        .spawn()
+        .unwrap();
+    let workspace = env.env.workspace.path().to_owned();
+    until(&mut watch, is("agent.waiting")).await;
+    assert_eq!(touched(&workspace), 0, "the tool ran before it was allowed");
+    env.env.post(json!({"content": "allow"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    assert_eq!(touched(&workspace), 1, "the allowed call did not run");
+    env.env
+        .post(json!({"content": "MOCK_TOOL_TOUCH second"}))
+        .await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env
+        .post(json!({"content": "deny: not in this folder"}))
+        .await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(touched(&workspace), 1, "the denied call ran");
+    let lines = without_cost(env.transcript().await);
+    let questions: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("agent: Bash asks to run with"))
+        .collect();
+    assert_eq!(questions.len(), 2, "{lines:#?}");
+    assert!(questions[0].contains("touch mock_"), "{lines:#?}");
+    for expected in [
+        "· Bash allowed once",
+        "agent: The tool said: created.",
+        "· Bash denied",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected}: {lines:#?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the user denied it: not in this folder")),
+        "the agent was not told why: {lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_nobody_can_give_is_denied_in_a_batch_session_and_after_the_timeout() {
+    let approvals = [
+        ("CLAUDE_PERMISSION_PROMPTS", "true"),
+        ("CLAUDE_PERMISSION_MODE", "default"),
+        ("CLAUDE_ALLOWED_TOOLS", "Read"),
+    ];
+    // A batch session: there is no one to ask.
+    let env = start().await;
+    let mut extra = vec![("PROMPT", "MOCK_TOOL_TOUCH now")];
+    extra.extend(approvals);
+    let finished = env.run(&extra).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(touched(env.env.workspace.path()), 0);
+    let lines = env.transcript().await;
+    assert!(
+        lines.contains(&String::from(
+            "· Bash was denied: a batch session has no one to ask"
+        )),
+        "{lines:#?}"
+    );
+    // An interactive one whose user does not answer within the timeout.
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let mut extra = vec![
+        ("PROMPT", "MOCK_TOOL_TOUCH now"),
+        ("INTERACTIVE", "true"),
+        ("CLAUDE_APPROVAL_TIMEOUT", "1"),
+    ];
+    extra.extend(approvals);
+    let child = env.runner(&extra).spawn().unwrap();
+    until(&mut watch, |m| {
+        m.payload["message"] == "Bash was denied: nobody answered within 1 s"
+    })
+    .await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    assert_eq!(touched(env.env.workspace.path()), 0);
+}
+
 #[tokio::test]
 async fn api_errors_fail_the_session_with_the_clis_words() {
     for (trigger, words) in [

@@ -19,6 +19,7 @@ async fn serve(
     mock: &MockAnthropic,
     workspace: &std::path::Path,
     home: &std::path::Path,
+    extra: &[(&str, &str)],
 ) -> Served {
     let (binary, version) = pinned_cli();
     let mut command = serve_command(env!("CARGO_BIN_EXE_claude-runner"), workspace);
@@ -32,7 +33,8 @@ async fn serve(
         .env("CLAUDE_CODE_MAX_RETRIES", "0")
         .env("IS_SANDBOX", "1")
         .env("TMPDIR", home)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .envs(extra.iter().copied());
     Served::start(command, workspace).await
 }
 
@@ -69,7 +71,7 @@ async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_
     let mock = MockAnthropic::start().await;
     let workspace = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let served = serve(&mock, workspace.path(), home.path()).await;
+    let served = serve(&mock, workspace.path(), home.path(), &[]).await;
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["identity"]["type"], "claude-code");
     validate_with_official_types("capabilities", &[capabilities]);
@@ -200,4 +202,95 @@ async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_
     for secret in [API_KEY, SERVE_TOKEN] {
         assert!(!stopped.stderr.contains(secret), "a secret reached the log");
     }
+}
+
+/// The run's one interrupt, which must ask to approve a tool call.
+fn approval_asked(events: &[AguiEvent]) -> Value {
+    let Some(AguiEvent::RunFinished {
+        outcome: Some(outcome),
+        ..
+    }) = events.last()
+    else {
+        panic!("the run did not finish: {events:?}");
+    };
+    assert_eq!(outcome["type"], "interrupt", "{outcome}");
+    let interrupt = outcome["interrupts"][0].clone();
+    assert_eq!(interrupt["reason"], "tool_call", "{interrupt}");
+    assert_eq!(interrupt["metadata"]["tool"], "Bash", "{interrupt}");
+    assert!(interrupt["toolCallId"].is_string(), "{interrupt}");
+    assert_eq!(
+        interrupt["responseSchema"]["required"],
+        json!(["approved"]),
+        "{interrupt}"
+    );
+    interrupt
+}
+
+fn touched(folder: &std::path::Path) -> usize {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("mock_"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_tool_approval_is_an_interrupt_answered_by_resume_allowed_once_then_denied() {
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let served = serve(
+        &mock,
+        workspace.path(),
+        home.path(),
+        &[
+            ("CLAUDE_PERMISSION_PROMPTS", "true"),
+            ("CLAUDE_PERMISSION_MODE", "default"),
+            ("CLAUDE_ALLOWED_TOOLS", "Read"),
+        ],
+    )
+    .await;
+    let mut conversation = Vec::new();
+    for (run, answer) in [
+        ("r1", json!({"approved": true})),
+        (
+            "r2",
+            json!({"approved": false, "reason": "not in this folder"}),
+        ),
+    ] {
+        let before = touched(workspace.path());
+        let asked = check_run(
+            &served
+                .run(&say(&mut conversation, run, "MOCK_TOOL_TOUCH now"))
+                .await,
+        );
+        let interrupt = approval_asked(&asked);
+        assert_eq!(
+            touched(workspace.path()),
+            before,
+            "the tool ran before the answer"
+        );
+        let mut body = run_input("thread-1", &format!("{run}-answer"), &[]);
+        body["resume"] = json!([{
+            "interruptId": interrupt["id"],
+            "status": "resolved",
+            "payload": answer,
+        }]);
+        let answered = check_run(&served.run(&body).await);
+        assert_eq!(
+            finished(&answered).1,
+            json!({"type": "success"}),
+            "{answered:?}"
+        );
+        let said = message_texts(&answered).concat();
+        if run == "r1" {
+            assert_eq!(touched(workspace.path()), 1, "the allowed call did not run");
+            assert!(said.contains("The tool said: created."), "{answered:?}");
+        } else {
+            assert_eq!(touched(workspace.path()), 1, "the denied call ran");
+            assert!(said.contains("not in this folder"), "{answered:?}");
+        }
+    }
+    let stopped = served.stop().await;
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
 }

@@ -205,6 +205,17 @@ impl Redactor {
             | Event::TextDelta { data: text, .. } => {
                 self.string(text);
             }
+            Event::ToolApproval {
+                tool_call_id,
+                tool,
+                input,
+                question,
+            } => {
+                self.string(tool_call_id);
+                self.string(tool);
+                self.value(input);
+                self.string(question);
+            }
             Event::ToolUse { name, input, id } => {
                 self.string(name);
                 self.value(input);
