@@ -29,13 +29,32 @@ pub fn runner(
     session: &str,
     token: &str,
 ) -> Command {
+    runner_at(
+        binary,
+        &backend.ws_url(project, session),
+        &backend.api_url(),
+        project,
+        session,
+        token,
+    )
+}
+
+/// [`runner`], for a backend at these URLs.
+fn runner_at(
+    binary: &Path,
+    ws_url: &str,
+    api_url: &str,
+    project: &str,
+    session: &str,
+    token: &str,
+) -> Command {
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("SESSION_ID", session)
         .env("AGENTIC_SESSION_NAMESPACE", project)
-        .env("WEBSOCKET_URL", backend.ws_url(project, session))
-        .env("BACKEND_API_URL", backend.api_url())
+        .env("WEBSOCKET_URL", ws_url)
+        .env("BACKEND_API_URL", api_url)
         .env("BOT_TOKEN", token)
         .env("WORKSPACE_PATH", std::env::temp_dir())
         .env("RUST_LOG", "error")
@@ -224,21 +243,14 @@ impl BackendProcess {
 
     /// The runner `binary` for `session` in pod mode (see [`runner`]).
     pub fn runner(&self, binary: &Path, project: &str, session: &str, token: &str) -> Command {
-        let mut command = Command::new(binary);
-        command
-            .env_clear()
-            .env("SESSION_ID", session)
-            .env("AGENTIC_SESSION_NAMESPACE", project)
-            .env("WEBSOCKET_URL", self.ws_url(session))
-            .env("BACKEND_API_URL", self.api_url())
-            .env("BOT_TOKEN", token)
-            .env("WORKSPACE_PATH", std::env::temp_dir())
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        command
+        runner_at(
+            binary,
+            self.ws_url(session),
+            self.api_url(),
+            project,
+            session,
+            token,
+        )
     }
 
     /// Stops the backend (it closes its connections and flushes its histories).

@@ -13,7 +13,7 @@ use ambient_test_support::{
 };
 use serde_json::{Value, json};
 
-use crate::{API_KEY, pinned_cli};
+use crate::{API_KEY, pinned_cli, touched};
 
 async fn serve(
     mock: &MockAnthropic,
@@ -224,14 +224,6 @@ fn approval_asked(events: &[AguiEvent]) -> Value {
         "{interrupt}"
     );
     interrupt
-}
-
-fn touched(folder: &std::path::Path) -> usize {
-    std::fs::read_dir(folder)
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("mock_"))
-        .count()
 }
 
 #[tokio::test]
