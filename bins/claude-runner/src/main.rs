@@ -54,6 +54,10 @@ struct Cli {
     /// own variable; the runner's default is lower than the CLI's 10).
     #[arg(long, env = "CLAUDE_CODE_MAX_RETRIES", default_value_t = DEFAULT_MAX_RETRIES)]
     max_retries: u32,
+    /// Relay what subagents say, marked with the tool call that started each (the CLI's
+    /// `--forward-subagent-text`).
+    #[arg(long, env = "CLAUDE_FORWARD_SUBAGENT_TEXT", default_value_t = true, action = clap::ArgAction::Set)]
+    forward_subagent_text: bool,
     /// Ask the user to approve each tool call the permission settings do not allow (allow
     /// once, or deny with a reason), instead of refusing it.
     #[arg(long, env = "CLAUDE_PERMISSION_PROMPTS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
                 max_output_tokens: agent.max_tokens,
                 max_retries: cli.max_retries,
                 permission_prompts: cli.permission_prompts,
+                forward_subagent_text: cli.forward_subagent_text,
                 approval_timeout: std::time::Duration::from_secs(cli.approval_timeout),
                 temperature: agent.temperature,
                 env: cli_environment(),

@@ -64,6 +64,19 @@ impl CliMapper {
     /// The events one line becomes, and what it means for the turn.
     pub fn map(&mut self, line: &Value) -> (Vec<Event>, Signal) {
         let text = |key: &str| line.get(key).and_then(Value::as_str);
+        // A subagent's messages name the tool call that started it.
+        let parent = text("parent_tool_use_id").filter(|id| !id.is_empty());
+        match (text("type"), parent) {
+            // Its whole messages follow its streamed pieces, which are not relayed.
+            (Some("stream_event"), Some(_)) => (Vec::new(), Signal::None),
+            (Some("assistant"), Some(parent)) => (subagent(parent, assistant(line)), Signal::None),
+            (Some("user"), Some(parent)) => (subagent(parent, user(line)), Signal::None),
+            _ => self.main_agent(line),
+        }
+    }
+
+    fn main_agent(&mut self, line: &Value) -> (Vec<Event>, Signal) {
+        let text = |key: &str| line.get(key).and_then(Value::as_str);
         match text("type") {
             Some("system") => self.system(line),
             Some("stream_event") => (self.stream_event(line), Signal::None),
@@ -223,6 +236,21 @@ impl CliMapper {
             _ => Vec::new(),
         }
     }
+}
+
+/// A subagent's events, marked with the tool call that started it; its log lines are the
+/// session's.
+fn subagent(parent: &str, events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|event| match event {
+            Event::Log(_) => event,
+            other => Event::Subagent {
+                parent_tool_use_id: parent.to_owned(),
+                event: Box::new(other),
+            },
+        })
+        .collect()
 }
 
 /// `assistant`: one content block per line (text, tool use, thinking).

@@ -49,6 +49,9 @@ pub struct ClaudeSettings {
     /// How many times the CLI retries a failed API call (`CLAUDE_CODE_MAX_RETRIES`). The
     /// CLI's own default (10, tens of seconds apart) makes an outage take minutes to fail.
     pub max_retries: u32,
+    /// The CLI forwards what its subagents say (`--forward-subagent-text`); the runner
+    /// relays it marked with the tool call that started the subagent.
+    pub forward_subagent_text: bool,
     /// Tool calls the permission settings do not allow become a question to the user
     /// (`--permission-prompt-tool=stdio`), instead of being refused.
     pub permission_prompts: bool,
@@ -91,6 +94,7 @@ impl Default for ClaudeSettings {
             max_output_tokens: None,
             max_retries: DEFAULT_MAX_RETRIES,
             permission_prompts: false,
+            forward_subagent_text: true,
             approval_timeout: Duration::from_secs(300),
             temperature: None,
             env: Vec::new(),
@@ -148,6 +152,9 @@ impl ClaudeSettings {
         if !self.allowed_tools.is_empty() {
             argv.push(OsString::from("--allowedTools"));
             argv.push(OsString::from(self.allowed_tools.join(",")));
+        }
+        if self.forward_subagent_text {
+            argv.push(OsString::from("--forward-subagent-text"));
         }
         if self.permission_prompts {
             argv.push(OsString::from("--permission-prompt-tool=stdio"));

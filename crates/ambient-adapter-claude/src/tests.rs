@@ -117,3 +117,33 @@ fn unknown_kinds_and_subtypes_are_ignored() {
         assert_eq!(mapper.map(&line), (Vec::new(), Signal::None));
     }
 }
+
+#[test]
+fn a_subagents_messages_are_marked_with_the_call_that_started_it() {
+    let mut mapper = CliMapper::new();
+    let mut marked = Vec::new();
+    let mut main_texts = Vec::new();
+    for line in stdout_of("v2.1.332_subagent.jsonl") {
+        for event in mapper.map(&line).0 {
+            match event {
+                Event::Subagent {
+                    parent_tool_use_id,
+                    event,
+                } => marked.push((parent_tool_use_id, *event)),
+                Event::Text(text) => main_texts.push(text),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        marked,
+        [(
+            String::from("toolu_mock_0007"),
+            Event::Text(String::from("Hello from mock (turn 1)."))
+        )]
+    );
+    assert!(
+        !main_texts.iter().any(|t| t == "Hello from mock (turn 1)."),
+        "{main_texts:?}"
+    );
+}

@@ -73,6 +73,25 @@ pub enum AguiEvent {
         message_id: String,
         /// Always `assistant`.
         role: Role,
+        /// The subagent that says it, when not the main agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subagent_run_id: Option<String>,
+    },
+    /// A subagent starts (the first of its events in this run).
+    #[serde(rename_all = "camelCase")]
+    SubagentStarted {
+        /// The subagent, as the events it says carry it.
+        subagent_run_id: String,
+        /// What kind of subagent.
+        name: String,
+        /// The tool call that started it.
+        parent_tool_call_id: String,
+    },
+    /// A subagent's part of this run ends.
+    #[serde(rename_all = "camelCase")]
+    SubagentFinished {
+        /// The subagent.
+        subagent_run_id: String,
     },
     /// A piece of a text message.
     #[serde(rename_all = "camelCase")]
@@ -219,6 +238,8 @@ impl AguiEvent {
             Self::RunFinished { .. } => "RUN_FINISHED",
             Self::RunError { .. } => "RUN_ERROR",
             Self::TextMessageStart { .. } => "TEXT_MESSAGE_START",
+            Self::SubagentStarted { .. } => "SUBAGENT_STARTED",
+            Self::SubagentFinished { .. } => "SUBAGENT_FINISHED",
             Self::TextMessageContent { .. } => "TEXT_MESSAGE_CONTENT",
             Self::TextMessageEnd { .. } => "TEXT_MESSAGE_END",
             Self::ToolCallStart { .. } => "TOOL_CALL_START",
@@ -255,6 +276,8 @@ pub struct AguiMapper {
     last_text: Option<String>,
     /// The agent's state as last sent, which the next delta patches.
     state: Option<Value>,
+    /// The subagents started in this run, to finish with it.
+    subagents: Vec<String>,
 }
 
 impl AguiMapper {
@@ -270,6 +293,7 @@ impl AguiMapper {
             approval: None,
             last_text: None,
             state: None,
+            subagents: Vec::new(),
         }
     }
 
@@ -303,6 +327,7 @@ impl AguiMapper {
                         events.push(AguiEvent::TextMessageStart {
                             message_id: id.clone(),
                             role: Role::Assistant,
+                            subagent_run_id: None,
                         });
                         id
                     }
@@ -328,6 +353,7 @@ impl AguiMapper {
                     AguiEvent::TextMessageStart {
                         message_id: message_id.clone(),
                         role: Role::Assistant,
+                        subagent_run_id: None,
                     },
                     AguiEvent::TextMessageContent {
                         message_id: message_id.clone(),
@@ -417,6 +443,11 @@ impl AguiMapper {
                 events.extend(self.map(Event::Text(text)));
                 events
             }
+            // A subagent's messages are its own, marked with the run the subagent is.
+            Event::Subagent {
+                parent_tool_use_id,
+                event,
+            } => self.subagent(parent_tool_use_id, *event),
             // The first state of a run goes whole, the rest as patches on it.
             Event::State(state) => {
                 let event = match &self.state {
@@ -451,6 +482,11 @@ impl AguiMapper {
     /// `RUN_ERROR` for a failed run.
     pub fn finish(&mut self, result: Option<&ResultPayload>, end: RunEnd<'_>) -> Vec<AguiEvent> {
         let mut events = self.close_text();
+        events.extend(
+            self.subagents
+                .drain(..)
+                .map(|subagent_run_id| AguiEvent::SubagentFinished { subagent_run_id }),
+        );
         let outcome = match end {
             RunEnd::Failed(message) => {
                 events.push(AguiEvent::RunError {
@@ -491,6 +527,42 @@ impl AguiMapper {
             result: result.and_then(|r| serde_json::to_value(r).ok()),
             outcome: Some(outcome),
         });
+        events
+    }
+
+    /// A subagent's event: its start first (once a run), then its text as a message of
+    /// its own, or its tool calls and thinking as the main agent's are.
+    fn subagent(&mut self, parent_tool_use_id: String, event: Event) -> Vec<AguiEvent> {
+        let mut events = self.close_text();
+        let subagent_run_id = format!("subagent-{parent_tool_use_id}");
+        if !self.subagents.contains(&subagent_run_id) {
+            self.subagents.push(subagent_run_id.clone());
+            events.push(AguiEvent::SubagentStarted {
+                subagent_run_id: subagent_run_id.clone(),
+                name: String::from("subagent"),
+                parent_tool_call_id: parent_tool_use_id,
+            });
+        }
+        match event {
+            Event::Text(text) if !text.is_empty() => {
+                let message_id = self.id("message");
+                events.extend([
+                    AguiEvent::TextMessageStart {
+                        message_id: message_id.clone(),
+                        role: Role::Assistant,
+                        subagent_run_id: Some(subagent_run_id),
+                    },
+                    AguiEvent::TextMessageContent {
+                        message_id: message_id.clone(),
+                        delta: text,
+                    },
+                    AguiEvent::TextMessageEnd { message_id },
+                ]);
+            }
+            // Streamed pieces are not relayed for a subagent: its whole text follows.
+            Event::TextDelta { .. } | Event::Text(_) => {}
+            other => events.extend(self.map(other)),
+        }
         events
     }
 

@@ -30,7 +30,20 @@ pub fn render(message: &SessionMessage) -> Option<String> {
         Err(_) if kind == MessageType::UserMessage => return user_line(payload),
         Err(_) => return Some(format!("· {} {}", message.kind, compact(payload))),
     };
+    body_line(body)
+}
+
+/// The line a frame's body becomes.
+fn body_line(body: Outbound) -> Option<String> {
     Some(match body {
+        // Indented under the call that started the subagent.
+        Outbound::Subagent {
+            parent_tool_use_id,
+            body,
+        } => format!(
+            "    [{parent_tool_use_id}] {}",
+            body_line(*body)?.trim_start()
+        ),
         Outbound::Lifecycle(event) => format!(
             "· {}",
             compact(&serde_json::to_value(event).ok()?).trim_matches('"')

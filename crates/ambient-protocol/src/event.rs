@@ -51,6 +51,15 @@ pub enum Event {
     /// next of several questions, once one is answered). A question a turn ends on is
     /// that turn's [`Event::TurnEnded`] with [`Next::Answer`].
     Question(String),
+    /// Something a subagent did (its text, thinking, tool calls and their results), started
+    /// by the tool call `parent_tool_use_id`: shown apart from the main agent's, linked to
+    /// that call.
+    Subagent {
+        /// The tool call that started the subagent.
+        parent_tool_use_id: String,
+        /// What it did.
+        event: Box<Event>,
+    },
     /// The agent asks the user whether a tool call may run, and waits for the answer (the
     /// next `Input::Message`: `allow`, or `deny` with a reason), mid-turn. The WebSocket
     /// shows `question` and waits; the AG-UI serve mode ends the run with an `interrupt`
@@ -163,6 +172,22 @@ impl EventMapper {
                 Outbound::Result(result)
             }
             Event::State(_) => return None,
+            Event::Subagent {
+                parent_tool_use_id,
+                event,
+            } => {
+                let body = self.map(*event)?;
+                match body {
+                    Outbound::TextBlock { .. }
+                    | Outbound::ToolUse { .. }
+                    | Outbound::ToolResult(_) => Outbound::Subagent {
+                        parent_tool_use_id,
+                        body: Box::new(body),
+                    },
+                    // Logs, partials and the rest have no place for it.
+                    other => other,
+                }
+            }
         };
         Some(frame)
     }

@@ -33,6 +33,10 @@ impl Outbound {
                 content: Value::String(content),
                 ..
             }) => text(content) + tool_use_id.as_deref().map_or(0, str::len) * 6,
+            Self::Subagent {
+                parent_tool_use_id,
+                body,
+            } => body.size_bound()? + parent_tool_use_id.len() * 6 + FIXED,
             Self::ToolResult(_) | Self::ToolUse { .. } | Self::Result(_) => return None,
         })
     }
@@ -57,6 +61,25 @@ impl Outbound {
         // control characters are rare); half the budget is a safe fragment size.
         let budget = max_bytes.saturating_sub(OVERHEAD).max(64) / 2;
         match self {
+            // The parent's id is kept on what is still a whole frame; a text split into a
+            // partial stream goes without it.
+            Self::Subagent {
+                parent_tool_use_id,
+                body,
+            } => body
+                .fit(
+                    max_bytes.saturating_sub(parent_tool_use_id.len() * 6 + 64),
+                    stream,
+                )
+                .into_iter()
+                .map(|frame| match frame {
+                    Self::Partial(_) => frame,
+                    whole => Self::Subagent {
+                        parent_tool_use_id: parent_tool_use_id.clone(),
+                        body: Box::new(whole),
+                    },
+                })
+                .collect(),
             Self::TextBlock { text } => fragments(stream, &text, budget),
             Self::Partial(partial) => {
                 let pieces = split(&partial.data, budget);

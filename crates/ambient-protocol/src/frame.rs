@@ -159,6 +159,15 @@ pub enum Outbound {
     Result(ResultPayload),
     /// `agent.message` with payload `""` and a `partial`.
     Partial(Partial),
+    /// What a subagent said or did (a text block, a tool use or a tool result): the
+    /// frame of `body`, its payload naming the tool use that started the subagent
+    /// (`parent_tool_use_id`).
+    Subagent {
+        /// The tool use that started the subagent.
+        parent_tool_use_id: String,
+        /// The frame it would be from the main agent.
+        body: Box<Outbound>,
+    },
 }
 
 impl Outbound {
@@ -174,6 +183,7 @@ impl Outbound {
             | Self::ToolResult(_)
             | Self::Result(_)
             | Self::Partial(_) => MessageType::AgentMessage,
+            Self::Subagent { body, .. } => body.message_type(),
         }
     }
 
@@ -190,6 +200,7 @@ impl Outbound {
             Self::Waiting => "waiting",
             Self::Result(_) => "result",
             Self::Partial(_) => "partial",
+            Self::Subagent { body, .. } => body.kind_name(),
         }
     }
 
@@ -197,7 +208,11 @@ impl Outbound {
     /// its partial, and the id the envelope carries when the payload is no object.
     fn wire_parts<'a>(&'a self, frame_id: &'a str) -> WireParts<'a> {
         let object = |body: Body<'a>| WireParts {
-            payload: Payload::Object(Tagged { body, frame_id }),
+            payload: Payload::Object(Tagged {
+                body,
+                frame_id,
+                parent_tool_use_id: None,
+            }),
             partial: None,
             envelope_id: None,
         };
@@ -239,6 +254,16 @@ impl Outbound {
                 kind: ResultTag::ResultMessage,
                 payload: Cow::Borrowed(payload),
             })),
+            Self::Subagent {
+                parent_tool_use_id,
+                body,
+            } => {
+                let mut parts = body.wire_parts(frame_id);
+                if let Payload::Object(tagged) = &mut parts.payload {
+                    tagged.parent_tool_use_id = Some(parent_tool_use_id);
+                }
+                parts
+            }
         }
     }
 
@@ -287,7 +312,7 @@ impl Outbound {
             MessageType::AgentRunning => Ok(Self::Running),
             MessageType::AgentWaiting => Ok(Self::Waiting),
             MessageType::AgentMessage => {
-                Ok(match from_value::<AgentBody<'_>>(payload).map_err(shape)? {
+                let body = match from_value::<AgentBody<'_>>(payload).map_err(shape)? {
                     AgentBody::ToolResult(p) => Self::ToolResult(p.tool_result.into_owned()),
                     AgentBody::ToolUse(p) => Self::ToolUse {
                         tool: p.tool.into_owned(),
@@ -298,7 +323,16 @@ impl Outbound {
                         text: p.content.text.into_owned(),
                     },
                     AgentBody::Result(p) => Self::Result(p.payload.into_owned()),
-                })
+                };
+                Ok(
+                    match payload.get("parent_tool_use_id").and_then(Value::as_str) {
+                        Some(parent) => Self::Subagent {
+                            parent_tool_use_id: parent.to_owned(),
+                            body: Box::new(body),
+                        },
+                        None => body,
+                    },
+                )
             }
             MessageType::MessagePartial => Err(WireError::MissingPartial),
         }
@@ -451,6 +485,8 @@ struct Tagged<'a> {
     #[serde(flatten)]
     body: Body<'a>,
     frame_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_tool_use_id: Option<&'a str>,
 }
 
 /// The envelope exactly as it is on the wire.

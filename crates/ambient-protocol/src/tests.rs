@@ -82,6 +82,30 @@ fn text_block_frame() {
 }
 
 #[test]
+fn a_subagents_frames_name_the_call_that_started_it() {
+    check(
+        "subagent_text",
+        Outbound::Subagent {
+            parent_tool_use_id: String::from("toolu_agent"),
+            body: Box::new(Outbound::TextBlock {
+                text: String::from("Hello from the subagent."),
+            }),
+        },
+    );
+    check(
+        "subagent_tool_use",
+        Outbound::Subagent {
+            parent_tool_use_id: String::from("toolu_agent"),
+            body: Box::new(Outbound::ToolUse {
+                tool: String::from("Read"),
+                input: json!({"file_path": "a.txt"}),
+                id: Some(String::from("toolu_inner")),
+            }),
+        },
+    );
+}
+
+#[test]
 fn tool_use_frames() {
     check(
         "tool_use",

@@ -153,7 +153,10 @@ pub(crate) fn write_frame(out: &mut String, frame: &Frame) -> bool {
             out.push('}');
             return true;
         }
-        Outbound::ToolUse { .. } | Outbound::ToolResult(_) | Outbound::Result(_) => return false,
+        Outbound::ToolUse { .. }
+        | Outbound::ToolResult(_)
+        | Outbound::Result(_)
+        | Outbound::Subagent { .. } => return false,
     }
     out.push_str(",\"partial\":null}");
     true

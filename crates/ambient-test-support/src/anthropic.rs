@@ -8,6 +8,8 @@
 //! - `MOCK_TOOL_ENV`: the same with `env`, to see what the agent's tools can read;
 //! - `MOCK_TOOL_TOUCH`: the same with `touch mock_N.txt && echo created` (N the request's
 //!   number), a command the CLI's default permissions do not allow;
+//! - `MOCK_AGENT`: an `Agent` tool call whose subagent is asked `MOCK_SUBAGENT_TASK`,
+//!   which it answers with [`SUBAGENT_REPLY`];
 //! - `MOCK_SLOW`: a long text, one word every 100 ms (a turn to interrupt);
 //! - `MOCK_THINK`: a thinking block (`THOUGHT`, streamed in two pieces), then a text;
 //! - `MOCK_ERR401` / `MOCK_ERR500`: that HTTP error, every time;
@@ -174,6 +176,28 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             "tool_use",
             None,
         )
+    } else if text.contains("MOCK_SUBAGENT_TASK") {
+        (
+            vec![Block::Text(vec![String::from(SUBAGENT_REPLY)])],
+            "end_turn",
+            None,
+        )
+    } else if text.contains("MOCK_AGENT") {
+        let input = json!({
+            "description": "Delegate",
+            "prompt": "MOCK_SUBAGENT_TASK",
+            "subagent_type": "general-purpose",
+        })
+        .to_string();
+        (
+            vec![Block::Tool {
+                id: format!("toolu_mock_{number:04}"),
+                name: String::from("Agent"),
+                input,
+            }],
+            "tool_use",
+            None,
+        )
     } else if text.contains("MOCK_THINK") {
         let (first, second) = THOUGHT.split_at(THOUGHT.len() / 2);
         (
@@ -219,6 +243,9 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
     )
         .into_response()
 }
+
+/// What the subagent `MOCK_AGENT` starts says.
+pub const SUBAGENT_REPLY: &str = "Hello from the subagent.";
 
 /// The reasoning `MOCK_THINK` streams before its answer.
 pub const THOUGHT: &str = "The user wants me to think first, so I weigh it before I answer.";

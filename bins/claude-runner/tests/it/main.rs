@@ -472,6 +472,43 @@ async fn an_approval_nobody_can_give_is_denied_in_a_batch_session_and_after_the_
 }
 
 #[tokio::test]
+async fn a_subagents_text_is_marked_with_the_tool_call_that_started_it() {
+    let env = start().await;
+    let finished = env.run(&[("PROMPT", "MOCK_AGENT please delegate")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let persisted = env.env.persisted().await;
+    let call = persisted
+        .iter()
+        .find(|m| m["payload"]["tool"] == "Agent")
+        .unwrap_or_else(|| panic!("no Agent call in {persisted:#?}"));
+    let call_id = call["payload"]["id"].as_str().unwrap();
+    let reply = persisted
+        .iter()
+        .find(|m| {
+            m["payload"]["content"]["text"] == ambient_test_support::anthropic::SUBAGENT_REPLY
+        })
+        .unwrap_or_else(|| panic!("no subagent text in {persisted:#?}"));
+    assert_eq!(reply["payload"]["parent_tool_use_id"], json!(call_id));
+    // The main agent's own texts carry no parent.
+    assert!(
+        persisted
+            .iter()
+            .filter(|m| m["payload"]["content"]["text"].is_string())
+            .filter(|m| m["payload"]["content"]["text"] != reply["payload"]["content"]["text"])
+            .all(|m| m["payload"].get("parent_tool_use_id").is_none()),
+        "{persisted:#?}"
+    );
+    let lines = env.transcript().await;
+    assert!(
+        lines.contains(&format!(
+            "    [{call_id}] agent: {}",
+            ambient_test_support::anthropic::SUBAGENT_REPLY
+        )),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
 async fn api_errors_fail_the_session_with_the_clis_words() {
     for (trigger, words) in [
         ("MOCK_ERR500", "API Error: 500"),

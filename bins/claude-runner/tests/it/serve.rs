@@ -9,7 +9,7 @@ use ambient_test_support::{
         SERVE_TOKEN, Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
         validate_with_official_types,
     },
-    anthropic::{MockAnthropic, THOUGHT},
+    anthropic::{MockAnthropic, SUBAGENT_REPLY, THOUGHT},
 };
 use serde_json::{Value, json};
 
@@ -283,6 +283,75 @@ async fn a_tool_approval_is_an_interrupt_answered_by_resume_allowed_once_then_de
             assert!(said.contains("not in this folder"), "{answered:?}");
         }
     }
+    let stopped = served.stop().await;
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+}
+
+#[tokio::test]
+async fn a_subagents_message_is_linked_to_the_tool_call_that_started_it() {
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let served = serve(&mock, workspace.path(), home.path(), &[]).await;
+    let mut conversation = Vec::new();
+    // The subagent runs in the background: what it says comes in this run or the next.
+    let mut events = check_run(
+        &served
+            .run(&say(&mut conversation, "r1", "MOCK_AGENT please delegate"))
+            .await,
+    );
+    let call_id = events
+        .iter()
+        .find_map(|e| match e {
+            AguiEvent::ToolCallStart {
+                tool_call_id,
+                tool_call_name,
+                ..
+            } if tool_call_name == "Agent" => Some(tool_call_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no Agent call in {events:?}"));
+    events.extend(check_run(
+        &served.run(&say(&mut conversation, "r2", "hello")).await,
+    ));
+    let subagent = events
+        .iter()
+        .find_map(|e| match e {
+            AguiEvent::SubagentStarted {
+                subagent_run_id,
+                parent_tool_call_id,
+                ..
+            } if *parent_tool_call_id == call_id => Some(subagent_run_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no subagent started by {call_id} in {events:?}"));
+    let message = events
+        .iter()
+        .find_map(|e| match e {
+            AguiEvent::TextMessageStart {
+                message_id,
+                subagent_run_id: Some(run),
+                ..
+            } if *run == subagent => Some(message_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no message of {subagent} in {events:?}"));
+    let said: String = events
+        .iter()
+        .filter_map(|e| match e {
+            AguiEvent::TextMessageContent { message_id, delta } if *message_id == message => {
+                Some(delta.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, SUBAGENT_REPLY);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, AguiEvent::SubagentFinished { subagent_run_id } if *subagent_run_id == subagent)
+        ),
+        "{events:?}"
+    );
     let stopped = served.stop().await;
     assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
 }

@@ -234,6 +234,14 @@ impl Redactor {
                 }
             }
             Event::State(state) => self.value(state),
+            Event::Subagent {
+                parent_tool_use_id,
+                event,
+            } => {
+                self.string(parent_tool_use_id);
+                let inner = std::mem::replace(event.as_mut(), Event::TurnStarted);
+                **event = self.event(inner);
+            }
             Event::TurnEnded { result, .. } => self.result(result),
             Event::TurnStarted => {}
         }
