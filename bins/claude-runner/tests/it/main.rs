@@ -508,6 +508,51 @@ async fn a_subagents_text_is_marked_with_the_tool_call_that_started_it() {
     );
 }
 
+/// The pids of `pid`'s children.
+fn children_of(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cli_killed_mid_turn_fails_the_session_and_the_conversation_says_why() {
+    let env = start().await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(&[("PROMPT", "MOCK_SLOW story")])
+        .spawn()
+        .unwrap();
+    let runner = child.id().unwrap();
+    until(&mut watch, |m| m.payload["partial"].is_object()).await;
+    let cli = children_of(runner);
+    assert_eq!(cli.len(), 1, "the runner's children: {cli:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &cli[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let lines = without_cost(env.transcript().await);
+    let end = lines.len() - 1;
+    assert_eq!(lines[end], "· session.failed", "{lines:#?}");
+    assert!(
+        lines[end - 1].starts_with("· the Claude Code CLI exited with a turn still open"),
+        "{lines:#?}"
+    );
+    assert!(!lines[end - 1].trim_end().ends_with(':'), "{lines:#?}");
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Failed"));
+}
+
 #[tokio::test]
 async fn api_errors_fail_the_session_with_the_clis_words() {
     for (trigger, words) in [
