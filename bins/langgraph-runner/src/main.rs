@@ -34,6 +34,9 @@ struct Cli {
     /// `stream_subgraphs`, `input`, `prompt_field`, `on_busy` (`queue` or `interrupt`).
     #[arg(long, env = "WORKFLOW_CONFIG")]
     workflow_config: Option<String>,
+    /// Seconds a call to the LangGraph server may wait for its answer (connecting: 10).
+    #[arg(long, env = "LANGGRAPH_TIMEOUT", default_value_t = 60)]
+    langgraph_timeout: u64,
     /// In the pod: the Python that has LangGraph installed.
     #[arg(long, env = "LANGGRAPH_PYTHON", default_value = "python3")]
     langgraph_python: PathBuf,
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
             // The serve mode streams the graph's state; the WebSocket has no frame for it.
             settings.workflow.stream_state = cli.common.serve.is_on();
             settings.max_event_bytes = cli.common.runner.limits.limits().max_line_bytes;
+            settings.response_timeout = std::time::Duration::from_secs(cli.langgraph_timeout);
             settings
         })
         .and_then(|settings| LangGraphAdapter::new(settings).map_err(|error| error.to_string()));

@@ -73,7 +73,8 @@ impl LangGraphAdapter {
                         url: url.clone(),
                         source,
                     })?
-                    .with_max_event_bytes(settings.max_event_bytes),
+                    .with_max_event_bytes(settings.max_event_bytes)
+                    .with_response_timeout(settings.response_timeout),
             },
             Engine::Driver(driver) => Runtime::Driver {
                 settings: driver.clone(),

@@ -49,6 +49,14 @@ pub enum ClientError {
         /// The graphs it has.
         known: String,
     },
+    /// The server took the connection and did not answer in time.
+    #[error("{what} got no answer within {seconds} s")]
+    NoAnswer {
+        /// The call.
+        what: &'static str,
+        /// The bound.
+        seconds: u64,
+    },
     /// The server sent more than the runner reads at once.
     #[error("{what}: the server sent more than {limit} bytes at once")]
     TooLarge {
@@ -82,10 +90,18 @@ pub struct LangGraphClient {
     api_key: Option<Secret>,
     /// The largest answer, or event of a stream, read from the server.
     max_event_bytes: usize,
+    /// How long a call may wait for the server's answer (a stream: its headers).
+    response_timeout: Duration,
 }
 
 /// The most of an error answer read for its detail.
 const REFUSAL_BYTES: usize = 16 << 10;
+
+/// How long a connection to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a call waits for the server's answer by default.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest answer or streamed event read from the server by default.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
@@ -94,7 +110,7 @@ impl LangGraphClient {
     /// A client for the server at `base` (`http://host:port`), sending `api_key` as
     /// `x-api-key` when given.
     pub fn new(base: &str, api_key: Option<Secret>) -> Result<Self, ClientError> {
-        let mut builder = reqwest::Client::builder();
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         if base.starts_with("http://") {
             // No TLS connection will be made: the system's root certificates are not
             // loaded.
@@ -109,7 +125,34 @@ impl LangGraphClient {
             base: base.trim_end_matches('/').to_owned(),
             api_key,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
         })
+    }
+
+    /// The same client, waiting at most `timeout` for each answer (a stream's events
+    /// have their own idle limit).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Sends `request`, waiting for its answer within the response timeout.
+    async fn send(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let sent = tokio::time::timeout(self.response_timeout, request.send())
+            .await
+            .map_err(|_| self.no_answer(what))?;
+        Self::checked(what, sent).await
+    }
+
+    fn no_answer(&self, what: &'static str) -> ClientError {
+        ClientError::NoAnswer {
+            what,
+            seconds: self.response_timeout.as_secs(),
+        }
     }
 
     /// The same client, reading answers and streamed events of at most `max` bytes: a
@@ -127,9 +170,10 @@ impl LangGraphClient {
         mut response: reqwest::Response,
     ) -> Result<T, ClientError> {
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let deadline = tokio::time::Instant::now() + self.response_timeout;
+        while let Some(chunk) = tokio::time::timeout_at(deadline, response.chunk())
             .await
+            .map_err(|_| self.no_answer(what))?
             .map_err(|source| ClientError::Request {
                 what,
                 source: source.into(),
@@ -209,8 +253,9 @@ impl LangGraphClient {
     /// Not cancel-safe: a dropped call may have created a thread.
     pub async fn create_thread(&self) -> Result<String, ClientError> {
         let what = "creating a thread";
-        let response =
-            Self::checked(what, self.post("/threads").json(&json!({})).send().await).await?;
+        let response = self
+            .send(what, self.post("/threads").json(&json!({})))
+            .await?;
         let body: Value = self.json(what, response).await?;
         body.get("thread_id")
             .and_then(Value::as_str)
@@ -226,15 +271,14 @@ impl LangGraphClient {
     /// Not cancel-safe: a dropped call may have started a run.
     pub async fn stream_run(&self, thread: &str, body: &Value) -> Result<RunStream, ClientError> {
         let what = "starting a run";
-        let response = Self::checked(
-            what,
-            self.post(&format!("/threads/{thread}/runs/stream"))
-                .header(header::ACCEPT, "text/event-stream")
-                .json(body)
-                .send()
-                .await,
-        )
-        .await?;
+        let response = self
+            .send(
+                what,
+                self.post(&format!("/threads/{thread}/runs/stream"))
+                    .header(header::ACCEPT, "text/event-stream")
+                    .json(body),
+            )
+            .await?;
         // The run's id is in the headers before the first event, so that a run can be
         // cancelled or rejoined before it says anything.
         let run_id = response
@@ -266,14 +310,14 @@ impl LangGraphClient {
     /// Cancel-safe: cancelling again is harmless.
     pub async fn cancel_run(&self, thread: &str, run: &str) -> Result<(), ClientError> {
         let path = format!("/threads/{thread}/runs/{run}/cancel?wait=true&action=interrupt");
-        Self::checked("cancelling a run", self.post(&path).send().await)
+        self.send("cancelling a run", self.post(&path))
             .await
             .map(drop)
     }
 
     /// The JSON body of `GET path`; `None` when the server answers 404.
     async fn get_json(&self, what: &'static str, path: &str) -> Result<Option<Value>, ClientError> {
-        match Self::checked(what, self.get(path).send().await).await {
+        match self.send(what, self.get(path)).await {
             Ok(response) => self.json(what, response).await.map(Some),
             Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
@@ -338,12 +382,13 @@ impl LangGraphClient {
     /// Cancel-safe: it only reads.
     pub async fn check_assistant(&self, assistant: &str) -> Result<(), ClientError> {
         let what = "looking up the assistant";
-        let sent = self
-            .post("/assistants/search")
-            .json(&json!({ "limit": 1000 }))
-            .send()
-            .await;
-        let response = Self::checked(what, sent).await?;
+        let response = self
+            .send(
+                what,
+                self.post("/assistants/search")
+                    .json(&json!({ "limit": 1000 })),
+            )
+            .await?;
         let assistants: Vec<Value> = self.json(what, response).await?;
         let known = assistants.iter().any(|a| {
             ["assistant_id", "graph_id", "name"]
@@ -355,8 +400,8 @@ impl LangGraphClient {
         }
         // A search returns a page; an assistant id beyond it is found by its own URL.
         if is_path_segment(assistant) {
-            let direct = self.get(&format!("/assistants/{assistant}")).send().await;
-            if Self::checked(what, direct).await.is_ok() {
+            let direct = self.get(&format!("/assistants/{assistant}"));
+            if self.send(what, direct).await.is_ok() {
                 return Ok(());
             }
         }
@@ -384,7 +429,7 @@ impl LangGraphClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        Self::checked("rejoining a run", request.send().await).await
+        self.send("rejoining a run", request).await
     }
 }
 

@@ -210,6 +210,8 @@ pub struct LangGraphSettings {
     pub workflow: WorkflowConfig,
     /// The largest answer or streamed event read from a server.
     pub max_event_bytes: usize,
+    /// How long a call to a server waits for its answer.
+    pub response_timeout: std::time::Duration,
 }
 
 impl LangGraphSettings {
@@ -265,6 +267,7 @@ impl LangGraphSettings {
             assistant,
             workflow,
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
+            response_timeout: crate::DEFAULT_RESPONSE_TIMEOUT,
         })
     }
 }

@@ -23,7 +23,8 @@ mod mapping;
 pub use adapter::{LangGraphAdapter, LangGraphError, THREAD_ANNOTATION};
 pub use ambient_process::{OutputLimits, RunAs};
 pub use client::{
-    ClientError, DEFAULT_MAX_EVENT_BYTES, LangGraphClient, RunStatus, RunStream, ThreadState,
+    ClientError, DEFAULT_MAX_EVENT_BYTES, DEFAULT_RESPONSE_TIMEOUT, LangGraphClient, RunStatus,
+    RunStream, ThreadState,
 };
 pub use config::{Engine, LangGraphSettings, WorkflowConfig};
 pub use driver::{DriverSettings, GraphDriver};

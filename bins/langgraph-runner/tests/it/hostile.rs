@@ -113,3 +113,46 @@ async fn a_driver_whose_output_line_never_ends_fails_the_session_naming_the_boun
     assert!(message.contains("longer than 8388608 bytes"), "{message}");
     assert_under_ceiling("langgraph-runner, an endless driver line", peak);
 }
+
+/// A server that accepts connections, reads what is sent, and never answers.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_the_session_within_the_timeout_naming_the_call() {
+    let url = silent_server().await;
+    let env = Backend::start(
+        env!("CARGO_BIN_EXE_langgraph-runner"),
+        SessionSeed::new(PROJECT, SESSION),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let child = env
+        .runner(&[
+            ("PROMPT", "go"),
+            ("LANGGRAPH_URL", &url),
+            ("WORKFLOW_ID", "agent"),
+            ("LANGGRAPH_TIMEOUT", "2"),
+        ])
+        .spawn()
+        .unwrap();
+    let finished = env.finish(child).await;
+    let took = started.elapsed();
+    assert_eq!(finished.code, Some(1), "{}", finished.stderr);
+    // The bound, and not the session's own timeout, ended it.
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let status = env.backend.status(PROJECT, SESSION).unwrap();
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no answer within 2 s"), "{message}");
+    assert!(message.contains(&url), "the server is not named: {message}");
+    assert!(message.contains("looking up the assistant"), "{message}");
+}
