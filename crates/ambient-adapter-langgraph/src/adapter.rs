@@ -210,7 +210,7 @@ impl Questions {
         self.answers.push(value);
         if self.answers.len() < self.pending.len() {
             return Answered::Partly {
-                next: self.pending[self.answers.len()].question(),
+                next: self.pending[self.answers.len()].shown(true),
             };
         }
         let pending = std::mem::take(&mut self.pending);
@@ -414,12 +414,17 @@ impl LangGraphAdapter {
             }
         };
         let mut questions = Questions::default();
-        if !pending.is_empty() {
+        if let Some(first) = pending.first() {
+            // The thread stopped at a question: it is asked again, and the user's next
+            // message answers it.
             session
                 .emit(Event::Log(format!(
                     "the workflow waits for {} answer(s)",
                     pending.len()
                 )))
+                .await?;
+            session
+                .emit(Event::Question(first.shown(pending.len() > 1)))
                 .await?;
             questions.pending = pending;
         }
@@ -591,6 +596,13 @@ impl LangGraphAdapter {
                 RunOutcome::Interrupted(payload("interrupted", false, last_text))
             }
             (_, RunEnd::Interrupted(pending)) => {
+                for interrupt in &pending {
+                    let asked = interrupt.shown(pending.len() > 1);
+                    last_text = Some(asked.clone());
+                    if emitter.emit(Event::Text(asked)).await.is_err() {
+                        return Ok(RunOutcome::Cancelled);
+                    }
+                }
                 talk.questions = Questions {
                     pending,
                     answers: Vec::new(),
@@ -675,7 +687,9 @@ mod tests {
             pending: vec![interrupt("a", "x?"), interrupt("b", "y?")],
             answers: Vec::new(),
         };
-        assert!(matches!(questions.answer("1"), Answered::Partly { next } if next == "y?"));
+        assert!(
+            matches!(questions.answer("1"), Answered::Partly { next } if next == "y?\n(interrupt id: b)")
+        );
         let Answered::Resume(map) = questions.answer(r#"{"n": 2}"#) else {
             panic!("expected a resume");
         };

@@ -219,10 +219,9 @@ impl StreamMapper {
         let mut events = Vec::new();
         for (node, output) in nodes {
             if node == "__interrupt__" {
+                // Asked when the run ends, when it is known how many wait at once.
                 for interrupt in output.as_array().into_iter().flatten() {
-                    let interrupt = Interrupt::from_server(interrupt);
-                    events.push(Event::Text(interrupt.question()));
-                    self.interrupts.push(interrupt);
+                    self.interrupts.push(Interrupt::from_server(interrupt));
                 }
                 continue;
             }
@@ -301,6 +300,30 @@ impl Interrupt {
     /// has one, else the whole value.
     pub fn question(&self) -> String {
         question(&self.value)
+    }
+
+    /// The question as the user sees it: its text, then the value's other fields, and,
+    /// when `several` questions wait at once, its id (an answer may be a JSON object
+    /// keyed by the ids, answering them all).
+    pub fn shown(&self, several: bool) -> String {
+        let mut shown = self.question();
+        if let Value::Object(fields) = &self.value {
+            let asked = ["question", "message", "prompt"]
+                .into_iter()
+                .find(|key| fields.get(*key).is_some_and(Value::is_string));
+            let rest: serde_json::Map<String, Value> = fields
+                .iter()
+                .filter(|(key, _)| Some(key.as_str()) != asked)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            if asked.is_some() && !rest.is_empty() {
+                shown.push_str(&format!("\n{}", Value::Object(rest)));
+            }
+        }
+        if several && !self.id.is_empty() {
+            shown.push_str(&format!("\n(interrupt id: {})", self.id));
+        }
+        shown
     }
 }
 

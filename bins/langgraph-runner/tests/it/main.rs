@@ -52,6 +52,7 @@ both_ways!(
     a_failing_node_fails_the_session_with_the_graphs_error,
     a_question_waits_for_the_user_and_the_answer_resumes_the_run,
     several_questions_are_answered_one_by_one_then_resumed_together,
+    several_questions_are_answered_at_once_by_their_shown_ids,
     an_interrupt_cancels_the_run_and_the_session_goes_on,
     a_continuation_answers_the_question_its_parent_session_left_on_the_thread,
 );
@@ -307,7 +308,7 @@ async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run(mode: Mode
         [
             "you: deploy v2",
             r#"· prepare: {"note":"prepared deploy v2"}"#,
-            "agent: Approve this request?",
+            "agent: Approve this request?\n{\"request\":\"deploy v2\"}",
             "result: awaiting_input, 1 turns",
             "(waiting for you)",
             "you: yes, ship it",
@@ -448,6 +449,45 @@ async fn a_dropped_stream_is_rejoined_without_losing_or_repeating_an_event() {
     assert_eq!(env.status()["phase"], json!("Completed"));
 }
 
+async fn several_questions_are_answered_at_once_by_their_shown_ids(mode: Mode) {
+    let env = start(mode).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner("multi", &[("PROMPT", "pair"), ("INTERACTIVE", "true")])
+        .spawn()
+        .unwrap();
+    until(&mut watch, is("agent.waiting")).await;
+    // Each question names its id; one object keyed by them answers both.
+    let lines = env.transcript().await;
+    let mut answers = serde_json::Map::new();
+    for line in lines.iter().filter(|l| l.starts_with("agent: Value for")) {
+        let (_, id) = line
+            .split_once("(interrupt id: ")
+            .unwrap_or_else(|| panic!("no id shown: {lines:#?}"));
+        let answer = if line.contains("Value for x?") {
+            "ex"
+        } else {
+            "why"
+        };
+        answers.insert(id.trim_end_matches(')').to_owned(), json!(answer));
+    }
+    assert_eq!(answers.len(), 2, "{lines:#?}");
+    env.env
+        .post(json!({"content": Value::Object(answers).to_string()}))
+        .await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = env.transcript().await;
+    for expected in [r#"· ask_x: {"x":"ex"}"#, r#"· ask_y: {"y":"why"}"#] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected}: {lines:#?}"
+        );
+    }
+}
+
 async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thread(mode: Mode) {
     let parent = "agentic-session-parent";
     let env = start_with(mode, [SessionSeed::new(PROJECT, parent)]).await;
@@ -505,17 +545,20 @@ async fn a_continuation_answers_the_question_its_parent_session_left_on_the_thre
         .env("WORKSPACE_PATH", &first_workspace)
         .spawn()
         .unwrap();
-    env.env
-        .backend
-        .wait_for_connections(SESSION, 1)
-        .await
-        .unwrap();
+    // The question the thread stopped at is asked again, and waits.
+    until(&mut watch, is("agent.waiting")).await;
     env.env.post(json!({"content": "approved"})).await;
     until(&mut watch, is("agent.waiting")).await;
     env.env.post(json!({"type": "end_session"})).await;
     let finished = env.env.finish(child).await;
     assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
     let lines = env.transcript().await;
+    let asked = lines
+        .iter()
+        .position(|l| l == "agent: Approve this request?\n{\"request\":\"deploy v3\"}")
+        .unwrap_or_else(|| panic!("the question was not asked again: {lines:#?}"));
+    assert_eq!(lines[asked + 1], "(waiting for you)", "{lines:#?}");
+    assert_eq!(lines[asked + 2], "you: approved", "{lines:#?}");
     assert!(
         lines.contains(&String::from(r#"· ask_human: {"approved":"approved"}"#)),
         "{lines:#?}"

@@ -197,7 +197,8 @@ async fn a_question_is_an_interrupt_outcome_and_the_answer_resumes(
             .await,
     );
     assert_eq!(logs(&asked), [r#"prepare: {"note":"prepared deploy v2"}"#]);
-    assert_eq!(message_texts(&asked), ["Approve this request?"]);
+    let question = "Approve this request?\n{\"request\":\"deploy v2\"}";
+    assert_eq!(message_texts(&asked), [question]);
     assert_eq!(
         final_state(&asked),
         json!({"request": "deploy v2", "note": "prepared deploy v2"})
@@ -210,7 +211,7 @@ async fn a_question_is_an_interrupt_outcome_and_the_answer_resumes(
         panic!("{asked:?}");
     };
     assert_eq!(outcome["type"], "interrupt");
-    assert_eq!(outcome["interrupts"][0]["message"], "Approve this request?");
+    assert_eq!(outcome["interrupts"][0]["message"], question);
     let interrupt_id = outcome["interrupts"][0]["id"].clone();
     let mut answer = run_input("t", "r2", &[("u1", "user", "deploy v2")]);
     answer["resume"] =
