@@ -213,6 +213,19 @@ async def state(graph, thread_id):
     emit("state", {"values": snapshot.values, "next": list(snapshot.next), "interrupts": list(snapshot.interrupts)})
 
 
+def schemas(graph):
+    """The graph's input and output JSON schemas; null where the graph cannot say."""
+    found = {"graph": None}
+    for key, method in (("input_schema", "get_input_jsonschema"), ("output_schema", "get_output_jsonschema")):
+        try:
+            found[key] = getattr(graph, method)()
+        except Exception as error:  # a schema pydantic cannot render: the runner guesses
+            print(f"driver: no {key} for the graph: {error}", file=sys.stderr)
+            found[key] = None
+    del found["graph"]
+    return found
+
+
 async def main():
     if len(sys.argv) != 3:
         emit("fatal", {"error": "Usage", "message": "ambient_langgraph_driver.py GRAPH CHECKPOINTS"})
@@ -225,7 +238,7 @@ async def main():
         traceback.print_exc()
         emit("fatal", {"error": type(error).__name__, "message": str(error)})
         return 3
-    emit("ready", {"graph": spec})
+    emit("ready", {"graph": spec, **schemas(graph)})
     loop = asyncio.get_running_loop()
     # Commands carry the user's messages: allow long ones.
     reader = asyncio.StreamReader(limit=64 << 20)

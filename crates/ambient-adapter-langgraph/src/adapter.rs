@@ -38,6 +38,9 @@ pub enum LangGraphError {
     /// The in-pod driver failed.
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// The graph's input cannot take the prompt as configured.
+    #[error("{0}")]
+    Input(String),
     /// The shell stopped reading.
     #[error(transparent)]
     Closed(#[from] SessionClosed),
@@ -49,6 +52,12 @@ pub struct LangGraphAdapter {
     settings: LangGraphSettings,
     runtime: Runtime,
     runs: u64,
+    /// The input field the prompt goes in, as the settings or the graph's input decide.
+    prompt_field: String,
+    /// The graph's output schema, when it has one: what a graph without messages answers.
+    output_schema: Option<Value>,
+    /// On a server: the assistant's id, which its schemas are read by.
+    assistant_id: String,
 }
 
 /// Where runs go.
@@ -85,6 +94,9 @@ impl LangGraphAdapter {
             settings,
             runtime,
             runs: 0,
+            prompt_field: String::from(crate::config::MESSAGES),
+            output_schema: None,
+            assistant_id: String::new(),
         })
     }
 }
@@ -345,7 +357,7 @@ impl LangGraphAdapter {
         let (thread, pending) = match &mut self.runtime {
             Runtime::Server { client } => {
                 let url = client.url().to_owned();
-                client
+                self.assistant_id = client
                     .check_assistant(&self.settings.assistant)
                     .await
                     .map_err(|e| server_error(&url, e))?;
@@ -413,6 +425,7 @@ impl LangGraphAdapter {
                 (thread, pending)
             }
         };
+        self.read_schemas().await?;
         let mut questions = Questions::default();
         if let Some(first) = pending.first() {
             // The thread stopped at a question: it is asked again, and the user's next
@@ -433,6 +446,62 @@ impl LangGraphAdapter {
         Ok((thread, questions))
     }
 
+    /// Where the prompt goes and what the graph answers with, from its schemas.
+    async fn read_schemas(&mut self) -> Result<(), LangGraphError> {
+        let schemas = match &mut self.runtime {
+            // Without them the runner guesses as before: a chat graph's `messages`.
+            Runtime::Server { client } => match client.schemas(&self.assistant_id).await {
+                Ok(schemas) => schemas.unwrap_or(Value::Null),
+                Err(error) => {
+                    warn!(%error, "the graph's schemas could not be read");
+                    Value::Null
+                }
+            },
+            Runtime::Driver {
+                driver: Some(driver),
+                ..
+            } => driver.schemas().clone(),
+            Runtime::Driver { driver: None, .. } => Value::Null,
+        };
+        // A server that cannot render the input schema (a `typing.TypedDict` on Python
+        // 3.11) still gives the state's, which the input is by default.
+        let input = ["input_schema", "state_schema"]
+            .into_iter()
+            .find_map(|key| schemas.get(key).filter(|schema| !schema.is_null()));
+        self.prompt_field = crate::config::prompt_field_for(
+            self.settings.workflow.prompt_field.as_deref(),
+            input,
+            &self.settings.assistant,
+        )
+        .map_err(LangGraphError::Input)?;
+        info!(field = %self.prompt_field, "the prompt goes in this input field");
+        self.output_schema = schemas.get("output_schema").cloned();
+        Ok(())
+    }
+
+    /// The answer of a run that said nothing: its graph's output, read from the state.
+    async fn answer_from_state(&mut self, thread: &str) -> Result<Option<String>, LangGraphError> {
+        let values = match &mut self.runtime {
+            Runtime::Server { client } => {
+                let url = client.url().to_owned();
+                client
+                    .state_values(thread)
+                    .await
+                    .map_err(|e| server_error(&url, e))?
+                    .unwrap_or(Value::Null)
+            }
+            Runtime::Driver {
+                driver: Some(driver),
+                ..
+            } => driver.values(thread).await?,
+            Runtime::Driver { driver: None, .. } => Value::Null,
+        };
+        Ok(crate::config::answer_from_state(
+            &values,
+            self.output_schema.as_ref(),
+        ))
+    }
+
     /// The body of a run that starts with `message`, or resumes with `command`.
     fn run_body(&self, message: &str, command: Option<Value>) -> Value {
         let workflow = &self.settings.workflow;
@@ -443,7 +512,10 @@ impl LangGraphAdapter {
         );
         match command {
             Some(command) => body.insert(String::from("command"), command),
-            None => body.insert(String::from("input"), workflow.input_for(message)),
+            None => body.insert(
+                String::from("input"),
+                workflow.input_for(message, &self.prompt_field),
+            ),
         };
         body.insert(String::from("stream_mode"), json!(workflow.stream_modes()));
         body.insert(
@@ -609,7 +681,18 @@ impl LangGraphAdapter {
                 };
                 RunOutcome::Done(payload("awaiting_input", false, last_text))
             }
-            (_, RunEnd::Completed) => RunOutcome::Done(payload("success", false, last_text)),
+            (_, RunEnd::Completed) => {
+                // A graph without messages says nothing: its output is its answer.
+                if last_text.is_none()
+                    && let Some(answer) = self.answer_from_state(thread).await?
+                {
+                    if emitter.emit(Event::Text(answer.clone())).await.is_err() {
+                        return Ok(RunOutcome::Cancelled);
+                    }
+                    last_text = Some(answer);
+                }
+                RunOutcome::Done(payload("success", false, last_text))
+            }
         };
         let result = match &outcome {
             RunOutcome::Done(r) | RunOutcome::Failed(_, r) | RunOutcome::Interrupted(r) => {

@@ -324,6 +324,52 @@ impl LangGraphClient {
         }
     }
 
+    /// The graph's `input_schema` and `output_schema` (JSON Schema); `None` when the
+    /// server has no schemas for the assistant.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn schemas(&self, assistant: &str) -> Result<Option<Value>, ClientError> {
+        if !is_path_segment(assistant) {
+            return Ok(None);
+        }
+        let what = "reading the graph's schemas";
+        // A graph whose schemas the server cannot render gets a 500 on a connection the
+        // server then drops: this one is not kept for the next call.
+        let request = self
+            .get(&format!("/assistants/{assistant}/schemas"))
+            .header(header::CONNECTION, "close");
+        match self.send(what, request).await {
+            Ok(response) => self.json(what, response).await.map(Some),
+            Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The values of a thread's state; `None` when the server does not have the thread.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn state_values(&self, thread: &str) -> Result<Option<Value>, ClientError> {
+        if !is_path_segment(thread) {
+            return Ok(None);
+        }
+        let state = self
+            .get_json(
+                "reading a thread's state",
+                &format!("/threads/{thread}/state"),
+            )
+            .await?;
+        Ok(state.map(|mut state| {
+            state
+                .get_mut("values")
+                .map(Value::take)
+                .unwrap_or(Value::Null)
+        }))
+    }
+
     /// A run's status; [`RunStatus::Gone`] when the server no longer has it.
     ///
     /// # Cancel safety
@@ -375,12 +421,13 @@ impl LangGraphClient {
         Ok(Some(ThreadState { status, interrupts }))
     }
 
-    /// Checks that the server knows `assistant` (an assistant id or a graph name).
+    /// Checks that the server knows `assistant` (an assistant id or a graph name); returns
+    /// the id of the assistant it names.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
-    pub async fn check_assistant(&self, assistant: &str) -> Result<(), ClientError> {
+    pub async fn check_assistant(&self, assistant: &str) -> Result<String, ClientError> {
         let what = "looking up the assistant";
         let response = self
             .send(
@@ -390,19 +437,20 @@ impl LangGraphClient {
             )
             .await?;
         let assistants: Vec<Value> = self.json(what, response).await?;
-        let known = assistants.iter().any(|a| {
+        let known = assistants.iter().find(|a| {
             ["assistant_id", "graph_id", "name"]
                 .iter()
                 .any(|key| a.get(*key).and_then(Value::as_str) == Some(assistant))
         });
-        if known {
-            return Ok(());
+        if let Some(found) = known {
+            let id = found.get("assistant_id").and_then(Value::as_str);
+            return Ok(id.unwrap_or(assistant).to_owned());
         }
         // A search returns a page; an assistant id beyond it is found by its own URL.
         if is_path_segment(assistant) {
             let direct = self.get(&format!("/assistants/{assistant}"));
             if self.send(what, direct).await.is_ok() {
-                return Ok(());
+                return Ok(assistant.to_owned());
             }
         }
         let mut graphs: Vec<&str> = assistants

@@ -85,10 +85,11 @@ pub struct WorkflowConfig {
     /// The input every run starts from; the user's message is added to it.
     #[serde(default)]
     pub input: Map<String, Value>,
-    /// The input field the user's message goes in. `messages` (the default) gets a list
-    /// holding one user message; any other field gets the text itself.
-    #[serde(default = "messages")]
-    pub prompt_field: String,
+    /// The input field the user's message goes in. `messages` gets a list holding one
+    /// user message; any other field gets the text itself. Unset, the graph's input
+    /// schema decides ([`prompt_field_for`]).
+    #[serde(default)]
+    pub prompt_field: Option<String>,
     /// What to do with a message that arrives while a run is going.
     #[serde(default)]
     pub on_busy: BusyPolicy,
@@ -108,10 +109,6 @@ fn yes() -> bool {
     true
 }
 
-fn messages() -> String {
-    String::from("messages")
-}
-
 impl Default for WorkflowConfig {
     fn default() -> Self {
         Self {
@@ -122,7 +119,7 @@ impl Default for WorkflowConfig {
             stream_mode: Vec::new(),
             stream_subgraphs: true,
             input: Map::new(),
-            prompt_field: messages(),
+            prompt_field: None,
             on_busy: BusyPolicy::Queue,
             checkpoints: None,
             stream_state: false,
@@ -151,7 +148,11 @@ impl WorkflowConfig {
                 ),
             ));
         }
-        if config.prompt_field.trim().is_empty() {
+        if config
+            .prompt_field
+            .as_deref()
+            .is_some_and(|field| field.trim().is_empty())
+        {
             return Err(ConfigError::new("WORKFLOW_CONFIG", "prompt_field is empty"));
         }
         Ok(config)
@@ -171,16 +172,97 @@ impl WorkflowConfig {
         modes
     }
 
-    /// The input of a run that starts with the user's `message`.
-    pub fn input_for(&self, message: &str) -> Value {
+    /// The input of a run that starts with the user's `message`, put in `field`.
+    pub fn input_for(&self, message: &str, field: &str) -> Value {
         let mut input = self.input.clone();
-        let value = if self.prompt_field == "messages" {
+        let value = if field == MESSAGES {
             serde_json::json!([{ "role": "user", "content": message }])
         } else {
             Value::String(message.to_owned())
         };
-        input.insert(self.prompt_field.clone(), value);
+        input.insert(field.to_owned(), value);
         Value::Object(input)
+    }
+}
+
+/// The state key of a chat graph's conversation.
+pub const MESSAGES: &str = "messages";
+
+/// The fields a JSON Schema object names, in its order.
+fn properties(schema: Option<&Value>) -> Option<&Map<String, Value>> {
+    schema?
+        .get("properties")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())
+}
+
+/// Where the prompt goes: `explicit` when set; else `messages` when the graph's input
+/// takes it, or its only text field; an input schema the runner cannot read means
+/// `messages`. An error says what the input takes and what to set.
+pub fn prompt_field_for(
+    explicit: Option<&str>,
+    input_schema: Option<&Value>,
+    graph: &str,
+) -> Result<String, String> {
+    if let Some(field) = explicit {
+        return Ok(field.to_owned());
+    }
+    let Some(fields) = properties(input_schema) else {
+        return Ok(String::from(MESSAGES));
+    };
+    if fields.contains_key(MESSAGES) {
+        return Ok(String::from(MESSAGES));
+    }
+    let texts: Vec<&String> = fields
+        .iter()
+        .filter(|(_, field)| field.get("type").and_then(Value::as_str) == Some("string"))
+        .map(|(name, _)| name)
+        .collect();
+    if let [only] = texts[..] {
+        return Ok(only.clone());
+    }
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    Err(format!(
+        "the graph `{graph}` takes no `messages` and {} text field in its input ({}): set \
+         `prompt_field` in WORKFLOW_CONFIG to the field the prompt goes in",
+        if texts.is_empty() {
+            "no"
+        } else {
+            "more than one"
+        },
+        names.join(", ")
+    ))
+}
+
+/// The answer of a run that said nothing, from the graph's state after it: `None` for a
+/// chat graph (its answer is its messages). The keys the output schema names, else the
+/// whole state; one text field is shown as its text, anything else as indented JSON.
+pub fn answer_from_state(values: &Value, output_schema: Option<&Value>) -> Option<String> {
+    let Value::Object(state) = values else {
+        return None;
+    };
+    if state.contains_key(MESSAGES) || state.is_empty() {
+        return None;
+    }
+    let shown: Map<String, Value> = match properties(output_schema) {
+        Some(keys) => state
+            .iter()
+            .filter(|(key, _)| keys.contains_key(*key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        None => state
+            .iter()
+            .filter(|(key, _)| !key.starts_with("__"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    };
+    match shown.len() {
+        0 => None,
+        1 => shown.values().next().map(|value| match value {
+            Value::String(text) => text.clone(),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        }),
+        _ => serde_json::to_string_pretty(&Value::Object(shown)).ok(),
     }
 }
 
@@ -290,4 +372,67 @@ fn check_url(url: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{answer_from_state, prompt_field_for};
+
+    #[test]
+    fn the_prompt_goes_where_the_graphs_input_can_take_it() {
+        let schema = |properties: serde_json::Value| json!({ "properties": properties });
+        let text = json!({"type": "string"});
+        let number = json!({"type": "integer"});
+        let cases = [
+            (
+                None,
+                Some(schema(json!({"messages": {}, "topic": text}))),
+                "messages",
+            ),
+            (
+                None,
+                Some(schema(json!({"request": text, "n": number}))),
+                "request",
+            ),
+            (Some("topic"), Some(schema(json!({"a": number}))), "topic"),
+            // A schema the runner cannot read: a chat graph, as before.
+            (None, None, "messages"),
+            (None, Some(json!({})), "messages"),
+        ];
+        for (explicit, input, expected) in cases {
+            assert_eq!(
+                prompt_field_for(explicit, input.as_ref(), "g").as_deref(),
+                Ok(expected),
+                "{input:?}"
+            );
+        }
+        let none = prompt_field_for(None, Some(&schema(json!({"a": number}))), "g").unwrap_err();
+        assert!(none.contains("no text field in its input (a)"), "{none}");
+        let two =
+            prompt_field_for(None, Some(&schema(json!({"a": text, "b": text}))), "g").unwrap_err();
+        assert!(
+            two.contains("more than one text field in its input (a, b)"),
+            "{two}"
+        );
+    }
+
+    #[test]
+    fn a_graph_without_messages_answers_with_its_output() {
+        let state = json!({"request": "r", "plan": "p", "result": "done", "__x": 1});
+        let output = json!({"properties": {"result": {}}});
+        assert_eq!(
+            answer_from_state(&state, Some(&output)).as_deref(),
+            Some("done")
+        );
+        let whole = answer_from_state(&state, None).unwrap();
+        assert!(
+            whole.contains("\"plan\": \"p\"") && !whole.contains("__x"),
+            "{whole}"
+        );
+        // A chat graph's answer is its messages; an empty state says nothing.
+        assert_eq!(answer_from_state(&json!({"messages": []}), None), None);
+        assert_eq!(answer_from_state(&json!({}), None), None);
+    }
 }

@@ -114,6 +114,8 @@ pub enum DriverEvent {
 #[derive(Debug)]
 pub struct GraphDriver {
     process: JsonLinesProcess,
+    /// What the driver said when ready: the graph's `input_schema` and `output_schema`.
+    ready: Value,
     /// The embedded script's file, removed when the driver goes.
     _script: Option<tempfile::TempPath>,
 }
@@ -193,6 +195,7 @@ impl GraphDriver {
         match line.get("event").and_then(Value::as_str) {
             Some("ready") => Ok(Self {
                 process,
+                ready: line.get("data").cloned().unwrap_or(Value::Null),
                 _script: written,
             }),
             Some("fatal") => {
@@ -241,18 +244,46 @@ impl GraphDriver {
     ///
     /// Not cancel-safe: the answer would be taken for a run's event.
     pub async fn pending(&mut self, thread: &str) -> Result<Vec<Interrupt>, DriverError> {
-        self.process
-            .send(&json!({"op": "state", "thread_id": thread}));
+        let state = self
+            .ask(&json!({"op": "state", "thread_id": thread}), "state")
+            .await?;
+        Ok(state
+            .get("interrupts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(Interrupt::from_server)
+            .collect())
+    }
+
+    /// The values of `thread`'s state.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: the answer would be taken for a run's event.
+    pub async fn values(&mut self, thread: &str) -> Result<Value, DriverError> {
+        let mut state = self
+            .ask(&json!({"op": "state", "thread_id": thread}), "state")
+            .await?;
+        Ok(state
+            .get_mut("values")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
+    }
+
+    /// The graph's `input_schema` and `output_schema` (JSON Schema, or null), as the
+    /// driver said when ready (a driver that does not say gives null).
+    pub fn schemas(&self) -> &Value {
+        &self.ready
+    }
+
+    /// Sends `command` and returns the data of the driver's `answer` line.
+    async fn ask(&mut self, command: &Value, answer: &str) -> Result<Value, DriverError> {
+        self.process.send(command);
         loop {
-            let line = self.line().await?;
-            if line.get("event").and_then(Value::as_str) == Some("state") {
-                return Ok(line
-                    .pointer("/data/interrupts")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(Interrupt::from_server)
-                    .collect());
+            let mut line = self.line().await?;
+            if line.get("event").and_then(Value::as_str) == Some(answer) {
+                return Ok(line.get_mut("data").map(Value::take).unwrap_or(Value::Null));
             }
         }
     }

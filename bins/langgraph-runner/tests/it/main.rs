@@ -53,6 +53,8 @@ both_ways!(
     a_question_waits_for_the_user_and_the_answer_resumes_the_run,
     several_questions_are_answered_one_by_one_then_resumed_together,
     several_questions_are_answered_at_once_by_their_shown_ids,
+    a_graph_without_messages_answers_with_its_output_in_the_conversation_and_the_status,
+    a_graph_whose_input_cannot_take_the_prompt_fails_naming_its_fields,
     an_interrupt_cancels_the_run_and_the_session_goes_on,
     a_continuation_answers_the_question_its_parent_session_left_on_the_thread,
 );
@@ -313,6 +315,8 @@ async fn a_question_waits_for_the_user_and_the_answer_resumes_the_run(mode: Mode
             "(waiting for you)",
             "you: yes, ship it",
             r#"· ask_human: {"approved":"yes, ship it"}"#,
+            // A graph without messages answers with its state.
+            "agent: {\n  \"approved\": \"yes, ship it\",\n  \"note\": \"prepared deploy v2\",\n  \"request\": \"deploy v2\"\n}",
             "result: success, 2 turns",
             "(waiting for you)",
             "· session.completed",
@@ -447,6 +451,36 @@ async fn a_dropped_stream_is_rejoined_without_losing_or_repeating_an_event() {
         finished.stderr
     );
     assert_eq!(env.status()["phase"], json!("Completed"));
+}
+
+async fn a_graph_without_messages_answers_with_its_output_in_the_conversation_and_the_status(
+    mode: Mode,
+) {
+    let env = start(mode).await;
+    // No prompt_field: the graph's input has one text field, `request`.
+    let finished = env.run("planner", &[("PROMPT", "the report")]).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let answer = "{\n  \"plan\": \"1. read the report 2. answer it\",\n  \"result\": \"done: the report\"\n}";
+    let lines = env.transcript().await;
+    assert!(lines.contains(&format!("agent: {answer}")), "{lines:#?}");
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Completed"));
+    assert_eq!(status["result"], json!(answer));
+}
+
+async fn a_graph_whose_input_cannot_take_the_prompt_fails_naming_its_fields(mode: Mode) {
+    let env = start(mode).await;
+    let finished = env.run("sums", &[("PROMPT", "add them")]).await;
+    assert_eq!(finished.code, Some(1), "stderr:\n{}", finished.stderr);
+    let status = env.status();
+    assert_eq!(status["phase"], json!("Failed"));
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the graph `sums` takes no `messages` and no text field in its input (a, b, total)"
+        ) && message.contains("prompt_field"),
+        "{message}"
+    );
 }
 
 async fn several_questions_are_answered_at_once_by_their_shown_ids(mode: Mode) {

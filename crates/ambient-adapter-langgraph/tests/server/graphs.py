@@ -10,6 +10,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from typing_extensions import TypedDict as ExtTypedDict
 
 
 def last_text(state: MessagesState) -> str:
@@ -187,3 +188,51 @@ multi = (
     .add_edge("ask_y", END)
     .compile()
 )
+
+
+# A graph without messages: its input is a request, its output a plan and a result. Its
+# schemas use typing_extensions' TypedDict, which pydantic can render on Python 3.11.
+class PlanInput(ExtTypedDict):
+    request: str
+
+
+class PlanOutput(ExtTypedDict):
+    plan: str
+    result: str
+
+
+class PlanState(PlanInput, PlanOutput, total=False):
+    pass
+
+
+def make_plan(state: PlanState):
+    return {"plan": f"1. read {state['request']} 2. answer it"}
+
+
+def carry_out(state: PlanState):
+    return {"result": f"done: {state['request']}"}
+
+
+planner = (
+    StateGraph(PlanState, input_schema=PlanInput, output_schema=PlanOutput)
+    .add_node("make_plan", make_plan)
+    .add_node("carry_out", carry_out)
+    .add_edge(START, "make_plan")
+    .add_edge("make_plan", "carry_out")
+    .add_edge("carry_out", END)
+    .compile()
+)
+
+
+# A graph whose input has no place for a prompt: two numbers.
+class Sum(ExtTypedDict, total=False):
+    a: int
+    b: int
+    total: int
+
+
+def add(state: Sum):
+    return {"total": state.get("a", 0) + state.get("b", 0)}
+
+
+sums = StateGraph(Sum).add_node("add", add).add_edge(START, "add").add_edge("add", END).compile()
