@@ -12,6 +12,12 @@
 //! in plain Python (`astream`, the same stream modes, events counted and dropped): what
 //! any in-pod execution pays before relaying anything. Five alternating rounds, medians.
 //!
+//! A long thread (`-- --turns N`, instead of the above): one interactive session in the
+//! pod on a chat graph, `N` user messages on one thread one after the other; each turn's
+//! cost is the time from posting the message to the turn's result at the backend. The
+//! median of the first ten turns and of the last ten are reported, and their ratio: the
+//! checkpointer must not make a run's cost grow with the thread.
+//!
 //! Needs the venv `./scripts/test` installs. Run with
 //! `cargo bench -p langgraph-runner --bench driver`; `-- --events N` and `-- --rounds N`
 //! change the defaults (20,000 and 5). `docs/performance.md` records the figures.
@@ -53,6 +59,40 @@ def burst(state: State, runtime: Runtime[Size]):
     return {}
 
 graph = StateGraph(State, context_schema=Size).add_node("burst", burst).add_edge(START, "burst").add_edge("burst", END).compile()
+"#;
+
+const CHAT_GRAPH: &str = r#"
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+def reply(state: MessagesState):
+    said = state["messages"][-1].content
+    return {"messages": [AIMessage(content=f"turn {len(state['messages'])}: you said {said}")]}
+
+graph = StateGraph(MessagesState).add_node("reply", reply).add_edge(START, "reply").add_edge("reply", END).compile()
+"#;
+
+/// The same turns with LangGraph alone: the graph of `chat.py` with the SQLite
+/// checkpointer the driver uses, each turn streamed and its state read, as the driver does;
+/// prints each turn's ms.
+const PLAIN_LONG_THREAD: &str = r#"
+import asyncio, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+import chat
+
+async def main():
+    async with AsyncSqliteSaver.from_conn_string(os.path.join(sys.argv[1], "plain.sqlite")) as saver:
+        graph = chat.graph.copy(update={"checkpointer": saver})
+        config = {"configurable": {"thread_id": "t"}}
+        for turn in range(int(sys.argv[2])):
+            started = time.perf_counter()
+            async for _ in graph.astream({"messages": [{"role": "user", "content": f"message {turn}"}]}, config, stream_mode=["updates", "messages", "custom"], version="v2"):
+                pass
+            await graph.aget_state(config)
+            print((time.perf_counter() - started) * 1000, flush=True)
+
+asyncio.run(main())
 "#;
 
 const PLAIN_STREAM: &str = r#"
@@ -174,8 +214,113 @@ async fn runner(backend: &LocalBackend, session: &str, folder: &Path, events: us
     last.duration_since(first.unwrap_or(last)).as_secs_f64() * 1e6 / events as f64
 }
 
+/// `turns` messages on one thread of a chat graph in the pod; each turn's time in ms.
+async fn long_thread(turns: usize) {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("chat.py"), CHAT_GRAPH).unwrap();
+    let session = "long-thread";
+    let backend = LocalBackend::builder()
+        .token(TOKEN)
+        .ping_interval(Duration::ZERO)
+        .session(SessionSeed::new(PROJECT, session))
+        .start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let mut watch = backend.watch(session);
+    let binary = Path::new(env!("CARGO_BIN_EXE_langgraph-runner"));
+    let mut child = bench::runner(binary, &backend, PROJECT, session, TOKEN)
+        .env("INTERACTIVE", "true")
+        .env("WORKSPACE_PATH", folder.path())
+        .env("WORKFLOW_ID", "chat.py:graph")
+        .env("LANGGRAPH_PYTHON", python())
+        .env("PATH", "/usr/bin:/bin")
+        .spawn()
+        .unwrap();
+    backend.wait_for_connections(session, 1).await.unwrap();
+    let mut costs = Vec::with_capacity(turns);
+    for turn in 0..turns {
+        let posted = Instant::now();
+        backend
+            .post_message(
+                PROJECT,
+                session,
+                json!({"content": format!("message {turn}")}),
+            )
+            .await
+            .unwrap();
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(120), watch.recv())
+                .await
+                .expect("the turn ends")
+                .expect("the backend is up");
+            if message.payload["type"] == json!("result.message") {
+                break;
+            }
+        }
+        costs.push(ms(posted.elapsed()));
+    }
+    backend
+        .post_message(PROJECT, session, json!({"type": "end_session"}))
+        .await
+        .unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "the runner exited with {status}");
+    let database = folder.path().join(".langgraph-runner/checkpoints.sqlite");
+    let size = std::fs::metadata(&database).map_or(0, |m| m.len());
+    let output = tokio::process::Command::new(python())
+        .args(["-c", PLAIN_LONG_THREAD])
+        .arg(folder.path())
+        .arg(turns.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plain: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim().parse().unwrap())
+        .collect();
+    let window = 10.min(turns);
+    let ends = |costs: &[f64]| {
+        let mut first = costs[..window].to_vec();
+        let mut last = costs[costs.len() - window..].to_vec();
+        (bench::median(&mut first), bench::median(&mut last))
+    };
+    let (first, last) = ends(&costs);
+    let (plain_first, plain_last) = ends(&plain);
+    println!(
+        "{turns} turns on one thread of a chat graph in the pod (medians of the first and last {window})"
+    );
+    println!(
+        "LangGraph alone (SQLite checkpointer): first {plain_first:>6.2} ms, last {plain_last:>6.2} ms, last ÷ first {:.2}",
+        plain_last / plain_first
+    );
+    println!(
+        "langgraph-runner in the pod:           first {first:>6.2} ms, last {last:>6.2} ms, last ÷ first {:.2}",
+        last / first
+    );
+    println!(
+        "the runner over LangGraph alone:       first {:>6.2} ms, last {:>6.2} ms",
+        first - plain_first,
+        last - plain_last
+    );
+    println!(
+        "checkpoint database after the last turn: {:.2} MB",
+        size as f64 / 1e6
+    );
+    backend.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
+    let turns = bench::number_flag("--turns", 0);
+    if turns > 0 {
+        long_thread(turns).await;
+        return;
+    }
     let events = bench::number_flag("--events", 20_000);
     let rounds = bench::number_flag("--rounds", 5);
     let folder = tempfile::tempdir().unwrap();

@@ -4,8 +4,9 @@ Usage: python ambient_langgraph_driver.py GRAPH CHECKPOINTS
 
 GRAPH is `path/to/file.py:attribute`, `package.module:attribute`, or the name of a graph in
 the `langgraph.json` of the working directory. The attribute may be a compiled graph, a
-graph builder, or a function that returns one. CHECKPOINTS is a file where the threads'
-checkpoints are kept between processes (the session's volume), or `-` for none.
+graph builder, or a function that returns one. CHECKPOINTS is the SQLite file where the
+threads' checkpoints are kept between processes (the session's volume), or `-` for none; a
+file of the earlier format beside it (same name, `.pkl`) is carried over once.
 
 Commands, one JSON object per line on stdin:
   {"op": "run", "thread_id", "input" | "command", "config", "context", "stream_mode", "subgraphs"}
@@ -121,34 +122,77 @@ def load_graph(name):
 
 
 class Checkpoints:
-    """An in-memory checkpointer whose contents are kept in a file between processes."""
+    """The threads' checkpoints in LangGraph's SQLite checkpointer, a file on the session's
+    volume: each step writes what changed, so a run's cost does not grow with its thread.
+
+    A file of the earlier format (a pickled in-memory saver, `.pkl`) is read once: the
+    latest checkpoint of each of its threads, with its pending writes (the questions a
+    thread waits on), is carried over, and the old file is renamed `.migrated`.
+    """
 
     def __init__(self, path):
+        self.path = None if path == "-" else path
+        self.saver = None
+        self._context = None
+
+    async def open(self):
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        if not self.path:
+            self.saver = InMemorySaver()
+            return
+        stem = os.path.splitext(self.path)[0]
+        database = stem + ".sqlite" if self.path.endswith(".pkl") else self.path
+        os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+        self._context = AsyncSqliteSaver.from_conn_string(database)
+        self.saver = await self._context.__aenter__()
+        # The earlier format's file beside it, read once.
+        old = stem + ".pkl"
+        if os.path.exists(old):
+            await self._carry_over(old)
+
+    async def _carry_over(self, old):
         from langgraph.checkpoint.memory import InMemorySaver
 
-        self.path = None if path == "-" else path
-        self.saver = InMemorySaver()
-        if self.path and os.path.exists(self.path):
-            with open(self.path, "rb") as kept:
+        try:
+            with open(old, "rb") as kept:
                 storage, writes, blobs = pickle.load(kept)
-            # Back into the saver's own nested defaultdicts.
-            for thread, namespaces in storage.items():
-                for ns, kept_checkpoints in namespaces.items():
-                    self.saver.storage[thread][ns].update(kept_checkpoints)
-            for key, kept_writes in writes.items():
-                self.saver.writes[key].update(kept_writes)
-            self.saver.blobs.update(blobs)
+        except Exception as error:
+            raise RuntimeError(f"the checkpoints in {old} (the earlier format) could not be read: {error}; move the file away to start the threads anew") from error
+        memory = InMemorySaver()
+        for thread, namespaces in storage.items():
+            for ns, kept_checkpoints in namespaces.items():
+                memory.storage[thread][ns].update(kept_checkpoints)
+        for key, kept_writes in writes.items():
+            memory.writes[key].update(kept_writes)
+        memory.blobs.update(blobs)
+        carried = 0
+        for thread, namespaces in storage.items():
+            for ns in namespaces:
+                latest = memory.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ns}})
+                if latest is None:
+                    continue
+                checkpoint = latest.checkpoint
+                config = await self.saver.aput(
+                    {"configurable": {"thread_id": thread, "checkpoint_ns": ns}},
+                    checkpoint,
+                    latest.metadata,
+                    checkpoint.get("channel_versions", {}),
+                )
+                by_task = {}
+                for task_id, channel, value in latest.pending_writes or []:
+                    by_task.setdefault(task_id, []).append((channel, value))
+                for task_id, task_writes in by_task.items():
+                    await self.saver.aput_writes(config, task_writes, task_id)
+                carried += 1
+        os.replace(old, old + ".migrated")
+        print(f"driver: carried {carried} thread checkpoint(s) over from {old}", file=sys.stderr)
 
-    def save(self):
-        if not self.path:
-            return
-        partial = self.path + ".partial"
-        with open(partial, "wb") as kept:
-            # The saver's defaultdicts hold lambdas, which do not pickle: plain dicts do.
-            storage = {thread: {ns: dict(c) for ns, c in namespaces.items()} for thread, namespaces in self.saver.storage.items()}
-            writes = {key: dict(w) for key, w in self.saver.writes.items()}
-            pickle.dump((storage, writes, dict(self.saver.blobs)), kept)
-        os.replace(partial, self.path)
+    async def close(self):
+        if self._context is not None:
+            await self._context.__aexit__(None, None, None)
+            self._context = None
 
 
 def _modes(requested):
@@ -201,10 +245,6 @@ async def run(graph, checkpoints, command):
         emit("error", {"error": type(error).__name__, "message": str(error)})
         status = "error"
     finally:
-        try:
-            checkpoints.save()
-        except Exception as error:
-            print(f"driver: the checkpoints could not be saved: {error}", file=sys.stderr)
         emit("end", {"run_id": run_id, "thread_id": thread_id, "status": status, "interrupts": interrupts})
 
 
@@ -233,6 +273,7 @@ async def main():
     try:
         spec, graph = load_graph(sys.argv[1])
         checkpoints = Checkpoints(sys.argv[2])
+        await checkpoints.open()
         graph = graph.copy(update={"checkpointer": checkpoints.saver})
     except Exception as error:
         traceback.print_exc()
@@ -273,6 +314,7 @@ async def main():
             await state(graph, command.get("thread_id", ""))
     if current is not None and not current.done():
         await current
+    await checkpoints.close()
     return 0
 
 

@@ -410,7 +410,7 @@ impl LangGraphAdapter {
                             .artifacts
                             .parent()
                             .unwrap_or(&workspace.main)
-                            .join(".langgraph-runner/checkpoints.pkl")
+                            .join(".langgraph-runner/checkpoints.sqlite")
                     });
                 let mut started = GraphDriver::start(
                     settings,

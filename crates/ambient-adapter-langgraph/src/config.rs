@@ -94,7 +94,8 @@ pub struct WorkflowConfig {
     #[serde(default)]
     pub on_busy: BusyPolicy,
     /// In the pod: the file that keeps the threads' checkpoints between processes
-    /// [default: `.langgraph-runner/checkpoints.pkl` in the workspace root].
+    /// [default: `.langgraph-runner/checkpoints.sqlite` in the workspace root; a
+    /// `checkpoints.pkl` of the earlier format beside it is carried over once].
     #[serde(default)]
     pub checkpoints: Option<std::path::PathBuf>,
     /// Relay the graph's state after each step (`Event::State`): set by the binary for

@@ -1,9 +1,15 @@
 //! The in-pod driver's failures, each a clear error with the driver's stderr, and nothing
 //! already relayed lost.
 
+use ambient_adapter_langgraph::THREAD_ANNOTATION;
+use ambient_local_backend::SessionSeed;
+use ambient_test_support::{
+    harness::{PROJECT, SESSION, until},
+    langgraph::venv,
+};
 use serde_json::json;
 
-use crate::{Mode, start};
+use crate::{Mode, is, start, start_with};
 
 /// Writes `files` into the session's workspace, runs `graph` there, and returns the final
 /// status message (the session must have failed).
@@ -206,4 +212,84 @@ graph = StateGraph(State).add_node("measure", measure).add_edge(START, "measure"
         lines.contains(&String::from(r#"· {"fine":1.5,"limit":null,"ratio":null}"#)),
         "{lines:#?}"
     );
+}
+
+/// Writes checkpoints in the driver's earlier format (a pickled in-memory saver) for a
+/// thread of `hitl` stopped at its question, where the pod keeps them.
+fn old_format_checkpoints(workspace: &std::path::Path, thread: &str) -> std::path::PathBuf {
+    let folder = workspace.join(".langgraph-runner");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("checkpoints.pkl");
+    let script = format!(
+        r#"
+import asyncio, pickle, sys
+sys.path.insert(0, {workspace:?})
+from langgraph.checkpoint.memory import InMemorySaver
+import graphs
+saver = InMemorySaver()
+graph = graphs.hitl.copy(update={{"checkpointer": saver}})
+asyncio.run(graph.ainvoke({{"request": "deploy v4"}}, {{"configurable": {{"thread_id": {thread:?}}}}}))
+storage = {{t: {{ns: dict(c) for ns, c in n.items()}} for t, n in saver.storage.items()}}
+writes = {{k: dict(w) for k, w in saver.writes.items()}}
+with open({file:?}, "wb") as out:
+    pickle.dump((storage, writes, dict(saver.blobs)), out)
+"#,
+        workspace = workspace.to_str().unwrap(),
+        file = file.to_str().unwrap(),
+    );
+    let python = venv().join("bin/python");
+    let status = std::process::Command::new(python)
+        .args(["-c", &script])
+        .current_dir(workspace)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the old-format checkpoints were not written"
+    );
+    file
+}
+
+#[tokio::test]
+async fn checkpoints_of_the_earlier_format_are_carried_over_and_the_thread_goes_on() {
+    let parent = "agentic-session-parent";
+    let thread = "thread-before-the-upgrade";
+    let env = start_with(
+        Mode::Driver,
+        [
+            SessionSeed::new(PROJECT, parent).annotation(THREAD_ANNOTATION, thread),
+            SessionSeed::new(PROJECT, SESSION),
+        ],
+    )
+    .await;
+    let old = old_format_checkpoints(env.env.workspace.path(), thread);
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env
+        .runner(
+            "hitl",
+            &[("INTERACTIVE", "true"), ("PARENT_SESSION_ID", parent)],
+        )
+        .spawn()
+        .unwrap();
+    // The thread's question, read from the carried-over checkpoint, is asked again.
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"content": "approved"})).await;
+    until(&mut watch, is("agent.waiting")).await;
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let lines = env.transcript().await;
+    assert!(
+        lines.contains(&String::from(
+            "agent: Approve this request?\n{\"request\":\"deploy v4\"}"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&String::from(r#"· ask_human: {"approved":"approved"}"#)),
+        "{lines:#?}"
+    );
+    assert!(!old.exists(), "the old file was read again next time");
+    assert!(old.with_extension("pkl.migrated").exists());
+    assert!(old.with_extension("sqlite").exists());
 }
