@@ -63,34 +63,84 @@ pub fn router(front: Front) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(guarded)
+        .layer(middleware::map_response(json_errors))
         .with_state(front)
+}
+
+/// An error the framework answered in plain text (a body over the limit, say) gets the
+/// JSON body every other error has.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Such a body is a short sentence; more is not read.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    let mut json = error(status, message);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Every route but `/health` needs `Authorization: Bearer <token>`.
+/// The header the platform's backend sends the session's token in.
+const SESSION_TOKEN_HEADER: &str = "x-ambient-session-token";
+
+/// The tokens a request presents: its `X-Ambient-Session-Token`, and its
+/// `Authorization` bearer token (the scheme read without regard to case, RFC 7235).
+fn presented_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let session = headers
+        .get(SESSION_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    session.into_iter().chain(bearer)
+}
+
+/// Every route but `/health` needs the token, as `X-Ambient-Session-Token` (the
+/// platform's backend) or `Authorization: Bearer`.
 async fn authenticate(
     State(front): State<Front>,
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let accepted = presented
-        .is_some_and(|token| bool::from(token.as_bytes().ct_eq(front.token.expose().as_bytes())));
+    let expected = front.token.expose().as_bytes();
+    let mut presented = false;
+    let mut accepted = false;
+    for token in presented_tokens(request.headers()) {
+        presented = true;
+        // Every form is compared, in constant time, whatever the first gave.
+        accepted |= bool::from(token.as_bytes().ct_eq(expected));
+    }
     if accepted {
         return next.run(request).await;
     }
-    warn!(path = %request.uri().path(), presented = presented.is_some(), "refused a caller without the serve token");
+    warn!(path = %request.uri().path(), presented, "refused a caller without the serve token");
     let mut response = error(
         StatusCode::UNAUTHORIZED,
-        "this runner needs Authorization: Bearer <the token in AGUI_TOKEN>",
+        "this runner needs the token in AGUI_TOKEN, as X-Ambient-Session-Token or Authorization: Bearer",
     );
     response
         .headers_mut()
@@ -212,11 +262,8 @@ async fn replay(
 
 async fn interrupt(State(front): State<Front>) -> Response {
     match front.ask(Command::Interrupt).await.and_then(|done| done) {
-        Ok(run_id) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"interrupted": run_id})),
-        )
-            .into_response(),
+        // 200, as the platform's backend expects of its runner.
+        Ok(run_id) => axum::Json(json!({"interrupted": run_id})).into_response(),
         Err(refused) => front.refusal(&refused),
     }
 }

@@ -14,7 +14,8 @@
 //! | `GET /runs/{run_id}/events` | the run's events after `Last-Event-ID`, then the rest of the run live |
 //! | `POST /interrupt` | stops the open run's turn; the run ends with the `cancelled` outcome |
 //!
-//! Every route but `/health` needs `Authorization: Bearer <AGUI_TOKEN>`. Every event comes
+//! Every route but `/health` needs the token in `AGUI_TOKEN`, as `X-Ambient-Session-Token`
+//! (the platform's backend) or `Authorization: Bearer` (the scheme in any case). Every event comes
 //! scrubbed by the host's [`Redactor`](ambient_host::Redactor), as frames do in WebSocket mode, and every error
 //! message goes through it too.
 //!

@@ -9,14 +9,17 @@ use serde_json::Value;
 
 use crate::hub::Refused;
 
-/// A request to run the agent. Fields this runner does not use (`tools`, `context`,
-/// `state`, `forwardedProps`) are accepted and ignored.
+/// A request to run the agent, its fields in camel case (AG-UI) or snake case (the
+/// platform's backend forwards either). Fields this runner does not use (`tools`,
+/// `context`, `state`, `forwardedProps`) are accepted and ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRequest {
     /// The conversation.
+    #[serde(alias = "thread_id")]
     pub thread_id: String,
     /// This run.
+    #[serde(alias = "run_id")]
     pub run_id: String,
     /// The conversation so far, in order.
     pub messages: Vec<Message>,
@@ -28,7 +31,9 @@ pub struct RunRequest {
 /// One message of the conversation.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Message {
-    /// Its id.
+    /// Its id; a message sent without one is given one from its place and content
+    /// ([`RunRequest::turn`]), the same each time the conversation is sent again.
+    #[serde(default)]
     pub id: String,
     /// `user`, `assistant`, `tool`, `system`…
     pub role: String,
@@ -42,6 +47,7 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct ResumeEntry {
     /// The interrupt it answers.
+    #[serde(alias = "interrupt_id")]
     pub interrupt_id: String,
     /// `resolved` or `cancelled`.
     pub status: ResumeStatus,
@@ -103,16 +109,22 @@ impl RunRequest {
         let trailing = self
             .messages
             .iter()
+            .enumerate()
             .rev()
-            .take_while(|message| message.role == "user")
+            .take_while(|(_, message)| message.role == "user")
             .collect::<Vec<_>>();
         let mut message_ids = Vec::new();
         let mut texts = Vec::new();
-        for message in trailing.into_iter().rev() {
-            if delivered.contains(&message.id) {
+        for (place, message) in trailing.into_iter().rev() {
+            let id = if message.id.is_empty() {
+                unnamed_id(place, &message.content)
+            } else {
+                message.id.clone()
+            };
+            if delivered.contains(&id) {
                 continue;
             }
-            message_ids.push(message.id.clone());
+            message_ids.push(id);
             let text = text_of(&message.content);
             if !text.trim().is_empty() {
                 texts.push(text.trim().to_owned());
@@ -130,6 +142,18 @@ impl RunRequest {
             message_ids,
         })
     }
+}
+
+/// The id of a message sent without one: its place in the conversation and a hash of its
+/// content (FNV-1a), so that the same message sent again is known.
+fn unnamed_id(place: usize, content: &Value) -> String {
+    let hash = content
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("unnamed-{place}-{hash:016x}")
 }
 
 /// A message's text: the string itself, or its text parts joined by newlines.
@@ -176,6 +200,45 @@ mod tests {
         let delivered = HashSet::from([String::from("u2"), String::from("u3")]);
         assert_eq!(
             request.turn(&delivered, &[]).unwrap_err(),
+            Refused::NothingNew
+        );
+    }
+
+    #[test]
+    fn snake_case_bodies_and_messages_without_ids_are_taken() {
+        let body = |messages: Value| {
+            request(json!({
+                "thread_id": "t", "run_id": "r1", "messages": messages,
+                "resume": [{"interrupt_id": "i1", "status": "cancelled"}],
+            }))
+        };
+        let first = body(json!([{"role": "user", "content": "hello"}]));
+        assert_eq!(
+            (first.thread_id.as_str(), first.run_id.as_str()),
+            ("t", "r1")
+        );
+        assert_eq!(first.resume[0].interrupt_id, "i1");
+        let turn = first.turn(&HashSet::new(), &[String::from("i1")]).unwrap();
+        assert_eq!(turn.input, Input::Message("hello".into()));
+        // The conversation sent again, the same message unnamed: it is known.
+        let delivered: HashSet<String> = turn.message_ids.into_iter().collect();
+        let again = body(json!([
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "hi"},
+            {"role": "user", "content": "hello"},
+        ]));
+        let next = again.turn(&delivered, &[String::from("i1")]).unwrap();
+        assert_eq!(
+            next.input,
+            Input::Message("hello".into()),
+            "a new message at a new place"
+        );
+        assert!(!delivered.contains(&next.message_ids[0]));
+        let repeated = body(json!([{"role": "user", "content": "hello"}]));
+        assert_eq!(
+            repeated
+                .turn(&delivered, &[String::from("i1")])
+                .unwrap_err(),
             Refused::NothingNew
         );
     }

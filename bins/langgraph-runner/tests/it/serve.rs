@@ -285,7 +285,7 @@ async fn a_failing_node_is_a_run_error_and_an_interrupt_a_cancelled_run() {
         let last = events.last().unwrap().id;
         response = Some(served.events_after("r1", last).await);
     }
-    assert_eq!(served.interrupt().await.status(), 202);
+    assert_eq!(served.interrupt().await.status(), 200);
     events.extend(read_sse(response.take().unwrap(), None).await);
     let events = check_run(&events);
     let AguiEvent::RunFinished {
