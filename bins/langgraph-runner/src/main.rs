@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         })
         .map(|mut settings| {
             // The serve mode streams the graph's state; the WebSocket has no frame for it.
-            settings.workflow.stream_state = cli.common.serve.is_on();
+            settings.workflow.stream_state = cli.common.serves();
             settings.max_event_bytes = cli.common.runner.limits.limits().max_line_bytes;
             settings.response_timeout = std::time::Duration::from_secs(cli.langgraph_timeout);
             settings

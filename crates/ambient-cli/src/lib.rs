@@ -69,6 +69,19 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
 }
 
+impl CommonArgs {
+    /// Whether the runner serves AG-UI: `AGUI_LISTEN`, or the platform operator's
+    /// `USE_AGUI`/`AGUI_PORT` with no `WEBSOCKET_URL` (which keeps the WebSocket mode).
+    pub fn serves(&self) -> bool {
+        let has_websocket_url = self
+            .runner
+            .websocket_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty());
+        self.serve.is_on(has_websocket_url)
+    }
+}
+
 /// The log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -284,7 +297,7 @@ async fn run<A: Adapter>(
 ) -> RunnerExit {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    if common.serve.is_on() {
+    if common.serves() {
         if common.local {
             tracing::error!(
                 "configuration error: --local and AGUI_LISTEN (--serve) exclude each other"

@@ -53,7 +53,16 @@ pub mod env {
     pub const AGUI_REPLAY_EVENTS: &str = "AGUI_REPLAY_EVENTS";
     /// Connections open at once.
     pub const AGUI_MAX_CONNECTIONS: &str = "AGUI_MAX_CONNECTIONS";
+    /// The port the platform's operator gives its runner (the address is `AGUI_HOST`).
+    pub const AGUI_PORT: &str = "AGUI_PORT";
+    /// The host part of the address, with `AGUI_PORT`.
+    pub const AGUI_HOST: &str = "AGUI_HOST";
+    /// Set `true` by the platform's operator for a runner it reaches over AG-UI.
+    pub const USE_AGUI: &str = "USE_AGUI";
 }
+
+/// The port the platform's runner serves on when `AGUI_PORT` does not say.
+pub const DEFAULT_AGUI_PORT: u16 = 8001;
 
 /// Events kept per run when `AGUI_REPLAY_EVENTS` does not say.
 const DEFAULT_REPLAY_EVENTS: usize = 4096;
@@ -78,6 +87,17 @@ pub struct ServeArgs {
     /// one [default: 256]. Read only in the serve mode.
     #[arg(long = "serve-max-connections", env = env::AGUI_MAX_CONNECTIONS)]
     pub max_connections: Option<String>,
+    /// The port to serve on, as the platform's operator sets it [default: 8001]; with
+    /// AGUI_HOST, the address when AGUI_LISTEN is not set.
+    #[arg(long = "serve-port", env = env::AGUI_PORT)]
+    pub port: Option<String>,
+    /// The host to serve on with AGUI_PORT [default: 0.0.0.0].
+    #[arg(long = "serve-host", env = env::AGUI_HOST)]
+    pub host: Option<String>,
+    /// Serve AG-UI, as the platform's operator asks of its runners (`true`); without
+    /// WEBSOCKET_URL, AGUI_PORT alone asks the same.
+    #[arg(long = "use-agui", env = env::USE_AGUI)]
+    pub use_agui: Option<String>,
 }
 
 /// What `/capabilities` says about the agent.
@@ -107,9 +127,15 @@ pub struct ServeSettings {
 }
 
 impl ServeArgs {
-    /// Whether the serve mode was asked for.
-    pub fn is_on(&self) -> bool {
-        self.listen.as_deref().is_some_and(|l| !l.trim().is_empty())
+    /// Whether the serve mode was asked for: `AGUI_LISTEN`, or (the platform's operator
+    /// sets no `WEBSOCKET_URL`) `USE_AGUI=true` or an `AGUI_PORT`.
+    pub fn is_on(&self, has_websocket_url: bool) -> bool {
+        let set = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let asked = self
+            .use_agui
+            .as_deref()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        set(&self.listen) || (!has_websocket_url && (asked || set(&self.port)))
     }
 
     /// The token, for the log's redactor.
@@ -123,14 +149,38 @@ impl ServeArgs {
 
     /// Validates the settings; each error names its variable.
     pub fn into_settings(self) -> Result<ServeSettings, ConfigError> {
-        let listen = self.listen.unwrap_or_default();
-        let listen = listen
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|error| ConfigError::Invalid {
-                variable: env::AGUI_LISTEN,
-                why: format!("expected host:port, like 0.0.0.0:8000 ({error})"),
-            })?;
+        let listen = match self.listen.as_deref().map(str::trim) {
+            Some(listen) if !listen.is_empty() => {
+                listen
+                    .parse::<SocketAddr>()
+                    .map_err(|error| ConfigError::Invalid {
+                        variable: env::AGUI_LISTEN,
+                        why: format!("expected host:port, like 0.0.0.0:8000 ({error})"),
+                    })?
+            }
+            _ => {
+                let port = match self.port.as_deref().map(str::trim) {
+                    None | Some("") => DEFAULT_AGUI_PORT,
+                    Some(text) => text.parse::<u16>().map_err(|_| ConfigError::Invalid {
+                        variable: env::AGUI_PORT,
+                        why: format!("`{text}` is not a port"),
+                    })?,
+                };
+                let host = self
+                    .host
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or("0.0.0.0");
+                let ip =
+                    host.parse::<std::net::IpAddr>()
+                        .map_err(|error| ConfigError::Invalid {
+                            variable: env::AGUI_HOST,
+                            why: format!("`{host}` is not an IP address ({error})"),
+                        })?;
+                SocketAddr::new(ip, port)
+            }
+        };
         let token = self
             .token
             .map(|t| t.trim().to_owned())
@@ -239,3 +289,41 @@ pub async fn serve<A: Adapter>(
 
 /// The session's name when `SESSION_ID` does not give one.
 pub const DEFAULT_SESSION: &str = "ag-ui-session";
+
+#[cfg(test)]
+mod operator_tests {
+    #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+    use super::ServeArgs;
+
+    fn args(listen: Option<&str>, port: Option<&str>, use_agui: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            listen: listen.map(str::to_owned),
+            token: Some(String::from("a-token-of-16-chars-or-more")),
+            replay_events: None,
+            max_connections: None,
+            port: port.map(str::to_owned),
+            host: None,
+            use_agui: use_agui.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_operators_variables_serve_unless_a_websocket_url_says_otherwise() {
+        // The platform's operator: USE_AGUI and AGUI_PORT, no WEBSOCKET_URL.
+        assert!(args(None, Some("8001"), Some("true")).is_on(false));
+        assert!(args(None, None, Some("TRUE")).is_on(false));
+        assert!(args(None, Some("9000"), None).is_on(false));
+        // The WebSocket mode stays what it is when WEBSOCKET_URL is set.
+        assert!(!args(None, Some("8001"), Some("true")).is_on(true));
+        assert!(!args(None, None, Some("false")).is_on(false));
+        // AGUI_LISTEN always serves.
+        assert!(args(Some("127.0.0.1:0"), None, None).is_on(true));
+        let settings = args(None, None, Some("true")).into_settings().unwrap();
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:8001");
+        let bad = args(None, Some("eighty"), Some("true"))
+            .into_settings()
+            .unwrap_err();
+        assert!(bad.to_string().contains("AGUI_PORT"), "{bad}");
+    }
+}

@@ -497,3 +497,35 @@ async fn the_workspace_is_prepared_before_runs_are_taken_and_its_lines_open_the_
     );
     assert_eq!(served.stop().await.code, Some(143));
 }
+
+#[tokio::test]
+async fn the_platform_operators_environment_alone_starts_the_serve_mode_on_agui_port() {
+    let workspace = tempfile::tempdir().unwrap();
+    // A port free now, as the operator would pick one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = echo(workspace.path(), &[]);
+    command
+        .env_remove("AGUI_LISTEN")
+        .env("USE_AGUI", "true")
+        .env("AGUI_HOST", "127.0.0.1")
+        .env("AGUI_PORT", port.to_string())
+        .env("SESSION_ID", "agentic-session-7");
+    let served = Served::start(command, workspace.path()).await;
+    assert_eq!(served.url, format!("http://127.0.0.1:{port}"));
+    let response = reqwest::Client::new()
+        .post(format!("{}/run", served.url))
+        .header("X-Ambient-Session-Token", SERVE_TOKEN)
+        .json(&json!({"thread_id": "t", "run_id": "r1", "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = read_sse(response, None).await;
+    assert_eq!(texts(&events), ["hello"], "{events:?}");
+    let finished = served.stop().await;
+    assert_eq!(finished.code, Some(143), "{}", finished.stderr);
+}
