@@ -48,6 +48,8 @@ pub struct Front {
     pub identity: Arc<ServeIdentity>,
     /// Events kept per run, for `/capabilities`.
     pub replay_events: usize,
+    /// The browser origins allowed to call (CORS).
+    pub cors_origins: Arc<Vec<String>>,
 }
 
 /// The routes.
@@ -64,7 +66,64 @@ pub fn router(front: Front) -> Router {
         .route("/health", get(health))
         .merge(guarded)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(front.clone(), cors))
         .with_state(front)
+}
+
+/// CORS for the origins `AGUI_CORS_ORIGINS` names: their preflights are answered before
+/// any token is asked for (a browser sends none with them), and their responses say they
+/// may be read. Other origins get no CORS headers, and their preflights a refusal.
+async fn cors(State(front): State<Front>, request: axum::extract::Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let allowed = origin
+        .as_deref()
+        .filter(|origin| front.cors_origins.iter().any(|known| known == origin))
+        .and_then(|origin| HeaderValue::from_str(origin).ok());
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let Some(allowed) = allowed else {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the origin {} may not call this runner (AGUI_CORS_ORIGINS)",
+                    origin.as_deref().unwrap_or("(none)")
+                ),
+            );
+        };
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "authorization, content-type, last-event-id, x-ambient-session-token",
+            ),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if let Some(allowed) = allowed {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    response
 }
 
 /// An error the framework answered in plain text (a body over the limit, say) gets the

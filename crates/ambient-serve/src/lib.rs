@@ -59,6 +59,8 @@ pub mod env {
     pub const AGUI_HOST: &str = "AGUI_HOST";
     /// Set `true` by the platform's operator for a runner it reaches over AG-UI.
     pub const USE_AGUI: &str = "USE_AGUI";
+    /// The browser origins allowed to call the runner (CORS), comma-separated.
+    pub const AGUI_CORS_ORIGINS: &str = "AGUI_CORS_ORIGINS";
 }
 
 /// The port the platform's runner serves on when `AGUI_PORT` does not say.
@@ -98,6 +100,10 @@ pub struct ServeArgs {
     /// WEBSOCKET_URL, AGUI_PORT alone asks the same.
     #[arg(long = "use-agui", env = env::USE_AGUI)]
     pub use_agui: Option<String>,
+    /// Browser origins allowed to call the runner (CORS), comma-separated, each
+    /// `scheme://host[:port]` [default: none].
+    #[arg(long = "serve-cors-origins", env = env::AGUI_CORS_ORIGINS)]
+    pub cors_origins: Option<String>,
 }
 
 /// What `/capabilities` says about the agent.
@@ -124,6 +130,8 @@ pub struct ServeSettings {
     pub replay_events: usize,
     /// The port's bounds.
     pub limits: server::ServerLimits,
+    /// The browser origins allowed to call (CORS); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -219,10 +227,28 @@ impl ServeArgs {
                 }
             },
         };
+        let mut cors_origins = Vec::new();
+        for origin in self.cors_origins.as_deref().unwrap_or_default().split(',') {
+            let origin = origin.trim().trim_end_matches('/');
+            if origin.is_empty() {
+                continue;
+            }
+            let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
+                matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/')
+            });
+            if !well_formed {
+                return Err(ConfigError::Invalid {
+                    variable: env::AGUI_CORS_ORIGINS,
+                    why: format!("`{origin}` is not an origin like https://app.example.com"),
+                });
+            }
+            cors_origins.push(origin.to_owned());
+        }
         Ok(ServeSettings {
             listen,
             token: Secret::new(token),
             replay_events,
+            cors_origins,
             limits: server::ServerLimits {
                 max_connections,
                 ..server::ServerLimits::default()
@@ -264,6 +290,7 @@ pub async fn serve<A: Adapter>(
         redactor,
         identity: Arc::new(identity),
         replay_events: settings.replay_events,
+        cors_origins: Arc::new(settings.cors_origins.clone()),
     };
     let server_stop = CancellationToken::new();
     let server = tokio::spawn(server::serve(
@@ -305,6 +332,7 @@ mod operator_tests {
             port: port.map(str::to_owned),
             host: None,
             use_agui: use_agui.map(str::to_owned),
+            cors_origins: None,
         }
     }
 
@@ -325,5 +353,16 @@ mod operator_tests {
             .into_settings()
             .unwrap_err();
         assert!(bad.to_string().contains("AGUI_PORT"), "{bad}");
+        let mut cors = args(None, None, Some("true"));
+        cors.cors_origins = Some(String::from(
+            "https://app.example.com/, http://localhost:3000",
+        ));
+        assert_eq!(
+            cors.clone().into_settings().unwrap().cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        cors.cors_origins = Some(String::from("app.example.com/path"));
+        let bad = cors.into_settings().unwrap_err();
+        assert!(bad.to_string().contains("AGUI_CORS_ORIGINS"), "{bad}");
     }
 }

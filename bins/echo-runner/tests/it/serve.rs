@@ -529,3 +529,51 @@ async fn the_platform_operators_environment_alone_starts_the_serve_mode_on_agui_
     let finished = served.stop().await;
     assert_eq!(finished.code, Some(143), "{}", finished.stderr);
 }
+
+#[tokio::test]
+async fn a_configured_browser_origin_passes_its_preflight_and_others_do_not() {
+    let workspace = tempfile::tempdir().unwrap();
+    let app = "https://app.example.com";
+    let served = serve_echo(workspace.path(), &[("AGUI_CORS_ORIGINS", app)]).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{}/run", served.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, x-ambient-session-token",
+            )
+            .send()
+    };
+    // A browser sends no token with a preflight.
+    let allowed = preflight(app).await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], app);
+    assert!(
+        allowed.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-ambient-session-token")
+    );
+    let refused = preflight("https://elsewhere.example.com").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    // The real request from the allowed origin may be read by the page.
+    let response = served
+        .request(reqwest::Method::GET, "/capabilities")
+        .header("origin", app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], app);
+    let finished = served.stop().await;
+    assert_eq!(finished.code, Some(143), "{}", finished.stderr);
+}
