@@ -1,7 +1,7 @@
 //! The adapter: one CLI process per session, user messages and interrupts written to it
 //! as they arrive, its output relayed.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::VecDeque, path::PathBuf, time::Duration};
 
 use ambient_adapter::{
     Adapter, CancellationToken, Event, Input, Mode, Next, Outcome, ResultPayload, Session,
@@ -113,19 +113,84 @@ struct Turns {
     reruns_to_absorb: u32,
     /// The current turn is such a run.
     absorbing: bool,
-    /// The tool call waiting for the user's approval.
-    approval: Option<Approval>,
+    /// The tool calls waiting for the user's approval.
+    approvals: Approvals,
     /// The session ends once the CLI is idle (the end of the session, or of its input).
     ending: bool,
     last: Option<(ResultPayload, Option<String>)>,
 }
 
-/// A `can_use_tool` request the user has been asked about.
+/// The most `can_use_tool` requests that wait for the user at once; a CLI that asks for
+/// more is answered no at once.
+const MAX_PENDING_APPROVALS: usize = 16;
+
+/// A `can_use_tool` request.
 struct Approval {
     request_id: String,
+    tool_call_id: String,
     tool: String,
     input: Value,
-    deadline: tokio::time::Instant,
+    question: String,
+}
+
+impl Approval {
+    fn event(&self) -> Event {
+        Event::ToolApproval {
+            tool_call_id: self.tool_call_id.clone(),
+            tool: self.tool.clone(),
+            input: self.input.clone(),
+            question: self.question.clone(),
+        }
+    }
+}
+
+/// The `can_use_tool` requests waiting for the user. The CLI may ask about several tool
+/// calls at once: the first is asked, and each of the rest when the one before it is
+/// answered, so that every request gets its own answer.
+#[derive(Default)]
+struct Approvals {
+    queue: VecDeque<Approval>,
+    /// When the one asked is denied unanswered.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Approvals {
+    fn waiting(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Queues `approval`: the question to ask now when it is the only one, or the
+    /// approval back when too many wait already.
+    fn push(
+        &mut self,
+        approval: Approval,
+        timeout: Duration,
+    ) -> Result<Option<Event>, Box<Approval>> {
+        if self.queue.len() >= MAX_PENDING_APPROVALS {
+            return Err(Box::new(approval));
+        }
+        self.queue.push_back(approval);
+        Ok((self.queue.len() == 1).then(|| self.ask(timeout)).flatten())
+    }
+
+    /// The one asked, now answered (or given up).
+    fn take_asked(&mut self) -> Option<Approval> {
+        self.deadline = None;
+        self.queue.pop_front()
+    }
+
+    /// The question of the next one waiting, which is asked now.
+    fn ask(&mut self, timeout: Duration) -> Option<Event> {
+        let next = self.queue.front()?;
+        self.deadline = Some(tokio::time::Instant::now() + timeout);
+        Some(next.event())
+    }
+
+    /// All of them, for answering no.
+    fn drain(&mut self) -> Vec<Approval> {
+        self.deadline = None;
+        self.queue.drain(..).collect()
+    }
 }
 
 /// The user's answer to a tool approval: an object `{"approved", "reason"}` (the AG-UI
@@ -196,7 +261,7 @@ impl Adapter for ClaudeAdapter {
             resend: None,
             reruns_to_absorb: 0,
             absorbing: false,
-            approval: None,
+            approvals: Approvals::default(),
             ending: false,
             last: None,
         };
@@ -254,8 +319,8 @@ impl Adapter for ClaudeAdapter {
                     }
                     continue;
                 }
-                () = sleep_until(turns.approval.as_ref().map(|a| a.deadline)) => {
-                    if let Some(approval) = turns.approval.take() {
+                () = sleep_until(turns.approvals.deadline) => {
+                    if let Some(approval) = turns.approvals.take_asked() {
                         let seconds = self.settings.approval_timeout.as_secs();
                         process.answer(&approval.request_id, &json!({
                             "behavior": "deny",
@@ -266,6 +331,9 @@ impl Adapter for ClaudeAdapter {
                             continue;
                         }
                     }
+                    if let Some(next) = turns.approvals.ask(self.settings.approval_timeout) {
+                        let _asked = emitter.emit(next).await;
+                    }
                     continue;
                 }
                 () = sleep_until(end_deadline) => {
@@ -275,8 +343,8 @@ impl Adapter for ClaudeAdapter {
                 }
                 input = inputs.next(), if watching_input => {
                     match input {
-                        Some(Input::Message(text)) if turns.approval.is_some() => {
-                            let Some(approval) = turns.approval.take() else { continue };
+                        Some(Input::Message(text)) if turns.approvals.waiting() => {
+                            let Some(approval) = turns.approvals.take_asked() else { continue };
                             let (response, note) = match approval_answer(&text) {
                                 Ok(()) => (
                                     json!({"behavior": "allow", "updatedInput": approval.input}),
@@ -291,6 +359,9 @@ impl Adapter for ClaudeAdapter {
                             if emitter.emit(Event::Log(note)).await.is_err() {
                                 continue;
                             }
+                            if let Some(next) = turns.approvals.ask(self.settings.approval_timeout) {
+                                let _asked = emitter.emit(next).await;
+                            }
                         }
                         Some(Input::Message(text)) => {
                             turns.reruns_to_absorb = 0;
@@ -302,8 +373,8 @@ impl Adapter for ClaudeAdapter {
                             turns.open += 1;
                         }
                         Some(Input::Interrupt) if turns.open > 0 => {
-                            // A question pending is answered no, and the turn stops.
-                            if let Some(approval) = turns.approval.take() {
+                            // The questions pending are answered no, and the turn stops.
+                            for approval in turns.approvals.drain() {
                                 process.answer(&approval.request_id, &json!({
                                     "behavior": "deny",
                                     "message": "the user interrupted",
@@ -330,7 +401,7 @@ impl Adapter for ClaudeAdapter {
                         Some(Input::EndSession) => {
                             watching_input = false;
                             turns.ending = true;
-                            if let Some(approval) = turns.approval.take() {
+                            for approval in turns.approvals.drain() {
                                 process.answer(&approval.request_id, &json!({
                                     "behavior": "deny",
                                     "message": "the session ended before anyone answered",
@@ -501,23 +572,31 @@ impl Adapter for ClaudeAdapter {
                     let question = format!(
                         "{tool} asks to run with {shown}. Allow it once? Answer \"allow\", or \"deny\" with a reason."
                     );
-                    turns.approval = Some(Approval {
+                    let approval = Approval {
                         request_id,
-                        tool: tool.clone(),
-                        input: input.clone(),
-                        deadline: tokio::time::Instant::now() + self.settings.approval_timeout,
-                    });
-                    if emitter
-                        .emit(Event::ToolApproval {
-                            tool_call_id,
-                            tool,
-                            input,
-                            question,
-                        })
-                        .await
-                        .is_err()
+                        tool_call_id,
+                        tool,
+                        input,
+                        question,
+                    };
+                    match turns
+                        .approvals
+                        .push(approval, self.settings.approval_timeout)
                     {
-                        continue;
+                        Ok(Some(asked)) => {
+                            if emitter.emit(asked).await.is_err() {
+                                continue;
+                            }
+                        }
+                        // Asked once the ones before it are answered.
+                        Ok(None) => {}
+                        Err(refused) => {
+                            process.answer(&refused.request_id, &json!({
+                                "behavior": "deny",
+                                "message": format!("more than {MAX_PENDING_APPROVALS} tool calls wait for approval"),
+                            }));
+                            warn!(tool = %refused.tool, "a tool approval past the bound was denied");
+                        }
                     }
                 }
                 Signal::Request {

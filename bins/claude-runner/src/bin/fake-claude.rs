@@ -2,7 +2,8 @@
 //!
 //! It plays a script of JSON lines, the format of the recorded driver transcripts
 //! (`{"dir":"out","msg":…}` is printed, `{"dir":"in","msg":…}` waits for a stdin line of
-//! the same `type`, `{"dir":"exit","rc":N,"stderr":…}` waits for the end of stdin, then
+//! the same `type`, and the same `response.request_id` and `response.response.behavior`
+//! when the record has them, `{"dir":"exit","rc":N,"stderr":…}` waits for the end of stdin, then
 //! exits), plus what the recordings cannot show: `{"dir":"crash","rc":N,"stderr":…}` exits
 //! at once, `{"dir":"raw","line":…}` prints a line as it is, `{"dir":"hang"}` stops
 //! answering, `{"dir":"tell","addr":"127.0.0.1:PORT"}` connects to that address and
@@ -120,6 +121,17 @@ fn play(script: &str) -> ExitCode {
                 if got.get("type").and_then(Value::as_str) != expected {
                     eprintln!("fake-claude: expected a {expected:?} line, got {line}");
                     return ExitCode::from(1);
+                }
+                // An answer to one of the fake's own requests must name it, and say what
+                // the script expects.
+                for pointer in ["/response/request_id", "/response/response/behavior"] {
+                    let want = record
+                        .pointer(&format!("/msg{pointer}"))
+                        .and_then(Value::as_str);
+                    if want.is_some() && got.pointer(pointer).and_then(Value::as_str) != want {
+                        eprintln!("fake-claude: expected {pointer} {want:?}, got {line}");
+                        return ExitCode::from(1);
+                    }
                 }
                 if let (Some(recorded), Some(live)) = (
                     record.pointer("/msg/request_id").and_then(Value::as_str),

@@ -508,3 +508,81 @@ mod the_agent_reads_nothing_of_the_runners {
         );
     }
 }
+
+/// The CLI asking about `tool` with request id `id`.
+fn asks(id: &str, tool: &str) -> Value {
+    json!({"dir": "out", "msg": {"type": "control_request", "request_id": id, "request": {"subtype": "can_use_tool", "tool_name": tool, "input": {"n": id}, "tool_use_id": format!("toolu_{id}")}}})
+}
+
+/// The runner answering request `id` with `behavior`.
+fn answered(id: &str, behavior: &str) -> Value {
+    json!({"dir": "in", "msg": {"type": "control_response", "response": {"request_id": id, "response": {"behavior": behavior}}}})
+}
+
+const APPROVALS: [(&str, &str); 3] = [
+    ("PROMPT", "go"),
+    ("INTERACTIVE", "true"),
+    ("CLAUDE_PERMISSION_PROMPTS", "true"),
+];
+
+#[tokio::test]
+async fn approvals_asked_at_once_are_asked_one_by_one_and_each_gets_its_answer() {
+    let mut script = initialized();
+    script.extend(turn_start("Two tools"));
+    script.extend([
+        asks("perm-1", "Bash"),
+        asks("perm-2", "Write"),
+        answered("perm-1", "allow"),
+        answered("perm-2", "deny"),
+    ]);
+    script.push(json!({"dir": "out", "msg": {"type": "result", "subtype": "success", "is_error": false, "num_turns": 1, "result": "done"}}));
+    script.push(json!({"dir": "exit", "rc": 0}));
+    let env = fake(&script).await;
+    let mut watch = env.env.backend.watch(SESSION);
+    let child = env.runner(&APPROVALS).spawn().unwrap();
+    let question = |m: &ambient_protocol::SessionMessage| {
+        m.payload["content"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("asks to run"))
+    };
+    let first = until(&mut watch, question).await;
+    assert!(first.payload.to_string().contains("Bash"), "{first:?}");
+    env.env.post(json!({"content": "allow"})).await;
+    let second = until(&mut watch, question).await;
+    assert!(second.payload.to_string().contains("Write"), "{second:?}");
+    env.env.post(json!({"content": "deny: not now"})).await;
+    until(&mut watch, |m| m.payload["type"] == "result.message").await;
+    env.env.post(json!({"type": "end_session"})).await;
+    // The fake fails unless each answer named its own request, in order.
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+}
+
+#[tokio::test]
+async fn a_cli_flooding_approval_requests_has_the_excess_denied_at_once_and_the_rest_at_the_end() {
+    let mut script = initialized();
+    script.extend(turn_start("Many tools"));
+    let ids: Vec<String> = (1..=20).map(|n| format!("perm-{n}")).collect();
+    script.extend(ids.iter().map(|id| asks(id, "Bash")));
+    // Past the bound of 16 waiting, each is answered no at once, in order.
+    script.extend(ids[16..].iter().map(|id| answered(id, "deny")));
+    script.push(json!({"dir": "tell", "addr": "ADDR"}));
+    // The session's end answers the 16 that waited, no, in order.
+    script.extend(ids[..16].iter().map(|id| answered(id, "deny")));
+    script.push(json!({"dir": "out", "msg": {"type": "result", "subtype": "success", "is_error": false, "num_turns": 1, "result": "done"}}));
+    script.push(json!({"dir": "exit", "rc": 0}));
+    let signal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = signal.local_addr().unwrap().to_string();
+    for record in &mut script {
+        if record["addr"] == "ADDR" {
+            record["addr"] = json!(addr);
+        }
+    }
+    let env = fake(&script).await;
+    let child = env.runner(&APPROVALS).spawn().unwrap();
+    // The fake got the four refusals.
+    let _told = signal.accept().await.unwrap();
+    env.env.post(json!({"type": "end_session"})).await;
+    let finished = env.env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+}
