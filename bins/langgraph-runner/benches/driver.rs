@@ -181,18 +181,29 @@ async fn plain_python(folder: &Path, events: usize) -> f64 {
         .unwrap()
 }
 
+/// The release runner for `session`, running `workflow` in the pod from `folder`.
+fn pod_runner(
+    backend: &LocalBackend,
+    session: &str,
+    folder: &Path,
+    workflow: &str,
+) -> tokio::process::Command {
+    let binary = Path::new(env!("CARGO_BIN_EXE_langgraph-runner"));
+    let mut command = bench::runner(binary, backend, PROJECT, session, TOKEN);
+    command
+        .env("WORKSPACE_PATH", folder)
+        .env("WORKFLOW_ID", workflow)
+        .env("LANGGRAPH_PYTHON", python())
+        .env("PATH", "/usr/bin:/bin");
+    command
+}
+
 async fn runner(backend: &LocalBackend, session: &str, folder: &Path, events: usize) -> f64 {
     let mut watch = backend.watch(session);
-    let binary = Path::new(env!("CARGO_BIN_EXE_langgraph-runner"));
     let config = json!({"prompt_field": "request", "context": {"events": events}}).to_string();
-    let python = python();
-    let mut child = bench::runner(binary, backend, PROJECT, session, TOKEN)
+    let mut child = pod_runner(backend, session, folder, "burst.py:graph")
         .env("PROMPT", "bench")
-        .env("WORKSPACE_PATH", folder)
-        .env("WORKFLOW_ID", "burst.py:graph")
         .env("WORKFLOW_CONFIG", config)
-        .env("LANGGRAPH_PYTHON", &python)
-        .env("PATH", "/usr/bin:/bin")
         .spawn()
         .unwrap();
     let mut first = None;
@@ -227,13 +238,8 @@ async fn long_thread(turns: usize) {
         .await
         .unwrap();
     let mut watch = backend.watch(session);
-    let binary = Path::new(env!("CARGO_BIN_EXE_langgraph-runner"));
-    let mut child = bench::runner(binary, &backend, PROJECT, session, TOKEN)
+    let mut child = pod_runner(&backend, session, folder.path(), "chat.py:graph")
         .env("INTERACTIVE", "true")
-        .env("WORKSPACE_PATH", folder.path())
-        .env("WORKFLOW_ID", "chat.py:graph")
-        .env("LANGGRAPH_PYTHON", python())
-        .env("PATH", "/usr/bin:/bin")
         .spawn()
         .unwrap();
     backend.wait_for_connections(session, 1).await.unwrap();
