@@ -60,6 +60,9 @@ pub enum AguiEvent {
         /// `{"type": "success"}`, or `{"type": "interrupt", "interrupts": […]}`.
         #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<Value>,
+        /// The run's token usage, one entry per model (AG-UI's `TokenUsage`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Vec<Value>>,
     },
     /// A run failed.
     RunError {
@@ -185,6 +188,24 @@ pub enum AguiEvent {
         /// The patch's operations.
         delta: Vec<Value>,
     },
+    /// The conversation's messages this run owns: its user messages and what the agent
+    /// said and did, in order. The platform's backend keeps a finished run as this.
+    MessagesSnapshot {
+        /// AG-UI messages (`user`, `assistant` with its `toolCalls`, `tool`).
+        messages: Vec<Value>,
+    },
+    /// A named step of the run begins (a LangGraph node).
+    #[serde(rename_all = "camelCase")]
+    StepStarted {
+        /// The step.
+        step_name: String,
+    },
+    /// A named step of the run ends.
+    #[serde(rename_all = "camelCase")]
+    StepFinished {
+        /// The step.
+        step_name: String,
+    },
     /// Anything else the agent reports.
     Custom {
         /// What it is (`log`).
@@ -253,6 +274,9 @@ impl AguiEvent {
             Self::ReasoningEnd { .. } => "REASONING_END",
             Self::StateSnapshot { .. } => "STATE_SNAPSHOT",
             Self::StateDelta { .. } => "STATE_DELTA",
+            Self::MessagesSnapshot { .. } => "MESSAGES_SNAPSHOT",
+            Self::StepStarted { .. } => "STEP_STARTED",
+            Self::StepFinished { .. } => "STEP_FINISHED",
             Self::Custom { .. } => "CUSTOM",
         }
     }
@@ -278,6 +302,129 @@ pub struct AguiMapper {
     state: Option<Value>,
     /// The subagents started in this run, to finish with it.
     subagents: Vec<String>,
+    /// The messages of the run's `MESSAGES_SNAPSHOT`.
+    transcript: Transcript,
+}
+
+/// The most bytes a run's `MESSAGES_SNAPSHOT` carries (texts, and a share for each
+/// message); past it, a text is cut short and later messages are left out, and the
+/// snapshot says so.
+const TRANSCRIPT_BYTES: usize = 1 << 20;
+/// What a message costs against [`TRANSCRIPT_BYTES`] besides its text.
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// The messages a run owns, as AG-UI messages, kept for its `MESSAGES_SNAPSHOT`.
+#[derive(Debug, Default)]
+struct Transcript {
+    messages: Vec<Value>,
+    /// Bytes kept so far, against [`TRANSCRIPT_BYTES`].
+    bytes: usize,
+    /// Where the message streaming now is in `messages`.
+    streaming: Option<usize>,
+    /// Messages left out for want of room.
+    left_out: usize,
+}
+
+impl Transcript {
+    /// As much of `text` as the budget still allows, and whether any of it fit.
+    fn budgeted(&mut self, text: &str) -> Option<String> {
+        let room = TRANSCRIPT_BYTES.saturating_sub(self.bytes);
+        if text.len() <= room {
+            self.bytes += text.len();
+            return Some(text.to_owned());
+        }
+        if room == 0 {
+            return None;
+        }
+        let mut end = room;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.bytes = TRANSCRIPT_BYTES;
+        Some(format!("{}[… cut short]", &text[..end]))
+    }
+
+    /// Makes room for one more message; `false` when there is none.
+    fn admit(&mut self) -> bool {
+        if self.bytes + MESSAGE_OVERHEAD > TRANSCRIPT_BYTES {
+            self.bytes = TRANSCRIPT_BYTES;
+            self.left_out += 1;
+            return false;
+        }
+        self.bytes += MESSAGE_OVERHEAD;
+        true
+    }
+
+    fn assistant(&mut self, message_id: &str, text: &str, subagent_run_id: Option<&str>) {
+        if !self.admit() {
+            return;
+        }
+        let content = self.budgeted(text).unwrap_or_default();
+        let mut message =
+            serde_json::json!({"id": message_id, "role": "assistant", "content": content});
+        if let Some(subagent) = subagent_run_id {
+            message["subagentRunId"] = Value::String(subagent.to_owned());
+        }
+        self.messages.push(message);
+    }
+
+    /// The messages, with a last one that says how many were left out, if any were.
+    fn take(&mut self, run_id: &str) -> Vec<Value> {
+        let mut messages = std::mem::take(&mut self.messages);
+        if self.left_out > 0 {
+            messages.push(serde_json::json!({
+                "id": format!("{run_id}-snapshot-cut"),
+                "role": "assistant",
+                "content": format!(
+                    "[{} more messages of this run are left out: its snapshot is limited to {TRANSCRIPT_BYTES} bytes]",
+                    self.left_out
+                ),
+            }));
+        }
+        messages
+    }
+
+    fn start_streaming(&mut self, message_id: &str) {
+        let before = self.messages.len();
+        self.assistant(message_id, "", None);
+        self.streaming = (self.messages.len() > before).then_some(before);
+    }
+
+    fn stream(&mut self, delta: &str) {
+        let Some(index) = self.streaming else { return };
+        let Some(delta) = self.budgeted(delta) else {
+            return;
+        };
+        if let Some(Value::String(content)) = self
+            .messages
+            .get_mut(index)
+            .and_then(|message| message.get_mut("content"))
+        {
+            content.push_str(&delta);
+        }
+    }
+
+    fn tool_call(&mut self, message_id: &str, tool_call_id: &str, name: &str, arguments: &str) {
+        if !self.admit() {
+            return;
+        }
+        let arguments = self.budgeted(arguments).unwrap_or_default();
+        self.messages.push(serde_json::json!({
+            "id": message_id,
+            "role": "assistant",
+            "toolCalls": [{"id": tool_call_id, "type": "function", "function": {"name": name, "arguments": arguments}}],
+        }));
+    }
+
+    fn tool_result(&mut self, message_id: &str, tool_call_id: &str, content: &str) {
+        if !self.admit() {
+            return;
+        }
+        let content = self.budgeted(content).unwrap_or_default();
+        self.messages.push(serde_json::json!({
+            "id": message_id, "role": "tool", "content": content, "toolCallId": tool_call_id,
+        }));
+    }
 }
 
 impl AguiMapper {
@@ -294,7 +441,16 @@ impl AguiMapper {
             last_text: None,
             state: None,
             subagents: Vec::new(),
+            transcript: Transcript::default(),
         }
+    }
+
+    /// The run's input messages (the user's, as the request gave them), which its
+    /// `MESSAGES_SNAPSHOT` opens with.
+    #[must_use]
+    pub fn with_input_messages(mut self, messages: Vec<Value>) -> Self {
+        self.transcript.messages = messages;
+        self
     }
 
     fn id(&mut self, what: &str) -> String {
@@ -324,6 +480,7 @@ impl AguiMapper {
                         events.extend(self.close_text());
                         let id = self.id("message");
                         self.open = Some((stream, id.clone()));
+                        self.transcript.start_streaming(&id);
                         events.push(AguiEvent::TextMessageStart {
                             message_id: id.clone(),
                             role: Role::Assistant,
@@ -332,6 +489,7 @@ impl AguiMapper {
                         id
                     }
                 };
+                self.transcript.stream(&data);
                 events.push(AguiEvent::TextMessageContent {
                     message_id,
                     delta: data,
@@ -349,6 +507,7 @@ impl AguiMapper {
                     return Vec::new();
                 }
                 let message_id = self.id("message");
+                self.transcript.assistant(&message_id, &text, None);
                 vec![
                     AguiEvent::TextMessageStart {
                         message_id: message_id.clone(),
@@ -365,13 +524,17 @@ impl AguiMapper {
             Event::ToolUse { name, input, id } => {
                 let mut events = self.close_text();
                 let tool_call_id = id.unwrap_or_else(|| self.id("call"));
+                let arguments = input.to_string();
+                let message_id = self.id("calls");
+                self.transcript
+                    .tool_call(&message_id, &tool_call_id, &name, &arguments);
                 events.push(AguiEvent::ToolCallStart {
                     tool_call_id: tool_call_id.clone(),
                     tool_call_name: name,
                 });
                 events.push(AguiEvent::ToolCallArgs {
                     tool_call_id: tool_call_id.clone(),
-                    delta: input.to_string(),
+                    delta: arguments,
                 });
                 events.push(AguiEvent::ToolCallEnd { tool_call_id });
                 events
@@ -387,8 +550,11 @@ impl AguiMapper {
                     Value::String(text) => text,
                     other => other.to_string(),
                 };
+                let message_id = self.id("result");
+                self.transcript
+                    .tool_result(&message_id, &tool_call_id, &content);
                 events.push(AguiEvent::ToolCallResult {
-                    message_id: self.id("result"),
+                    message_id,
                     tool_call_id,
                     content,
                     role: Role::Tool,
@@ -487,6 +653,9 @@ impl AguiMapper {
                 .drain(..)
                 .map(|subagent_run_id| AguiEvent::SubagentFinished { subagent_run_id }),
         );
+        events.push(AguiEvent::MessagesSnapshot {
+            messages: self.transcript.take(&self.run_id),
+        });
         let outcome = match end {
             RunEnd::Failed(message) => {
                 events.push(AguiEvent::RunError {
@@ -526,6 +695,7 @@ impl AguiMapper {
             run_id: self.run_id.clone(),
             result: result.and_then(|r| serde_json::to_value(r).ok()),
             outcome: Some(outcome),
+            usage: result.and_then(|r| r.usage.as_ref()).and_then(token_usage),
         });
         events
     }
@@ -546,6 +716,8 @@ impl AguiMapper {
         match event {
             Event::Text(text) if !text.is_empty() => {
                 let message_id = self.id("message");
+                self.transcript
+                    .assistant(&message_id, &text, Some(&subagent_run_id));
                 events.extend([
                     AguiEvent::TextMessageStart {
                         message_id: message_id.clone(),
@@ -567,11 +739,49 @@ impl AguiMapper {
     }
 
     fn close_text(&mut self) -> Vec<AguiEvent> {
+        self.transcript.streaming = None;
         match self.open.take() {
             Some((_, message_id)) => vec![AguiEvent::TextMessageEnd { message_id }],
             None => Vec::new(),
         }
     }
+}
+
+/// A framework's token counts as AG-UI's `TokenUsage` (one entry): Anthropic's
+/// `input_tokens` with its cache reads and writes, which AG-UI counts as parts of the
+/// input, or LangChain's `input_tokens`/`output_tokens`/`total_tokens`. `None` when the
+/// usage names no count.
+pub fn token_usage(usage: &Value) -> Option<Vec<Value>> {
+    let count = |key: &str| usage.get(key).and_then(Value::as_u64);
+    let cache_read = count("cache_read_input_tokens");
+    let cache_write = count("cache_creation_input_tokens");
+    let input = count("input_tokens").map(|input| {
+        input
+            .saturating_add(cache_read.unwrap_or(0))
+            .saturating_add(cache_write.unwrap_or(0))
+    });
+    let output = count("output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    let mut entry = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<u64>| {
+        if let Some(value) = value {
+            entry.insert(key.to_owned(), Value::from(value));
+        }
+    };
+    put("inputTokens", input);
+    put("outputTokens", output);
+    put(
+        "totalTokens",
+        Some(input.unwrap_or(0).saturating_add(output.unwrap_or(0))),
+    );
+    put("cachedInputTokens", cache_read);
+    put("cacheWriteInputTokens", cache_write);
+    if let Some(model) = usage.get("model").and_then(Value::as_str) {
+        entry.insert(String::from("model"), Value::String(model.to_owned()));
+    }
+    Some(vec![Value::Object(entry)])
 }
 
 /// Checks the protocol's ordering rules on one run's events: `RUN_STARTED` first and

@@ -9,7 +9,11 @@ use crate::{AguiEvent, AguiMapper, RunEnd, check_order};
 /// A turn with everything: a log line, streamed text closed by its whole text, a tool
 /// call and its result, a whole text, and the result.
 pub(crate) fn full_turn() -> Vec<AguiEvent> {
-    let mut mapper = AguiMapper::new("thread-1", "run-1");
+    full_turn_with(AguiMapper::new("thread-1", "run-1"))
+}
+
+/// [`full_turn`] through `mapper`.
+fn full_turn_with(mut mapper: AguiMapper) -> Vec<AguiEvent> {
     let mut events = vec![mapper.start()];
     for event in [
         Event::TurnStarted,
@@ -41,6 +45,10 @@ pub(crate) fn full_turn() -> Vec<AguiEvent> {
         subtype: Some(String::from("success")),
         result: Some(String::from("It is sunny.")),
         num_turns: Some(1),
+        usage: Some(json!({
+            "input_tokens": 10, "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 5, "output_tokens": 7,
+        })),
         ..ResultPayload::default()
     };
     events.extend(mapper.map(Event::turn_ended(result.clone())));
@@ -69,12 +77,89 @@ fn a_turn_maps_to_events_in_the_protocols_order() {
             "TEXT_MESSAGE_START",
             "TEXT_MESSAGE_CONTENT",
             "TEXT_MESSAGE_END",
+            "MESSAGES_SNAPSHOT",
             "RUN_FINISHED",
         ]
     );
     assert_eq!(
         serde_json::to_value(&events[7]).unwrap(),
         json!({"type": "TOOL_CALL_ARGS", "toolCallId": "call_1", "delta": "{\"city\":\"Paris\"}"})
+    );
+}
+
+#[test]
+fn the_snapshot_before_the_runs_end_holds_its_input_and_all_the_agent_said_and_did() {
+    let events = full_turn_with(
+        AguiMapper::new("thread-1", "run-1").with_input_messages(vec![
+            json!({"id": "u1", "role": "user", "content": "Weather in Paris?"}),
+        ]),
+    );
+    check_order(&events).unwrap();
+    let AguiEvent::MessagesSnapshot { messages } = &events[events.len() - 2] else {
+        panic!("no snapshot before the end: {events:?}");
+    };
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "assistant", "tool", "assistant"]
+    );
+    assert_eq!(messages[1]["content"], "Hello there.");
+    assert_eq!(
+        messages[2]["toolCalls"][0],
+        json!({"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}})
+    );
+    assert_eq!(messages[3]["toolCallId"], "call_1");
+    assert_eq!(messages[3]["content"], "sunny");
+    assert_eq!(messages[4]["content"], "It is sunny.");
+    // The ids are the ids of the streamed events.
+    let AguiEvent::TextMessageStart { message_id, .. } = &events[2] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(messages[1]["id"], json!(message_id));
+    let AguiEvent::RunFinished { usage, .. } = events.last().unwrap() else {
+        panic!("{events:?}");
+    };
+    // Cache reads and writes are parts of the input, in AG-UI's accounting.
+    assert_eq!(
+        usage.as_deref().unwrap(),
+        [
+            json!({"inputTokens": 115, "outputTokens": 7, "totalTokens": 122, "cachedInputTokens": 100, "cacheWriteInputTokens": 5})
+        ]
+    );
+}
+
+#[test]
+fn a_runs_snapshot_is_bounded_and_says_what_it_left_out() {
+    let mut mapper = AguiMapper::new("t", "r");
+    // Long texts, then many short ones.
+    let piece = "é".repeat(200 << 10);
+    for _ in 0..4 {
+        mapper.map(Event::Text(piece.clone()));
+    }
+    for n in 0..20_000 {
+        mapper.map(Event::Text(format!("line {n}")));
+    }
+    let events = mapper.finish(None, RunEnd::Completed);
+    let AguiEvent::MessagesSnapshot { messages } = &events[0] else {
+        panic!("{events:?}");
+    };
+    let size = serde_json::to_string(messages).unwrap().len();
+    assert!(size < (1 << 20) + (1 << 19), "{size} bytes kept");
+    assert!(messages[1]["content"].as_str().unwrap().ends_with('é'));
+    assert!(
+        messages[2]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("[… cut short]")
+    );
+    assert_eq!(messages.len(), 4, "three texts and the note");
+    let note = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        note.contains("more messages of this run are left out"),
+        "{note}"
     );
 }
 
@@ -121,6 +206,7 @@ fn the_order_check_names_what_breaks_a_rule() {
         run_id: String::from("r"),
         result: None,
         outcome: None,
+        usage: None,
     };
     let content = AguiEvent::TextMessageContent {
         message_id: String::from("m"),
