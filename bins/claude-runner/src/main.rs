@@ -100,54 +100,60 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let adapter = cli
-        .common
-        .runner
-        .agent
-        .clone()
-        .into_settings()
-        .map(|agent| {
-            ClaudeAdapter::new(ClaudeSettings {
-                binary: ambient_cli::program_path(&cli.claude_bin),
-                expected_version: cli.claude_cli_version.clone(),
-                model: agent.model,
-                permission_mode: cli.permission_mode.clone(),
-                allowed_tools: list(&cli.allowed_tools),
-                disallowed_tools: list(&cli.disallowed_tools),
-                append_system_prompt: cli.append_system_prompt.clone(),
-                setting_sources: list(&cli.setting_sources),
-                max_turns: cli.max_turns,
-                partial_messages: cli.partial_messages,
-                mcp_search: agent.mcp_config_search,
-                mcp_config_path: agent.mcp_config_path,
-                max_output_tokens: agent.max_tokens,
-                max_retries: cli.max_retries,
-                permission_prompts: cli.permission_prompts,
-                forward_subagent_text: cli.forward_subagent_text,
-                approval_timeout: std::time::Duration::from_secs(cli.approval_timeout),
-                temperature: agent.temperature,
-                env: cli_environment(),
-                control_timeout: std::time::Duration::from_secs(cli.control_timeout),
-                end_timeout: std::time::Duration::from_secs(cli.end_timeout),
-                run_as: agent.agent_user.map(|user| RunAs {
-                    uid: user.uid,
-                    gid: user.gid,
-                }),
-                output_limits: OutputLimits {
-                    max_line_bytes: cli.common.runner.limits.limits().max_line_bytes,
-                    ..OutputLimits::default()
-                },
-                ..ClaudeSettings::default()
-            })
-        });
+    let settings = cli.common.runner.agent.clone().into_settings();
+    let model = settings.as_ref().ok().and_then(|agent| agent.model.clone());
+    let adapter = settings.map(|agent| {
+        ClaudeAdapter::new(ClaudeSettings {
+            binary: ambient_cli::program_path(&cli.claude_bin),
+            expected_version: cli.claude_cli_version.clone(),
+            model: agent.model,
+            permission_mode: cli.permission_mode.clone(),
+            allowed_tools: list(&cli.allowed_tools),
+            disallowed_tools: list(&cli.disallowed_tools),
+            append_system_prompt: cli.append_system_prompt.clone(),
+            setting_sources: list(&cli.setting_sources),
+            max_turns: cli.max_turns,
+            partial_messages: cli.partial_messages,
+            mcp_search: agent.mcp_config_search,
+            mcp_config_path: agent.mcp_config_path,
+            max_output_tokens: agent.max_tokens,
+            max_retries: cli.max_retries,
+            permission_prompts: cli.permission_prompts,
+            forward_subagent_text: cli.forward_subagent_text,
+            approval_timeout: std::time::Duration::from_secs(cli.approval_timeout),
+            temperature: agent.temperature,
+            env: cli_environment(),
+            control_timeout: std::time::Duration::from_secs(cli.control_timeout),
+            end_timeout: std::time::Duration::from_secs(cli.end_timeout),
+            run_as: agent.agent_user.map(|user| RunAs {
+                uid: user.uid,
+                gid: user.gid,
+            }),
+            output_limits: OutputLimits {
+                max_line_bytes: cli.common.runner.limits.limits().max_line_bytes,
+                ..OutputLimits::default()
+            },
+            ..ClaudeSettings::default()
+        })
+    });
     ambient_cli::execute_as(
         cli.common,
         adapter,
         ambient_cli::ServeIdentity {
             name: String::from("claude-runner"),
-            framework: String::from("claude-code"),
+            framework: String::from("claude-agent-sdk"),
             version: String::from(env!("CARGO_PKG_VERSION")),
-            interrupts: false,
+            interrupts: cli.permission_prompts,
+            agent_features: vec![
+                String::from("agentic_chat"),
+                String::from("backend_tool_rendering"),
+                String::from("human_in_the_loop"),
+                String::from("thinking"),
+            ],
+            file_system: true,
+            mcp: true,
+            session_persistence: true,
+            model,
         },
     )
 }

@@ -44,7 +44,11 @@ fn main() -> ExitCode {
             name: String::from("echo-runner"),
             framework: String::from("echo"),
             version: String::from(env!("CARGO_PKG_VERSION")),
-            interrupts: false,
+            agent_features: vec![
+                String::from("agentic_chat"),
+                String::from("backend_tool_rendering"),
+            ],
+            ..ambient_cli::ServeIdentity::default()
         },
     )
 }

@@ -129,6 +129,14 @@ fn main() -> ExitCode {
             framework: String::from("langgraph"),
             version: String::from(env!("CARGO_PKG_VERSION")),
             interrupts: true,
+            agent_features: vec![
+                String::from("agentic_chat"),
+                String::from("backend_tool_rendering"),
+                String::from("shared_state"),
+                String::from("human_in_the_loop"),
+            ],
+            session_persistence: true,
+            ..ambient_cli::ServeIdentity::default()
         },
     )
 }

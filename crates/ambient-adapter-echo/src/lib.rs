@@ -6,7 +6,10 @@
 //! and its result, and a result. A message `sleep <seconds>` makes a slow turn: it waits
 //! that long after repeating the message, so that a test can interrupt or stop a turn
 //! that is plainly under way. A message `stream <n> <text>` streams `<text>` as `n` deltas
-//! before its whole text, as a model's streamed answer does. An interrupt stops the burst
+//! before its whole text, as a model's streamed answer does. A message
+//! `later <seconds> <text>` is answered at once, and `<seconds>` after its turn the agent
+//! takes a turn on its own that echoes `<text>`, as a background task's report comes
+//! when nobody asked. An interrupt stops the burst
 //! or the wait at once; messages that arrive during a turn are answered after it, in
 //! order.
 //!
@@ -37,12 +40,18 @@ pub struct EchoConfig {
 pub struct EchoAdapter {
     config: EchoConfig,
     turns: u64,
+    /// A turn to take on its own, and when.
+    later: Option<(Instant, String)>,
 }
 
 impl EchoAdapter {
     /// An echo adapter with this burst configuration.
     pub fn new(config: EchoConfig) -> Self {
-        Self { config, turns: 0 }
+        Self {
+            config,
+            turns: 0,
+            later: None,
+        }
     }
 }
 
@@ -99,11 +108,17 @@ impl Adapter for EchoAdapter {
                 }
                 let cancel = session.cancellation().clone();
                 let (_, inputs) = session.io();
+                let later_at = self.later.as_ref().map(|(at, _)| *at);
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     input = listening.next(inputs) => {
                         // Nothing is running, so there is nothing to interrupt.
                         let _interrupt = listening.take(input);
+                    }
+                    () = tokio::time::sleep_until(later_at.unwrap_or_else(Instant::now)), if later_at.is_some() => {
+                        if let Some((_, text)) = self.later.take() {
+                            last = Some(self.turn(session, &text, &mut listening).await?);
+                        }
                     }
                 }
                 continue;
@@ -111,6 +126,9 @@ impl Adapter for EchoAdapter {
             // Its turn starts: its bytes go back to the session's budget.
             let text = message.into_text();
             last = Some(self.turn(session, &text, &mut listening).await?);
+            if let Some((pause, said)) = later_turn(&text) {
+                self.later = Some((Instant::now() + pause, said));
+            }
         }
         Ok(Outcome::Completed { result: last })
     }
@@ -231,6 +249,13 @@ fn streamed(message: &str, turn: u64) -> Vec<Event> {
             data: piece.iter().collect(),
         })
         .collect()
+}
+
+/// The turn a message `later <seconds> <text>` asks for: when, and what it says.
+fn later_turn(text: &str) -> Option<(Duration, String)> {
+    let (seconds, said) = text.trim().strip_prefix("later ")?.split_once(' ')?;
+    let pause = Duration::try_from_secs_f64(seconds.parse::<f64>().ok()?).ok()?;
+    Some((pause, said.to_owned()))
 }
 
 /// The wait of a slow turn: a message `sleep <seconds>`.

@@ -208,7 +208,7 @@ pub fn execute<A: Adapter, E: Display>(common: CommonArgs, adapter: Result<A, E>
         framework: name.clone(),
         name,
         version: String::from(env!("CARGO_PKG_VERSION")),
-        interrupts: false,
+        ..ServeIdentity::default()
     };
     execute_as(common, adapter, identity)
 }
@@ -304,7 +304,21 @@ async fn run<A: Adapter>(
             );
             return RunnerExit::ConfigError;
         }
-        let settings = match common.serve.into_settings() {
+        let initial_prompt = common
+            .runner
+            .session_id
+            .as_deref()
+            .map_or(Ok(None), |session| {
+                common.serve.initial_prompt(&common.runner, session.trim())
+            });
+        let initial_prompt = match initial_prompt {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                tracing::error!(%error, "configuration error");
+                return RunnerExit::ConfigError;
+            }
+        };
+        let mut settings = match common.serve.into_settings() {
             Ok(settings) => settings,
             Err(error) => {
                 tracing::error!(%error, "configuration error");
@@ -322,6 +336,7 @@ async fn run<A: Adapter>(
             }
         };
         config.workspace_settings.git.env = git_environment();
+        settings.initial_prompt = initial_prompt;
         return Box::pin(serve(settings, config, identity, adapter, shutdown)).await;
     }
     if common.local {

@@ -1,7 +1,7 @@
 //! The serve mode as a front of the host: run requests become input, the host's items
 //! become the runs' AG-UI events.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ambient_adapter::{CancellationToken, Continuation, Input, SessionInfo};
 use ambient_host::{Control, Ending, Front, HostConfig, Opening, Relayed, SessionEnd, Step};
@@ -10,8 +10,14 @@ use tracing::{info, warn};
 
 use crate::{
     continuation::ContinuationFile,
-    hub::{Command, Hub, Initiator, Refused},
+    hub::{Command, Hub, Initiator, QueuedRun, Refused, Started},
+    initial_prompt::{self, InitialPrompt},
 };
+
+/// Runs that may wait for the open one to end.
+const MAX_QUEUED_RUNS: usize = 16;
+/// The most bytes of run requests that may wait.
+const MAX_QUEUED_BYTES: usize = 16 << 20;
 
 /// How long open streams have to finish once the session is over.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -36,6 +42,11 @@ pub(crate) struct ServeFront {
     store: Option<ContinuationFile>,
     address: SocketAddr,
     server: Server,
+    /// Run requests that came while a run was open, in order, and their bytes.
+    queued: VecDeque<QueuedRun>,
+    queued_bytes: usize,
+    /// The first prompt, posted to the backend once runs are taken.
+    pub(crate) initial_prompt: Option<(InitialPrompt, ambient_host::Redactor)>,
 }
 
 impl ServeFront {
@@ -54,7 +65,55 @@ impl ServeFront {
             store: None,
             address,
             server,
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+            initial_prompt: None,
         }
+    }
+
+    /// Opens a run for `request` and delivers its input.
+    fn start(
+        &self,
+        request: &crate::request::RunRequest,
+        control: &mut Control<'_>,
+    ) -> Result<Initiator, Refused> {
+        if control.is_stopping() {
+            return Err(Refused::Closed(String::from("the runner is stopping")));
+        }
+        let (log, input) = self.hub.start_run(request)?;
+        control.deliver(input);
+        Ok(Initiator(log))
+    }
+
+    /// Waits `request` behind the open run, within the queue's bounds.
+    fn enqueue(
+        &mut self,
+        request: crate::request::RunRequest,
+        bytes: usize,
+    ) -> Result<Started, Refused> {
+        let waiting: Vec<&str> = self
+            .queued
+            .iter()
+            .map(|queued| queued.request.run_id.as_str())
+            .collect();
+        self.hub.check_queueable(&request, &waiting)?;
+        if self.queued.len() >= MAX_QUEUED_RUNS
+            || self.queued_bytes.saturating_add(bytes) > MAX_QUEUED_BYTES
+        {
+            return Err(Refused::QueueFull {
+                runs: self.queued.len(),
+                bytes: self.queued_bytes,
+            });
+        }
+        info!(run_id = %request.run_id, waiting = self.queued.len() + 1, "run waits for the open run to end");
+        let (reply, started) = tokio::sync::oneshot::channel();
+        self.queued_bytes += bytes;
+        self.queued.push_back(QueuedRun {
+            request,
+            bytes,
+            reply,
+        });
+        Ok(Started::Queued(started))
     }
 }
 
@@ -92,6 +151,13 @@ impl Front for ServeFront {
     }
 
     async fn next(&mut self) -> Step<Command> {
+        // A run that waited opens as soon as the one before it has ended.
+        if !self.hub.is_run_open()
+            && let Some(queued) = self.queued.pop_front()
+        {
+            self.queued_bytes = self.queued_bytes.saturating_sub(queued.bytes);
+            return Step::Request(Command::Dequeued(queued));
+        }
         let backlogged = self.hub.is_backlogged();
         tokio::select! {
             command = self.commands.recv() => match command {
@@ -125,21 +191,27 @@ impl Front for ServeFront {
     fn handle(&mut self, command: Command, control: &mut Control<'_>) {
         // The caller may have hung up: then nobody needs the answer.
         match command {
-            Command::Start(_, reply) if control.is_stopping() => {
-                let _answered =
-                    reply.send(Err(Refused::Closed(String::from("the runner is stopping"))));
+            Command::Start(request, bytes, reply) => {
+                let started = if control.is_stopping() {
+                    Err(Refused::Closed(String::from("the runner is stopping")))
+                } else if self.hub.is_run_open() || !self.queued.is_empty() {
+                    self.enqueue(request, bytes)
+                } else {
+                    self.start(&request, control).map(Started::Now)
+                };
+                // Unanswered, the initiator is dropped here and the run's buffer
+                // released.
+                let _answered = reply.send(started);
             }
-            Command::Start(request, reply) => match self.hub.start_run(&request) {
-                Ok((log, input)) => {
-                    control.deliver(input);
-                    // Unanswered, the initiator is dropped here and the run's buffer
-                    // released.
-                    let _answered = reply.send(Ok(Initiator(log)));
+            Command::Dequeued(queued) => {
+                // Its caller has gone: nobody would read the run, so it never opens.
+                if queued.reply.is_closed() {
+                    info!(run_id = %queued.request.run_id, "a waiting run's caller left; it does not open");
+                    return;
                 }
-                Err(refused) => {
-                    let _answered = reply.send(Err(refused));
-                }
-            },
+                let started = self.start(&queued.request, control);
+                let _answered = queued.reply.send(started);
+            }
             Command::Interrupt(reply) => {
                 let interrupted = self.hub.interrupt();
                 if interrupted.is_ok() {
@@ -153,9 +225,18 @@ impl Front for ServeFront {
     fn started(&mut self, _info: &SessionInfo) {
         self.hub.started();
         announce(self.address);
+        if let Some((prompt, redactor)) = self.initial_prompt.take() {
+            // The backend runs it by posting it back here; the session's end stops the
+            // tries.
+            tokio::spawn(initial_prompt::send(
+                prompt,
+                redactor,
+                self.server.stop.clone(),
+            ));
+        }
     }
 
-    async fn finish(self, ending: Ending) -> bool {
+    async fn finish(mut self, ending: Ending) -> bool {
         let (reason, failure) = match &ending.end {
             SessionEnd::Completed => (String::from("the session completed"), None),
             SessionEnd::Failed { reason } | SessionEnd::BackendUnreachable { reason } => (
@@ -166,6 +247,9 @@ impl Front for ServeFront {
             SessionEnd::TimedOut => (String::from("the session timed out"), None),
         };
         self.hub.close(&reason, failure);
+        for queued in self.queued.drain(..) {
+            let _answered = queued.reply.send(Err(Refused::Closed(reason.clone())));
+        }
         info!("session over; closing the server");
         self.server.stop.cancel();
         match tokio::time::timeout(DRAIN_GRACE, self.server.task).await {

@@ -14,22 +14,26 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
-use ambient_agui::Numbered;
+use ambient_agui::{AguiEvent, Numbered};
 
 use crate::{
     ServeIdentity,
-    hub::{Command, Health, Hub, Initiator, Refused, RunLog},
+    hub::{Command, Health, Hub, Initiator, Refused, RunLog, Started},
     request::RunRequest,
     server::{ConnectionHandle, Marked},
 };
 
 /// The largest run request: the conversation comes whole with every run.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// The KiB of run requests that may wait for the session to start (each counts as 1 MiB
+/// at least).
+pub const WAITING_FOR_START_KIB: usize = 16 * 1024;
 /// A comment on an idle stream, so that proxies do not close it.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -48,6 +52,10 @@ pub struct Front {
     pub identity: Arc<ServeIdentity>,
     /// Events kept per run, for `/capabilities`.
     pub replay_events: usize,
+    /// The session (`SESSION_ID`), for `/health` and `/capabilities`.
+    pub session_id: String,
+    /// Room for the runs asked for while the session starts.
+    pub waiting_for_start: Arc<tokio::sync::Semaphore>,
     /// The browser origins allowed to call (CORS).
     pub cors_origins: Arc<Vec<String>>,
 }
@@ -59,6 +67,8 @@ pub fn router(front: Front) -> Router {
         .route("/run", post(run))
         .route("/runs/{run_id}/events", get(replay))
         .route("/interrupt", post(interrupt))
+        .route("/events/{thread_id}", get(listen))
+        .route("/events/{thread_id}/wait", get(listen))
         .route("/capabilities", get(capabilities))
         .route_layer(middleware::from_fn_with_state(front.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
@@ -209,7 +219,9 @@ async fn authenticate(
 
 async fn health(State(front): State<Front>) -> Response {
     match front.hub.health() {
-        Health::Ready => axum::Json(json!({"status": "ok"})).into_response(),
+        Health::Ready => {
+            axum::Json(json!({"status": "ok", "session_id": front.session_id})).into_response()
+        }
         Health::Starting => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"status": "starting"})),
@@ -223,21 +235,38 @@ async fn health(State(front): State<Front>) -> Response {
     }
 }
 
+/// The platform's capabilities, as its backend and UI read them; AG-UI's own
+/// (`AgentCapabilities`) under `ag_ui`, since a field the platform reads is one AG-UI does
+/// not define.
 async fn capabilities(State(front): State<Front>) -> Response {
     let identity = &front.identity;
     axum::Json(json!({
-        "identity": {
-            "name": identity.name,
-            "type": identity.framework,
-            "version": identity.version,
-            "provider": "ambient-code",
+        "framework": identity.framework,
+        "agent_features": identity.agent_features,
+        "platform_features": PLATFORM_FEATURES,
+        "file_system": identity.file_system,
+        "mcp": identity.mcp,
+        "tracing": null,
+        "session_persistence": identity.session_persistence,
+        "model": identity.model,
+        "session_id": front.session_id,
+        "ag_ui": {
+            "identity": {
+                "name": identity.name,
+                "type": identity.framework,
+                "version": identity.version,
+                "provider": "ambient-code",
+            },
+            "transport": {"streaming": true, "websocket": false, "resumable": true},
+            "humanInTheLoop": {"supported": identity.interrupts, "interrupts": identity.interrupts},
+            "custom": {"replayEventsPerRun": front.replay_events},
         },
-        "transport": {"streaming": true, "websocket": false, "resumable": true},
-        "humanInTheLoop": {"supported": identity.interrupts, "interrupts": identity.interrupts},
-        "custom": {"replayEventsPerRun": front.replay_events},
     }))
     .into_response()
 }
+
+/// The platform's features this runner serves routes for, as its UI names them.
+const PLATFORM_FEATURES: [&str; 0] = [];
 
 /// `Last-Event-ID`, when the caller sent one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
@@ -286,18 +315,25 @@ async fn run(
             None => front.unknown_run(&request.run_id),
         };
     }
+    let ids = (request.thread_id.clone(), request.run_id.clone());
+    if front.hub.refusal() == Some(Refused::Starting) {
+        return front.run_after_start(request, body.len(), ids, connection);
+    }
     let started = front
-        .ask(|reply| Command::Start(request, reply))
+        .ask(|reply| Command::Start(request, body.len(), reply))
         .await
         .and_then(|started| started);
     match started {
-        Ok(initiator) => stream(
+        Ok(Started::Now(initiator)) => stream(
             &front,
             Arc::clone(&initiator.0),
             0,
             Some(initiator),
             connection,
         ),
+        // Answered 200 at once, as the platform's runner answers: the events follow when
+        // the run before it ends.
+        Ok(Started::Queued(opened)) => waiting_stream(&front, ids, opened, connection),
         Err(refused) => front.refusal(&refused),
     }
 }
@@ -319,6 +355,72 @@ async fn replay(
     }
 }
 
+/// How often a quiet listener gets a comment, as the platform's runner sends one.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// What the agent says between runs, as the platform's backend listens for it: the next
+/// run of it (without its `MESSAGES_SNAPSHOT`, as the platform's runner leaves it out),
+/// then the end of the stream, with a heartbeat comment every 30 s while nothing comes.
+/// The backend connects again at once. `/events/{thread_id}/wait` is the same: this
+/// runner is always ready to be listened to.
+async fn listen(
+    State(front): State<Front>,
+    Path(thread_id): Path<String>,
+    connection: Option<Extension<ConnectionHandle>>,
+) -> Response {
+    let mut listening = match front.hub.listen(&thread_id) {
+        Ok(listening) => listening,
+        Err(Refused::OtherThread { served, asked }) => {
+            return front.error(
+                StatusCode::NOT_FOUND,
+                &format!("this runner serves thread {served}, not {asked}"),
+            );
+        }
+        Err(refused) => return front.refusal(&refused),
+    };
+    let marks = marks(connection.as_ref().map(|Extension(handle)| handle), false);
+    let (chunks, received) = mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let log = loop {
+            tokio::select! {
+                log = listening.next_run() => match log {
+                    Some(log) => break log,
+                    None => return,
+                },
+                () = chunks.closed() => return,
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    if chunks.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let follow = Follow {
+            changes: log.subscribe(),
+            log,
+            last: 0,
+            initiator: None,
+            pending: VecDeque::new(),
+            ended: false,
+            skip_snapshots: true,
+            _marks: marks,
+        };
+        let events = follow_events(follow);
+        futures_util::pin_mut!(events);
+        while let Some(Ok(chunk)) = events.next().await {
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        drop(listening);
+    });
+    let stream = futures_util::stream::unfold(received, |mut received| async move {
+        let chunk = received.recv().await?;
+        Some((Ok::<_, Infallible>(chunk), received))
+    });
+    sse_response(stream)
+}
+
 async fn interrupt(State(front): State<Front>) -> Response {
     match front.ask(Command::Interrupt).await.and_then(|done| done) {
         // 200, as the platform's backend expects of its runner.
@@ -328,6 +430,53 @@ async fn interrupt(State(front): State<Front>) -> Response {
 }
 
 impl Front {
+    /// A run asked for while the workspace is being prepared: answered 200 at once, as
+    /// the platform's runner answers (its backend takes anything else as a failed run);
+    /// the run is asked for once the session takes runs, and its events follow. At most
+    /// [`WAITING_FOR_START_KIB`] of requests wait so.
+    fn run_after_start(
+        &self,
+        request: RunRequest,
+        bytes: usize,
+        ids: (String, String),
+        connection: Option<&ConnectionHandle>,
+    ) -> Response {
+        // A permit is a KiB of request, and a run takes a MiB at least: at most 16 runs
+        // and 16 MiB wait.
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1024);
+        let Ok(permit) = Arc::clone(&self.waiting_for_start).try_acquire_many_owned(kib) else {
+            return self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "enough runs already wait for the session to start (16, or 16 MiB of requests); \
+                 try again when /health says ok",
+            );
+        };
+        let (opened_tx, opened) = oneshot::channel();
+        let front = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            front.hub.past_start().await;
+            let started = front
+                .ask(|reply| Command::Start(request, bytes, reply))
+                .await
+                .and_then(|started| started);
+            let opened = match started {
+                Ok(Started::Now(initiator)) => Ok(initiator),
+                Ok(Started::Queued(later)) => later.await.unwrap_or_else(|_| {
+                    Err(Refused::Closed(String::from(
+                        "the session ended before this run opened",
+                    )))
+                }),
+                Err(refused) => Err(refused),
+            };
+            // Its caller may have gone; an initiator dropped here releases the run.
+            let _told = opened_tx.send(opened);
+        });
+        waiting_stream(self, ids, opened, connection)
+    }
+
     /// Hands `command` to the session loop and waits for its answer.
     async fn ask<T>(
         &self,
@@ -360,6 +509,7 @@ impl Front {
             | Refused::RunExists(_)
             | Refused::OtherThread { .. }
             | Refused::NotRunning => StatusCode::CONFLICT,
+            Refused::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refused::NothingNew
             | Refused::UnknownInterrupt { .. }
             | Refused::AnswerAndMessage
@@ -390,6 +540,8 @@ struct Follow {
     pending: VecDeque<Numbered>,
     /// The run has ended, and `pending` holds its last events.
     ended: bool,
+    /// Leaves `MESSAGES_SNAPSHOT` out (for the between-run listener).
+    skip_snapshots: bool,
     /// The connection is busy while the stream lasts; for the initiator, it is never cut
     /// for not reading.
     _marks: Vec<Marked>,
@@ -438,23 +590,84 @@ fn stream(
     if let Err(gap) = log.since_at_most(after, 0) {
         return front.error(StatusCode::GONE, &format!("run {}: {gap}", log.run_id()));
     }
-    let mut marks = Vec::new();
-    if let Some(connection) = connection {
-        marks.push(connection.busy());
-        if initiator.is_some() {
-            marks.push(connection.exempt());
-        }
-    }
     let follow = Follow {
         changes: log.subscribe(),
         log,
         last: after,
+        _marks: marks(connection, initiator.is_some()),
         initiator,
         pending: VecDeque::new(),
         ended: false,
-        _marks: marks,
+        skip_snapshots: false,
     };
-    let events = futures_util::stream::unfold(Some(follow), |follow| async move {
+    sse_response(follow_events(follow))
+}
+
+/// The connection is busy while a stream lasts; an initiator's is never cut for not
+/// reading.
+fn marks(connection: Option<&ConnectionHandle>, initiator: bool) -> Vec<Marked> {
+    let mut marks = Vec::new();
+    if let Some(connection) = connection {
+        marks.push(connection.busy());
+        if initiator {
+            marks.push(connection.exempt());
+        }
+    }
+    marks
+}
+
+/// The stream of a run that waits for the open one to end: nothing until it opens, then
+/// its events; a run refused when its turn comes (or by the session's end) is streamed as
+/// `RUN_STARTED` and `RUN_ERROR`, the status being sent already.
+fn waiting_stream(
+    front: &Front,
+    (thread_id, run_id): (String, String),
+    opened: oneshot::Receiver<Result<Initiator, Refused>>,
+    connection: Option<&ConnectionHandle>,
+) -> Response {
+    let marks = marks(connection, true);
+    let redactor = front.redactor.clone();
+    let events = futures_util::stream::once(async move {
+        let why = match opened.await {
+            Ok(Ok(initiator)) => {
+                let follow = Follow {
+                    changes: initiator.0.subscribe(),
+                    log: Arc::clone(&initiator.0),
+                    last: 0,
+                    initiator: Some(initiator),
+                    pending: VecDeque::new(),
+                    ended: false,
+                    skip_snapshots: false,
+                    _marks: marks,
+                };
+                return follow_events(follow).boxed();
+            }
+            Ok(Err(refused)) => refused.to_string(),
+            Err(_) => String::from("the session ended before this run opened"),
+        };
+        let message = redactor.text(&why).into_owned();
+        let events = [
+            AguiEvent::RunStarted { thread_id, run_id },
+            AguiEvent::RunError { message },
+        ];
+        let chunks: Vec<Result<Bytes, Infallible>> = events
+            .iter()
+            .zip(1_u64..)
+            .map(|(event, id)| {
+                let json = serde_json::to_string(event).unwrap_or_default();
+                Ok(Bytes::from(format!("id: {id}\ndata: {json}\n\n")))
+            })
+            .collect();
+        futures_util::stream::iter(chunks).boxed()
+    })
+    .flatten();
+    sse_response(events)
+}
+
+/// A run's events from `follow`'s place to the run's end, with a keepalive comment on a
+/// quiet stream.
+fn follow_events(follow: Follow) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut follow = follow?;
         loop {
             if let Some(chunk) = follow.next_chunk() {
@@ -468,8 +681,17 @@ fn stream(
             match follow.log.since_at_most(follow.last, BATCH) {
                 Ok(batch) => {
                     follow.ended = batch.ended;
-                    if !batch.events.is_empty() {
-                        follow.pending.extend(batch.events);
+                    if let Some(newest) = batch.events.last().map(|event| event.id) {
+                        let skip = follow.skip_snapshots;
+                        follow.pending.extend(
+                            batch
+                                .events
+                                .into_iter()
+                                .filter(|event| !(skip && is_snapshot(event))),
+                        );
+                        if follow.pending.is_empty() {
+                            follow.last = newest;
+                        }
                         continue;
                     }
                     if batch.ended {
@@ -492,7 +714,16 @@ fn stream(
                 }
             }
         }
-    });
+    })
+}
+
+fn is_snapshot(event: &Numbered) -> bool {
+    event.json().starts_with(r#"{"type":"MESSAGES_SNAPSHOT""#)
+}
+
+fn sse_response(
+    events: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")

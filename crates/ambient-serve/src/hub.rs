@@ -16,6 +16,7 @@ use std::{
 use ambient_adapter::{Event, Input, ResultPayload};
 use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
 use ambient_host::Redactor;
+use serde_json::Value;
 use tokio::sync::{Notify, oneshot, watch};
 use tracing::{info, warn};
 
@@ -70,6 +71,17 @@ pub enum Refused {
     /// No run is open to interrupt.
     #[error("no run is open to interrupt")]
     NotRunning,
+    /// Too many runs wait for the open one to end.
+    #[error(
+        "{runs} runs ({bytes} bytes of requests) already wait for the open run to end; \
+         try again when it has"
+    )]
+    QueueFull {
+        /// Runs waiting.
+        runs: usize,
+        /// Their requests' bytes.
+        bytes: usize,
+    },
     /// The adapter is still starting.
     #[error("the session is still starting; try again when /health says ok")]
     Starting,
@@ -83,10 +95,31 @@ pub enum Refused {
 /// credited to the wrong run.
 #[derive(Debug)]
 pub enum Command {
-    /// Open a run.
-    Start(RunRequest, oneshot::Sender<Result<Initiator, Refused>>),
+    /// Open a run, now or when the open one ends; with the request's size in bytes.
+    Start(RunRequest, usize, oneshot::Sender<Result<Started, Refused>>),
+    /// Open a run that waited for the one before it to end.
+    Dequeued(QueuedRun),
     /// Interrupt the open run.
     Interrupt(oneshot::Sender<Result<String, Refused>>),
+}
+
+/// What a run request got. A request that comes while another run is open waits for
+/// that run's end, as the platform's runner makes it wait (its backend takes any answer
+/// but `200` as a failed run and has no way to send the message again).
+#[derive(Debug)]
+pub enum Started {
+    /// The run is open.
+    Now(Initiator),
+    /// The run waits for the open one to end; then it opens, or is refused.
+    Queued(oneshot::Receiver<Result<Initiator, Refused>>),
+}
+
+/// A run request waiting for the open run to end.
+#[derive(Debug)]
+pub struct QueuedRun {
+    pub(crate) request: RunRequest,
+    pub(crate) bytes: usize,
+    pub(crate) reply: oneshot::Sender<Result<Initiator, Refused>>,
 }
 
 /// The client that started a run, while its stream lasts. The run keeps every event it
@@ -256,6 +289,12 @@ struct State {
     delivered_order: VecDeque<String>,
     /// The interrupts the last run ended with.
     waiting_on: Vec<String>,
+    /// Connections listening for what the agent says between runs.
+    listeners: usize,
+    /// The thread listeners asked for, before a run named the session's.
+    listening_thread: Option<String>,
+    /// The run that shows listeners what the agent says between runs, while open.
+    between: Option<OpenRun>,
     /// Why the session takes no more runs.
     closed: Option<String>,
 }
@@ -269,6 +308,43 @@ pub struct Hub {
     capacity: usize,
     /// Told when a run's initiator takes events.
     progress: Arc<Notify>,
+    /// Whether the session has left its start: taking runs, or over.
+    past_start: watch::Sender<bool>,
+    /// The last run opened for what the agent said between runs, for listeners.
+    between_runs: watch::Sender<Option<Arc<RunLog>>>,
+}
+
+/// A connection listening for what the agent says between runs (the platform backend's
+/// `GET /events/{thread_id}`): while one listens, that goes out as a run of its own
+/// instead of waiting for the next run.
+#[derive(Debug)]
+pub struct Listening {
+    hub: Arc<Hub>,
+    runs: watch::Receiver<Option<Arc<RunLog>>>,
+}
+
+impl Listening {
+    /// The next run opened for what the agent says between runs; `None` once the session
+    /// is over.
+    pub async fn next_run(&mut self) -> Option<Arc<RunLog>> {
+        loop {
+            if self.hub.lock().closed.is_some() {
+                return None;
+            }
+            // The hub owns the sender, and this holds the hub.
+            self.runs.changed().await.ok()?;
+            if let Some(log) = self.runs.borrow_and_update().clone() {
+                return Some(log);
+            }
+        }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        state.listeners = state.listeners.saturating_sub(1);
+    }
 }
 
 /// What `/health` reports.
@@ -291,6 +367,8 @@ impl Hub {
             redactor,
             capacity: capacity.max(1),
             progress: Arc::new(Notify::new()),
+            past_start: watch::Sender::new(false),
+            between_runs: watch::Sender::new(None),
         }
     }
 
@@ -324,6 +402,14 @@ impl Hub {
     /// The session's adapter is running: runs are taken from now on.
     pub fn started(&self) {
         self.lock().started = true;
+        self.past_start.send_replace(true);
+    }
+
+    /// Resolves once the session takes runs, or has ended without ever taking one.
+    pub async fn past_start(&self) {
+        let mut past = self.past_start.subscribe();
+        // The hub owns the sender, and the caller holds the hub.
+        let _changed = past.wait_for(|past| *past).await;
     }
 
     /// Why no run is taken now, if none is.
@@ -354,6 +440,65 @@ impl Hub {
             .cloned()
     }
 
+    /// Listens for what the agent says between runs, on `thread_id` (which must be the
+    /// session's, once a run has named it).
+    pub fn listen(self: &Arc<Self>, thread_id: &str) -> Result<Listening, Refused> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.closed {
+            return Err(Refused::Closed(reason.clone()));
+        }
+        if let Some(served) = &state.thread_id
+            && served != thread_id
+        {
+            return Err(Refused::OtherThread {
+                served: served.clone(),
+                asked: thread_id.to_owned(),
+            });
+        }
+        if state.thread_id.is_none() {
+            state.listening_thread = Some(thread_id.to_owned());
+        }
+        state.listeners += 1;
+        let mut runs = self.between_runs.subscribe();
+        if state.between.is_some() {
+            // Open already: the new listener gets it from its start.
+            runs.mark_changed();
+        }
+        Ok(Listening {
+            hub: Arc::clone(self),
+            runs,
+        })
+    }
+
+    /// Whether a run is open.
+    pub fn is_run_open(&self) -> bool {
+        self.lock().open.is_some()
+    }
+
+    /// Whether `request` could wait for the open run's end: the session takes runs, the
+    /// thread is this session's, and its run id is new (`queued` lists those waiting).
+    pub fn check_queueable(&self, request: &RunRequest, queued: &[&str]) -> Result<(), Refused> {
+        let state = self.lock();
+        if let Some(reason) = &state.closed {
+            return Err(Refused::Closed(reason.clone()));
+        }
+        if !state.started {
+            return Err(Refused::Starting);
+        }
+        if state.runs.iter().any(|run| run.run_id == request.run_id)
+            || queued.contains(&request.run_id.as_str())
+        {
+            return Err(Refused::RunExists(request.run_id.clone()));
+        }
+        match &state.thread_id {
+            Some(served) if *served != request.thread_id => Err(Refused::OtherThread {
+                served: served.clone(),
+                asked: request.thread_id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Opens a run for `request`: its `RUN_STARTED` and what the adapter said since the
     /// last run. The input it gives the adapter (the request's new messages, or its
     /// answer) comes back with the run, to deliver at once.
@@ -379,7 +524,11 @@ impl Hub {
                 asked: request.thread_id.clone(),
             });
         }
-        let Turn { input, message_ids } = request.turn(&state.delivered, &state.waiting_on)?;
+        let Turn {
+            input,
+            message_ids,
+            messages,
+        } = request.turn(&state.delivered, &state.waiting_on)?;
         state.thread_id = Some(request.thread_id.clone());
         for id in message_ids {
             if state.delivered.insert(id.clone()) {
@@ -392,12 +541,25 @@ impl Hub {
             }
         }
         state.waiting_on.clear();
+        Self::finish_between(&mut state);
         let log = Arc::new(RunLog::new(
             request.run_id.clone(),
             self.capacity,
             Arc::clone(&self.progress),
         ));
-        let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone());
+        // The caller's messages go out again in the run's snapshot: scrubbed, as every
+        // event is.
+        let messages = messages
+            .into_iter()
+            .map(|mut message| {
+                if let Some(Value::String(content)) = message.get_mut("content") {
+                    *content = self.redactor.text(content).into_owned();
+                }
+                message
+            })
+            .collect();
+        let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone())
+            .with_input_messages(messages);
         let mut events = vec![mapper.start()];
         if state.dropped > 0 {
             events.push(AguiEvent::Custom {
@@ -461,6 +623,28 @@ impl Hub {
             _ => {}
         }
         let Some(open) = state.open.as_mut() else {
+            if state.between.is_none() && state.listeners > 0 {
+                self.open_between(&mut state);
+            }
+            if let Some(between) = state.between.as_mut() {
+                // As what is held for the next run: a turn's end ends this run only, and
+                // a question is asked again when it matters.
+                let event = match event {
+                    Event::TurnEnded { result, .. } => {
+                        let events = between.mapper.finish(Some(&result), RunEnd::Completed);
+                        between.log.push(&events, true);
+                        state.between = None;
+                        return;
+                    }
+                    Event::Question(text) | Event::ToolApproval { question: text, .. } => {
+                        Event::Text(text)
+                    }
+                    other => other,
+                };
+                let events = between.mapper.map(event);
+                between.log.push(&events, false);
+                return;
+            }
             if state.held.len() >= self.capacity {
                 state.held.pop_front();
                 state.dropped += 1;
@@ -499,7 +683,51 @@ impl Hub {
                 Some(failure.as_deref().unwrap_or(&reason)),
             );
         }
+        Self::finish_between(&mut state);
         state.closed = Some(reason);
+        drop(state);
+        self.past_start.send_replace(true);
+        // Listeners waiting for a run learn that none will come.
+        self.between_runs.send_modify(|_| {});
+    }
+
+    /// Opens a run for what the agent says while no run is open, and tells listeners.
+    fn open_between(&self, state: &mut State) {
+        let run_id = format!("between-{}", uuid::Uuid::new_v4());
+        let thread_id = state
+            .thread_id
+            .clone()
+            .or_else(|| state.listening_thread.clone())
+            .unwrap_or_default();
+        let log = Arc::new(RunLog::new(
+            run_id.clone(),
+            self.capacity,
+            Arc::clone(&self.progress),
+        ));
+        // Nobody paces it: it keeps its last events, like any run whose client left.
+        log.release();
+        let mapper = AguiMapper::new(thread_id, run_id.clone());
+        log.push(&[mapper.start()], false);
+        info!(%run_id, "the agent speaks between runs: a run of its own for the listeners");
+        state.runs.push_back(Arc::clone(&log));
+        while state.runs.len() > KEPT_RUNS + 1 {
+            state.runs.pop_front();
+        }
+        state.between = Some(OpenRun {
+            log: Arc::clone(&log),
+            mapper,
+            interrupted: false,
+            results_due: 0,
+        });
+        self.between_runs.send_replace(Some(log));
+    }
+
+    /// Ends the run of what the agent said between runs, if one is open.
+    fn finish_between(state: &mut State) {
+        if let Some(mut between) = state.between.take() {
+            let events = between.mapper.finish(None, RunEnd::Completed);
+            between.log.push(&events, true);
+        }
     }
 
     /// Ends the open run: `error` makes it a `RUN_ERROR`; a failed result does too.
@@ -644,6 +872,7 @@ mod tests {
                 "TEXT_MESSAGE_START",
                 "TEXT_MESSAGE_CONTENT",
                 "TEXT_MESSAGE_END",
+                "MESSAGES_SNAPSHOT",
                 "RUN_FINISHED"
             ]
         );

@@ -8,11 +8,15 @@
 //!
 //! | route | what it does |
 //! |---|---|
-//! | `GET /health` | `200 {"status":"ok"}` once runs are taken; `503` while starting or after the end. No token. |
-//! | `GET /capabilities` | the agent's AG-UI capabilities |
-//! | `POST /run` (or `POST /`) | a `RunAgentInput`; answers with the run's AG-UI events as SSE, each with an `id:` |
+//! | `GET /health` | `200 {"status":"ok","session_id":…}` once runs are taken; `503` while starting or after the end. No token. |
+//! | `GET /capabilities` | the platform's capabilities fields, and AG-UI's under `ag_ui` |
+//! | `POST /run` (or `POST /`) | a `RunAgentInput`; answers `200` at once with the run's AG-UI events as SSE, each with an `id:`; a run asked for while another is open (or while the session starts) waits for it |
 //! | `GET /runs/{run_id}/events` | the run's events after `Last-Event-ID`, then the rest of the run live |
 //! | `POST /interrupt` | stops the open run's turn; the run ends with the `cancelled` outcome |
+//! | `GET /events/{thread_id}` (and `…/wait`) | what the agent says between runs, as a run of its own; a heartbeat comment every 30 s |
+//!
+//! With `INITIAL_PROMPT`, the first prompt is posted to the platform's backend
+//! ([`initial_prompt`]), which runs it like any message.
 //!
 //! Every route but `/health` needs the token in `AGUI_TOKEN`, as `X-Ambient-Session-Token`
 //! (the platform's backend) or `Authorization: Bearer` (the scheme in any case). Every event comes
@@ -30,6 +34,7 @@ mod continuation;
 mod front;
 pub mod http;
 pub mod hub;
+pub mod initial_prompt;
 pub mod request;
 pub mod server;
 
@@ -61,6 +66,14 @@ pub mod env {
     pub const USE_AGUI: &str = "USE_AGUI";
     /// The browser origins allowed to call the runner (CORS), comma-separated.
     pub const AGUI_CORS_ORIGINS: &str = "AGUI_CORS_ORIGINS";
+    /// The session's first prompt, posted to the backend as a hidden user message.
+    pub const INITIAL_PROMPT: &str = "INITIAL_PROMPT";
+    /// `true` when the pod resumes a session: its first prompt was sent already.
+    pub const IS_RESUME: &str = "IS_RESUME";
+    /// Seconds to wait before posting the first prompt.
+    pub const INITIAL_PROMPT_DELAY_SECONDS: &str = "INITIAL_PROMPT_DELAY_SECONDS";
+    /// The session's project, as the platform's operator names it.
+    pub const PROJECT_NAME: &str = "PROJECT_NAME";
 }
 
 /// The port the platform's runner serves on when `AGUI_PORT` does not say.
@@ -104,19 +117,45 @@ pub struct ServeArgs {
     /// `scheme://host[:port]` [default: none].
     #[arg(long = "serve-cors-origins", env = env::AGUI_CORS_ORIGINS)]
     pub cors_origins: Option<String>,
+    /// The session's first prompt: posted to the backend (BACKEND_API_URL, with
+    /// BOT_TOKEN) as a hidden user message, which the backend runs like any other.
+    #[arg(long = "initial-prompt", env = env::INITIAL_PROMPT)]
+    pub initial_prompt: Option<String>,
+    /// `true`: this pod resumes the session, and its first prompt is not sent again.
+    #[arg(long = "is-resume", env = env::IS_RESUME)]
+    pub is_resume: Option<String>,
+    /// Seconds to wait before posting the first prompt [default: 2].
+    #[arg(long = "initial-prompt-delay", env = env::INITIAL_PROMPT_DELAY_SECONDS)]
+    pub initial_prompt_delay: Option<String>,
+    /// The session's project, for the backend's URL [default: AGENTIC_SESSION_NAMESPACE].
+    #[arg(long = "project-name", env = env::PROJECT_NAME)]
+    pub project_name: Option<String>,
 }
 
-/// What `/capabilities` says about the agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `/capabilities` says about the agent: AG-UI's capabilities, and the fields the
+/// platform's backend and UI read (`framework`, `agent_features`, `file_system`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServeIdentity {
     /// The runner's name (`claude-runner`).
     pub name: String,
-    /// The framework it runs (`claude-code`, `langgraph`).
+    /// The framework it runs, as the platform's runner registry names it
+    /// (`claude-agent-sdk`, `langgraph`): the UI finds the runner type by it.
     pub framework: String,
     /// The runner's version.
     pub version: String,
     /// Whether runs can end on a question (the interrupt outcome) and resume.
     pub interrupts: bool,
+    /// What the agent does, in the platform's words (`agentic_chat`,
+    /// `backend_tool_rendering`, `shared_state`, `human_in_the_loop`, `thinking`).
+    pub agent_features: Vec<String>,
+    /// Whether the agent works on the workspace's files (the UI's file panel).
+    pub file_system: bool,
+    /// Whether the agent takes MCP servers.
+    pub mcp: bool,
+    /// Whether a restarted pod goes on with the same conversation.
+    pub session_persistence: bool,
+    /// The model the agent is set to, when the runner sets one.
+    pub model: Option<String>,
 }
 
 /// The validated serve settings.
@@ -132,6 +171,9 @@ pub struct ServeSettings {
     pub limits: server::ServerLimits,
     /// The browser origins allowed to call (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// The first prompt to post to the backend once runs are taken
+    /// ([`ServeArgs::initial_prompt`]).
+    pub initial_prompt: Option<initial_prompt::InitialPrompt>,
 }
 
 impl ServeArgs {
@@ -249,6 +291,7 @@ impl ServeArgs {
             token: Secret::new(token),
             replay_events,
             cors_origins,
+            initial_prompt: None,
             limits: server::ServerLimits {
                 max_connections,
                 ..server::ServerLimits::default()
@@ -290,6 +333,8 @@ pub async fn serve<A: Adapter>(
         redactor,
         identity: Arc::new(identity),
         replay_events: settings.replay_events,
+        session_id: config.session_id.clone(),
+        waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
     };
     let server_stop = CancellationToken::new();
@@ -300,7 +345,7 @@ pub async fn serve<A: Adapter>(
         server_stop.clone(),
     ));
     info!(%address, "serving AG-UI; preparing the session");
-    let front = ServeFront::new(
+    let mut front = ServeFront::new(
         hub,
         commands,
         &config,
@@ -310,6 +355,9 @@ pub async fn serve<A: Adapter>(
             task: server,
         },
     );
+    front.initial_prompt = settings
+        .initial_prompt
+        .map(|prompt| (prompt, config.redactor.clone()));
     let report = Box::pin(ambient_host::run(config, front, adapter, shutdown)).await;
     report.exit()
 }
@@ -333,6 +381,10 @@ mod operator_tests {
             host: None,
             use_agui: use_agui.map(str::to_owned),
             cors_origins: None,
+            initial_prompt: None,
+            is_resume: None,
+            initial_prompt_delay: None,
+            project_name: None,
         }
     }
 

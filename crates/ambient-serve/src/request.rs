@@ -73,6 +73,9 @@ pub struct Turn {
     pub input: Input,
     /// The ids of the user messages delivered.
     pub message_ids: Vec<String>,
+    /// Those messages, as AG-UI user messages with their ids filled in: the run's
+    /// `MESSAGES_SNAPSHOT` opens with them.
+    pub messages: Vec<Value>,
 }
 
 impl RunRequest {
@@ -114,6 +117,7 @@ impl RunRequest {
             .take_while(|(_, message)| message.role == "user")
             .collect::<Vec<_>>();
         let mut message_ids = Vec::new();
+        let mut messages = Vec::new();
         let mut texts = Vec::new();
         for (place, message) in trailing.into_iter().rev() {
             let id = if message.id.is_empty() {
@@ -124,8 +128,9 @@ impl RunRequest {
             if delivered.contains(&id) {
                 continue;
             }
-            message_ids.push(id);
             let text = text_of(&message.content);
+            messages.push(serde_json::json!({"id": id, "role": "user", "content": text}));
+            message_ids.push(id);
             if !text.trim().is_empty() {
                 texts.push(text.trim().to_owned());
             }
@@ -140,6 +145,7 @@ impl RunRequest {
         Ok(Turn {
             input: Input::Message(input.into()),
             message_ids,
+            messages,
         })
     }
 }

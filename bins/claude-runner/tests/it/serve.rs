@@ -73,8 +73,13 @@ async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_
     let home = tempfile::tempdir().unwrap();
     let served = serve(&mock, workspace.path(), home.path(), &[]).await;
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
-    assert_eq!(capabilities["identity"]["type"], "claude-code");
-    validate_with_official_types("capabilities", &[capabilities]);
+    assert_eq!(
+        capabilities["ag_ui"]["identity"]["type"],
+        "claude-agent-sdk"
+    );
+    assert_eq!(capabilities["framework"], "claude-agent-sdk");
+    assert_eq!(capabilities["file_system"], true);
+    validate_with_official_types("capabilities", &[capabilities["ag_ui"].clone()]);
     let mut conversation = Vec::new();
 
     let hello = served.run(&say(&mut conversation, "r1", "hello")).await;

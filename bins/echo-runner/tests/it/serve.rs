@@ -50,8 +50,8 @@ async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the
     let capabilities = served.get("/capabilities").await;
     assert_eq!(capabilities.status(), 200);
     let capabilities: Value = capabilities.json().await.unwrap();
-    assert_eq!(capabilities["identity"]["name"], "echo-runner");
-    validate_with_official_types("capabilities", &[capabilities]);
+    assert_eq!(capabilities["ag_ui"]["identity"]["name"], "echo-runner");
+    validate_with_official_types("capabilities", &[capabilities["ag_ui"].clone()]);
 
     let first = served
         .run(&run_input(
@@ -71,10 +71,24 @@ async fn each_run_streams_valid_ag_ui_events_and_messages_between_runs_reach_the
             "TOOL_CALL_ARGS",
             "TOOL_CALL_END",
             "TOOL_CALL_RESULT",
+            "MESSAGES_SNAPSHOT",
             "RUN_FINISHED",
         ]
     );
     assert_eq!(texts(&first), ["hello ***REDACTED***"]);
+    // The snapshot the platform's backend keeps the run as: the user's message (scrubbed
+    // too), the agent's answer, its tool call and the call's result.
+    let snapshot = &first[first.len() - 2].data["messages"];
+    assert_eq!(
+        snapshot[0],
+        json!({"id": "u1", "role": "user", "content": "hello ***REDACTED***"})
+    );
+    assert_eq!(snapshot[1]["content"], "hello ***REDACTED***");
+    assert_eq!(
+        snapshot[2]["toolCalls"][0]["id"],
+        first[5].data["toolCallId"]
+    );
+    assert_eq!(snapshot[3]["role"], "tool");
     let everything =
         serde_json::to_string(&first.iter().map(|e| &e.data).collect::<Vec<_>>()).unwrap();
     assert!(!everything.contains(PLANTED), "the secret reached an event");
@@ -285,12 +299,14 @@ async fn an_interrupt_stops_the_open_run_which_ends_cancelled_and_the_next_run_w
         .post_run(&run_input("t", "long", &[("u1", "user", "go")]))
         .await;
     assert_eq!(response.status(), 200);
-    // Once the run streams, a second run is refused and an interrupt is taken.
+    // Once the run streams, a second run is answered 200 at once (the platform's backend
+    // takes anything else as a failed run), and waits; an interrupt is taken.
     let mut events = read_sse(response, Some(5)).await;
-    let busy = served
+    let waiting = served
         .post_run(&run_input("t", "other", &[("u2", "user", "too soon")]))
         .await;
-    assert_eq!(busy.status(), 409);
+    assert_eq!(waiting.status(), 200);
+    assert_eq!(waiting.headers()["content-type"], "text/event-stream");
     let interrupted = served.interrupt().await;
     assert_eq!(interrupted.status(), 200);
     assert_eq!(
@@ -314,6 +330,12 @@ async fn an_interrupt_stops_the_open_run_which_ends_cancelled_and_the_next_run_w
         events.len() < 1_000_000,
         "the turn was stopped, not finished"
     );
+    // The waiting run opened when the interrupted one ended: its events follow, whole.
+    let waited = read_sse(waiting, Some(3)).await;
+    assert_eq!(waited[0].data["type"], "RUN_STARTED");
+    assert_eq!(waited[0].data["runId"], "other");
+    assert_eq!(texts(&waited), ["too soon"]);
+    served.interrupt().await;
     // The session goes on: the next run starts a new turn (itself a long one).
     let next = served
         .post_run(&run_input(
@@ -322,6 +344,8 @@ async fn an_interrupt_stops_the_open_run_which_ends_cancelled_and_the_next_run_w
             &[
                 ("u1", "user", "go"),
                 ("a1", "assistant", "…"),
+                ("u2", "user", "too soon"),
+                ("a2", "assistant", "…"),
                 ("u3", "user", "next"),
             ],
         ))
@@ -384,8 +408,8 @@ async fn a_client_cut_at_many_points_gets_every_event_once() {
         )
         .await;
         assert_eq!(cut, whole, "read {step} at a time");
-        // Each filler text is a message of three events.
-        assert_eq!(whole.len(), 1 + 3 + 300 * 3 + 4 + 1);
+        // Each filler text is a message of three events; the snapshot comes before the end.
+        assert_eq!(whole.len(), 1 + 3 + 300 * 3 + 4 + 1 + 1);
         let parsed: Vec<AguiEvent> = whole
             .iter()
             .map(|e| serde_json::from_value(e.data.clone()).unwrap())

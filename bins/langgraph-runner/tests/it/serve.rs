@@ -73,9 +73,9 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
     let workspace = tempfile::tempdir().unwrap();
     let served = serve(workspace.path(), None, "chat", &[]).await;
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
-    assert_eq!(capabilities["identity"]["type"], "langgraph");
-    assert_eq!(capabilities["humanInTheLoop"]["interrupts"], true);
-    validate_with_official_types("capabilities", &[capabilities]);
+    assert_eq!(capabilities["ag_ui"]["identity"]["type"], "langgraph");
+    assert_eq!(capabilities["ag_ui"]["humanInTheLoop"]["interrupts"], true);
+    validate_with_official_types("capabilities", &[capabilities["ag_ui"].clone()]);
     let first = check_run(
         &served
             .run(&run_input("t", "r1", &[("u1", "user", "hello")]))

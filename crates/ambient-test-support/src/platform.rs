@@ -1,0 +1,272 @@
+//! The platform around a runner that serves AG-UI, as the platform's own code drives its
+//! runner (`docs/platform-contract.md`): the operator's environment, the backend's calls
+//! to the runner (the session-token header, the run proxy's retries and headers, the
+//! between-run listener), and the backend route the runner posts its first prompt to.
+#![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use serde_json::{Value, json};
+use tokio::{
+    process::Command,
+    sync::{Mutex, mpsc},
+};
+
+use crate::{
+    agui::{SERVE_TOKEN, serve_command},
+    harness::WAIT,
+};
+
+/// The session the operator starts.
+pub const SESSION: &str = "session-contract";
+/// Its project (namespace).
+pub const PROJECT: &str = "project-contract";
+/// The bot token the operator gives the runner, for its calls to the backend.
+pub const BOT_TOKEN: &str = "bot-token-contract-5f0c2e9a";
+
+/// What the runner posted to the backend.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The request's path.
+    pub path: String,
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
+    /// Its body.
+    pub body: Value,
+}
+
+/// The backend's API as the runner calls it: `POST
+/// /api/projects/{project}/agentic-sessions/{session}/agui/run`, answered `503` the first
+/// few times (the backend not ready yet), then `200 {runId, threadId}`.
+#[derive(Debug)]
+pub struct Backend {
+    /// `http://127.0.0.1:<port>/api`, for `BACKEND_API_URL`.
+    pub api_url: String,
+    posts: mpsc::UnboundedReceiver<Posted>,
+}
+
+#[derive(Clone)]
+struct Answering {
+    refusals_left: Arc<Mutex<usize>>,
+    posts: mpsc::UnboundedSender<Posted>,
+}
+
+async fn agui_run(
+    State(answering): State<Answering>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let _recorded = answering.posts.send(Posted {
+        path: uri.path().to_owned(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        body: body.clone(),
+    });
+    let mut refusals = answering.refusals_left.lock().await;
+    if *refusals > 0 {
+        *refusals -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "backend starting"})),
+        );
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({"runId": body["runId"], "threadId": body["threadId"]})),
+    )
+}
+
+impl Backend {
+    /// A backend on a loopback port that refuses the first `refusals` posts with `503`.
+    pub async fn start(refusals: usize) -> Self {
+        let (sender, posts) = mpsc::unbounded_channel();
+        let answering = Answering {
+            refusals_left: Arc::new(Mutex::new(refusals)),
+            posts: sender,
+        };
+        let router = Router::new()
+            .route(
+                "/api/projects/{project}/agentic-sessions/{session}/agui/run",
+                post(agui_run),
+            )
+            .with_state(answering);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            api_url: format!("http://{address}/api"),
+            posts,
+        }
+    }
+
+    /// A post the runner made and that was not read yet, if there is one.
+    pub fn try_next_post(&mut self) -> Option<Posted> {
+        self.posts.try_recv().ok()
+    }
+
+    /// The next post the runner made.
+    pub async fn next_post(&mut self) -> Posted {
+        tokio::time::timeout(WAIT, self.posts.recv())
+            .await
+            .expect("the runner posts to the backend in time")
+            .unwrap()
+    }
+}
+
+/// A port free now, for an operator that names the runner's port before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `binary` with the environment the platform's operator gives its runner's pod: the
+/// port (`AGUI_PORT`, on loopback with `AGUI_HOST`), the session token, the session and
+/// project, the backend's address and bot token, `USE_AGUI=true`, and `INITIAL_PROMPT`;
+/// no `WEBSOCKET_URL`, no `AGUI_LISTEN`.
+pub fn operator_command(
+    binary: impl AsRef<Path>,
+    workspace: &Path,
+    port: u16,
+    backend: &Backend,
+    initial_prompt: Option<&str>,
+) -> Command {
+    let mut command = serve_command(binary, workspace);
+    command
+        .env_remove("AGUI_LISTEN")
+        .env("AGUI_PORT", port.to_string())
+        .env("AGUI_HOST", "127.0.0.1")
+        .env("USE_AGUI", "true")
+        .env("SESSION_ID", SESSION)
+        .env("AGENTIC_SESSION_NAME", SESSION)
+        .env("AGENTIC_SESSION_NAMESPACE", PROJECT)
+        .env("PROJECT_NAME", PROJECT)
+        .env("BACKEND_API_URL", &backend.api_url)
+        .env("BOT_TOKEN", BOT_TOKEN)
+        .env("IS_RESUME", "false")
+        .env("INITIAL_PROMPT_DELAY_SECONDS", "0");
+    if let Some(prompt) = initial_prompt {
+        command.env("INITIAL_PROMPT", prompt);
+    }
+    command
+}
+
+/// The backend's calls to a runner at `url`: every one with `X-Ambient-Session-Token`
+/// and never `Authorization`, as its transport adds them.
+#[derive(Debug, Clone)]
+pub struct BackendCalls {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    client: reqwest::Client,
+}
+
+impl BackendCalls {
+    /// Calls to the runner at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        crate::crypto();
+        Self {
+            url: url.into(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A request with the session token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .header("x-ambient-session-token", SERVE_TOKEN)
+    }
+
+    /// `POST /` as the run proxy sends it (its headers, the user's identity, the caller's
+    /// token), tried again on a refused connection as the proxy tries while the pod
+    /// starts: up to 15 times, 0.5 s growing by half each time up to 5 s.
+    pub async fn run(&self, body: &Value) -> reqwest::Response {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=15 {
+            let sent = self
+                .request(reqwest::Method::POST, "/")
+                .header("accept", "text/event-stream")
+                .header("x-current-user-id", "user-1")
+                .header("x-current-user-name", "User One")
+                .header("x-caller-token", "Bearer caller-token-of-the-user")
+                .json(body)
+                .send()
+                .await;
+            match sent {
+                Ok(response) => return response,
+                Err(error) if error.is_connect() && attempt < 15 => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 3 / 2).min(Duration::from_secs(5));
+                }
+                Err(error) => panic!("the run proxy could not reach the runner: {error}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// `GET /events/{thread_id}`, the between-run listener.
+    pub async fn listen(&self, thread_id: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, &format!("/events/{thread_id}"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /interrupt` with `{}`, as the backend sends it.
+    pub async fn interrupt(&self) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/interrupt")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads SSE lines from `response` the way the backend's relay reads them: every line
+/// that starts with `data: ` is one event; comments (heartbeats) are counted apart. Reads
+/// until the stream ends.
+pub async fn relay_lines(mut response: reqwest::Response) -> (Vec<Value>, usize) {
+    let mut events = Vec::new();
+    let mut comments = 0;
+    let mut pending = String::new();
+    loop {
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .expect("the stream moves in time")
+            .unwrap();
+        let Some(chunk) = chunk else {
+            return (events, comments);
+        };
+        pending.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let line = line.trim_end_matches('\n');
+            if let Some(data) = line.strip_prefix("data: ") {
+                events.push(serde_json::from_str(data).unwrap());
+            } else if line.starts_with(':') {
+                comments += 1;
+            }
+        }
+    }
+}
