@@ -47,6 +47,8 @@ pub(crate) struct ServeFront {
     queued_bytes: usize,
     /// The first prompt, posted to the backend once runs are taken.
     pub(crate) initial_prompt: Option<(InitialPrompt, ambient_host::Redactor)>,
+    /// Where a run's initiator says it left, when that stops the run.
+    pub(crate) abandon: Option<mpsc::UnboundedSender<Command>>,
 }
 
 impl ServeFront {
@@ -68,6 +70,7 @@ impl ServeFront {
             queued: VecDeque::new(),
             queued_bytes: 0,
             initial_prompt: None,
+            abandon: None,
         }
     }
 
@@ -82,7 +85,7 @@ impl ServeFront {
         }
         let (log, input) = self.hub.start_run(request)?;
         control.deliver(input);
-        Ok(Initiator(log))
+        Ok(Initiator::new(log, self.abandon.clone()))
     }
 
     /// Waits `request` behind the open run, within the queue's bounds.
@@ -211,6 +214,11 @@ impl Front for ServeFront {
                 }
                 let started = self.start(&queued.request, control);
                 let _answered = queued.reply.send(started);
+            }
+            Command::Abandoned(run_id) => {
+                if self.hub.abandon(&run_id) {
+                    control.deliver(Input::Interrupt);
+                }
             }
             Command::Interrupt(reply) => {
                 let interrupted = self.hub.interrupt();

@@ -56,6 +56,8 @@ pub struct Front {
     pub session_id: String,
     /// Room for the runs asked for while the session starts.
     pub waiting_for_start: Arc<tokio::sync::Semaphore>,
+    /// The workspace, for the file API.
+    pub workspace: crate::content::Workspace,
     /// The browser origins allowed to call (CORS).
     pub cors_origins: Arc<Vec<String>>,
 }
@@ -68,6 +70,10 @@ pub fn router(front: Front) -> Router {
         .route("/runs/{run_id}/events", get(replay))
         .route("/interrupt", post(interrupt))
         .route("/events/{thread_id}", get(listen))
+        .route("/content/list", get(content_list))
+        .route("/content/file", get(content_file))
+        .route("/content/write", post(content_write))
+        .route("/content/delete", axum::routing::delete(content_delete))
         .route("/events/{thread_id}/wait", get(listen))
         .route("/capabilities", get(capabilities))
         .route_layer(middleware::from_fn_with_state(front.clone(), authenticate))
@@ -311,7 +317,21 @@ async fn run(
     // must never start the run's turn a second time.
     if let Some(after) = after {
         return match front.hub.run(&request.run_id) {
-            Some(log) => stream(&front, log, after, None, connection),
+            Some(log) => {
+                // An AG-UI client checks its stream from its start: a resumed one opens
+                // with the run's RUN_STARTED again (without an id, so that the place the
+                // client resumes from next time is unchanged), and takes up a message or
+                // a tool call cut in the middle from its start.
+                let started = AguiEvent::RunStarted {
+                    thread_id: request.thread_id.clone(),
+                    run_id: request.run_id.clone(),
+                };
+                let json = serde_json::to_string(&started).unwrap_or_default();
+                let preface = (after > 0).then(|| Bytes::from(format!("data: {json}\n\n")));
+                // A message or call cut in the middle is sent again from its start.
+                let from = log.resume_point(after);
+                stream_from(&front, log, from, preface, connection)
+            }
             None => front.unknown_run(&request.run_id),
         };
     }
@@ -326,7 +346,7 @@ async fn run(
     match started {
         Ok(Started::Now(initiator)) => stream(
             &front,
-            Arc::clone(&initiator.0),
+            Arc::clone(&initiator.log),
             0,
             Some(initiator),
             connection,
@@ -352,6 +372,146 @@ async fn replay(
     match front.hub.run(&run_id) {
         Some(log) => stream(&front, log, after, None, connection),
         None => front.unknown_run(&run_id),
+    }
+}
+
+/// `?path=` of a file API request.
+#[derive(Debug, serde::Deserialize)]
+struct PathQuery {
+    path: Option<String>,
+}
+
+/// The body of `/content/write`.
+#[derive(Debug, serde::Deserialize)]
+struct WriteBody {
+    path: String,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+/// The body of `/content/delete`.
+#[derive(Debug, serde::Deserialize)]
+struct DeleteBody {
+    path: String,
+}
+
+impl Front {
+    /// Runs a file operation off the async threads; its error as the JSON answer.
+    async fn on_workspace<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&crate::content::Workspace) -> Result<T, crate::content::ContentError>
+        + Send
+        + 'static,
+    ) -> Result<T, Response> {
+        let workspace = self.workspace.clone();
+        let done = tokio::task::spawn_blocking(move || operation(&workspace)).await;
+        match done {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(refused)) => {
+                let status = StatusCode::from_u16(refused.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Err(self.error(status, &refused.to_string()))
+            }
+            Err(_) => Err(self.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the file operation failed",
+            )),
+        }
+    }
+}
+
+fn path_of(query: PathQuery) -> String {
+    query.path.unwrap_or_else(|| String::from("/"))
+}
+
+async fn content_list(
+    State(front): State<Front>,
+    axum::extract::Query(query): axum::extract::Query<PathQuery>,
+) -> Response {
+    let path = path_of(query);
+    match front
+        .on_workspace(move |workspace| workspace.list(&path))
+        .await
+    {
+        Ok(items) => axum::Json(json!({"items": items})).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn content_file(
+    State(front): State<Front>,
+    axum::extract::Query(query): axum::extract::Query<PathQuery>,
+) -> Response {
+    let path = path_of(query);
+    match front
+        .on_workspace(move |workspace| workspace.read(&path))
+        .await
+    {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn content_write(State(front): State<Front>, body: Bytes) -> Response {
+    let body: WriteBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(why) => {
+            return front.error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be {{\"path\", \"content\", \"encoding\"?}}: {why}"),
+            );
+        }
+    };
+    let bytes = match body.encoding.as_deref() {
+        None | Some("" | "utf-8" | "utf8") => body.content.into_bytes(),
+        Some("base64") => {
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD.decode(body.content.trim()) {
+                Ok(bytes) => bytes,
+                Err(why) => {
+                    return front.error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("the content is not valid base64: {why}"),
+                    );
+                }
+            }
+        }
+        Some(other) => {
+            return front.error(
+                StatusCode::BAD_REQUEST,
+                &format!("unknown encoding `{other}`: base64, or none for text"),
+            );
+        }
+    };
+    let path = body.path;
+    match front
+        .on_workspace(move |workspace| workspace.write(&path, &bytes))
+        .await
+    {
+        Ok(()) => axum::Json(json!({"message": "ok"})).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn content_delete(State(front): State<Front>, body: Bytes) -> Response {
+    let body: DeleteBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(why) => {
+            return front.error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be {{\"path\"}}: {why}"),
+            );
+        }
+    };
+    let path = body.path;
+    match front
+        .on_workspace(move |workspace| workspace.delete(&path))
+        .await
+    {
+        Ok(()) => axum::Json(json!({"message": "file deleted successfully"})).into_response(),
+        Err(response) => response,
     }
 }
 
@@ -403,6 +563,7 @@ async fn listen(
             pending: VecDeque::new(),
             ended: false,
             skip_snapshots: true,
+            preface: None,
             _marks: marks,
         };
         let events = follow_events(follow);
@@ -542,6 +703,8 @@ struct Follow {
     ended: bool,
     /// Leaves `MESSAGES_SNAPSHOT` out (for the between-run listener).
     skip_snapshots: bool,
+    /// Sent before the events.
+    preface: Option<Bytes>,
     /// The connection is busy while the stream lasts; for the initiator, it is never cut
     /// for not reading.
     _marks: Vec<Marked>,
@@ -587,6 +750,28 @@ fn stream(
     initiator: Option<Initiator>,
     connection: Option<&ConnectionHandle>,
 ) -> Response {
+    follow_response(front, log, after, initiator, None, connection)
+}
+
+/// [`stream`] for a client that comes back, with `preface` sent first.
+fn stream_from(
+    front: &Front,
+    log: Arc<RunLog>,
+    after: u64,
+    preface: Option<Bytes>,
+    connection: Option<&ConnectionHandle>,
+) -> Response {
+    follow_response(front, log, after, None, preface, connection)
+}
+
+fn follow_response(
+    front: &Front,
+    log: Arc<RunLog>,
+    after: u64,
+    initiator: Option<Initiator>,
+    preface: Option<Bytes>,
+    connection: Option<&ConnectionHandle>,
+) -> Response {
     if let Err(gap) = log.since_at_most(after, 0) {
         return front.error(StatusCode::GONE, &format!("run {}: {gap}", log.run_id()));
     }
@@ -599,6 +784,7 @@ fn stream(
         pending: VecDeque::new(),
         ended: false,
         skip_snapshots: false,
+        preface,
     };
     sse_response(follow_events(follow))
 }
@@ -631,13 +817,14 @@ fn waiting_stream(
         let why = match opened.await {
             Ok(Ok(initiator)) => {
                 let follow = Follow {
-                    changes: initiator.0.subscribe(),
-                    log: Arc::clone(&initiator.0),
+                    changes: initiator.log.subscribe(),
+                    log: Arc::clone(&initiator.log),
                     last: 0,
                     initiator: Some(initiator),
                     pending: VecDeque::new(),
                     ended: false,
                     skip_snapshots: false,
+                    preface: None,
                     _marks: marks,
                 };
                 return follow_events(follow).boxed();
@@ -669,6 +856,9 @@ fn waiting_stream(
 fn follow_events(follow: Follow) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut follow = follow?;
+        if let Some(preface) = follow.preface.take() {
+            return Some((Ok::<_, Infallible>(preface), Some(follow)));
+        }
         loop {
             if let Some(chunk) = follow.next_chunk() {
                 let more = !(follow.ended && follow.pending.is_empty());

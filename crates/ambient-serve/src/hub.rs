@@ -17,7 +17,7 @@ use ambient_adapter::{Event, Input, ResultPayload};
 use ambient_agui::{AguiEvent, AguiMapper, Numbered, ReplayBuffer, ReplayGap, RunEnd};
 use ambient_host::Redactor;
 use serde_json::Value;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::request::{RunRequest, Turn};
@@ -101,6 +101,8 @@ pub enum Command {
     Dequeued(QueuedRun),
     /// Interrupt the open run.
     Interrupt(oneshot::Sender<Result<String, Refused>>),
+    /// The client that started this run left before its end.
+    Abandoned(String),
 }
 
 /// What a run request got. A request that comes while another run is open waits for
@@ -127,18 +129,35 @@ pub struct QueuedRun {
 /// no more of the agent's events): it paces the run and is never cut for being slow, as
 /// the platform's backend cannot rejoin a run's stream.
 #[derive(Debug)]
-pub struct Initiator(pub Arc<RunLog>);
+pub struct Initiator {
+    /// The run.
+    pub log: Arc<RunLog>,
+    /// Where to say that the client left before the run's end, when that stops the run.
+    abandon: Option<mpsc::UnboundedSender<Command>>,
+}
 
 impl Initiator {
+    /// The client that started the run in `log`; with `abandon`, leaving before the
+    /// run's end stops the run.
+    pub(crate) fn new(log: Arc<RunLog>, abandon: Option<mpsc::UnboundedSender<Command>>) -> Self {
+        Self { log, abandon }
+    }
+
     /// The client has taken every event up to `id`.
     pub fn taken(&self, id: u64) {
-        self.0.taken(id);
+        self.log.taken(id);
     }
 }
 
 impl Drop for Initiator {
     fn drop(&mut self) {
-        self.0.release();
+        self.log.release();
+        if let Some(abandon) = &self.abandon
+            && !self.log.has_ended()
+        {
+            // The session may be over already: then there is nothing to stop.
+            let _told = abandon.send(Command::Abandoned(self.log.run_id.clone()));
+        }
     }
 }
 
@@ -202,6 +221,49 @@ impl RunLog {
     /// buffer's bounds.
     fn is_backlogged(&self) -> bool {
         self.lock().buffer.pinned_past_bounds()
+    }
+
+    /// Where a client that comes back after event `after` starts, so that its stream
+    /// reads well on its own (a stock AG-UI client checks it from its start): before the
+    /// first text message, tool call or reasoning still open at `after`, or at `after`.
+    pub fn resume_point(&self, after: u64) -> u64 {
+        let Ok(batch) = self.since_at_most(0, usize::try_from(after).unwrap_or(usize::MAX)) else {
+            // Not all kept: the stream says what is missing.
+            return after;
+        };
+        let mut open: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for event in &batch.events {
+            let Ok(parsed) = serde_json::from_str::<AguiEvent>(event.json()) else {
+                continue;
+            };
+            match parsed {
+                AguiEvent::TextMessageStart { message_id, .. }
+                | AguiEvent::ReasoningStart { message_id }
+                | AguiEvent::ReasoningMessageStart { message_id, .. } => {
+                    open.entry(message_id).or_insert(event.id);
+                }
+                AguiEvent::ToolCallStart { tool_call_id, .. } => {
+                    open.entry(tool_call_id).or_insert(event.id);
+                }
+                AguiEvent::TextMessageEnd { message_id }
+                | AguiEvent::ReasoningEnd { message_id }
+                | AguiEvent::ReasoningMessageEnd { message_id } => {
+                    open.remove(&message_id);
+                }
+                AguiEvent::ToolCallEnd { tool_call_id } => {
+                    open.remove(&tool_call_id);
+                }
+                _ => {}
+            }
+        }
+        open.values()
+            .min()
+            .map_or(after, |first_open| first_open.saturating_sub(1))
+    }
+
+    /// Whether the run has ended.
+    pub fn has_ended(&self) -> bool {
+        self.lock().ended
     }
 
     /// The run's id.
@@ -597,6 +659,19 @@ impl Hub {
             results_due,
         });
         Ok((log, input))
+    }
+
+    /// Interrupts run `run_id` if it is the open one (its client left); whether it was.
+    pub fn abandon(&self, run_id: &str) -> bool {
+        let mut state = self.lock();
+        match state.open.as_mut() {
+            Some(open) if open.log.run_id == run_id && !open.interrupted => {
+                open.interrupted = true;
+                info!(%run_id, "the client that started the run left: the run is stopped (AGUI_ABORT_ON_DISCONNECT)");
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Marks the open run interrupted: it ends, cancelled, when the adapter reports the

@@ -30,6 +30,7 @@
 //! thread id, a CLI session id) go to `.ambient-runner/continuation.json` in the
 //! workspace, so that a restarted pod resumes the same conversation.
 
+pub mod content;
 mod continuation;
 mod front;
 pub mod http;
@@ -74,6 +75,8 @@ pub mod env {
     pub const INITIAL_PROMPT_DELAY_SECONDS: &str = "INITIAL_PROMPT_DELAY_SECONDS";
     /// The session's project, as the platform's operator names it.
     pub const PROJECT_NAME: &str = "PROJECT_NAME";
+    /// Whether a run stops when the client that started it leaves before its end.
+    pub const AGUI_ABORT_ON_DISCONNECT: &str = "AGUI_ABORT_ON_DISCONNECT";
 }
 
 /// The port the platform's runner serves on when `AGUI_PORT` does not say.
@@ -130,6 +133,11 @@ pub struct ServeArgs {
     /// The session's project, for the backend's URL [default: AGENTIC_SESSION_NAMESPACE].
     #[arg(long = "project-name", env = env::PROJECT_NAME)]
     pub project_name: Option<String>,
+    /// Stop a run when the client that started it leaves before its end, as the
+    /// platform's runner does (`true`); `false` lets it run on, for a client that comes
+    /// back with Last-Event-ID [default: true].
+    #[arg(long = "serve-abort-on-disconnect", env = env::AGUI_ABORT_ON_DISCONNECT)]
+    pub abort_on_disconnect: Option<String>,
 }
 
 /// What `/capabilities` says about the agent: AG-UI's capabilities, and the fields the
@@ -174,6 +182,8 @@ pub struct ServeSettings {
     /// The first prompt to post to the backend once runs are taken
     /// ([`ServeArgs::initial_prompt`]).
     pub initial_prompt: Option<initial_prompt::InitialPrompt>,
+    /// Whether a run stops when the client that started it leaves before its end.
+    pub abort_on_disconnect: bool,
 }
 
 impl ServeArgs {
@@ -269,6 +279,17 @@ impl ServeArgs {
                 }
             },
         };
+        let abort_on_disconnect = match self.abort_on_disconnect.as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(text) if text.eq_ignore_ascii_case("true") || text == "1" => true,
+            Some(text) if text.eq_ignore_ascii_case("false") || text == "0" => false,
+            Some(text) => {
+                return Err(ConfigError::Invalid {
+                    variable: env::AGUI_ABORT_ON_DISCONNECT,
+                    why: format!("`{text}` is not true or false"),
+                });
+            }
+        };
         let mut cors_origins = Vec::new();
         for origin in self.cors_origins.as_deref().unwrap_or_default().split(',') {
             let origin = origin.trim().trim_end_matches('/');
@@ -292,6 +313,7 @@ impl ServeArgs {
             replay_events,
             cors_origins,
             initial_prompt: None,
+            abort_on_disconnect,
             limits: server::ServerLimits {
                 max_connections,
                 ..server::ServerLimits::default()
@@ -325,6 +347,7 @@ pub async fn serve<A: Adapter>(
     };
     let address = listener.local_addr().unwrap_or(settings.listen);
     let (commands_tx, commands) = mpsc::unbounded_channel();
+    let abandon = settings.abort_on_disconnect.then(|| commands_tx.clone());
     let hub = Arc::new(Hub::new(redactor.clone(), settings.replay_events));
     let handlers = http::Front {
         hub: Arc::clone(&hub),
@@ -334,6 +357,7 @@ pub async fn serve<A: Adapter>(
         identity: Arc::new(identity),
         replay_events: settings.replay_events,
         session_id: config.session_id.clone(),
+        workspace: content::Workspace::new(config.workspace.clone()),
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
     };
@@ -355,6 +379,7 @@ pub async fn serve<A: Adapter>(
             task: server,
         },
     );
+    front.abandon = abandon;
     front.initial_prompt = settings
         .initial_prompt
         .map(|prompt| (prompt, config.redactor.clone()));
@@ -385,6 +410,7 @@ mod operator_tests {
             is_resume: None,
             initial_prompt_delay: None,
             project_name: None,
+            abort_on_disconnect: None,
         }
     }
 

@@ -18,14 +18,18 @@ pub struct RunRequest {
     /// The conversation.
     #[serde(alias = "thread_id")]
     pub thread_id: String,
-    /// This run.
-    #[serde(alias = "run_id")]
+    /// This run; a new UUID when the caller gives none, as the platform's runner makes one.
+    #[serde(alias = "run_id", default = "new_run_id")]
     pub run_id: String,
     /// The conversation so far, in order.
     pub messages: Vec<Message>,
     /// Answers to the interrupts the last run ended with.
     #[serde(default)]
     pub resume: Vec<ResumeEntry>,
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// One message of the conversation.

@@ -285,9 +285,14 @@ pub async fn read_sse(mut response: reqwest::Response, limit: Option<usize>) -> 
             .push(&chunk)
             .expect("the serve mode sends events of any size")
         {
-            // Keep-alive comments make no event; every event of the serve mode has an id.
-            let id = event.id.expect("every event has an id").parse().unwrap();
-            let data = serde_json::from_str(&event.data).unwrap();
+            // Keep-alive comments make no event; every event of the serve mode has an id
+            // but the RUN_STARTED a resumed stream opens with again, which is left out.
+            let data: Value = serde_json::from_str(&event.data).unwrap();
+            let Some(id) = event.id else {
+                assert_eq!(data["type"], "RUN_STARTED", "an event without an id");
+                continue;
+            };
+            let id = id.parse().unwrap();
             if limit.is_some_and(|limit| events.len() >= limit) {
                 return events;
             }
@@ -352,4 +357,38 @@ pub fn validate_with_official_types(kind: &str, values: &[Value]) {
         "the official AG-UI types refused a value:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs the stock AG-UI client (`HttpAgent` from `@ag-ui/client`, pinned in
+/// `package.json` and installed into `node_modules` by `./scripts/test`) against the
+/// runner at `url` with the serve token: `args` are the mode and its arguments
+/// (`tests/agui-client/client.mjs` says which). Returns what it printed; a stream its
+/// verifier rejects fails here, with its message.
+pub async fn stock_client(url: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/agui-client/client.mjs");
+    let output = tokio::time::timeout(
+        WAIT,
+        Command::new("node")
+            .arg(script)
+            .arg(url)
+            .arg(SERVE_TOKEN)
+            .args(args)
+            .env("SUPPRESS_TRANSFORMATION_WARNINGS", "true")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the stock client ends in time")
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the stock AG-UI client failed ({args:?}):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "the stock client printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }

@@ -190,10 +190,10 @@ fn the_serving_job_serves_on_its_port_behind_a_service_with_the_token_from_a_sec
             variable.name
         );
     }
-    for dialling in ["WEBSOCKET_URL", "BOT_TOKEN", "BACKEND_API_URL"] {
+    for dialling in ["WEBSOCKET_URL", "AGUI_LISTEN"] {
         assert!(
             set.iter().all(|v| v.name != dialling),
-            "the serve mode does not dial the backend, yet the Job sets {dialling}"
+            "the platform's operator sets no {dialling}, yet the Job does"
         );
     }
     let value = |name: &str| {
@@ -202,14 +202,16 @@ fn the_serving_job_serves_on_its_port_behind_a_service_with_the_token_from_a_sec
             .unwrap_or_else(|| panic!("the Job does not set {name}"))
             .clone()
     };
-    let token = value("AGUI_TOKEN");
-    assert!(
-        token.value.is_none(),
-        "the token is a literal in the manifest"
-    );
-    assert!(token.value_from.and_then(|f| f.secret_key_ref).is_some());
-    let listen = value("AGUI_LISTEN").value.unwrap();
-    let port: i32 = listen.rsplit_once(':').unwrap().1.parse().unwrap();
+    for secret in ["AGUI_TOKEN", "BOT_TOKEN"] {
+        let token = value(secret);
+        assert!(
+            token.value.is_none(),
+            "{secret} is a literal in the manifest"
+        );
+        assert!(token.value_from.and_then(|f| f.secret_key_ref).is_some());
+    }
+    assert_eq!(value("USE_AGUI").value.as_deref(), Some("true"));
+    let port: i32 = value("AGUI_PORT").value.unwrap().parse().unwrap();
     let declared = runner.ports.clone().unwrap_or_default();
     let agui = declared
         .iter()
@@ -223,6 +225,12 @@ fn the_serving_job_serves_on_its_port_behind_a_service_with_the_token_from_a_sec
         "the probe asks the served port"
     );
     let service: Service = of_kind("runner-serve.yaml", "Service");
+    let session = value("SESSION_ID").value.unwrap();
+    assert_eq!(
+        service.metadata.name.as_deref(),
+        Some(format!("session-{session}").as_str()),
+        "the backend calls the Service session-<session>"
+    );
     let spec = service.spec.unwrap();
     let pod_labels = job
         .spec

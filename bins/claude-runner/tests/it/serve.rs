@@ -71,7 +71,15 @@ async fn one_cli_serves_streamed_text_tool_calls_an_interrupt_and_a_failure_run_
     let mock = MockAnthropic::start().await;
     let workspace = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let served = serve(&mock, workspace.path(), home.path(), &[]).await;
+    // The stream of the story is cut and the run then interrupted by name: a cut alone
+    // does not stop it here.
+    let served = serve(
+        &mock,
+        workspace.path(),
+        home.path(),
+        &[("AGUI_ABORT_ON_DISCONNECT", "false")],
+    )
+    .await;
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(
         capabilities["ag_ui"]["identity"]["type"],

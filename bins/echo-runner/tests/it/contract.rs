@@ -4,7 +4,7 @@
 
 use ambient_agui::AguiEvent;
 use ambient_test_support::{
-    agui::{Served, check_run, read_sse},
+    agui::{Served, check_run, read_sse, stock_client},
     platform::{
         BOT_TOKEN, Backend, BackendCalls, PROJECT, SESSION, free_port, operator_command,
         relay_lines,
@@ -172,8 +172,8 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         }))
         .await;
     assert_eq!(long.status(), 200);
-    let long_events = read_sse(long, Some(2)).await;
-    assert_eq!(long_events[0].data["runId"], "run-long");
+    // Its headers come once it is open; its reader stays (a reader that leaves stops it).
+    let long = tokio::spawn(relay_lines(long));
     let second_user = calls
         .run(&json!({
             "threadId": SESSION, "runId": "run-second-user",
@@ -183,6 +183,16 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
     assert_eq!(second_user.status(), 200);
     let interrupted = calls.interrupt().await;
     assert_eq!(interrupted.status(), 200);
+    assert_eq!(
+        interrupted.json::<Value>().await.unwrap(),
+        json!({"interrupted": "run-long"})
+    );
+    let (long, _) = long.await.unwrap();
+    assert_eq!(long[0]["runId"], "run-long");
+    assert_eq!(
+        long.last().unwrap()["outcome"],
+        json!({"type": "cancelled"})
+    );
     let second_user = read_sse(second_user, None).await;
     check_run(&second_user);
     assert_eq!(second_user[0].data["runId"], "run-second-user");
@@ -195,6 +205,8 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         ["I was second"]
     );
 
+    check_file_api(&calls, workspace.path()).await;
+
     let finished = served.stop().await;
     assert_eq!(finished.code, Some(143), "{}", finished.stderr);
     for secret in [BOT_TOKEN, "caller-token-of-the-user"] {
@@ -203,6 +215,55 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
             "{secret} reached the log"
         );
     }
+}
+
+#[tokio::test]
+async fn a_run_whose_caller_leaves_stops_as_the_platforms_runner_stops_it() {
+    let workspace = tempfile::tempdir().unwrap();
+    let backend = Backend::start(0).await;
+    let command = operator_command(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        workspace.path(),
+        free_port(),
+        &backend,
+        None,
+    );
+    let served = Served::start(command, workspace.path()).await;
+    let calls = BackendCalls::new(&served.url);
+    let body = |run: &str, id: &str, text: &str| json!({"threadId": SESSION, "runId": run, "messages": [{"id": id, "role": "user", "content": text}]});
+    let long = calls.run(&body("run-long", "u1", "sleep 600")).await;
+    let early = read_sse(long, Some(2)).await;
+    assert_eq!(early[0].data["runId"], "run-long");
+    // The caller left: the turn is stopped, and the run ends cancelled, as a follower sees.
+    let rest = read_sse(served.events_after("run-long", 0).await, None).await;
+    assert_eq!(
+        rest.last().unwrap().data["outcome"],
+        json!({"type": "cancelled"})
+    );
+    // A run whose caller left while it waited never holds the session: it does not open
+    // (or, if the runner opens it before it sees the caller gone, it stops at once).
+    let open = calls.run(&body("run-open", "u2", "sleep 600")).await;
+    let open = tokio::spawn(relay_lines(open));
+    let waiting = calls.run(&body("run-gone", "u3", "sleep 600")).await;
+    assert_eq!(waiting.status(), 200);
+    drop(waiting);
+    assert_eq!(calls.interrupt().await.status(), 200);
+    let (open, _) = open.await.unwrap();
+    assert_eq!(
+        open.last().unwrap()["outcome"],
+        json!({"type": "cancelled"})
+    );
+    let (after, _) = relay_lines(calls.run(&body("run-after", "u4", "after")).await).await;
+    assert_eq!(texts(&after), ["after"]);
+    let gone = served.get("/runs/run-gone/events").await;
+    if gone.status() != 404 {
+        let gone = read_sse(gone, None).await;
+        assert_eq!(
+            gone.last().unwrap().data["outcome"],
+            json!({"type": "cancelled"})
+        );
+    }
+    assert_eq!(served.stop().await.code, Some(143));
 }
 
 #[tokio::test]
@@ -244,4 +305,170 @@ async fn a_resumed_pod_does_not_send_the_initial_prompt_again() {
         "{}",
         finished.stderr
     );
+}
+
+/// The stock AG-UI client, verifier on: a run; a cut stream taken up again with
+/// `Last-Event-ID` (the resumed stream opens with the run's `RUN_STARTED` again, which its
+/// verifier requires); `abortRun()` stopping the run; a browser's preflight from a
+/// configured origin.
+#[tokio::test]
+async fn the_stock_ag_ui_client_runs_resumes_aborts_and_passes_its_preflight() {
+    let workspace = tempfile::tempdir().unwrap();
+    let mut command = ambient_test_support::agui::serve_command(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        workspace.path(),
+    );
+    command
+        .env("AGUI_CORS_ORIGINS", "http://localhost:3000")
+        .env("ECHO_BURST_EVENTS", "20");
+    let served = Served::start(command, workspace.path()).await;
+    let client = |args: &'static [&'static str]| stock_client(&served.url, args);
+
+    let ran = client(&["run", "t", "run-1", "hello"]).await;
+    let events: Vec<&str> = ran["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"RUN_STARTED"));
+    assert_eq!(events.last(), Some(&"RUN_FINISHED"));
+    assert!(events.contains(&"MESSAGES_SNAPSHOT"), "{events:?}");
+    assert_eq!(ran["texts"][0], "hello");
+
+    // abortRun() drops the connection; the run stops as the platform's runner stops it.
+    let aborted = client(&["abort", "t", "run-3", "sleep 600"]).await;
+    assert!(
+        aborted["events"].as_array().unwrap().len() >= 2,
+        "{aborted}"
+    );
+    let rest = read_sse(served.get("/runs/run-3/events").await, None).await;
+    assert_eq!(
+        rest.last().unwrap().data["outcome"],
+        json!({"type": "cancelled"})
+    );
+
+    let resume_workspace = tempfile::tempdir().unwrap();
+    let mut command = ambient_test_support::agui::serve_command(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        resume_workspace.path(),
+    );
+    command
+        .env("AGUI_ABORT_ON_DISCONNECT", "false")
+        .env("ECHO_BURST_EVENTS", "20");
+    let resumable = Served::start(command, resume_workspace.path()).await;
+    // A stream cut after three events, taken up by the stock client with Last-Event-ID, on
+    // a runner told to let a run go on when its client leaves.
+    let cut_body = json!({
+        "threadId": "t", "runId": "run-2",
+        "messages": [{"id": "run-2-user", "role": "user", "content": "again"}],
+    });
+    let first_part = read_sse(resumable.post_run(&cut_body).await, Some(3)).await;
+    let resumed = stock_client(&resumable.url, &["run", "t", "run-2", "again", "3"]).await;
+    let events: Vec<&str> = resumed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"RUN_STARTED"));
+    assert_eq!(events.last(), Some(&"RUN_FINISHED"));
+    let whole = read_sse(resumable.get("/runs/run-2/events").await, None).await;
+    // The cut fell inside the answer's text message: the resumed stream takes it up from
+    // its start, after the run's RUN_STARTED again.
+    assert_eq!(first_part[1].kind(), "TEXT_MESSAGE_START");
+    let whole_kinds: Vec<&str> = whole.iter().map(|e| e.kind()).collect();
+    assert_eq!(events[1..], whole_kinds[1..]);
+    assert_eq!(resumed["texts"][0], "again");
+
+    assert_eq!(resumable.stop().await.code, Some(143));
+
+    let preflight = client(&["preflight", "http://localhost:3000"]).await;
+    assert_eq!(preflight["status"], 204);
+    assert_eq!(preflight["allowOrigin"], "http://localhost:3000");
+    let refused = client(&["preflight", "http://elsewhere.example"]).await;
+    assert_eq!(refused["status"], 403);
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+/// The workspace file API as the UI calls it through the backend, and its refusals of
+/// every way out of the workspace the agent could plant.
+async fn check_file_api(calls: &BackendCalls, workspace: &std::path::Path) {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "outside the workspace").unwrap();
+    std::os::unix::fs::symlink(outside.path(), workspace.join("escape")).unwrap();
+    let write = |path: &str, content: &str, encoding: Option<&str>| {
+        let mut body = json!({"path": path, "content": content});
+        if let Some(encoding) = encoding {
+            body["encoding"] = json!(encoding);
+        }
+        calls
+            .request(reqwest::Method::POST, "/content/write")
+            .json(&body)
+            .send()
+    };
+    let written = write("/docs/plan.md", "# plan", None).await.unwrap();
+    assert_eq!(written.status(), 200);
+    assert_eq!(
+        write("docs/logo.bin", "AAEC", Some("base64"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        std::fs::read(workspace.join("docs/logo.bin")).unwrap(),
+        [0, 1, 2]
+    );
+    let listed: Value = calls
+        .get("/content/list?path=/docs")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/docs/logo.bin", "/docs/plan.md"]);
+    assert_eq!(listed["items"][1]["isDir"], false);
+    let file = calls.get("/content/file?path=docs/plan.md").await;
+    assert_eq!(file.headers()["content-type"], "application/octet-stream");
+    assert_eq!(file.text().await.unwrap(), "# plan");
+    for (path, status) in [
+        ("escape/secret", 400),
+        ("../escape", 400),
+        ("/etc/passwd", 404),
+    ] {
+        let refused = calls.get(&format!("/content/file?path={path}")).await;
+        assert_eq!(refused.status(), status, "{path}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(path.trim_start_matches('/')),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        write("escape/planted", "x", None).await.unwrap().status(),
+        400
+    );
+    assert!(!outside.path().join("planted").exists());
+    let deleted = calls
+        .request(reqwest::Method::DELETE, "/content/delete")
+        .json(&json!({"path": "docs/plan.md"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(!workspace.join("docs/plan.md").exists());
+    // Behind the token, as every route but /health.
+    let anonymous = reqwest::get(format!("{}/content/file?path=docs/logo.bin", calls.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }

@@ -264,10 +264,14 @@ async fn a_failing_node_is_a_run_error_and_an_interrupt_a_cancelled_run() {
         workspace.path(),
         None,
         "slow",
-        &[(
-            "WORKFLOW_CONFIG",
-            r#"{"context": {"ticks": 600, "delay": 0.05}}"#,
-        )],
+        &[
+            (
+                "WORKFLOW_CONFIG",
+                r#"{"context": {"ticks": 600, "delay": 0.05}}"#,
+            ),
+            // The stream is read in cuts: a cut alone does not stop the run here.
+            ("AGUI_ABORT_ON_DISCONNECT", "false"),
+        ],
     )
     .await;
     let response = served
