@@ -154,6 +154,7 @@ fn main() -> ExitCode {
             mcp: true,
             session_persistence: true,
             model,
+            switches_model: true,
         },
     )
 }

@@ -415,6 +415,16 @@ impl Adapter for ClaudeAdapter {
                                 end_deadline = Some(tokio::time::Instant::now() + self.settings.end_timeout);
                             }
                         }
+                        Some(Input::SetModel(model)) => {
+                            // The CLI switches at once, and a CLI started again later is
+                            // started with it.
+                            let _request = process.request(&json!({"subtype": "set_model", "model": model}));
+                            let note = format!("the model is now {model}");
+                            self.settings.model = Some(model);
+                            if emitter.emit(Event::Log(note)).await.is_err() {
+                                continue;
+                            }
+                        }
                         Some(Input::WorkspaceChanged(_)) => {
                             let note = "the workspace changed; the CLI sees the new folders from the next session on";
                             if emitter.emit(Event::Log(String::from(note))).await.is_err() {

@@ -76,7 +76,7 @@ impl Listening {
             Some(Input::Message(text)) => self.pending.push_back(text),
             Some(Input::EndSession) => self.ending = true,
             // The echo works in no folder.
-            Some(Input::WorkspaceChanged(_)) => {}
+            Some(Input::WorkspaceChanged(_) | Input::SetModel(_)) => {}
             None => self.closed = true,
         }
         false

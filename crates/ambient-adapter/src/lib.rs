@@ -89,6 +89,10 @@ pub enum Input {
     /// workflow switched): an adapter that hands folders to its framework picks up the
     /// new set, restarting the framework if it must.
     WorkspaceChanged(Workspace),
+    /// Use this model from the next turn on. Only sent to an adapter whose runner says it
+    /// can switch models (the serve mode's `/model`), and only between turns; others
+    /// ignore it.
+    SetModel(String),
 }
 
 /// A user message. It holds its share of the session's input budget until it is

@@ -215,6 +215,15 @@ impl Front for ServeFront {
                 let started = self.start(&queued.request, control);
                 let _answered = queued.reply.send(started);
             }
+            Command::SetModel(model, reply) => {
+                let switched = if self.hub.is_run_open() || !self.queued.is_empty() {
+                    Err(Refused::MidRun)
+                } else {
+                    control.deliver(Input::SetModel(model));
+                    Ok(())
+                };
+                let _answered = reply.send(switched);
+            }
             Command::Abandoned(run_id) => {
                 if self.hub.abandon(&run_id) {
                     control.deliver(Input::Interrupt);

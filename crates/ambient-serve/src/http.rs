@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use ambient_agui::{AguiEvent, Numbered};
 
@@ -58,6 +58,8 @@ pub struct Front {
     pub waiting_for_start: Arc<tokio::sync::Semaphore>,
     /// The workspace, for the file API.
     pub workspace: crate::content::Workspace,
+    /// The agent's model now (`/model` switches it).
+    pub model: Arc<std::sync::Mutex<Option<String>>>,
     /// The browser origins allowed to call (CORS).
     pub cors_origins: Arc<Vec<String>>,
 }
@@ -70,6 +72,8 @@ pub fn router(front: Front) -> Router {
         .route("/runs/{run_id}/events", get(replay))
         .route("/interrupt", post(interrupt))
         .route("/events/{thread_id}", get(listen))
+        .route("/model", post(switch_model))
+        .route("/feedback", post(feedback))
         .route("/content/list", get(content_list))
         .route("/content/file", get(content_file))
         .route("/content/write", post(content_write))
@@ -254,7 +258,7 @@ async fn capabilities(State(front): State<Front>) -> Response {
         "mcp": identity.mcp,
         "tracing": null,
         "session_persistence": identity.session_persistence,
-        "model": identity.model,
+        "model": front.current_model(),
         "session_id": front.session_id,
         "ag_ui": {
             "identity": {
@@ -272,7 +276,7 @@ async fn capabilities(State(front): State<Front>) -> Response {
 }
 
 /// The platform's features this runner serves routes for, as its UI names them.
-const PLATFORM_FEATURES: [&str; 0] = [];
+const PLATFORM_FEATURES: [&str; 1] = ["feedback"];
 
 /// `Last-Event-ID`, when the caller sent one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
@@ -373,6 +377,117 @@ async fn replay(
         Some(log) => stream(&front, log, after, None, connection),
         None => front.unknown_run(&run_id),
     }
+}
+
+impl Front {
+    fn current_model(&self) -> Option<String> {
+        self.model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The body of `/model`.
+#[derive(Debug, serde::Deserialize)]
+struct ModelBody {
+    #[serde(default)]
+    model: String,
+}
+
+/// Switches the agent's model between runs, as the platform's UI asks: the CLI's for
+/// Claude; refused with the reason for a framework whose model is not the runner's.
+async fn switch_model(State(front): State<Front>, body: Bytes) -> Response {
+    let model = match serde_json::from_slice::<ModelBody>(&body) {
+        Ok(body) => body.model.trim().to_owned(),
+        Err(why) => {
+            return front.error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be {{\"model\": \"…\"}}: {why}"),
+            );
+        }
+    };
+    if model.is_empty() {
+        return front.error(StatusCode::BAD_REQUEST, "model is required");
+    }
+    if !front.identity.switches_model {
+        return front.error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "this runner cannot switch the model: a {} agent's model is its own (set in its code or configuration)",
+                front.identity.framework
+            ),
+        );
+    }
+    let previous = front.current_model();
+    if previous.as_deref() == Some(model.as_str()) {
+        return axum::Json(json!({"message": "Model unchanged", "model": model})).into_response();
+    }
+    let switched = front
+        .ask(|reply| Command::SetModel(model.clone(), reply))
+        .await
+        .and_then(|switched| switched);
+    match switched {
+        Ok(()) => {
+            *front
+                .model
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(model.clone());
+            info!(%model, "model switched");
+            axum::Json(json!({
+                "message": "Model switched",
+                "model": model,
+                "previousModel": previous,
+            }))
+            .into_response()
+        }
+        Err(refused) => front.refusal(&refused),
+    }
+}
+
+/// A thumbs up or down from the UI, as an AG-UI `META` event.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedbackBody {
+    #[serde(rename = "type")]
+    kind: String,
+    meta_type: String,
+    payload: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Takes the user's feedback and gives it back as the `RAW` event the backend stores.
+/// Nothing is sent elsewhere, so `recorded` is `false`; only its kind is logged (its
+/// payload can carry the conversation).
+async fn feedback(State(front): State<Front>, body: Bytes) -> Response {
+    let feedback = match serde_json::from_slice::<FeedbackBody>(&body) {
+        Ok(feedback) => feedback,
+        Err(why) => {
+            return front.error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be a META event with metaType and payload: {why}"),
+            );
+        }
+    };
+    if feedback.kind != "META" {
+        return front.error(StatusCode::BAD_REQUEST, "Expected META event type");
+    }
+    if !matches!(feedback.meta_type.as_str(), "thumbs_up" | "thumbs_down") {
+        return front.error(
+            StatusCode::BAD_REQUEST,
+            "metaType must be 'thumbs_up' or 'thumbs_down'",
+        );
+    }
+    info!(kind = %feedback.meta_type, "feedback received");
+    axum::Json(json!({
+        "type": "RAW",
+        "event": {
+            "name": "ambient:feedback",
+            "metaType": feedback.meta_type,
+            "payload": feedback.payload,
+            "recorded": false,
+        },
+    }))
+    .into_response()
 }
 
 /// `?path=` of a file API request.
@@ -671,6 +786,8 @@ impl Front {
             | Refused::OtherThread { .. }
             | Refused::NotRunning => StatusCode::CONFLICT,
             Refused::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // As the platform's runner answers it.
+            Refused::MidRun => StatusCode::UNPROCESSABLE_ENTITY,
             Refused::NothingNew
             | Refused::UnknownInterrupt { .. }
             | Refused::AnswerAndMessage

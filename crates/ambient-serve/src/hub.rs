@@ -71,6 +71,11 @@ pub enum Refused {
     /// No run is open to interrupt.
     #[error("no run is open to interrupt")]
     NotRunning,
+    /// The model is switched between runs only.
+    #[error(
+        "cannot switch the model while the agent is answering: wait for the run (and those waiting) to end"
+    )]
+    MidRun,
     /// Too many runs wait for the open one to end.
     #[error(
         "{runs} runs ({bytes} bytes of requests) already wait for the open run to end; \
@@ -103,6 +108,8 @@ pub enum Command {
     Interrupt(oneshot::Sender<Result<String, Refused>>),
     /// The client that started this run left before its end.
     Abandoned(String),
+    /// Switch the agent's model, between runs.
+    SetModel(String, oneshot::Sender<Result<(), Refused>>),
 }
 
 /// What a run request got. A request that comes while another run is open waits for

@@ -164,6 +164,8 @@ pub struct ServeIdentity {
     pub session_persistence: bool,
     /// The model the agent is set to, when the runner sets one.
     pub model: Option<String>,
+    /// Whether `/model` can switch it between runs.
+    pub switches_model: bool,
 }
 
 /// The validated serve settings.
@@ -354,9 +356,11 @@ pub async fn serve<A: Adapter>(
         commands: commands_tx,
         token: settings.token.clone(),
         redactor,
+        model: Arc::new(std::sync::Mutex::new(identity.model.clone())),
         identity: Arc::new(identity),
         replay_events: settings.replay_events,
         session_id: config.session_id.clone(),
+
         workspace: content::Workspace::new(config.workspace.clone()),
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),

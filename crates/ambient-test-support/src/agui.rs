@@ -123,6 +123,15 @@ impl Served {
             .unwrap()
     }
 
+    /// `POST path` with the JSON `body` and the token.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `POST /run` with `body`; the response streams the run.
     pub async fn post_run(&self, body: &Value) -> reqwest::Response {
         self.request(reqwest::Method::POST, "/run")

@@ -51,7 +51,9 @@ impl Adapter for ParrotAdapter {
                 input = session.next_input() => input,
             } {
                 Some(Input::Message(message)) => message.into_text(),
-                Some(Input::Interrupt | Input::WorkspaceChanged(_)) => continue,
+                Some(Input::Interrupt | Input::WorkspaceChanged(_) | Input::SetModel(_)) => {
+                    continue;
+                }
                 Some(Input::EndSession) | None => break,
             };
             turns += 1;

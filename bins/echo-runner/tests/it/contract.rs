@@ -122,6 +122,7 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         assert!(capabilities.get(key).is_some(), "no {key}: {capabilities}");
     }
     assert_eq!(capabilities["framework"], "echo");
+    assert_eq!(capabilities["platform_features"], json!(["feedback"]));
     assert_eq!(capabilities["session_id"], SESSION);
     let health: Value = reqwest::get(format!("{}/health", calls.url))
         .await
@@ -206,6 +207,36 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
     );
 
     check_file_api(&calls, workspace.path()).await;
+
+    // A model the runner does not own is refused with the reason, never pretended.
+    let model = calls
+        .request(reqwest::Method::POST, "/model")
+        .json(&json!({"model": "claude-opus-4-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(model.status(), 400);
+    let why: Value = model.json().await.unwrap();
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot switch the model"),
+        "{why}"
+    );
+    // Feedback comes back as the RAW event the backend stores.
+    let feedback = |meta_type: &str| {
+        calls
+            .request(reqwest::Method::POST, "/feedback")
+            .json(&json!({"type": "META", "metaType": meta_type, "payload": {"messageId": "m1", "comment": "good"}, "threadId": SESSION}))
+            .send()
+    };
+    let stored: Value = feedback("thumbs_up").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        stored,
+        json!({"type": "RAW", "event": {"name": "ambient:feedback", "metaType": "thumbs_up", "payload": {"messageId": "m1", "comment": "good"}, "recorded": false}})
+    );
+    assert_eq!(feedback("meh").await.unwrap().status(), 400);
 
     let finished = served.stop().await;
     assert_eq!(finished.code, Some(143), "{}", finished.stderr);
