@@ -653,6 +653,16 @@ impl AguiMapper {
                 .drain(..)
                 .map(|subagent_run_id| AguiEvent::SubagentFinished { subagent_run_id }),
         );
+        // A run that stops to ask gives the agent's whole state first: the UI shows the
+        // question against it, and a client that joined late has it.
+        if self.waiting
+            && end == RunEnd::Completed
+            && let Some(state) = &self.state
+        {
+            events.push(AguiEvent::StateSnapshot {
+                snapshot: state.clone(),
+            });
+        }
         events.push(AguiEvent::MessagesSnapshot {
             messages: self.transcript.take(&self.run_id),
         });

@@ -164,6 +164,28 @@ fn a_runs_snapshot_is_bounded_and_says_what_it_left_out() {
 }
 
 #[test]
+fn a_run_that_stops_to_ask_sends_the_whole_state_before_its_end() {
+    let mut mapper = AguiMapper::new("t", "r");
+    let mut events = vec![mapper.start()];
+    events.extend(mapper.map(Event::State(json!({"step": 1, "plan": ["a"]}))));
+    events.extend(mapper.map(Event::State(json!({"step": 2, "plan": ["a"]}))));
+    events.extend(mapper.map(Event::Question(String::from("Go on?"))));
+    events.extend(mapper.finish(None, RunEnd::Completed));
+    check_order(&events).unwrap();
+    let kinds: Vec<&str> = events.iter().map(AguiEvent::kind).collect();
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["STATE_SNAPSHOT", "MESSAGES_SNAPSHOT", "RUN_FINISHED"]
+    );
+    assert_eq!(
+        events[events.len() - 3],
+        AguiEvent::StateSnapshot {
+            snapshot: json!({"step": 2, "plan": ["a"]})
+        }
+    );
+}
+
+#[test]
 fn a_question_ends_the_run_with_the_interrupt_outcome_and_a_failure_with_run_error() {
     let mut mapper = AguiMapper::new("t", "r");
     let mut events = vec![mapper.start()];

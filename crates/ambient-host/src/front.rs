@@ -129,12 +129,31 @@ pub trait Front: Send {
     fn finish(self, ending: Ending) -> impl Future<Output = bool> + Send;
 }
 
+/// A workspace change, and who waits for what it did.
+#[derive(Debug)]
+pub(crate) struct ChangeRequest {
+    pub(crate) change: Change,
+    pub(crate) done: Option<tokio::sync::oneshot::Sender<ChangeOutcome>>,
+}
+
+/// What a workspace change did.
+#[derive(Debug, Clone)]
+pub struct ChangeOutcome {
+    /// Whether the workspace changed.
+    pub changed: bool,
+    /// What the change reported, line by line, as the session's log shows it (scrubbed
+    /// by the front that shows it).
+    pub lines: Vec<String>,
+    /// The workspace's repositories after it.
+    pub repos: Vec<crate::workspace::RepoOutcome>,
+}
+
 /// What a front may do with a request: deliver input to the adapter, change the
 /// workspace.
 #[derive(Debug)]
 pub struct Control<'a> {
     pub(crate) input: &'a mpsc::UnboundedSender<Input>,
-    pub(crate) changes: &'a mpsc::Sender<Change>,
+    pub(crate) changes: &'a mpsc::Sender<ChangeRequest>,
     pub(crate) mode: Mode,
     pub(crate) ending: &'a mut bool,
     pub(crate) stopping: bool,
@@ -169,7 +188,28 @@ impl Control<'_> {
     /// Changes the workspace (a repository added or removed, a workflow switched), in the
     /// background and one change at a time; the adapter hears of the result.
     pub fn change_workspace(&mut self, change: Change) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.changes.try_send(change) {
+        self.queue_change(change, None);
+    }
+
+    /// [`Control::change_workspace`], for a front that answers for the change: what it
+    /// did comes on the receiver once it is done (dropped unanswered when the change
+    /// could not be queued, or the session ended first).
+    pub fn change_workspace_reporting(
+        &mut self,
+        change: Change,
+    ) -> tokio::sync::oneshot::Receiver<ChangeOutcome> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.queue_change(change, Some(done));
+        outcome
+    }
+
+    fn queue_change(
+        &mut self,
+        change: Change,
+        done: Option<tokio::sync::oneshot::Sender<ChangeOutcome>>,
+    ) {
+        let request = ChangeRequest { change, done };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.changes.try_send(request) {
             // Not the change itself: a repository URL may carry a credential.
             warn!(
                 waiting = crate::run::WORKSPACE_CHANGES_WAITING,

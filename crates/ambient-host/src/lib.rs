@@ -27,7 +27,7 @@ pub mod workspace;
 
 pub use config::{HostConfig, RunnerArgs};
 pub use exit::{RunnerExit, SessionEnd, SessionReport};
-pub use front::{Control, Ending, Front, Opening, Relayed, Step};
+pub use front::{ChangeOutcome, Control, Ending, Front, Opening, Relayed, Step};
 pub use limits::{LimitArgs, Limits};
 pub use redact::{RedactingWriter, Redactor};
 pub use run::run;

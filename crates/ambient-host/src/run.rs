@@ -27,11 +27,11 @@ use crate::{
     HostConfig, Redactor,
     config::AgentUser,
     exit::{SessionEnd, SessionReport},
-    front::{Control, Ending, Front, Relayed, Step},
+    front::{ChangeOutcome, ChangeRequest, Control, Ending, Front, Relayed, Step},
     prompt::{Continued, first_turn},
     redact::stream::HeldStreams,
     stopping::{CANCEL_GRACE, STOP_BUDGET, StopCause, StopStep, Stopping},
-    workspace::{self, Change, Credentials, PreparedWorkspace},
+    workspace::{self, Credentials, PreparedWorkspace},
 };
 
 /// Events the adapter may have in flight before `emit` waits.
@@ -452,11 +452,14 @@ struct WorkspaceState {
 fn workspace_worker(
     tracker: &TaskTracker,
     mut state: WorkspaceState,
-) -> (mpsc::Sender<Change>, mpsc::UnboundedReceiver<WorkspaceNews>) {
-    let (changes, mut queue) = mpsc::channel::<Change>(WORKSPACE_CHANGES_WAITING);
+) -> (
+    mpsc::Sender<ChangeRequest>,
+    mpsc::UnboundedReceiver<WorkspaceNews>,
+) {
+    let (changes, mut queue) = mpsc::channel::<ChangeRequest>(WORKSPACE_CHANGES_WAITING);
     let (news, news_rx) = mpsc::unbounded_channel();
     tracker.spawn(async move {
-        while let Some(change) = queue.recv().await {
+        while let Some(ChangeRequest { change, done }) = queue.recv().await {
             let (log, mut lines) = mpsc::unbounded_channel();
             let changed = workspace::apply(
                 &state.root,
@@ -472,8 +475,20 @@ fn workspace_worker(
                 workspace::hand_over(&state.root, user);
             }
             let prepared = &state.prepared;
+            let mut reported = Vec::new();
             while let Some(line) = lines.recv().await {
+                if done.is_some() {
+                    reported.push(line.clone());
+                }
                 let _relayed = news.send(WorkspaceNews::Line(line));
+            }
+            if let Some(done) = done {
+                // The one who asked may have gone.
+                let _told = done.send(ChangeOutcome {
+                    changed,
+                    lines: reported,
+                    repos: prepared.repos.clone(),
+                });
             }
             if changed {
                 let _relayed = news.send(WorkspaceNews::Changed(workspace_of(prepared)));

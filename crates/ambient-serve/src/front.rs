@@ -224,6 +224,14 @@ impl Front for ServeFront {
                 };
                 let _answered = reply.send(switched);
             }
+            Command::ChangeWorkspace(change, reply) => {
+                let queued = if control.is_stopping() {
+                    Err(Refused::Closed(String::from("the runner is stopping")))
+                } else {
+                    Ok(control.change_workspace_reporting(change))
+                };
+                let _answered = reply.send(queued);
+            }
             Command::Abandoned(run_id) => {
                 if self.hub.abandon(&run_id) {
                     control.deliver(Input::Interrupt);

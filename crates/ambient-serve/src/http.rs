@@ -73,6 +73,7 @@ pub fn router(front: Front) -> Router {
         .route("/interrupt", post(interrupt))
         .route("/events/{thread_id}", get(listen))
         .route("/model", post(switch_model))
+        .merge(crate::workspace_routes::routes())
         .route("/feedback", post(feedback))
         .route("/content/list", get(content_list))
         .route("/content/file", get(content_file))
@@ -276,7 +277,7 @@ async fn capabilities(State(front): State<Front>) -> Response {
 }
 
 /// The platform's features this runner serves routes for, as its UI names them.
-const PLATFORM_FEATURES: [&str; 1] = ["feedback"];
+const PLATFORM_FEATURES: [&str; 3] = ["feedback", "repos", "workflows"];
 
 /// `Last-Event-ID`, when the caller sent one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
@@ -754,7 +755,7 @@ impl Front {
     }
 
     /// Hands `command` to the session loop and waits for its answer.
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, Refused> {
@@ -768,7 +769,7 @@ impl Front {
     }
 
     /// An error response whose message is scrubbed of secrets: it may quote the caller.
-    fn error(&self, status: StatusCode, message: &str) -> Response {
+    pub(crate) fn error(&self, status: StatusCode, message: &str) -> Response {
         error(status, self.redactor.text(message))
     }
 
@@ -779,7 +780,7 @@ impl Front {
         )
     }
 
-    fn refusal(&self, refused: &Refused) -> Response {
+    pub(crate) fn refusal(&self, refused: &Refused) -> Response {
         let status = match refused {
             Refused::Busy(_)
             | Refused::RunExists(_)

@@ -110,6 +110,11 @@ pub enum Command {
     Abandoned(String),
     /// Switch the agent's model, between runs.
     SetModel(String, oneshot::Sender<Result<(), Refused>>),
+    /// Change the workspace; the answer says when it is done, and what it did.
+    ChangeWorkspace(
+        ambient_host::workspace::Change,
+        oneshot::Sender<Result<oneshot::Receiver<ambient_host::ChangeOutcome>, Refused>>,
+    ),
 }
 
 /// What a run request got. A request that comes while another run is open waits for

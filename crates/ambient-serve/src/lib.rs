@@ -38,6 +38,7 @@ pub mod hub;
 pub mod initial_prompt;
 pub mod request;
 pub mod server;
+mod workspace_routes;
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -270,3 +270,138 @@ pub async fn relay_lines(mut response: reqwest::Response) -> (Vec<Value>, usize)
         }
     }
 }
+
+/// What a runner is asked in [`drive_contract`], in its framework's terms.
+#[derive(Debug, Clone)]
+pub struct ContractPrompts {
+    /// `INITIAL_PROMPT`.
+    pub initial: String,
+    /// Three messages, one per run, each answered in a run that finishes.
+    pub messages: [String; 3],
+    /// A message whose run is long enough to be interrupted, if the runner has one.
+    pub long: Option<String>,
+}
+
+/// The platform's contract, driven the way its operator, backend and UI drive a runner,
+/// on `command` (from [`operator_command`] with `backend` and `prompts.initial`):
+///
+/// - the first prompt arrives at the backend, with the bot token, hidden, and runs when
+///   the backend posts it back;
+/// - the between-run listener stays open across three runs, each posted with the session
+///   token (the first in snake case, without message ids), each with a
+///   `MESSAGES_SNAPSHOT` before its `RUN_FINISHED`, none of their events on the listener;
+/// - capabilities in the platform's shape;
+/// - with a long message: a POST during its run answered 200 and run after it, and the
+///   interrupt answered 200.
+///
+/// Returns the runner, still serving, for checks of the runner's own.
+pub async fn drive_contract(
+    command: Command,
+    workspace: &Path,
+    backend: &mut Backend,
+    prompts: &ContractPrompts,
+) -> crate::agui::Served {
+    let served = crate::agui::Served::start(command, workspace).await;
+    let calls = BackendCalls::new(&served.url);
+
+    let posted = backend.next_post().await;
+    assert_eq!(
+        posted.authorization.as_deref(),
+        Some(format!("Bearer {BOT_TOKEN}").as_str())
+    );
+    assert_eq!(
+        posted.body["messages"][0]["content"],
+        json!(prompts.initial)
+    );
+    assert_eq!(posted.body["messages"][0]["metadata"]["hidden"], true);
+    let (initial, _) = relay_lines(calls.run(&posted.body).await).await;
+    assert_run_for_the_backend(&initial);
+
+    let listener = calls.listen(SESSION).await;
+    assert_eq!(listener.status(), 200);
+    let listening = tokio::spawn(relay_lines(listener));
+    for (number, message) in prompts.messages.iter().enumerate() {
+        let body = if number == 0 {
+            json!({"thread_id": SESSION, "run_id": "contract-run-0",
+                   "messages": [{"role": "user", "content": message}]})
+        } else {
+            json!({"threadId": SESSION, "runId": format!("contract-run-{number}"),
+                   "messages": [{"id": format!("contract-user-{number}"), "role": "user", "content": message}]})
+        };
+        let (events, _) = relay_lines(calls.run(&body).await).await;
+        assert_run_for_the_backend(&events);
+        assert_eq!(events[0]["runId"], json!(format!("contract-run-{number}")));
+    }
+    assert!(
+        !listening.is_finished(),
+        "the listener closed with nothing said between runs"
+    );
+    listening.abort();
+
+    let capabilities: Value = calls.get("/capabilities").await.json().await.unwrap();
+    assert_platform_capabilities(&capabilities);
+
+    if let Some(long) = &prompts.long {
+        let running = calls
+            .run(&json!({"threadId": SESSION, "runId": "contract-long",
+                         "messages": [{"id": "contract-long-user", "role": "user", "content": long}]}))
+            .await;
+        assert_eq!(running.status(), 200);
+        let running = tokio::spawn(relay_lines(running));
+        let waiting = calls
+            .run(&json!({"threadId": SESSION, "runId": "contract-after",
+                         "messages": [{"id": "contract-after-user", "role": "user", "content": prompts.messages[0]}]}))
+            .await;
+        assert_eq!(waiting.status(), 200, "a POST during a run is answered 200");
+        let interrupted = calls.interrupt().await;
+        assert_eq!(interrupted.status(), 200);
+        let (long_events, _) = running.await.unwrap();
+        assert_eq!(
+            long_events.last().unwrap()["outcome"],
+            json!({"type": "cancelled"})
+        );
+        let (after, _) = relay_lines(waiting).await;
+        assert_run_for_the_backend(&after);
+        assert_eq!(after[0]["runId"], "contract-after");
+    }
+    served
+}
+
+/// A run as the backend keeps it: `RUN_STARTED` first, a `MESSAGES_SNAPSHOT` right
+/// before `RUN_FINISHED`, every event valid AG-UI in the protocol's order.
+pub fn assert_run_for_the_backend(events: &[Value]) {
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"RUN_STARTED"), "{kinds:?}");
+    assert_eq!(
+        kinds[kinds.len().saturating_sub(2)..],
+        ["MESSAGES_SNAPSHOT", "RUN_FINISHED"],
+        "{kinds:?}"
+    );
+    let parsed: Vec<ambient_agui::AguiEvent> = events
+        .iter()
+        .map(|event| serde_json::from_value(event.clone()).unwrap())
+        .collect();
+    ambient_agui::check_order(&parsed).unwrap();
+    crate::agui::validate_with_official_types("events", events);
+}
+
+/// Capabilities in the shape the platform's backend and UI read, for this session.
+pub fn assert_platform_capabilities(capabilities: &Value) {
+    for key in [
+        "framework",
+        "agent_features",
+        "platform_features",
+        "file_system",
+        "mcp",
+        "tracing",
+        "session_persistence",
+        "model",
+        "session_id",
+    ] {
+        assert!(capabilities.get(key).is_some(), "no {key}: {capabilities}");
+    }
+    assert_eq!(capabilities["session_id"], SESSION);
+}

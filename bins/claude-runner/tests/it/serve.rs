@@ -21,8 +21,19 @@ async fn serve(
     home: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> Served {
-    let (binary, version) = pinned_cli();
     let mut command = serve_command(env!("CARGO_BIN_EXE_claude-runner"), workspace);
+    with_the_cli(&mut command, mock, home);
+    command.envs(extra.iter().copied());
+    Served::start(command, workspace).await
+}
+
+/// The pinned CLI against `mock`, with `home` as its home.
+fn with_the_cli(
+    command: &mut tokio::process::Command,
+    mock: &MockAnthropic,
+    home: &std::path::Path,
+) {
+    let (binary, version) = pinned_cli();
     command
         .env("CLAUDE_BIN", binary)
         .env("CLAUDE_CLI_VERSION", version)
@@ -33,9 +44,7 @@ async fn serve(
         .env("CLAUDE_CODE_MAX_RETRIES", "0")
         .env("IS_SANDBOX", "1")
         .env("TMPDIR", home)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .envs(extra.iter().copied());
-    Served::start(command, workspace).await
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
 }
 
 /// The run's `RUN_FINISHED` result and outcome.
@@ -446,5 +455,39 @@ async fn the_model_is_switched_between_runs_as_the_platforms_ui_asks_and_refused
     );
     assert_eq!(served.interrupt().await.status(), 200);
     check_run(&reading.await.unwrap());
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+/// The platform's contract, as its operator, backend and UI drive a runner
+/// (`ambient_test_support::platform::drive_contract`), on the Claude runner.
+#[tokio::test]
+async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
+    use ambient_test_support::platform::{
+        Backend, ContractPrompts, drive_contract, free_port, operator_command,
+    };
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(1).await;
+    let prompts = ContractPrompts {
+        initial: String::from("Look at the repository"),
+        messages: [
+            String::from("first question"),
+            String::from("second question"),
+            String::from("third question"),
+        ],
+        long: Some(String::from("MOCK_SLOW story")),
+    };
+    let mut command = operator_command(
+        env!("CARGO_BIN_EXE_claude-runner"),
+        workspace.path(),
+        free_port(),
+        &backend,
+        Some(&prompts.initial),
+    );
+    with_the_cli(&mut command, &mock, home.path());
+    let served = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
+    assert_eq!(capabilities["framework"], "claude-agent-sdk");
     assert_eq!(served.stop().await.code, Some(143));
 }

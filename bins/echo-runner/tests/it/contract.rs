@@ -6,8 +6,8 @@ use ambient_agui::AguiEvent;
 use ambient_test_support::{
     agui::{Served, check_run, read_sse, stock_client},
     platform::{
-        BOT_TOKEN, Backend, BackendCalls, PROJECT, SESSION, free_port, operator_command,
-        relay_lines,
+        BOT_TOKEN, Backend, BackendCalls, PROJECT, SESSION, assert_platform_capabilities,
+        free_port, operator_command, relay_lines,
     },
 };
 use serde_json::{Value, json};
@@ -108,22 +108,12 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
 
     // Capabilities in the shape the backend and the UI read.
     let capabilities: Value = calls.get("/capabilities").await.json().await.unwrap();
-    for key in [
-        "framework",
-        "agent_features",
-        "platform_features",
-        "file_system",
-        "mcp",
-        "tracing",
-        "session_persistence",
-        "model",
-        "session_id",
-    ] {
-        assert!(capabilities.get(key).is_some(), "no {key}: {capabilities}");
-    }
+    assert_platform_capabilities(&capabilities);
     assert_eq!(capabilities["framework"], "echo");
-    assert_eq!(capabilities["platform_features"], json!(["feedback"]));
-    assert_eq!(capabilities["session_id"], SESSION);
+    assert_eq!(
+        capabilities["platform_features"],
+        json!(["feedback", "repos", "workflows"])
+    );
     let health: Value = reqwest::get(format!("{}/health", calls.url))
         .await
         .unwrap()
@@ -502,4 +492,111 @@ async fn check_file_api(calls: &BackendCalls, workspace: &std::path::Path) {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+/// `/repos/add`, `/repos/status`, `/repos/remove` and `/workflow` as the UI calls them,
+/// against local git repositories, through the host's workspace code; and a checkout the
+/// agent planted to read the runner's secrets through `/repos/status`.
+#[tokio::test]
+async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hosts_git() {
+    use ambient_test_support::git_repos::bare_repo;
+    let origins = tempfile::tempdir().unwrap();
+    let extra = bare_repo(origins.path(), "o", "extra");
+    let flow = bare_repo(origins.path(), "o", "flow");
+    let workspace = tempfile::tempdir().unwrap();
+    let backend = Backend::start(0).await;
+    let mut command = operator_command(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        workspace.path(),
+        free_port(),
+        &backend,
+        None,
+    );
+    // The local origins are file:// URLs, which the runner's git takes only when told.
+    command.env("GIT_PROTOCOLS", "https,file");
+    let served = Served::start(command, workspace.path()).await;
+    let calls = BackendCalls::new(&served.url);
+    let post = |path: &'static str, body: Value| {
+        let calls = calls.clone();
+        async move {
+            let response = calls
+                .request(reqwest::Method::POST, path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, added) = post("/repos/add", json!({"url": extra, "branch": "main"})).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["message"], "Repository added");
+    assert_eq!(added["name"], "extra");
+    assert_eq!(added["newly_cloned"], true);
+    assert!(workspace.path().join("extra/README.md").exists());
+    let (status, again) = post("/repos/add", json!({"url": extra})).await;
+    assert_eq!(
+        (status, &again["newly_cloned"]),
+        (200, &json!(false)),
+        "{again}"
+    );
+
+    // A folder the agent made to look like a checkout whose HEAD is the runner's
+    // environment: status reads no file outside the workspace, and runs no git.
+    let evil = workspace.path().join("evil/.git");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", evil.join("HEAD")).unwrap();
+    let status: Value = calls.get("/repos/status").await.json().await.unwrap();
+    let repos = status["repos"].as_array().unwrap();
+    let names: Vec<&str> = repos.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["extra"], "{status}");
+    assert_eq!(repos[0]["url"], json!(extra));
+    assert_eq!(repos[0]["currentActiveBranch"], "main");
+    assert!(
+        repos[0]["branches"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("main"))
+    );
+    let text = status.to_string();
+    assert!(
+        !text.contains("AGUI_TOKEN") && !text.contains(ambient_test_support::agui::SERVE_TOKEN)
+    );
+
+    let (status, failed) = post(
+        "/repos/add",
+        json!({"url": format!("file://{}/nowhere.git", origins.path().display())}),
+    )
+    .await;
+    assert_eq!(status, 500, "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("nowhere"),
+        "{failed}"
+    );
+
+    let (status, removed) = post("/repos/remove", json!({"name": "extra"})).await;
+    assert_eq!(
+        (status, &removed["message"]),
+        (200, &json!("Repository removed"))
+    );
+    assert!(!workspace.path().join("extra").exists());
+    let (status, refused) = post("/repos/remove", json!({"name": "extra"})).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("no such repository"),
+        "{refused}"
+    );
+
+    let (status, switched) = post("/workflow", json!({"gitUrl": flow, "branch": "main"})).await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(switched["message"], "Workflow updated");
+    assert_eq!(switched["gitUrl"], json!(flow));
+    let (status, _) = post("/repos/add", json!({"branch": "main"})).await;
+    assert_eq!(status, 400, "a repository without a url");
+    assert_eq!(served.stop().await.code, Some(143));
 }

@@ -22,6 +22,20 @@ async fn serve(
     extra: &[(&str, &str)],
 ) -> Served {
     let mut command = serve_command(env!("CARGO_BIN_EXE_langgraph-runner"), workspace);
+    with_the_graph(&mut command, workspace, server, graph);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    Served::start(command, workspace).await
+}
+
+/// `graph`, in the pod (from `workspace`) or on `server`.
+fn with_the_graph(
+    command: &mut tokio::process::Command,
+    workspace: &std::path::Path,
+    server: Option<&LangGraphDev>,
+    graph: &str,
+) {
     command.env("WORKFLOW_ID", graph);
     match server {
         Some(server) => {
@@ -36,10 +50,6 @@ async fn serve(
                 .env("PATH", "/usr/local/bin:/usr/bin:/bin");
         }
     }
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    Served::start(command, workspace).await
 }
 
 /// The graph's state at the end of a run: its snapshot, patched by every delta after it.
@@ -366,5 +376,38 @@ async fn two_questions_are_asked_and_answered_one_run_at_a_time() {
         answers.contains("first answer") && answers.contains(r#"{"n":2}"#),
         "{answers}"
     );
+    assert_eq!(served.stop().await.code, Some(143));
+}
+
+/// The platform's contract, as its operator, backend and UI drive a runner
+/// (`ambient_test_support::platform::drive_contract`), on a LangGraph graph in the pod.
+#[tokio::test]
+async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
+    use ambient_test_support::platform::{
+        Backend, ContractPrompts, drive_contract, free_port, operator_command,
+    };
+    let workspace = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(1).await;
+    let prompts = ContractPrompts {
+        initial: String::from("hello from the operator"),
+        messages: [
+            String::from("first"),
+            String::from("second"),
+            String::from("third"),
+        ],
+        // The chat graph answers at once: nothing to interrupt.
+        long: None,
+    };
+    let mut command = operator_command(
+        env!("CARGO_BIN_EXE_langgraph-runner"),
+        workspace.path(),
+        free_port(),
+        &backend,
+        Some(&prompts.initial),
+    );
+    with_the_graph(&mut command, workspace.path(), None, "chat");
+    let served = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
+    assert_eq!(capabilities["framework"], "langgraph");
     assert_eq!(served.stop().await.code, Some(143));
 }

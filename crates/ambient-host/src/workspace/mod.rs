@@ -513,6 +513,16 @@ pub async fn apply(
     };
     match change {
         Change::AddRepo(repo) => {
+            // The same repository asked for again, under its own name or none, is the
+            // one already there, not a second copy.
+            let names = folder_names(&settings.repos);
+            if let Some(existing) = settings.repos.iter().zip(&names).find_map(|(known, name)| {
+                let same_name = repo.name.as_deref().is_none_or(|asked| asked == name);
+                (known.input.url == repo.input.url && same_name).then_some(name)
+            }) {
+                say(format!("✓ {existing}: already in the workspace"));
+                return false;
+            }
             let mut all = settings.repos.clone();
             all.push(repo.clone());
             let name = folder_names(&all)

@@ -1,0 +1,525 @@
+//! The platform UI's repository and workflow routes (`/repos/add`, `/repos/remove`,
+//! `/repos/status`, `/workflow`), through the host's own workspace code, the same that
+//! prepares the workspace and serves the WebSocket front's changes: its git runs with a
+//! cleared environment, checked URLs and refs, and sends a token only to its own origin.
+//! `/repos/status` runs no git at all: it reads each checkout's `.git` files through the
+//! file API's confined opens, since the agent can write them.
+
+use std::time::Duration;
+
+use ambient_host::{
+    ChangeOutcome,
+    workspace::{Change, RepoResult},
+};
+use ambient_protocol::repos::{RepoLocation, RepoSpec};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{content::Workspace, http::Front, hub::Command};
+
+/// How long a change may take (a clone of a large repository) before the caller is
+/// answered that it still runs.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The routes, for the guarded part of the router.
+pub(crate) fn routes() -> Router<Front> {
+    Router::new()
+        .route("/repos/add", post(add))
+        .route("/repos/remove", post(remove))
+        .route("/repos/status", get(status))
+        .route("/workflow", post(workflow))
+        .route("/content/workflow-metadata", get(metadata))
+}
+
+impl Front {
+    /// Has the session loop make `change`, and waits for what it did.
+    async fn change(&self, change: Change) -> Result<ChangeOutcome, Response> {
+        let queued = self
+            .ask(|reply| Command::ChangeWorkspace(change, reply))
+            .await
+            .and_then(|queued| queued);
+        let done = match queued {
+            Ok(done) => done,
+            Err(refused) => return Err(self.refusal(&refused)),
+        };
+        match tokio::time::timeout(CHANGE_TIMEOUT, done).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the change was not made: too many workspace changes wait, or the session ended",
+            )),
+            Err(_) => Err(self.error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the change still runs after 10 minutes; /repos/status will show it when done",
+            )),
+        }
+    }
+
+    /// The change's own report, as the error of a change that did not happen.
+    fn failed_change(&self, status: StatusCode, outcome: &ChangeOutcome) -> Response {
+        let said = outcome.lines.join("; ");
+        self.error(
+            status,
+            if said.is_empty() {
+                "the workspace did not change"
+            } else {
+                &said
+            },
+        )
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    front: &Front,
+    body: &Bytes,
+    shape: &str,
+) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|why| {
+        Box::new(front.error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body must be {shape}: {why}"),
+        ))
+    })
+}
+
+/// A repository's folder name from its URL, as the platform's runner names it.
+fn name_from_url(url: &str) -> String {
+    url.trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".git")
+        .to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+struct AddBody {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn add(State(front): State<Front>, body: Bytes) -> Response {
+    let body: AddBody = match parse(&front, &body, r#"{"url", "branch"?, "name"?}"#) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if body.url.trim().is_empty() {
+        return front.error(StatusCode::BAD_REQUEST, "url is required");
+    }
+    let name = body
+        .name
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| name_from_url(&body.url));
+    let branch = body
+        .branch
+        .filter(|branch| !branch.trim().is_empty())
+        .unwrap_or_else(|| String::from("main"));
+    let spec = RepoSpec {
+        name: Some(name.clone()),
+        input: RepoLocation {
+            url: body.url,
+            branch: Some(branch),
+        },
+        output: None,
+        status: None,
+    };
+    let outcome = match front.change(Change::AddRepo(spec)).await {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
+    // An added repository comes last; one already there keeps its place.
+    let repo = if outcome.changed {
+        outcome.repos.last()
+    } else {
+        outcome
+            .repos
+            .iter()
+            .find(|repo| repo.name == name && !matches!(repo.result, RepoResult::Failed(_)))
+    };
+    let Some(repo) = repo else {
+        return front.failed_change(StatusCode::INTERNAL_SERVER_ERROR, &outcome);
+    };
+    axum::Json(json!({
+        "message": "Repository added",
+        "name": repo.name,
+        "path": repo.path,
+        "newly_cloned": outcome.changed && repo.result == RepoResult::Cloned,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoveBody {
+    name: String,
+}
+
+async fn remove(State(front): State<Front>, body: Bytes) -> Response {
+    let body: RemoveBody = match parse(&front, &body, r#"{"name"}"#) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    match front.change(Change::RemoveRepo(body.name)).await {
+        Ok(outcome) if outcome.changed => {
+            axum::Json(json!({"message": "Repository removed"})).into_response()
+        }
+        Ok(outcome) => front.failed_change(StatusCode::CONFLICT, &outcome),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkflowBody {
+    #[serde(default)]
+    git_url: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+async fn workflow(State(front): State<Front>, body: Bytes) -> Response {
+    let body: WorkflowBody = match parse(&front, &body, r#"{"gitUrl", "branch"?, "path"?}"#) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if body.git_url.trim().is_empty() {
+        return front.error(StatusCode::BAD_REQUEST, "gitUrl is required");
+    }
+    let branch = body
+        .branch
+        .filter(|branch| !branch.trim().is_empty())
+        .unwrap_or_else(|| String::from("main"));
+    let path = body.path.filter(|path| !path.trim().is_empty());
+    let location = RepoLocation {
+        url: body.git_url.clone(),
+        branch: Some(branch.clone()),
+    };
+    match front
+        .change(Change::SwitchWorkflow(location, path.clone()))
+        .await
+    {
+        // Unlike the platform's runner, a workflow that could not be had is an error,
+        // not a success that did nothing.
+        Ok(outcome) if outcome.changed => axum::Json(json!({
+            "message": "Workflow updated",
+            "gitUrl": body.git_url,
+            "branch": branch,
+            "path": path.unwrap_or_default(),
+        }))
+        .into_response(),
+        Ok(outcome) => front.failed_change(StatusCode::INTERNAL_SERVER_ERROR, &outcome),
+        Err(response) => response,
+    }
+}
+
+/// The checkouts in the workspace's top folders, read from their `.git` files.
+async fn status(State(front): State<Front>) -> Response {
+    let workspace = front.workspace.clone();
+    let repos = tokio::task::spawn_blocking(move || repos_in(&workspace))
+        .await
+        .unwrap_or_default();
+    let repos: Vec<Value> = repos
+        .into_iter()
+        .map(|mut repo| {
+            // A remote URL written by the agent could carry a credential.
+            if let Some(Value::String(url)) = repo.get_mut("url") {
+                *url = front.redactor.text(url).into_owned();
+            }
+            repo
+        })
+        .collect();
+    axum::Json(json!({ "repos": repos })).into_response()
+}
+
+fn repos_in(workspace: &Workspace) -> Vec<Value> {
+    let Ok(top) = workspace.list("/") else {
+        return Vec::new();
+    };
+    top.into_iter()
+        .filter(|item| item.is_dir)
+        .filter_map(|item| {
+            let git = format!("{}/.git", item.path);
+            let head = String::from_utf8(workspace.read(&format!("{git}/HEAD")).ok()?).ok()?;
+            let current = head
+                .trim()
+                .strip_prefix("ref: refs/heads/")
+                .map(str::to_owned)
+                .unwrap_or_default();
+            let mut branches: Vec<String> = workspace
+                .list(&format!("{git}/refs/heads"))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|entry| !entry.is_dir)
+                .map(|entry| entry.name)
+                .collect();
+            if let Some(packed) = workspace
+                .read(&format!("{git}/packed-refs"))
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+            {
+                branches.extend(packed.lines().filter_map(|line| {
+                    line.split_once(" refs/heads/")
+                        .map(|(_, branch)| branch.trim().to_owned())
+                }));
+            }
+            branches.sort();
+            branches.dedup();
+            let config = workspace
+                .read(&format!("{git}/config"))
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default();
+            let default_branch = workspace
+                .read(&format!("{git}/refs/remotes/origin/HEAD"))
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|head| {
+                    head.trim()
+                        .strip_prefix("ref: refs/remotes/origin/")
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| String::from("main"));
+            Some(json!({
+                "url": origin_url(&config).unwrap_or_default(),
+                "name": item.name,
+                "branches": branches,
+                "currentActiveBranch": current,
+                "defaultBranch": default_branch,
+            }))
+        })
+        .collect()
+}
+
+/// The `url` of `[remote "origin"]` in a git config file.
+fn origin_url(config: &str) -> Option<String> {
+    let mut in_origin = false;
+    for line in config.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_origin = line.replace(' ', "") == r#"[remote"origin"]"#;
+            continue;
+        }
+        if in_origin
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "url"
+        {
+            return Some(value.trim().to_owned());
+        }
+    }
+    None
+}
+
+/// The `key: value` lines of a Markdown file's front matter.
+fn front_matter(text: &str) -> std::collections::HashMap<String, String> {
+    let Some(rest) = text.strip_prefix("---\n") else {
+        return std::collections::HashMap::new();
+    };
+    let Some(end) = rest.find("\n---") else {
+        return std::collections::HashMap::new();
+    };
+    rest[..end]
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| {
+            (
+                key.trim().to_owned(),
+                value.trim().trim_matches(['"', '\'']).to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The active workflow's commands, agents and settings, read from its `.claude/` and
+/// `.ambient/ambient.json`, as the platform's UI shows them; every file through the file
+/// API's confined opens.
+pub(crate) fn workflow_metadata(workspace: &Workspace) -> Value {
+    let none = json!({"commands": [], "agents": [], "config": {"artifactsDir": "artifacts"}});
+    let Some(workflow) = workspace
+        .list("/workflows")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|entry| {
+            entry.is_dir && entry.name != "default" && !entry.name.ends_with("-clone-temp")
+        })
+        .find(|entry| {
+            workspace
+                .list(&entry.path)
+                .unwrap_or_default()
+                .iter()
+                .any(|inside| inside.name == ".claude" && inside.is_dir)
+        })
+    else {
+        return none;
+    };
+    let markdown_in = |folder: &str| -> Vec<(String, std::collections::HashMap<String, String>)> {
+        let mut files: Vec<_> = workspace
+            .list(&format!("{}/.claude/{folder}", workflow.path))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|entry| !entry.is_dir && entry.name.ends_with(".md"))
+            .filter_map(|entry| {
+                let bytes = workspace.read(&entry.path).ok()?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                Some((
+                    entry.name.trim_end_matches(".md").to_owned(),
+                    front_matter(&text),
+                ))
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    };
+    let mut commands: Vec<(i64, String, Value)> = markdown_in("commands")
+        .into_iter()
+        .map(|(id, meta)| {
+            let order = meta
+                .get("order")
+                .and_then(|order| order.parse::<i64>().ok())
+                .unwrap_or(i64::from(i32::MAX));
+            let field = |key: &str| meta.get(key).cloned().unwrap_or_default();
+            let command = json!({
+                "id": id,
+                "name": meta.get("displayName").cloned().unwrap_or_else(|| id.clone()),
+                "description": field("description"),
+                "slashCommand": format!("/{id}"),
+                "icon": field("icon"),
+                "order": order,
+            });
+            (order, id, command)
+        })
+        .collect();
+    commands.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let agents: Vec<Value> = markdown_in("agents")
+        .into_iter()
+        .map(|(id, meta)| {
+            let field = |key: &str| meta.get(key).cloned().unwrap_or_default();
+            json!({"id": id, "name": field("name"), "description": field("description"), "tools": field("tools")})
+        })
+        .collect();
+    let settings: Value = workspace
+        .read(&format!("{}/.ambient/ambient.json", workflow.path))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| json!({}));
+    let text = |key: &str| {
+        settings
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let mut config = json!({
+        "name": text("name"),
+        "description": text("description"),
+        "systemPrompt": text("systemPrompt"),
+        "artifactsDir": text("artifactsDir"),
+    });
+    if let Some(rubric) = settings.get("rubric").filter(|rubric| !rubric.is_null()) {
+        config["rubric"] = rubric.clone();
+    }
+    json!({
+        "commands": commands.into_iter().map(|(_, _, command)| command).collect::<Vec<_>>(),
+        "agents": agents,
+        "config": config,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct MetadataQuery {
+    #[serde(default)]
+    session: String,
+}
+
+async fn metadata(
+    State(front): State<Front>,
+    axum::extract::Query(query): axum::extract::Query<MetadataQuery>,
+) -> Response {
+    if query.session.trim().is_empty() {
+        return front.error(StatusCode::BAD_REQUEST, "missing session parameter");
+    }
+    let workspace = front.workspace.clone();
+    match tokio::task::spawn_blocking(move || workflow_metadata(&workspace)).await {
+        Ok(metadata) => axum::Json(metadata).into_response(),
+        Err(_) => front.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the workflow failed",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+    use super::*;
+
+    #[test]
+    fn the_workflows_commands_agents_and_settings_as_the_ui_reads_them() {
+        let root = tempfile::tempdir().unwrap();
+        let workspace = Workspace::new(root.path());
+        assert_eq!(
+            workflow_metadata(&workspace),
+            json!({"commands": [], "agents": [], "config": {"artifactsDir": "artifacts"}})
+        );
+        let flow = root.path().join("workflows/review");
+        std::fs::create_dir_all(flow.join(".claude/commands")).unwrap();
+        std::fs::create_dir_all(flow.join(".claude/agents")).unwrap();
+        std::fs::create_dir_all(flow.join(".ambient")).unwrap();
+        std::fs::write(
+            flow.join(".claude/commands/triage.md"),
+            "---\ndisplayName: \"Triage\"\ndescription: sort issues\norder: 2\n---\nbody",
+        )
+        .unwrap();
+        std::fs::write(
+            flow.join(".claude/commands/audit.md"),
+            "---\norder: 1\n---\n",
+        )
+        .unwrap();
+        std::fs::write(flow.join(".claude/commands/zeta.md"), "no front matter").unwrap();
+        std::fs::write(
+            flow.join(".claude/agents/critic.md"),
+            "---\nname: Critic\ntools: Read, Grep\n---\n",
+        )
+        .unwrap();
+        std::fs::write(
+            flow.join(".ambient/ambient.json"),
+            r#"{"name": "Review", "systemPrompt": "Be brief", "artifactsDir": "out", "rubric": {"max": 5}}"#,
+        )
+        .unwrap();
+        // A settings file the agent linked to the runner's environment is not read.
+        std::os::unix::fs::symlink("/proc/self/environ", flow.join(".claude/agents/leak.md"))
+            .unwrap();
+        let metadata = workflow_metadata(&workspace);
+        let ids: Vec<&str> = metadata["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["audit", "triage", "zeta"]);
+        assert_eq!(
+            metadata["commands"][1],
+            json!({"id": "triage", "name": "Triage", "description": "sort issues", "slashCommand": "/triage", "icon": "", "order": 2})
+        );
+        assert_eq!(
+            metadata["agents"],
+            json!([{"id": "critic", "name": "Critic", "description": "", "tools": "Read, Grep"}])
+        );
+        assert_eq!(
+            metadata["config"],
+            json!({"name": "Review", "description": "", "systemPrompt": "Be brief", "artifactsDir": "out", "rubric": {"max": 5}})
+        );
+    }
+}
