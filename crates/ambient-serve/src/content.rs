@@ -224,6 +224,13 @@ impl Workspace {
         openat2(root.as_fd(), inside.for_open(), beneath(flags)).map_err(|e| inside.io(e))
     }
 
+    /// The directory at `path`, opened beneath the workspace: `/proc/self/fd/<n>` names
+    /// it for a command run in it, whatever is swapped in along its path meanwhile.
+    pub fn open_dir(&self, path: &str) -> Result<OwnedFd, ContentError> {
+        let inside = Inside::new(path)?;
+        self.open(&inside, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+    }
+
     /// `path` opened for reading, with what it is.
     fn open_read(
         &self,

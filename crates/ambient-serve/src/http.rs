@@ -58,6 +58,8 @@ pub struct Front {
     pub waiting_for_start: Arc<tokio::sync::Semaphore>,
     /// The workspace, for the file API.
     pub workspace: crate::content::Workspace,
+    /// The runner's git settings, for the git views of the workspace.
+    pub git: Arc<ambient_host::workspace::GitSettings>,
     /// The agent's model now (`/model` switches it).
     pub model: Arc<std::sync::Mutex<Option<String>>>,
     /// The browser origins allowed to call (CORS).

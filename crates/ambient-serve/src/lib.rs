@@ -363,6 +363,7 @@ pub async fn serve<A: Adapter>(
         session_id: config.session_id.clone(),
 
         workspace: content::Workspace::new(config.workspace.clone()),
+        git: Arc::new(config.workspace_settings.git.clone()),
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
     };

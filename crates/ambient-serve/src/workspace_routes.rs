@@ -37,6 +37,8 @@ pub(crate) fn routes() -> Router<Front> {
         .route("/repos/status", get(status))
         .route("/workflow", post(workflow))
         .route("/content/workflow-metadata", get(metadata))
+        .route("/content/git-status", get(git_status))
+        .route("/content/git-list-branches", get(git_branches))
 }
 
 impl Front {
@@ -172,7 +174,17 @@ async fn remove(State(front): State<Front>, body: Bytes) -> Response {
     };
     match front.change(Change::RemoveRepo(body.name)).await {
         Ok(outcome) if outcome.changed => {
-            axum::Json(json!({"message": "Repository removed"})).into_response()
+            let mut answer = json!({"message": "Repository removed"});
+            // A checkout with local changes is kept on disk, no longer offered to the
+            // agent: the caller is told.
+            if let Some(kept) = outcome
+                .lines
+                .iter()
+                .find(|line| line.contains("kept on disk"))
+            {
+                answer["detail"] = Value::String(front.redactor.text(kept).into_owned());
+            }
+            axum::Json(answer).into_response()
         }
         Ok(outcome) => front.failed_change(StatusCode::CONFLICT, &outcome),
         Err(response) => response,
@@ -434,6 +446,89 @@ pub(crate) fn workflow_metadata(workspace: &Workspace) -> Value {
         "agents": agents,
         "config": config,
     })
+}
+
+#[derive(Debug, Deserialize)]
+struct FolderQuery {
+    #[serde(default)]
+    path: String,
+}
+
+impl Front {
+    /// Opens the folder at `path` beneath the workspace and runs `inspect` on it; a path
+    /// out of the workspace or a checkout the runner's git does not take is refused.
+    async fn inspect_folder<T, F>(
+        &self,
+        path: &str,
+        inspect: impl FnOnce(
+            std::path::PathBuf,
+            std::sync::Arc<ambient_host::workspace::GitSettings>,
+        ) -> F,
+    ) -> Result<T, Response>
+    where
+        F: std::future::Future<Output = Result<T, ambient_host::workspace::inspect::InspectError>>,
+    {
+        use std::os::fd::AsRawFd;
+        let folder = self.workspace.open_dir(path).map_err(|refused| {
+            let status =
+                StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            self.error(status, &refused.to_string())
+        })?;
+        let at = std::path::PathBuf::from(format!("/proc/self/fd/{}", folder.as_raw_fd()));
+        let inspected = inspect(at, std::sync::Arc::clone(&self.git)).await;
+        drop(folder);
+        inspected.map_err(|why| self.error(StatusCode::BAD_REQUEST, &format!("{path}: {why}")))
+    }
+}
+
+async fn git_status(
+    State(front): State<Front>,
+    axum::extract::Query(query): axum::extract::Query<FolderQuery>,
+) -> Response {
+    let inspected = front
+        .inspect_folder(&query.path, |folder, git| async move {
+            ambient_host::workspace::inspect::git_status(&folder, &git).await
+        })
+        .await;
+    match inspected {
+        Ok(status) if !status.initialized => {
+            axum::Json(json!({"initialized": false, "hasChanges": false})).into_response()
+        }
+        Ok(status) => axum::Json(json!({
+            "initialized": true,
+            "hasChanges": status.has_changes,
+            "branch": status.branch,
+            // A remote URL written by the agent could carry a credential.
+            "remoteUrl": front.redactor.text(&status.remote_url),
+            "hasRemote": status.has_remote,
+            "filesAdded": status.files_added,
+            "filesRemoved": status.files_removed,
+            "uncommittedFiles": status.uncommitted_files,
+            "totalAdded": status.total_added,
+            "totalRemoved": status.total_removed,
+        }))
+        .into_response(),
+        // A folder that is not there is not a checkout, as the platform's runner says.
+        Err(response) if response.status() == StatusCode::NOT_FOUND => {
+            axum::Json(json!({"initialized": false, "hasChanges": false})).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn git_branches(
+    State(front): State<Front>,
+    axum::extract::Query(query): axum::extract::Query<FolderQuery>,
+) -> Response {
+    let inspected = front
+        .inspect_folder(&query.path, |folder, git| async move {
+            ambient_host::workspace::inspect::remote_branches(&folder, &git).await
+        })
+        .await;
+    match inspected {
+        Ok(branches) => axum::Json(json!({ "branches": branches })).into_response(),
+        Err(response) => response,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -565,6 +565,58 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         !text.contains("AGUI_TOKEN") && !text.contains(ambient_test_support::agui::SERVE_TOKEN)
     );
 
+    // The git views of a checkout, and of one the agent rigged to run a program.
+    std::fs::write(workspace.path().join("extra/README.md"), "changed\nmore\n").unwrap();
+    std::fs::write(workspace.path().join("extra/new.txt"), "new\n").unwrap();
+    let git_status: Value = calls
+        .get("/content/git-status?path=extra")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(git_status["initialized"], true, "{git_status}");
+    assert_eq!(git_status["branch"], "main");
+    assert_eq!(git_status["hasChanges"], true);
+    assert_eq!(git_status["remoteUrl"], json!(extra));
+    assert_eq!(git_status["uncommittedFiles"], 2, "{git_status}");
+    assert_eq!(git_status["totalAdded"], 2, "{git_status}");
+    let branches: Value = calls
+        .get("/content/git-list-branches?path=/extra")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(branches, json!({"branches": ["main"]}));
+    let absent: Value = calls
+        .get("/content/git-status?path=nowhere")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(absent, json!({"initialized": false, "hasChanges": false}));
+    let rigged = workspace.path().join("rigged");
+    ambient_test_support::git_repos::git(workspace.path(), &["init", "-q", "rigged"]);
+    let marker = workspace.path().join("fsmonitor-ran");
+    let program = workspace.path().join("monitor.sh");
+    std::fs::write(&program, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    ambient_test_support::git_repos::git(
+        &rigged,
+        &["config", "core.fsmonitor", &program.to_string_lossy()],
+    );
+    let refused = calls.get("/content/git-status?path=rigged").await;
+    assert_eq!(refused.status(), 400);
+    let why: Value = refused.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("core.fsmonitor"),
+        "{why}"
+    );
+    assert!(!marker.exists(), "the agent's program ran");
+
     let (status, failed) = post(
         "/repos/add",
         json!({"url": format!("file://{}/nowhere.git", origins.path().display())}),
@@ -576,12 +628,20 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         "{failed}"
     );
 
+    // Removed from the session; its local changes are kept on disk, and the caller told.
     let (status, removed) = post("/repos/remove", json!({"name": "extra"})).await;
     assert_eq!(
         (status, &removed["message"]),
         (200, &json!("Repository removed"))
     );
-    assert!(!workspace.path().join("extra").exists());
+    assert!(
+        removed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("local changes"),
+        "{removed}"
+    );
+    assert!(workspace.path().join("extra/new.txt").exists());
     let (status, refused) = post("/repos/remove", json!({"name": "extra"})).await;
     assert_eq!(status, 409, "{refused}");
     assert!(

@@ -231,14 +231,15 @@ pub(crate) async fn check_checkout(path: &Path, git: &GitSettings) -> Result<(),
     if !config.exists() {
         return Ok(());
     }
-    let config_arg = config.to_string_lossy().into_owned();
-    // Reading a file with --file runs nothing and follows no include.
+    // Reading a file with --file runs nothing and follows no include. The file is named
+    // from git's working directory, `path`: a path this process can name (a descriptor's
+    // `/proc/self/fd/…`) may mean nothing to git.
     let keys = run(
         path,
         &[
             "config",
             "--file",
-            &config_arg,
+            ".git/config",
             "--null",
             "--list",
             "--name-only",

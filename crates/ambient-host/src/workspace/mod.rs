@@ -8,6 +8,7 @@
 //! URL, `.git/config`, a frame or a log line.
 
 mod git;
+pub mod inspect;
 
 use std::{
     collections::HashMap,
