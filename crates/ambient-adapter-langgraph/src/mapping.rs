@@ -35,8 +35,16 @@ struct MessageChunk<'a> {
     content: Value,
 }
 
+/// Of a `messages` event's metadata, the node that said it; the rest is skipped without
+/// being built.
+#[derive(serde::Deserialize)]
+struct ChunkMetadata<'a> {
+    #[serde(borrow, default)]
+    langgraph_node: Option<std::borrow::Cow<'a, str>>,
+}
+
 impl MessageChunk<'_> {
-    fn into_data(self) -> Value {
+    fn into_data(self, metadata: ChunkMetadata<'_>) -> Value {
         let mut chunk = serde_json::Map::new();
         if let Some(kind) = self.kind {
             chunk.insert("type".into(), Value::String(kind.into_owned()));
@@ -45,7 +53,11 @@ impl MessageChunk<'_> {
             chunk.insert("id".into(), Value::String(id.into_owned()));
         }
         chunk.insert("content".into(), self.content);
-        Value::Array(vec![Value::Object(chunk)])
+        let mut data = vec![Value::Object(chunk)];
+        if let Some(node) = metadata.langgraph_node {
+            data.push(serde_json::json!({ "langgraph_node": node }));
+        }
+        Value::Array(data)
     }
 }
 
@@ -57,13 +69,13 @@ impl GraphEvent {
         let name = parts.next().unwrap_or_default().to_owned();
         let ns = parts.map(str::to_owned).collect();
         if name == "messages"
-            && let Ok((chunk, serde::de::IgnoredAny)) =
-                serde_json::from_str::<(MessageChunk, serde::de::IgnoredAny)>(&event.data)
+            && let Ok((chunk, metadata)) =
+                serde_json::from_str::<(MessageChunk, ChunkMetadata)>(&event.data)
         {
             return Ok(Self {
                 name,
                 ns,
-                data: chunk.into_data(),
+                data: chunk.into_data(metadata),
             });
         }
         let data = serde_json::from_str(&event.data).map_err(|error| {
@@ -117,6 +129,8 @@ pub struct StreamMapper {
     interrupts: Vec<Interrupt>,
     error: Option<String>,
     run_id: Option<String>,
+    /// The root graph's node at work now, as a step.
+    step: Option<String>,
 }
 
 impl StreamMapper {
@@ -139,8 +153,18 @@ impl StreamMapper {
                 }
                 Vec::new()
             }
-            "messages" => self.message_chunk(&event.data),
-            "updates" => self.updates(&event.data),
+            "messages" => {
+                let node = event
+                    .data
+                    .get(1)
+                    .and_then(|metadata| metadata.get("langgraph_node"))
+                    .and_then(Value::as_str)
+                    .filter(|_| event.ns.is_empty());
+                let mut events = node.map(|node| self.enter(node)).unwrap_or_default();
+                events.extend(self.message_chunk(&event.data));
+                events
+            }
+            "updates" => self.updates(&event.data, event.ns.is_empty()),
             "custom" => vec![Event::Log(shorten(&compact(&event.data)))],
             // The root graph's state; a subgraph's is its own business.
             "values" if event.ns.is_empty() => {
@@ -211,8 +235,35 @@ impl StreamMapper {
         }]
     }
 
-    /// `updates`: `{node: output}`, or `{"__interrupt__": [...]}`.
-    fn updates(&mut self, data: &Value) -> Vec<Event> {
+    /// The root graph's `node` is at work: its step begins (and the one before ends).
+    fn enter(&mut self, node: &str) -> Vec<Event> {
+        if self.step.as_deref() == Some(node) {
+            return Vec::new();
+        }
+        let mut events = self.leave();
+        self.step = Some(node.to_owned());
+        events.push(Event::Step {
+            name: node.to_owned(),
+            finished: false,
+        });
+        events
+    }
+
+    /// The step at work ends.
+    fn leave(&mut self) -> Vec<Event> {
+        self.step
+            .take()
+            .map(|name| Event::Step {
+                name,
+                finished: true,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// `updates`: `{node: output}`, or `{"__interrupt__": [...]}`; a node of the root
+    /// graph (`root`) is a step, which its update ends.
+    fn updates(&mut self, data: &Value, root: bool) -> Vec<Event> {
         let Some(nodes) = data.as_object() else {
             return Vec::new();
         };
@@ -225,6 +276,9 @@ impl StreamMapper {
                 }
                 continue;
             }
+            if root {
+                events.extend(self.enter(node));
+            }
             match output.get("messages").and_then(Value::as_array) {
                 Some(messages) => {
                     for message in messages {
@@ -232,6 +286,9 @@ impl StreamMapper {
                     }
                 }
                 None => events.push(Event::Log(shorten(&format!("{node}: {}", compact(output))))),
+            }
+            if root {
+                events.extend(self.leave());
             }
         }
         events

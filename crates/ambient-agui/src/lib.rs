@@ -23,6 +23,7 @@
 
 mod replay;
 mod state;
+mod transcript;
 
 use std::collections::HashSet;
 
@@ -32,6 +33,8 @@ use serde_json::Value;
 
 pub use replay::{Numbered, ReplayBuffer, ReplayGap};
 pub use state::diff as state_diff;
+pub use transcript::Messages;
+use transcript::Transcript;
 
 /// One AG-UI event, serialised as the protocol's JSON (`type` in upper snake case, fields
 /// in camel case). It reads back from that JSON too, so that a client (a test) can check
@@ -192,7 +195,7 @@ pub enum AguiEvent {
     /// said and did, in order. The platform's backend keeps a finished run as this.
     MessagesSnapshot {
         /// AG-UI messages (`user`, `assistant` with its `toolCalls`, `tool`).
-        messages: Vec<Value>,
+        messages: Messages,
     },
     /// A named step of the run begins (a LangGraph node).
     #[serde(rename_all = "camelCase")]
@@ -302,129 +305,10 @@ pub struct AguiMapper {
     state: Option<Value>,
     /// The subagents started in this run, to finish with it.
     subagents: Vec<String>,
+    /// The steps started and not finished, to finish with the run.
+    steps: Vec<String>,
     /// The messages of the run's `MESSAGES_SNAPSHOT`.
     transcript: Transcript,
-}
-
-/// The most bytes a run's `MESSAGES_SNAPSHOT` carries (texts, and a share for each
-/// message); past it, a text is cut short and later messages are left out, and the
-/// snapshot says so.
-const TRANSCRIPT_BYTES: usize = 1 << 20;
-/// What a message costs against [`TRANSCRIPT_BYTES`] besides its text.
-const MESSAGE_OVERHEAD: usize = 64;
-
-/// The messages a run owns, as AG-UI messages, kept for its `MESSAGES_SNAPSHOT`.
-#[derive(Debug, Default)]
-struct Transcript {
-    messages: Vec<Value>,
-    /// Bytes kept so far, against [`TRANSCRIPT_BYTES`].
-    bytes: usize,
-    /// Where the message streaming now is in `messages`.
-    streaming: Option<usize>,
-    /// Messages left out for want of room.
-    left_out: usize,
-}
-
-impl Transcript {
-    /// As much of `text` as the budget still allows, and whether any of it fit.
-    fn budgeted(&mut self, text: &str) -> Option<String> {
-        let room = TRANSCRIPT_BYTES.saturating_sub(self.bytes);
-        if text.len() <= room {
-            self.bytes += text.len();
-            return Some(text.to_owned());
-        }
-        if room == 0 {
-            return None;
-        }
-        let mut end = room;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.bytes = TRANSCRIPT_BYTES;
-        Some(format!("{}[… cut short]", &text[..end]))
-    }
-
-    /// Makes room for one more message; `false` when there is none.
-    fn admit(&mut self) -> bool {
-        if self.bytes + MESSAGE_OVERHEAD > TRANSCRIPT_BYTES {
-            self.bytes = TRANSCRIPT_BYTES;
-            self.left_out += 1;
-            return false;
-        }
-        self.bytes += MESSAGE_OVERHEAD;
-        true
-    }
-
-    fn assistant(&mut self, message_id: &str, text: &str, subagent_run_id: Option<&str>) {
-        if !self.admit() {
-            return;
-        }
-        let content = self.budgeted(text).unwrap_or_default();
-        let mut message =
-            serde_json::json!({"id": message_id, "role": "assistant", "content": content});
-        if let Some(subagent) = subagent_run_id {
-            message["subagentRunId"] = Value::String(subagent.to_owned());
-        }
-        self.messages.push(message);
-    }
-
-    /// The messages, with a last one that says how many were left out, if any were.
-    fn take(&mut self, run_id: &str) -> Vec<Value> {
-        let mut messages = std::mem::take(&mut self.messages);
-        if self.left_out > 0 {
-            messages.push(serde_json::json!({
-                "id": format!("{run_id}-snapshot-cut"),
-                "role": "assistant",
-                "content": format!(
-                    "[{} more messages of this run are left out: its snapshot is limited to {TRANSCRIPT_BYTES} bytes]",
-                    self.left_out
-                ),
-            }));
-        }
-        messages
-    }
-
-    fn start_streaming(&mut self, message_id: &str) {
-        let before = self.messages.len();
-        self.assistant(message_id, "", None);
-        self.streaming = (self.messages.len() > before).then_some(before);
-    }
-
-    fn stream(&mut self, delta: &str) {
-        let Some(index) = self.streaming else { return };
-        let Some(delta) = self.budgeted(delta) else {
-            return;
-        };
-        if let Some(Value::String(content)) = self
-            .messages
-            .get_mut(index)
-            .and_then(|message| message.get_mut("content"))
-        {
-            content.push_str(&delta);
-        }
-    }
-
-    fn tool_call(&mut self, message_id: &str, tool_call_id: &str, name: &str, arguments: &str) {
-        if !self.admit() {
-            return;
-        }
-        let arguments = self.budgeted(arguments).unwrap_or_default();
-        self.messages.push(serde_json::json!({
-            "id": message_id,
-            "role": "assistant",
-            "toolCalls": [{"id": tool_call_id, "type": "function", "function": {"name": name, "arguments": arguments}}],
-        }));
-    }
-
-    fn tool_result(&mut self, message_id: &str, tool_call_id: &str, content: &str) {
-        if !self.admit() {
-            return;
-        }
-        let content = self.budgeted(content).unwrap_or_default();
-        self.messages.push(serde_json::json!({
-            "id": message_id, "role": "tool", "content": content, "toolCallId": tool_call_id,
-        }));
-    }
 }
 
 impl AguiMapper {
@@ -441,6 +325,7 @@ impl AguiMapper {
             last_text: None,
             state: None,
             subagents: Vec::new(),
+            steps: Vec::new(),
             transcript: Transcript::default(),
         }
     }
@@ -448,8 +333,8 @@ impl AguiMapper {
     /// The run's input messages (the user's, as the request gave them), which its
     /// `MESSAGES_SNAPSHOT` opens with.
     #[must_use]
-    pub fn with_input_messages(mut self, messages: Vec<Value>) -> Self {
-        self.transcript.messages = messages;
+    pub fn with_input_messages(mut self, messages: &[Value]) -> Self {
+        self.transcript.set_input(messages);
         self
     }
 
@@ -638,6 +523,24 @@ impl AguiMapper {
                 self.waiting = true;
                 self.close_text()
             }
+            Event::Step {
+                name,
+                finished: false,
+            } => {
+                self.steps.push(name.clone());
+                vec![AguiEvent::StepStarted { step_name: name }]
+            }
+            // Only a step started in this run finishes in it.
+            Event::Step {
+                name,
+                finished: true,
+            } => match self.steps.iter().rposition(|open| *open == name) {
+                Some(at) => {
+                    self.steps.remove(at);
+                    vec![AguiEvent::StepFinished { step_name: name }]
+                }
+                None => Vec::new(),
+            },
             // The run's end is `finish`'s; a turn start is the run's start.
             Event::TurnStarted | Event::TurnEnded { .. } => self.close_text(),
         }
@@ -648,6 +551,12 @@ impl AguiMapper {
     /// `RUN_ERROR` for a failed run.
     pub fn finish(&mut self, result: Option<&ResultPayload>, end: RunEnd<'_>) -> Vec<AguiEvent> {
         let mut events = self.close_text();
+        events.extend(
+            self.steps
+                .drain(..)
+                .rev()
+                .map(|step_name| AguiEvent::StepFinished { step_name }),
+        );
         events.extend(
             self.subagents
                 .drain(..)
@@ -749,7 +658,7 @@ impl AguiMapper {
     }
 
     fn close_text(&mut self) -> Vec<AguiEvent> {
-        self.transcript.streaming = None;
+        self.transcript.close_streaming();
         match self.open.take() {
             Some((_, message_id)) => vec![AguiEvent::TextMessageEnd { message_id }],
             None => Vec::new(),

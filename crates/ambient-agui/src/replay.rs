@@ -35,6 +35,27 @@ pub struct Numbered {
 }
 
 impl Numbered {
+    /// `event` written as JSON straight after its `id:` and `data:` head: one buffer, no
+    /// copy of the JSON.
+    fn of(id: u64, event: &AguiEvent) -> Self {
+        let head = format!("id: {id}\ndata: ");
+        let mut sse = Vec::with_capacity(head.len() + 256);
+        sse.extend_from_slice(head.as_bytes());
+        if let Err(error) = serde_json::to_writer(&mut sse, event) {
+            // The event types serialise to JSON by construction; say so if one does not.
+            let json = format!(
+                r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#
+            );
+            return Self::new(id, &json);
+        }
+        sse.extend_from_slice(b"\n\n");
+        Self {
+            id,
+            sse: Bytes::from(sse),
+            json_start: head.len(),
+        }
+    }
+
     fn new(id: u64, json: &str) -> Self {
         let head = format!("id: {id}\ndata: ");
         let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
@@ -180,11 +201,7 @@ impl ReplayBuffer {
 
     /// Numbers and keeps an event, forgetting the oldest when full; returns it numbered.
     pub fn push(&mut self, event: &AguiEvent) -> Numbered {
-        let json = serde_json::to_string(event).unwrap_or_else(|error| {
-            // The event types serialise to JSON by construction; say so if one does not.
-            format!(r#"{{"type":"RUN_ERROR","message":"an event could not be encoded: {error}"}}"#)
-        });
-        let numbered = Numbered::new(self.next_id, &json);
+        let numbered = Numbered::of(self.next_id, event);
         self.next_id += 1;
         self.bytes += numbered.len();
         if self.pin.is_some() {

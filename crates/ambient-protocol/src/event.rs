@@ -85,6 +85,15 @@ pub enum Event {
     /// WebSocket protocol has no frame for it; the AG-UI serve mode streams it as state
     /// snapshots and deltas.
     State(Value),
+    /// A named step of the agent's work begins, or ends (a LangGraph node). The WebSocket
+    /// protocol has no frame for it; the AG-UI serve mode streams `STEP_STARTED` and
+    /// `STEP_FINISHED`.
+    Step {
+        /// The step (the node's name).
+        name: String,
+        /// Whether it ends (else it begins).
+        finished: bool,
+    },
 }
 
 /// What a log frame of the model's reasoning starts with, before its text.
@@ -171,7 +180,7 @@ impl EventMapper {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }
-            Event::State(_) => return None,
+            Event::State(_) | Event::Step { .. } => return None,
             Event::Subagent {
                 parent_tool_use_id,
                 event,

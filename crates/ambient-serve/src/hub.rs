@@ -623,7 +623,7 @@ impl Hub {
         ));
         // The caller's messages go out again in the run's snapshot: scrubbed, as every
         // event is.
-        let messages = messages
+        let messages: Vec<Value> = messages
             .into_iter()
             .map(|mut message| {
                 if let Some(Value::String(content)) = message.get_mut("content") {
@@ -633,7 +633,7 @@ impl Hub {
             })
             .collect();
         let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone())
-            .with_input_messages(messages);
+            .with_input_messages(&messages);
         let mut events = vec![mapper.start()];
         if state.dropped > 0 {
             events.push(AguiEvent::Custom {

@@ -95,6 +95,26 @@ async fn a_chat_reply_streams_as_one_text_message_per_run() {
         message_texts(&first),
         ["You said hello, streamed word by word."]
     );
+    // The graph's node is a step, around everything it said, as the platform's UI shows it.
+    let steps: Vec<(&str, usize)> = first
+        .iter()
+        .enumerate()
+        .filter_map(|(at, e)| match e {
+            AguiEvent::StepStarted { step_name } => {
+                Some(("started", at)).filter(|_| step_name == "chatbot")
+            }
+            AguiEvent::StepFinished { step_name } => {
+                Some(("finished", at)).filter(|_| step_name == "chatbot")
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{first:?}");
+    let said = first
+        .iter()
+        .position(|e| matches!(e, AguiEvent::TextMessageStart { .. }))
+        .unwrap();
+    assert!(steps[0].1 < said && said < steps[1].1, "{first:?}");
     let deltas = first
         .iter()
         .filter(|e| matches!(e, AguiEvent::TextMessageContent { .. }))

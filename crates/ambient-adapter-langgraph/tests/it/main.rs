@@ -64,7 +64,17 @@ async fn a_real_server_streams_tokens_that_map_to_deltas_and_the_whole_text() {
         .collect();
     let whole = "You said hi, streamed word by word.";
     assert_eq!(deltas, whole);
-    assert_eq!(events.last(), Some(&Event::Text(String::from(whole))));
+    // The node is a step around all it said: the first token's metadata names it.
+    let step = |finished| Event::Step {
+        name: String::from("chatbot"),
+        finished,
+    };
+    assert_eq!(events.first(), Some(&step(false)));
+    assert_eq!(events.last(), Some(&step(true)));
+    assert_eq!(
+        events.get(events.len() - 2),
+        Some(&Event::Text(String::from(whole)))
+    );
     assert_eq!(end, RunEnd::Completed);
 
     // Human in the loop: the question, and a run that ends waiting for the answer.

@@ -234,6 +234,7 @@ impl Redactor {
                 }
             }
             Event::State(state) => self.value(state),
+            Event::Step { name, .. } => self.string(name),
             Event::Subagent {
                 parent_tool_use_id,
                 event,
