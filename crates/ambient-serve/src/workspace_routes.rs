@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Front> {
         .route("/content/workflow-metadata", get(metadata))
         .route("/content/git-status", get(git_status))
         .route("/content/git-list-branches", get(git_branches))
+        .route("/content/git-configure-remote", post(configure_remote))
 }
 
 impl Front {
@@ -527,6 +528,53 @@ async fn git_branches(
         .await;
     match inspected {
         Ok(branches) => axum::Json(json!({ "branches": branches })).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoteBody {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    remote_url: String,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+/// Sets a folder's `origin` (making it a checkout first if it is not one) and fetches
+/// the branch from it, best effort, by the host's git.
+async fn configure_remote(State(front): State<Front>, body: Bytes) -> Response {
+    let body: RemoteBody = match parse(&front, &body, r#"{"path", "remoteUrl", "branch"?}"#) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if body.remote_url.trim().is_empty() {
+        return front.error(StatusCode::BAD_REQUEST, "remoteUrl is required");
+    }
+    let branch = body
+        .branch
+        .filter(|branch| !branch.trim().is_empty())
+        .unwrap_or_else(|| String::from("main"));
+    let url = body.remote_url.clone();
+    let wanted = branch.clone();
+    let configured = front
+        .inspect_folder(&body.path, |folder, git| async move {
+            ambient_host::workspace::inspect::configure_remote(&folder, &url, &wanted, &git).await
+        })
+        .await;
+    match configured {
+        Ok(fetched) => axum::Json(json!({
+            "message": "remote configured",
+            "remote": front.redactor.text(&body.remote_url),
+            "branch": branch,
+            "fetched": fetched,
+        }))
+        .into_response(),
+        Err(response) if response.status() == StatusCode::NOT_FOUND => {
+            front.error(StatusCode::BAD_REQUEST, "directory not found")
+        }
         Err(response) => response,
     }
 }

@@ -608,6 +608,28 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         &rigged,
         &["config", "core.fsmonitor", &program.to_string_lossy()],
     );
+    // A folder of the agent's made a checkout of a remote the UI names, and fetched.
+    std::fs::create_dir_all(workspace.path().join("notes")).unwrap();
+    let (status, configured) = post(
+        "/content/git-configure-remote",
+        json!({"path": "notes", "remoteUrl": flow, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{configured}");
+    assert_eq!(configured["fetched"], true, "{configured}");
+    let notes: Value = calls
+        .get("/content/git-list-branches?path=notes")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(notes, json!({"branches": ["main"]}));
+    let (status, refused_url) = post(
+        "/content/git-configure-remote",
+        json!({"path": "notes", "remoteUrl": "ext::sh -c touch% /tmp/pwned"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused_url}");
     let refused = calls.get("/content/git-status?path=rigged").await;
     assert_eq!(refused.status(), 400);
     let why: Value = refused.json().await.unwrap();

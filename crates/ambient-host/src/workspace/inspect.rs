@@ -148,3 +148,43 @@ pub async fn remote_branches(
         .map(|branch| branch.strip_prefix("origin/").unwrap_or(branch).to_owned())
         .collect())
 }
+
+/// Makes `folder` a checkout (`git init` when it is not one) whose `origin` is `url`, and
+/// fetches `branch` from it, best effort: the runner's git offers no credential here, so
+/// a private remote is set but not fetched. Returns whether the fetch worked. The URL and
+/// branch are checked as every git input of the runner is.
+pub async fn configure_remote(
+    folder: &Path,
+    url: &str,
+    branch: &str,
+    settings: &GitSettings,
+) -> Result<bool, InspectError> {
+    git::check_url(url, settings)?;
+    git::check_branch(branch, settings).await?;
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            git::run(folder, &args, settings, None, INSPECT_TIMEOUT).await
+        }
+    };
+    if !is_checkout(folder) {
+        run(&["init", "-q"]).await?;
+    }
+    git::check_checkout(folder, settings).await?;
+    let has_origin = run(&[
+        "config",
+        "--file",
+        ".git/config",
+        "--get",
+        "remote.origin.url",
+    ])
+    .await
+    .is_ok();
+    if has_origin {
+        run(&["remote", "set-url", "origin", url]).await?;
+    } else {
+        run(&["remote", "add", "origin", url]).await?;
+    }
+    Ok(run(&["fetch", "-q", "origin", branch]).await.is_ok())
+}
