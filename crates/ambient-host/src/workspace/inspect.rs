@@ -46,6 +46,26 @@ impl From<GitError> for InspectError {
     }
 }
 
+/// `origin`'s URL, read from the checkout's own configuration file (no include followed).
+async fn origin(folder: &Path, settings: &GitSettings) -> Option<String> {
+    git::run(
+        folder,
+        &[
+            "config",
+            "--file",
+            ".git/config",
+            "--get",
+            "remote.origin.url",
+        ],
+        settings,
+        None,
+        INSPECT_TIMEOUT,
+    )
+    .await
+    .ok()
+    .map(|out| out.trim().to_owned())
+}
+
 fn is_checkout(folder: &Path) -> bool {
     std::fs::symlink_metadata(folder.join(".git")).is_ok()
 }
@@ -63,16 +83,7 @@ pub async fn git_status(folder: &Path, settings: &GitSettings) -> Result<GitStat
         .await
         .map(|out| out.trim().to_owned())
         .unwrap_or_default();
-    let remote_url = run(&[
-        "config",
-        "--file",
-        ".git/config",
-        "--get",
-        "remote.origin.url",
-    ])
-    .await
-    .map(|out| out.trim().to_owned())
-    .unwrap_or_default();
+    let remote_url = origin(folder, settings).await.unwrap_or_default();
     let listed = run(&["status", "--porcelain", "-z"]).await?;
     let mut uncommitted_files = 0_u64;
     let mut entries = listed.split('\0').filter(|entry| entry.len() > 3);
@@ -172,16 +183,7 @@ pub async fn configure_remote(
         run(&["init", "-q"]).await?;
     }
     git::check_checkout(folder, settings).await?;
-    let has_origin = run(&[
-        "config",
-        "--file",
-        ".git/config",
-        "--get",
-        "remote.origin.url",
-    ])
-    .await
-    .is_ok();
-    if has_origin {
+    if origin(folder, settings).await.is_some() {
         run(&["remote", "set-url", "origin", url]).await?;
     } else {
         run(&["remote", "add", "origin", url]).await?;
