@@ -1,7 +1,8 @@
-//! Read-only views of a checkout's git state, for a front that shows them (the serve
-//! mode's `/content/git-status`, `/content/git-list-branches`). The folder belongs to the
+//! A checkout's git state as a front shows it (the serve mode's `/content/git-status`,
+//! `/content/git-list-branches`), and its `origin` set (`/content/git-configure-remote`). The folder belongs to the
 //! agent, so its git runs as every git of the runner does: hardened, and only once the
-//! checkout's `.git` has passed [`git::check_checkout`].
+//! checkout's `.git` has passed the runner's check (no configuration key that could run
+//! something or send a token elsewhere).
 
 use std::path::Path;
 
