@@ -116,6 +116,7 @@ impl ServeFront {
             bytes,
             reply,
         });
+        self.hub.metrics().set_waiting(self.queued.len());
         Ok(Started::Queued(started))
     }
 }
@@ -159,6 +160,7 @@ impl Front for ServeFront {
             && let Some(queued) = self.queued.pop_front()
         {
             self.queued_bytes = self.queued_bytes.saturating_sub(queued.bytes);
+            self.hub.metrics().set_waiting(self.queued.len());
             return Step::Request(Command::Dequeued(queued));
         }
         let backlogged = self.hub.is_backlogged();

@@ -75,6 +75,7 @@ pub fn router(front: Front) -> Router {
         .route("/interrupt", post(interrupt))
         .route("/events/{thread_id}", get(listen))
         .route("/model", post(switch_model))
+        .route("/metrics", get(metrics))
         .merge(crate::workspace_routes::routes())
         .route("/feedback", post(feedback))
         .route("/content/list", get(content_list))
@@ -389,6 +390,15 @@ impl Front {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
+
+/// The session's figures, in Prometheus' text format.
+async fn metrics(State(front): State<Front>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        front.hub.metrics().render(),
+    )
+        .into_response()
 }
 
 /// The body of `/model`.

@@ -20,7 +20,10 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::request::{RunRequest, Turn};
+use crate::{
+    metrics::{Metrics, Outcome},
+    request::{RunRequest, Turn},
+};
 
 /// Finished runs kept for replay, besides the open one.
 const KEPT_RUNS: usize = 2;
@@ -339,6 +342,7 @@ struct OpenRun {
     mapper: AguiMapper,
     interrupted: bool,
     results_due: usize,
+    opened: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -386,6 +390,8 @@ pub struct Hub {
     past_start: watch::Sender<bool>,
     /// The last run opened for what the agent said between runs, for listeners.
     between_runs: watch::Sender<Option<Arc<RunLog>>>,
+    /// The session's figures, for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 /// A connection listening for what the agent says between runs (the platform backend's
@@ -418,6 +424,7 @@ impl Drop for Listening {
     fn drop(&mut self) {
         let mut state = self.hub.lock();
         state.listeners = state.listeners.saturating_sub(1);
+        self.hub.metrics.listener(false);
     }
 }
 
@@ -443,6 +450,7 @@ impl Hub {
             progress: Arc::new(Notify::new()),
             past_start: watch::Sender::new(false),
             between_runs: watch::Sender::new(None),
+            metrics: Arc::new(Metrics::default()),
         }
     }
 
@@ -533,6 +541,7 @@ impl Hub {
             state.listening_thread = Some(thread_id.to_owned());
         }
         state.listeners += 1;
+        self.metrics.listener(true);
         let mut runs = self.between_runs.subscribe();
         if state.between.is_some() {
             // Open already: the new listener gets it from its start.
@@ -542,6 +551,11 @@ impl Hub {
             hub: Arc::clone(self),
             runs,
         })
+    }
+
+    /// The session's figures.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Whether a run is open.
@@ -657,6 +671,7 @@ impl Hub {
             };
             events.extend(mapper.map(event));
         }
+        self.metrics.events_sent(events.len());
         log.push(&events, false);
         info!(run_id = %request.run_id, thread_id = %request.thread_id, "run started");
         state.runs.push_back(Arc::clone(&log));
@@ -669,6 +684,7 @@ impl Hub {
             mapper,
             interrupted: false,
             results_due,
+            opened: std::time::Instant::now(),
         });
         Ok((log, input))
     }
@@ -701,6 +717,11 @@ impl Hub {
 
     /// One event from the adapter, scrubbed: into the open run, or held for the next one.
     pub fn event(&self, event: Event) {
+        match &event {
+            Event::ToolUse { .. } => self.metrics.tool_called(),
+            Event::TurnEnded { result, .. } => self.metrics.turn_ended(result),
+            _ => {}
+        }
         let mut state = self.lock();
         match &event {
             Event::TurnStarted => state.turn_under_way = true,
@@ -719,6 +740,7 @@ impl Hub {
                 let event = match event {
                     Event::TurnEnded { result, .. } => {
                         let events = between.mapper.finish(Some(&result), RunEnd::Completed);
+                        self.metrics.events_sent(events.len());
                         between.log.push(&events, true);
                         state.between = None;
                         return;
@@ -729,6 +751,7 @@ impl Hub {
                     other => other,
                 };
                 let events = between.mapper.map(event);
+                self.metrics.events_sent(events.len());
                 between.log.push(&events, false);
                 return;
             }
@@ -751,6 +774,7 @@ impl Hub {
             _ => (false, None),
         };
         let events = open.mapper.map(event);
+        self.metrics.events_sent(events.len());
         open.log.push(&events, false);
         if ends {
             self.finish(&mut state, result.as_ref(), None);
@@ -794,6 +818,7 @@ impl Hub {
         // Nobody paces it: it keeps its last events, like any run whose client left.
         log.release();
         let mapper = AguiMapper::new(thread_id, run_id.clone());
+        self.metrics.events_sent(1);
         log.push(&[mapper.start()], false);
         info!(%run_id, "the agent speaks between runs: a run of its own for the listeners");
         state.runs.push_back(Arc::clone(&log));
@@ -805,6 +830,7 @@ impl Hub {
             mapper,
             interrupted: false,
             results_due: 0,
+            opened: std::time::Instant::now(),
         });
         self.between_runs.send_replace(Some(log));
     }
@@ -839,10 +865,18 @@ impl Hub {
         {
             state.waiting_on = interrupt_ids(outcome);
         }
+        let outcome = match end {
+            RunEnd::Failed(_) => Outcome::Error,
+            RunEnd::Cancelled => Outcome::Cancelled,
+            RunEnd::Completed if state.waiting_on.is_empty() => Outcome::Success,
+            RunEnd::Completed => Outcome::Interrupt,
+        };
+        self.metrics.run_ended(outcome, open.opened.elapsed());
         match end {
             RunEnd::Failed(why) => warn!(run_id = %open.log.run_id, error = %why, "run failed"),
             _ => info!(run_id = %open.log.run_id, "run finished"),
         }
+        self.metrics.events_sent(events.len());
         open.log.push(&events, true);
     }
 }

@@ -36,6 +36,7 @@ mod front;
 pub mod http;
 pub mod hub;
 pub mod initial_prompt;
+pub mod metrics;
 pub mod request;
 pub mod server;
 mod workspace_routes;

@@ -622,3 +622,47 @@ async fn a_configured_browser_origin_passes_its_preflight_and_others_do_not() {
     let finished = served.stop().await;
     assert_eq!(finished.code, Some(143), "{}", finished.stderr);
 }
+
+#[tokio::test]
+async fn the_metrics_page_counts_what_the_runs_did_behind_the_token() {
+    let workspace = tempfile::tempdir().unwrap();
+    let served = serve_echo(workspace.path(), &[]).await;
+    for (run, id, text) in [("r1", "u1", "one"), ("r2", "u2", "two")] {
+        check_run(
+            &served
+                .run(&run_input("t", run, &[(id, "user", text)]))
+                .await,
+        );
+    }
+    let page = served.get("/metrics").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let page = page.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        page.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+    };
+    assert_eq!(value("ambient_runs_total{outcome=\"success\"}"), 2.0);
+    assert_eq!(value("ambient_runs_total{outcome=\"error\"}"), 0.0);
+    assert_eq!(value("ambient_run_duration_seconds_count"), 2.0);
+    assert_eq!(
+        value("ambient_tool_calls_total"),
+        2.0,
+        "one echo tool call a run"
+    );
+    assert_eq!(value("ambient_turns_total"), 2.0);
+    // Each run: RUN_STARTED, its text (3), the tool call (3) and result, the snapshot
+    // and RUN_FINISHED.
+    assert_eq!(value("ambient_events_sent_total"), 20.0);
+    let anonymous = reqwest::get(format!("{}/metrics", served.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(served.stop().await.code, Some(143));
+}
