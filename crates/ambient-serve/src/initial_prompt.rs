@@ -146,11 +146,15 @@ fn retryable(status: reqwest::StatusCode, body: &str) -> bool {
 /// refused for good, or `stop` fires. Nothing it logs carries the token; the prompt and
 /// the backend's answers go through `redactor`.
 pub async fn send(prompt: InitialPrompt, redactor: Redactor, stop: CancellationToken) {
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("ambient-runner/", env!("CARGO_PKG_VERSION")))
         .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+        .redirect(reqwest::redirect::Policy::none());
+    if prompt.url.starts_with("http://") {
+        // No TLS connection will be made: the system's root certificates are not loaded.
+        builder = builder.tls_certs_only([]);
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             warn!(%error, "the initial prompt cannot be sent: no HTTP client");

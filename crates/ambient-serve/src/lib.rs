@@ -14,6 +14,13 @@
 //! | `GET /runs/{run_id}/events` | the run's events after `Last-Event-ID`, then the rest of the run live |
 //! | `POST /interrupt` | stops the open run's turn; the run ends with the `cancelled` outcome |
 //! | `GET /events/{thread_id}` (and `…/wait`) | what the agent says between runs, as a run of its own; a heartbeat comment every 30 s |
+//! | `POST /model`, `POST /feedback` | the model switched between runs (where the framework's model is the runner's); feedback as the `RAW` event the backend stores |
+//! | `/repos/add`, `/repos/remove`, `GET /repos/status`, `POST /workflow` | the workspace changed through the host's workspace code |
+//! | `/content/…` | the workspace file API, confined to the workspace ([`content`]), and its git views |
+//! | `GET /metrics` | the session's figures in Prometheus' text format ([`metrics`]) |
+//!
+//! `docs/platform-contract.md` says, route by route, how these meet the platform's
+//! backend and UI.
 //!
 //! With `INITIAL_PROMPT`, the first prompt is posted to the platform's backend
 //! ([`initial_prompt`]), which runs it like any message.
