@@ -48,7 +48,15 @@ pub enum Signal {
 pub struct CliMapper {
     streaming: Option<String>,
     tasks: HashSet<String>,
+    /// The background tasks the CLI told of, by id, for the `tasks` report; the oldest
+    /// finished ones are forgotten past [`TASKS_KEPT`].
+    task_list: std::collections::BTreeMap<String, Value>,
+    /// The order the tasks came in.
+    task_order: std::collections::VecDeque<String>,
 }
+
+/// Tasks the `tasks` report lists at most.
+const TASKS_KEPT: usize = 100;
 
 impl CliMapper {
     /// A mapper for a new process.
@@ -137,6 +145,25 @@ impl CliMapper {
                         failed.join(", ")
                     ))]
                 };
+                let mut events = events;
+                let servers: Vec<Value> = line
+                    .get("mcp_servers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|server| {
+                        let name = server.get("name")?.as_str()?;
+                        let status = server
+                            .get("status")
+                            .and_then(Value::as_str)
+                            .unwrap_or("unknown");
+                        Some(serde_json::json!({"name": name, "status": status}))
+                    })
+                    .collect();
+                events.push(Event::Report {
+                    name: String::from("mcp_status"),
+                    value: serde_json::json!({"totalCount": servers.len(), "servers": servers}),
+                });
                 let session_id = line
                     .get("session_id")
                     .and_then(Value::as_str)
@@ -168,22 +195,33 @@ impl CliMapper {
             }
             "task_started" => {
                 self.tasks.insert(field("task_id").to_owned());
+                self.note_task(
+                    field("task_id"),
+                    &[
+                        ("description", field("description")),
+                        ("status", "running"),
+                        ("type", field("task_type")),
+                    ],
+                );
                 (
-                    vec![Event::Log(format!(
-                        "task started: {}",
-                        field("description")
-                    ))],
+                    vec![
+                        Event::Log(format!("task started: {}", field("description"))),
+                        self.tasks_report(),
+                    ],
                     Signal::None,
                 )
             }
             "task_notification" => {
                 self.tasks.remove(field("task_id"));
+                self.note_task(
+                    field("task_id"),
+                    &[("status", field("status")), ("summary", field("summary"))],
+                );
                 (
-                    vec![Event::Log(format!(
-                        "task {}: {}",
-                        field("status"),
-                        field("summary")
-                    ))],
+                    vec![
+                        Event::Log(format!("task {}: {}", field("status"), field("summary"))),
+                        self.tasks_report(),
+                    ],
                     Signal::None,
                 )
             }
@@ -195,9 +233,48 @@ impl CliMapper {
                 if matches!(status, "completed" | "failed" | "killed" | "cancelled") {
                     self.tasks.remove(field("task_id"));
                 }
-                (Vec::new(), Signal::None)
+                if status.is_empty() {
+                    return (Vec::new(), Signal::None);
+                }
+                self.note_task(field("task_id"), &[("status", status)]);
+                (vec![self.tasks_report()], Signal::None)
             }
             _ => (Vec::new(), Signal::None),
+        }
+    }
+
+    /// Sets `fields` of task `id` (a new one is listed last), forgetting the oldest past
+    /// [`TASKS_KEPT`].
+    fn note_task(&mut self, id: &str, fields: &[(&str, &str)]) {
+        if id.is_empty() {
+            return;
+        }
+        let task = self.task_list.entry(id.to_owned()).or_insert_with(|| {
+            self.task_order.push_back(id.to_owned());
+            serde_json::json!({"id": id})
+        });
+        for (key, value) in fields {
+            if !value.is_empty() {
+                task[*key] = Value::String((*value).to_owned());
+            }
+        }
+        while self.task_order.len() > TASKS_KEPT {
+            if let Some(oldest) = self.task_order.pop_front() {
+                self.task_list.remove(&oldest);
+            }
+        }
+    }
+
+    /// The `tasks` report: every task listed, in the order they came.
+    fn tasks_report(&self) -> Event {
+        let tasks: Vec<Value> = self
+            .task_order
+            .iter()
+            .filter_map(|id| self.task_list.get(id).cloned())
+            .collect();
+        Event::Report {
+            name: String::from("tasks"),
+            value: serde_json::json!({ "tasks": tasks }),
         }
     }
 

@@ -541,6 +541,8 @@ impl AguiMapper {
                 }
                 None => Vec::new(),
             },
+            // Not part of the conversation: the front keeps it for its own routes.
+            Event::Report { .. } => Vec::new(),
             // The run's end is `finish`'s; a turn start is the run's start.
             Event::TurnStarted | Event::TurnEnded { .. } => self.close_text(),
         }

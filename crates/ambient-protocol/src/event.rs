@@ -94,6 +94,18 @@ pub enum Event {
         /// Whether it ends (else it begins).
         finished: bool,
     },
+    /// A fact about the agent that the platform's UI asks for apart from the
+    /// conversation, the latest of each name standing: `mcp_status` (its MCP servers,
+    /// `{"servers": [{name, status}], "totalCount"}`), `tasks` (its background tasks,
+    /// `{"tasks": [{id, description, status, …}]}`). Not part of any turn; the
+    /// WebSocket protocol has no frame for it, and the serve mode answers
+    /// `/mcp/status` and `/tasks` with it.
+    Report {
+        /// What it is about.
+        name: String,
+        /// The fact.
+        value: Value,
+    },
 }
 
 /// What a log frame of the model's reasoning starts with, before its text.
@@ -180,7 +192,7 @@ impl EventMapper {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }
-            Event::State(_) | Event::Step { .. } => return None,
+            Event::State(_) | Event::Step { .. } | Event::Report { .. } => return None,
             Event::Subagent {
                 parent_tool_use_id,
                 event,

@@ -76,6 +76,8 @@ pub fn router(front: Front) -> Router {
         .route("/events/{thread_id}", get(listen))
         .route("/model", post(switch_model))
         .route("/metrics", get(metrics))
+        .route("/mcp/status", get(mcp_status))
+        .route("/tasks", get(tasks))
         .merge(crate::workspace_routes::routes())
         .route("/feedback", post(feedback))
         .route("/content/list", get(content_list))
@@ -280,7 +282,7 @@ async fn capabilities(State(front): State<Front>) -> Response {
 }
 
 /// The platform's features this runner serves routes for, as its UI names them.
-const PLATFORM_FEATURES: [&str; 3] = ["feedback", "repos", "workflows"];
+const PLATFORM_FEATURES: [&str; 4] = ["feedback", "mcp_diagnostics", "repos", "workflows"];
 
 /// `Last-Event-ID`, when the caller sent one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Box<Response>> {
@@ -390,6 +392,32 @@ impl Front {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
+
+/// The agent's MCP servers as it last reported them. A framework that takes no MCP
+/// servers has none; one that does but has not started them yet says so.
+async fn mcp_status(State(front): State<Front>) -> Response {
+    let status = match front.hub.report("mcp_status") {
+        Some(status) => status,
+        None if !front.identity.mcp => json!({"servers": [], "totalCount": 0}),
+        None => json!({
+            "servers": [],
+            "totalCount": 0,
+            "message": "the agent has not started its MCP servers yet",
+        }),
+    };
+    axum::Json(status).into_response()
+}
+
+/// The agent's background tasks as it last reported them.
+async fn tasks(State(front): State<Front>) -> Response {
+    axum::Json(
+        front
+            .hub
+            .report("tasks")
+            .unwrap_or_else(|| json!({"tasks": []})),
+    )
+    .into_response()
 }
 
 /// The session's figures, in Prometheus' text format.

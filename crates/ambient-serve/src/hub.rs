@@ -29,6 +29,10 @@ use crate::{
 const KEPT_RUNS: usize = 2;
 /// The most bytes of event JSON a run keeps for replay, besides its event count.
 const REPLAY_BYTES: usize = 8 * 1024 * 1024;
+/// The reports the front serves (`/mcp/status`, `/tasks`); others are not kept.
+const REPORTS: [&str; 2] = ["mcp_status", "tasks"];
+/// The largest report kept.
+const MAX_REPORT_BYTES: usize = 256 << 10;
 /// Delivered user message ids remembered.
 const REMEMBERED_MESSAGES: usize = 1024;
 
@@ -367,6 +371,8 @@ struct State {
     delivered_order: VecDeque<String>,
     /// The interrupts the last run ended with.
     waiting_on: Vec<String>,
+    /// The latest report of each name the front serves (`Event::Report`).
+    reports: std::collections::HashMap<String, Value>,
     /// Connections listening for what the agent says between runs.
     listeners: usize,
     /// The thread listeners asked for, before a run named the session's.
@@ -553,6 +559,24 @@ impl Hub {
         })
     }
 
+    /// Keeps the latest report of a name the front serves, within its bound.
+    fn keep_report(&self, name: String, value: Value) {
+        if !REPORTS.contains(&name.as_str()) {
+            return;
+        }
+        let size = value.to_string().len();
+        if size > MAX_REPORT_BYTES {
+            warn!(%name, size, "a report larger than {MAX_REPORT_BYTES} bytes is not kept");
+            return;
+        }
+        self.lock().reports.insert(name, value);
+    }
+
+    /// The latest report of `name`, if the agent made one.
+    pub fn report(&self, name: &str) -> Option<Value> {
+        self.lock().reports.get(name).cloned()
+    }
+
     /// The session's figures.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -717,6 +741,10 @@ impl Hub {
 
     /// One event from the adapter, scrubbed: into the open run, or held for the next one.
     pub fn event(&self, event: Event) {
+        if let Event::Report { name, value } = event {
+            self.keep_report(name, value);
+            return;
+        }
         match &event {
             Event::ToolUse { .. } => self.metrics.tool_called(),
             Event::TurnEnded { result, .. } => self.metrics.turn_ended(result),

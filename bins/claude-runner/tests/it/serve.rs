@@ -491,3 +491,47 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
     assert_eq!(served.stop().await.code, Some(143));
 }
+
+/// `/mcp/status` and `/tasks`, from what the CLI reports: a server that fails to start,
+/// and a subagent's background task.
+#[tokio::test]
+async fn the_mcp_servers_and_background_tasks_are_reported_as_the_cli_tells_them() {
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        workspace.path().join(".mcp.json"),
+        r#"{"mcpServers": {"broken": {"command": "/bin/false"}}}"#,
+    )
+    .unwrap();
+    let served = serve(&mock, workspace.path(), home.path(), &[]).await;
+    let mut conversation = Vec::new();
+    check_run(
+        &served
+            .run(&say(&mut conversation, "r1", "MOCK_AGENT please delegate"))
+            .await,
+    );
+    check_run(&served.run(&say(&mut conversation, "r2", "hello")).await);
+    let status: Value = served.get("/mcp/status").await.json().await.unwrap();
+    assert_eq!(status["totalCount"], 1, "{status}");
+    assert_eq!(
+        status["servers"][0],
+        json!({"name": "broken", "status": "failed"})
+    );
+    let tasks: Value = served.get("/tasks").await.json().await.unwrap();
+    let listed = tasks["tasks"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{tasks}");
+    assert!(
+        listed[0]["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{tasks}"
+    );
+    assert!(listed[0]["status"].as_str().is_some(), "{tasks}");
+    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
+    assert!(
+        capabilities["platform_features"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mcp_diagnostics"))
+    );
+    assert_eq!(served.stop().await.code, Some(143));
+}

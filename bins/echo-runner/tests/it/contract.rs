@@ -112,8 +112,13 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
     assert_eq!(capabilities["framework"], "echo");
     assert_eq!(
         capabilities["platform_features"],
-        json!(["feedback", "repos", "workflows"])
+        json!(["feedback", "mcp_diagnostics", "repos", "workflows"])
     );
+    // The echo agent takes no MCP servers and runs no background task.
+    let mcp: Value = calls.get("/mcp/status").await.json().await.unwrap();
+    assert_eq!(mcp, json!({"servers": [], "totalCount": 0}));
+    let tasks: Value = calls.get("/tasks").await.json().await.unwrap();
+    assert_eq!(tasks, json!({"tasks": []}));
     let health: Value = reqwest::get(format!("{}/health", calls.url))
         .await
         .unwrap()

@@ -235,6 +235,10 @@ impl Redactor {
             }
             Event::State(state) => self.value(state),
             Event::Step { name, .. } => self.string(name),
+            Event::Report { name, value } => {
+                self.string(name);
+                self.value(value);
+            }
             Event::Subagent {
                 parent_tool_use_id,
                 event,
