@@ -164,6 +164,11 @@ impl Inside {
                 path: self.asked.clone(),
                 what: "a directory",
             },
+            // A FIFO with no reader, opened to write without waiting.
+            Errno::ENXIO => ContentError::WrongKind {
+                path: self.asked.clone(),
+                what: "not a regular file",
+            },
             other => ContentError::Io {
                 path: self.asked.clone(),
                 error: std::io::Error::from(other),
@@ -173,8 +178,9 @@ impl Inside {
 }
 
 fn beneath(flags: OFlag) -> OpenHow {
+    // Never waits: a FIFO the agent made would hold the open until someone wrote to it.
     let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     // The kernel takes a mode only for a file it may create.
     if flags.contains(OFlag::O_CREAT) {
@@ -242,6 +248,12 @@ impl Workspace {
             path: inside.asked.clone(),
             error,
         })?;
+        if !(metadata.is_file() || metadata.is_dir()) {
+            return Err(ContentError::WrongKind {
+                path: inside.asked,
+                what: "neither a file nor a directory (a FIFO, a socket or a device)",
+            });
+        }
         Ok((inside, file, metadata))
     }
 
@@ -325,6 +337,29 @@ impl Workspace {
         Ok(bytes)
     }
 
+    /// The bytes of the file at `path` if it is at most `max` bytes long: for the small
+    /// files read on the way to an answer (a `.git/HEAD`, a command's front matter).
+    pub fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>, ContentError> {
+        let (inside, file, metadata) = self.open_read(path)?;
+        if metadata.is_dir() {
+            return Err(inside.io(Errno::EISDIR));
+        }
+        if metadata.len() > max {
+            return Err(ContentError::TooLarge {
+                path: inside.asked,
+                bytes: metadata.len(),
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(max)
+            .read_to_end(&mut bytes)
+            .map_err(|error| ContentError::Io {
+                path: inside.asked,
+                error,
+            })?;
+        Ok(bytes)
+    }
+
     /// Writes `bytes` to the file at `path`, creating the directories on the way.
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ContentError> {
         let inside = Inside::new(path)?;
@@ -359,6 +394,12 @@ impl Workspace {
         )
         .map_err(|e| inside.io(e))?;
         let mut file = std::fs::File::from(fd);
+        if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+            return Err(ContentError::WrongKind {
+                path: inside.asked,
+                what: "not a regular file",
+            });
+        }
         file.write_all(bytes).map_err(|error| ContentError::Io {
             path: inside.asked,
             error,
@@ -486,5 +527,25 @@ mod tests {
         assert!(workspace.delete("/").is_err());
         assert_eq!(workspace.delete("src").unwrap_err().status(), 400);
         assert_eq!(workspace.delete("nothing-here").unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn a_fifo_the_agent_made_is_refused_at_once_never_waited_on() {
+        let (root, _outside, workspace) = planted();
+        let fifo = root.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(workspace.read("pipe").unwrap_err().status(), 400);
+        assert_eq!(
+            workspace.read_small("pipe", 1024).unwrap_err().status(),
+            400
+        );
+        assert_eq!(workspace.write("pipe", b"x").unwrap_err().status(), 400);
+        assert!(
+            workspace
+                .list("/")
+                .unwrap()
+                .iter()
+                .any(|item| item.name == "pipe")
+        );
     }
 }

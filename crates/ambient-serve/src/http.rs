@@ -128,7 +128,7 @@ async fn cors(State(front): State<Front>, request: axum::extract::Request, next:
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
         );
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -969,44 +969,76 @@ fn waiting_stream(
     opened: oneshot::Receiver<Result<Initiator, Refused>>,
     connection: Option<&ConnectionHandle>,
 ) -> Response {
-    let marks = marks(connection, true);
-    let redactor = front.redactor.clone();
-    let events = futures_util::stream::once(async move {
-        let why = match opened.await {
-            Ok(Ok(initiator)) => {
-                let follow = Follow {
-                    changes: initiator.log.subscribe(),
-                    log: Arc::clone(&initiator.log),
-                    last: 0,
-                    initiator: Some(initiator),
-                    pending: VecDeque::new(),
-                    ended: false,
-                    skip_snapshots: false,
-                    preface: None,
-                    _marks: marks,
-                };
-                return follow_events(follow).boxed();
+    let mut opening = Some((
+        marks(connection, true),
+        front.redactor.clone(),
+        thread_id,
+        run_id,
+    ));
+    // Until the run opens, a comment now and then, so that no proxy on the way takes the
+    // quiet connection for a dead one (the run would never open for it).
+    let waiting = futures_util::stream::unfold(Some(opened), |opened| async move {
+        let mut opened = opened?;
+        tokio::select! {
+            result = &mut opened => Some((Err(result), None)),
+            () = tokio::time::sleep(KEEPALIVE) => {
+                Some((Ok(Bytes::from_static(b": keepalive\n\n")), Some(opened)))
             }
-            Ok(Err(refused)) => refused.to_string(),
-            Err(_) => String::from("the session ended before this run opened"),
-        };
-        let message = redactor.text(&why).into_owned();
-        let events = [
-            AguiEvent::RunStarted { thread_id, run_id },
-            AguiEvent::RunError { message },
-        ];
-        let chunks: Vec<Result<Bytes, Infallible>> = events
-            .iter()
-            .zip(1_u64..)
-            .map(|(event, id)| {
-                let json = serde_json::to_string(event).unwrap_or_default();
-                Ok(Bytes::from(format!("id: {id}\ndata: {json}\n\n")))
-            })
-            .collect();
-        futures_util::stream::iter(chunks).boxed()
-    })
-    .flatten();
+        }
+    });
+    let events = waiting.flat_map(move |item| match item {
+        Ok(keepalive) => futures_util::stream::iter([Ok::<_, Infallible>(keepalive)]).boxed(),
+        Err(result) => match opening.take() {
+            Some((marks, redactor, thread_id, run_id)) => {
+                opened_events(result, marks, &redactor, thread_id, run_id)
+            }
+            None => futures_util::stream::empty().boxed(),
+        },
+    });
     sse_response(events)
+}
+
+/// The stream of a run that waited, once its turn came: its events, or `RUN_STARTED` and
+/// `RUN_ERROR` saying why it did not open.
+fn opened_events(
+    result: Result<Result<Initiator, Refused>, oneshot::error::RecvError>,
+    marks: Vec<Marked>,
+    redactor: &Redactor,
+    thread_id: String,
+    run_id: String,
+) -> futures_util::stream::BoxStream<'static, Result<Bytes, Infallible>> {
+    let why = match result {
+        Ok(Ok(initiator)) => {
+            let follow = Follow {
+                changes: initiator.log.subscribe(),
+                log: Arc::clone(&initiator.log),
+                last: 0,
+                initiator: Some(initiator),
+                pending: VecDeque::new(),
+                ended: false,
+                skip_snapshots: false,
+                preface: None,
+                _marks: marks,
+            };
+            return follow_events(follow).boxed();
+        }
+        Ok(Err(refused)) => refused.to_string(),
+        Err(_) => String::from("the session ended before this run opened"),
+    };
+    let message = redactor.text(&why).into_owned();
+    let events = [
+        AguiEvent::RunStarted { thread_id, run_id },
+        AguiEvent::RunError { message },
+    ];
+    let chunks: Vec<Result<Bytes, Infallible>> = events
+        .iter()
+        .zip(1_u64..)
+        .map(|(event, id)| {
+            let json = serde_json::to_string(event).unwrap_or_default();
+            Ok(Bytes::from(format!("id: {id}\ndata: {json}\n\n")))
+        })
+        .collect();
+    futures_util::stream::iter(chunks).boxed()
 }
 
 /// A run's events from `follow`'s place to the run's end, with a keepalive comment on a

@@ -264,6 +264,13 @@ impl RunLog {
                 AguiEvent::ToolCallStart { tool_call_id, .. } => {
                     open.entry(tool_call_id).or_insert(event.id);
                 }
+                // Steps are named apart from messages and calls, which may share a name.
+                AguiEvent::StepStarted { step_name } => {
+                    open.entry(format!("step:{step_name}")).or_insert(event.id);
+                }
+                AguiEvent::StepFinished { step_name } => {
+                    open.remove(&format!("step:{step_name}"));
+                }
                 AguiEvent::TextMessageEnd { message_id }
                 | AguiEvent::ReasoningEnd { message_id }
                 | AguiEvent::ReasoningMessageEnd { message_id } => {
@@ -419,6 +426,10 @@ impl Listening {
             }
             // The hub owns the sender, and this holds the hub.
             self.runs.changed().await.ok()?;
+            // The session's end wakes listeners too: the last run is not theirs again.
+            if self.hub.lock().closed.is_some() {
+                return None;
+            }
             if let Some(log) = self.runs.borrow_and_update().clone() {
                 return Some(log);
             }
@@ -1125,6 +1136,35 @@ mod tests {
             Refused::Closed(String::from("the session failed"))
         );
         assert_eq!(hub.health(), Health::Closed);
+    }
+
+    #[test]
+    fn a_client_that_comes_back_mid_step_or_mid_message_starts_before_what_is_open() {
+        let hub = hub();
+        let (log, _) = hub.start_run(&said("r1", "u1", "go")).unwrap();
+        hub.event(Event::Step {
+            name: String::from("plan"),
+            finished: false,
+        });
+        hub.event(Event::TextDelta {
+            stream: String::from("m"),
+            data: String::from("half"),
+        });
+        let events = events(&log);
+        // 1 RUN_STARTED, 2 STEP_STARTED, 3 TEXT_MESSAGE_START, 4 TEXT_MESSAGE_CONTENT.
+        assert_eq!(events[1].kind(), "STEP_STARTED");
+        assert_eq!(log.resume_point(4), 1, "the open step started at event 2");
+        hub.event(Event::Text(String::from("half")));
+        hub.event(Event::Step {
+            name: String::from("plan"),
+            finished: true,
+        });
+        let count = events_count(&log);
+        assert_eq!(log.resume_point(count), count, "nothing is open");
+    }
+
+    fn events_count(log: &RunLog) -> u64 {
+        log.since(0).unwrap().events.len() as u64
     }
 
     #[test]

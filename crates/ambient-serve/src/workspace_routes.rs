@@ -25,6 +25,12 @@ use serde_json::{Value, json};
 
 use crate::{content::Workspace, http::Front, hub::Command};
 
+/// The most bytes read of one file on the way to an answer (a `.git/HEAD`, a command's
+/// front matter); a larger one is left out.
+const SMALL_FILE: u64 = 64 << 10;
+/// The most folders, branches or workflow files an answer lists.
+const MAX_LISTED: usize = 500;
+
 /// How long a change may take (a clone of a large repository) before the caller is
 /// answered that it still runs.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -263,9 +269,15 @@ fn repos_in(workspace: &Workspace) -> Vec<Value> {
     };
     top.into_iter()
         .filter(|item| item.is_dir)
+        .take(MAX_LISTED)
         .filter_map(|item| {
             let git = format!("{}/.git", item.path);
-            let head = String::from_utf8(workspace.read(&format!("{git}/HEAD")).ok()?).ok()?;
+            let head = String::from_utf8(
+                workspace
+                    .read_small(&format!("{git}/HEAD"), SMALL_FILE)
+                    .ok()?,
+            )
+            .ok()?;
             let current = head
                 .trim()
                 .strip_prefix("ref: refs/heads/")
@@ -279,7 +291,7 @@ fn repos_in(workspace: &Workspace) -> Vec<Value> {
                 .map(|entry| entry.name)
                 .collect();
             if let Some(packed) = workspace
-                .read(&format!("{git}/packed-refs"))
+                .read_small(&format!("{git}/packed-refs"), SMALL_FILE)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
             {
@@ -290,13 +302,14 @@ fn repos_in(workspace: &Workspace) -> Vec<Value> {
             }
             branches.sort();
             branches.dedup();
+            branches.truncate(MAX_LISTED);
             let config = workspace
-                .read(&format!("{git}/config"))
+                .read_small(&format!("{git}/config"), SMALL_FILE)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .unwrap_or_default();
             let default_branch = workspace
-                .read(&format!("{git}/refs/remotes/origin/HEAD"))
+                .read_small(&format!("{git}/refs/remotes/origin/HEAD"), SMALL_FILE)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .and_then(|head| {
@@ -383,8 +396,9 @@ pub(crate) fn workflow_metadata(workspace: &Workspace) -> Value {
             .unwrap_or_default()
             .into_iter()
             .filter(|entry| !entry.is_dir && entry.name.ends_with(".md"))
+            .take(MAX_LISTED)
             .filter_map(|entry| {
-                let bytes = workspace.read(&entry.path).ok()?;
+                let bytes = workspace.read_small(&entry.path, SMALL_FILE).ok()?;
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 Some((
                     entry.name.trim_end_matches(".md").to_owned(),
@@ -423,7 +437,10 @@ pub(crate) fn workflow_metadata(workspace: &Workspace) -> Value {
         })
         .collect();
     let settings: Value = workspace
-        .read(&format!("{}/.ambient/ambient.json", workflow.path))
+        .read_small(
+            &format!("{}/.ambient/ambient.json", workflow.path),
+            SMALL_FILE,
+        )
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_else(|| json!({}));
@@ -552,6 +569,17 @@ async fn configure_remote(State(front): State<Front>, body: Bytes) -> Response {
     };
     if body.remote_url.trim().is_empty() {
         return front.error(StatusCode::BAD_REQUEST, "remoteUrl is required");
+    }
+    // A credential in the URL would be written into a configuration the agent reads.
+    if body.remote_url.split_once("://").is_some_and(|(_, rest)| {
+        rest.split('/')
+            .next()
+            .is_some_and(|host| host.contains('@'))
+    }) {
+        return front.error(
+            StatusCode::BAD_REQUEST,
+            "remoteUrl carries a user or a credential; give the URL without it",
+        );
     }
     let branch = body
         .branch

@@ -635,6 +635,34 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     )
     .await;
     assert_eq!(status, 400, "{refused_url}");
+    // A folder laid out as a bare repository, with an empty `.git` beside it to pass for
+    // a checkout: git never takes the folder for a repository, so its program never runs.
+    let bare_trick = workspace.path().join("bare-trick");
+    ambient_test_support::git_repos::git(workspace.path(), &["init", "-q", "--bare", "bare-trick"]);
+    ambient_test_support::git_repos::git(
+        &bare_trick,
+        &["config", "core.fsmonitor", &program.to_string_lossy()],
+    );
+    ambient_test_support::git_repos::git(&bare_trick, &["config", "core.bare", "false"]);
+    ambient_test_support::git_repos::git(
+        &bare_trick,
+        &["config", "core.worktree", &bare_trick.to_string_lossy()],
+    );
+    std::fs::create_dir(bare_trick.join(".git")).unwrap();
+    let tricked = calls.get("/content/git-status?path=bare-trick").await;
+    assert_eq!(tricked.status(), 400, "{:?}", tricked.text().await);
+    assert!(
+        !marker.exists(),
+        "the agent's program ran through a bare repository"
+    );
+    // A remote URL with a credential in it is not written where the agent reads it.
+    let (status, with_token) = post(
+        "/content/git-configure-remote",
+        json!({"path": "notes", "remoteUrl": "https://user:ghp_secret@example.com/o/r.git"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{with_token}");
+    assert!(!with_token.to_string().contains("ghp_secret"));
     let refused = calls.get("/content/git-status?path=rigged").await;
     assert_eq!(refused.status(), 400);
     let why: Value = refused.json().await.unwrap();

@@ -302,6 +302,12 @@ pub(crate) async fn run(
         // An empty helper empties the list of helpers: none runs.
         (String::from("credential.helper"), String::new()),
         (String::from("safe.directory"), String::from("*")),
+        // A folder the agent laid out as a bare repository is never taken for one: only
+        // a `.git` the runner names, or finds, is.
+        (
+            String::from("safe.bareRepository"),
+            String::from("explicit"),
+        ),
         (String::from("protocol.allow"), String::from("never")),
     ];
     settings.extend(

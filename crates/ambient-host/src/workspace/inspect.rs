@@ -71,6 +71,19 @@ fn is_checkout(folder: &Path) -> bool {
     std::fs::symlink_metadata(folder.join(".git")).is_ok()
 }
 
+/// git in the checkout `folder`, told where its repository is (`.git`) and where its
+/// files are (the folder): it looks for no repository of its own, so a folder the agent
+/// laid out otherwise (a bare repository beside an empty `.git`, say) is never read.
+async fn in_checkout(
+    folder: &Path,
+    args: &[&str],
+    settings: &GitSettings,
+) -> Result<String, GitError> {
+    let mut all = vec!["--git-dir=.git", "--work-tree=."];
+    all.extend_from_slice(args);
+    git::run(folder, &all, settings, None, INSPECT_TIMEOUT).await
+}
+
 /// The git state of the checkout in `folder` (a folder that is not one is
 /// `initialized: false`).
 pub async fn git_status(folder: &Path, settings: &GitSettings) -> Result<GitStatus, InspectError> {
@@ -78,14 +91,13 @@ pub async fn git_status(folder: &Path, settings: &GitSettings) -> Result<GitStat
         return Ok(GitStatus::default());
     }
     git::check_checkout(folder, settings).await?;
-    let run =
-        |args: &'static [&'static str]| git::run(folder, args, settings, None, INSPECT_TIMEOUT);
+    let run = |args: &'static [&'static str]| in_checkout(folder, args, settings);
     let branch = run(&["rev-parse", "--abbrev-ref", "HEAD"])
         .await
         .map(|out| out.trim().to_owned())
         .unwrap_or_default();
     let remote_url = origin(folder, settings).await.unwrap_or_default();
-    let listed = run(&["status", "--porcelain", "-z"]).await?;
+    let listed = run(&["status", "--porcelain", "-z", "--ignore-submodules=all"]).await?;
     let mut uncommitted_files = 0_u64;
     let mut entries = listed.split('\0').filter(|entry| entry.len() > 3);
     while let Some(entry) = entries.next() {
@@ -145,12 +157,10 @@ pub async fn remote_branches(
         )));
     }
     git::check_checkout(folder, settings).await?;
-    let listed = git::run(
+    let listed = in_checkout(
         folder,
         &["branch", "-r", "--format=%(refname:short)"],
         settings,
-        None,
-        INSPECT_TIMEOUT,
     )
     .await?;
     Ok(listed
@@ -177,11 +187,11 @@ pub async fn configure_remote(
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            git::run(folder, &args, settings, None, INSPECT_TIMEOUT).await
+            in_checkout(folder, &args, settings).await
         }
     };
     if !is_checkout(folder) {
-        run(&["init", "-q"]).await?;
+        git::run(folder, &["init", "-q"], settings, None, INSPECT_TIMEOUT).await?;
     }
     git::check_checkout(folder, settings).await?;
     if origin(folder, settings).await.is_some() {
