@@ -45,13 +45,15 @@ pub enum ContentError {
     /// Nothing is there.
     #[error("`{0}` does not exist in the workspace")]
     NotFound(String),
-    /// A file over [`MAX_FILE_BYTES`].
-    #[error("`{path}` is {bytes} bytes; at most {MAX_FILE_BYTES} are sent or taken")]
+    /// A file over the bound of what is read ([`MAX_FILE_BYTES`] for `/content/file`).
+    #[error("`{path}` is {bytes} bytes; at most {limit} are read")]
     TooLarge {
         /// The path.
         path: String,
         /// Its size.
         bytes: u64,
+        /// The bound.
+        limit: u64,
     },
     /// A directory where a file was meant, or the other way.
     #[error("`{path}` is {what}")]
@@ -314,31 +316,14 @@ impl Workspace {
         Ok(items)
     }
 
-    /// The bytes of the file at `path`.
+    /// The bytes of the file at `path`, [`MAX_FILE_BYTES`] at most.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, ContentError> {
-        let (inside, file, metadata) = self.open_read(path)?;
-        if metadata.is_dir() {
-            return Err(inside.io(Errno::EISDIR));
-        }
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(ContentError::TooLarge {
-                path: inside.asked,
-                bytes: metadata.len(),
-            });
-        }
-        let mut bytes = Vec::new();
-        // A file that grows while it is read is cut at the bound.
-        file.take(MAX_FILE_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|error| ContentError::Io {
-                path: inside.asked,
-                error,
-            })?;
-        Ok(bytes)
+        self.read_small(path, MAX_FILE_BYTES)
     }
 
-    /// The bytes of the file at `path` if it is at most `max` bytes long: for the small
-    /// files read on the way to an answer (a `.git/HEAD`, a command's front matter).
+    /// The bytes of the file at `path` if it is at most `max` bytes long (for the small
+    /// files read on the way to an answer, a `.git/HEAD`, a command's front matter, a
+    /// bound well under [`MAX_FILE_BYTES`]).
     pub fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>, ContentError> {
         let (inside, file, metadata) = self.open_read(path)?;
         if metadata.is_dir() {
@@ -348,9 +333,11 @@ impl Workspace {
             return Err(ContentError::TooLarge {
                 path: inside.asked,
                 bytes: metadata.len(),
+                limit: max,
             });
         }
         let mut bytes = Vec::new();
+        // A file that grows while it is read is cut at the bound.
         file.take(max)
             .read_to_end(&mut bytes)
             .map_err(|error| ContentError::Io {
