@@ -23,6 +23,8 @@ use ambient_protocol::{
     Secret,
     repos::{RepoLocation, RepoSpec},
 };
+use std::os::unix::ffi::OsStrExt as _;
+
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -455,36 +457,84 @@ pub async fn prepare(
 /// Gives the agent's user the workspace under `root` (every file and folder it does not
 /// own yet), so that an agent running as its own user can work in what the runner
 /// checked out. A file it cannot take is logged and left.
+///
+/// The walk goes by directory descriptors, each opened from its parent without following
+/// a link, and every owner is changed relative to its directory's descriptor: a folder
+/// the agent swaps for a link to `/etc` while the walk runs is never entered, so nothing
+/// outside the workspace changes owner, even for a runner that is root.
 pub fn hand_over(root: &Path, user: AgentUser) {
-    let mut folders = vec![root.to_owned()];
-    while let Some(folder) = folders.pop() {
-        let mut paths = vec![folder.clone()];
-        if let Ok(entries) = std::fs::read_dir(&folder) {
-            for entry in entries.flatten() {
-                match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => folders.push(entry.path()),
-                    Ok(_) => paths.push(entry.path()),
-                    Err(_) => {}
+    use std::{os::fd::AsFd, rc::Rc};
+
+    use nix::{
+        fcntl::{AtFlags, OFlag, openat},
+        sys::stat::{Mode, SFlag, fstatat},
+        unistd::{Gid, Uid, fchownat},
+    };
+
+    let owner = (Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)));
+    let directory = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Ok(top) = nix::fcntl::open(root, directory, Mode::empty()) else {
+        return;
+    };
+    let give = |dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr| -> nix::Result<bool> {
+        let stat = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        if stat.st_uid != user.uid || stat.st_gid != user.gid {
+            fchownat(
+                dir.as_fd(),
+                name,
+                owner.0,
+                owner.1,
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        Ok(SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR)
+    };
+    let top = Rc::new(top);
+    if let Err(error) = give(&top, std::ffi::OsStr::new(".")) {
+        warn!(path = %root.display(), %error, "the workspace could not be given to the agent's user");
+        return;
+    }
+    // Folders to walk, as their parent and name: each is opened from its parent when its
+    // turn comes, so that only the folders on the way down are open at once.
+    let mut folders: Vec<(Rc<std::os::fd::OwnedFd>, Option<std::ffi::OsString>)> =
+        vec![(top, None)];
+    while let Some((parent, name)) = folders.pop() {
+        let folder = match name {
+            None => parent,
+            // A link put in its place since is refused here (O_NOFOLLOW).
+            Some(name) => {
+                match openat(parent.as_fd(), name.as_os_str(), directory, Mode::empty()) {
+                    Ok(inner) => Rc::new(inner),
+                    Err(_) => continue,
+                }
+            }
+        };
+        let Some(mut listing) = folder
+            .as_ref()
+            .try_clone()
+            .ok()
+            .and_then(|fd| nix::dir::Dir::from_fd(fd).ok())
+        else {
+            continue;
+        };
+        let names: Vec<std::ffi::OsString> = listing
+            .iter()
+            .flatten()
+            .map(|entry| std::ffi::OsStr::from_bytes(entry.file_name().to_bytes()).to_owned())
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        for name in names {
+            match give(&folder, &name) {
+                Ok(true) => folders.push((Rc::clone(&folder), Some(name))),
+                Ok(false) => {}
+                Err(error) => {
+                    // One failure says it all (the runner may not change owners at all).
+                    warn!(path = %root.join(&name).display(), %error, "the workspace could not be given to the agent's user");
+                    return;
                 }
             }
         }
-        for path in paths {
-            if let Err(error) = take(&path, user) {
-                // One failure says it all (the runner may not change owners at all).
-                warn!(path = %path.display(), %error, "the workspace could not be given to the agent's user");
-                return;
-            }
-        }
     }
-}
-
-fn take(path: &Path, user: AgentUser) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.uid() == user.uid && meta.gid() == user.gid {
-        return Ok(());
-    }
-    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))
 }
 
 /// A change to the workspace while the session runs (`repo_added`, `repo_removed`,
