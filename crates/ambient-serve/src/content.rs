@@ -105,6 +105,9 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    /// The agent's user and group, when it runs as its own user: what the file API
+    /// creates is theirs, as the rest of the workspace is.
+    owner: Option<(u32, u32)>,
 }
 
 /// A path checked to be inside the workspace, as its relative components.
@@ -216,7 +219,32 @@ fn display_path(relative: &Path) -> String {
 impl Workspace {
     /// The file API of the workspace at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            owner: None,
+        }
+    }
+
+    /// What the file API creates goes to the agent's user `uid` and group `gid`.
+    #[must_use]
+    pub fn owned_by(mut self, uid: u32, gid: u32) -> Self {
+        self.owner = Some((uid, gid));
+        self
+    }
+
+    /// Gives `name` in `dir` (just made by the file API) to the agent's user, if it has
+    /// one of its own.
+    fn give(&self, dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
+        nix::unistd::fchownat(
+            dir.as_fd(),
+            name,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
     }
 
     fn root_fd(&self) -> Result<OwnedFd, ContentError> {
@@ -363,7 +391,8 @@ impl Workspace {
                     continue;
                 };
                 match mkdirat(dir.as_fd(), part, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => self.give(&dir, part).map_err(|e| inside.io(e))?,
+                    Err(Errno::EEXIST) => {}
                     Err(error) => return Err(inside.io(error)),
                 }
                 dir = openat2(
@@ -387,6 +416,7 @@ impl Workspace {
                 what: "not a regular file",
             });
         }
+        self.give(&dir, &name).map_err(|e| inside.io(e))?;
         file.write_all(bytes).map_err(|error| ContentError::Io {
             path: inside.asked,
             error,
@@ -514,6 +544,37 @@ mod tests {
         assert!(workspace.delete("/").is_err());
         assert_eq!(workspace.delete("src").unwrap_err().status(), 400);
         assert_eq!(workspace.delete("nothing-here").unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn what_the_file_api_creates_belongs_to_the_agents_own_user() {
+        use std::os::unix::fs::MetadataExt as _;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("kept")).unwrap();
+        let before = std::fs::metadata(root.path().join("kept")).unwrap().uid();
+        // As root (the tests' user in CI), a user of its own; else this user.
+        let (uid, gid) = if nix::unistd::geteuid().is_root() {
+            (4242, 4243)
+        } else {
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        };
+        let workspace = Workspace::new(root.path()).owned_by(uid, gid);
+        workspace
+            .write("kept/new/dir/notes.md", b"# notes")
+            .unwrap();
+        for made in ["kept/new", "kept/new/dir", "kept/new/dir/notes.md"] {
+            let meta = std::fs::metadata(root.path().join(made)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{made}");
+        }
+        let kept = std::fs::metadata(root.path().join("kept")).unwrap();
+        assert_eq!(
+            kept.uid(),
+            before,
+            "a folder that was there keeps its owner"
+        );
     }
 
     #[test]

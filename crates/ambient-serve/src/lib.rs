@@ -370,7 +370,12 @@ pub async fn serve<A: Adapter>(
         replay_events: settings.replay_events,
         session_id: config.session_id.clone(),
 
-        workspace: content::Workspace::new(config.workspace.clone()),
+        workspace: match config.agent.agent_user {
+            Some(user) => {
+                content::Workspace::new(config.workspace.clone()).owned_by(user.uid, user.gid)
+            }
+            None => content::Workspace::new(config.workspace.clone()),
+        },
         git: Arc::new(config.workspace_settings.git.clone()),
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
