@@ -775,6 +775,10 @@ impl Front {
         tokio::spawn(async move {
             let _permit = permit;
             front.hub.past_start().await;
+            // Its caller left while the session started: nobody would read the run.
+            if opened_tx.is_closed() {
+                return;
+            }
             let started = front
                 .ask(|reply| Command::Start(request, bytes, reply))
                 .await
