@@ -1138,6 +1138,46 @@ mod tests {
         assert_eq!(hub.health(), Health::Closed);
     }
 
+    #[tokio::test]
+    async fn a_listener_gets_what_is_said_between_runs_once_and_nothing_at_the_end() {
+        let hub = Arc::new(hub());
+        let mut listening = hub.listen("t").unwrap();
+        // Said while no run is open, with a listener: a run of its own.
+        hub.event(Event::TurnStarted);
+        hub.event(Event::Text(String::from("the report is ready")));
+        hub.event(result("success", false, "the report is ready"));
+        let between = listening.next_run().await.unwrap();
+        let events = events(&between);
+        check_order(&events).unwrap();
+        assert!(between.run_id().starts_with("between-"));
+        assert_eq!(
+            crate::hub::tests::texts_of(&events),
+            ["the report is ready"]
+        );
+        // The session ends while the listener waits for the next run: it is let go, not
+        // given that run again.
+        let waiting = tokio::spawn(async move {
+            listening
+                .next_run()
+                .await
+                .map(|log| log.run_id().to_owned())
+        });
+        tokio::task::yield_now().await;
+        hub.close("the session completed", None);
+        assert_eq!(waiting.await.unwrap(), None);
+        assert!(hub.listen("t").is_err(), "no listener after the end");
+    }
+
+    fn texts_of(events: &[AguiEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                AguiEvent::TextMessageContent { delta, .. } => Some(delta.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_client_that_comes_back_mid_step_or_mid_message_starts_before_what_is_open() {
         let hub = hub();
