@@ -386,6 +386,20 @@ async fn replay(
 }
 
 impl Front {
+    /// A JSON body of the `shape` named, or the `400` that names it and what was wrong.
+    pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+        &self,
+        body: &Bytes,
+        shape: &str,
+    ) -> Result<T, Box<Response>> {
+        serde_json::from_slice(body).map_err(|why| {
+            Box::new(self.error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be {shape}: {why}"),
+            ))
+        })
+    }
+
     fn current_model(&self) -> Option<String> {
         self.model
             .lock()
@@ -439,14 +453,9 @@ struct ModelBody {
 /// Switches the agent's model between runs, as the platform's UI asks: the CLI's for
 /// Claude; refused with the reason for a framework whose model is not the runner's.
 async fn switch_model(State(front): State<Front>, body: Bytes) -> Response {
-    let model = match serde_json::from_slice::<ModelBody>(&body) {
+    let model = match front.parse_body::<ModelBody>(&body, r#"{"model": "…"}"#) {
         Ok(body) => body.model.trim().to_owned(),
-        Err(why) => {
-            return front.error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body must be {{\"model\": \"…\"}}: {why}"),
-            );
-        }
+        Err(response) => return *response,
     };
     if model.is_empty() {
         return front.error(StatusCode::BAD_REQUEST, "model is required");
@@ -500,15 +509,11 @@ struct FeedbackBody {
 /// Nothing is sent elsewhere, so `recorded` is `false`; only its kind is logged (its
 /// payload can carry the conversation).
 async fn feedback(State(front): State<Front>, body: Bytes) -> Response {
-    let feedback = match serde_json::from_slice::<FeedbackBody>(&body) {
-        Ok(feedback) => feedback,
-        Err(why) => {
-            return front.error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body must be a META event with metaType and payload: {why}"),
-            );
-        }
-    };
+    let feedback: FeedbackBody =
+        match front.parse_body(&body, "a META event with metaType and payload") {
+            Ok(feedback) => feedback,
+            Err(response) => return *response,
+        };
     if feedback.kind != "META" {
         return front.error(StatusCode::BAD_REQUEST, "Expected META event type");
     }
@@ -611,14 +616,9 @@ async fn content_file(
 }
 
 async fn content_write(State(front): State<Front>, body: Bytes) -> Response {
-    let body: WriteBody = match serde_json::from_slice(&body) {
+    let body: WriteBody = match front.parse_body(&body, r#"{"path", "content", "encoding"?}"#) {
         Ok(body) => body,
-        Err(why) => {
-            return front.error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body must be {{\"path\", \"content\", \"encoding\"?}}: {why}"),
-            );
-        }
+        Err(response) => return *response,
     };
     let bytes = match body.encoding.as_deref() {
         None | Some("" | "utf-8" | "utf8") => body.content.into_bytes(),
@@ -652,14 +652,9 @@ async fn content_write(State(front): State<Front>, body: Bytes) -> Response {
 }
 
 async fn content_delete(State(front): State<Front>, body: Bytes) -> Response {
-    let body: DeleteBody = match serde_json::from_slice(&body) {
+    let body: DeleteBody = match front.parse_body(&body, r#"{"path"}"#) {
         Ok(body) => body,
-        Err(why) => {
-            return front.error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body must be {{\"path\"}}: {why}"),
-            );
-        }
+        Err(response) => return *response,
     };
     let path = body.path;
     match front

@@ -86,29 +86,6 @@ impl Front {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(
-    front: &Front,
-    body: &Bytes,
-    shape: &str,
-) -> Result<T, Box<Response>> {
-    serde_json::from_slice(body).map_err(|why| {
-        Box::new(front.error(
-            StatusCode::BAD_REQUEST,
-            &format!("the body must be {shape}: {why}"),
-        ))
-    })
-}
-
-/// A repository's folder name from its URL, as the platform's runner names it.
-fn name_from_url(url: &str) -> String {
-    url.trim_end_matches('/')
-        .rsplit(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(".git")
-        .to_owned()
-}
-
 #[derive(Debug, Deserialize)]
 struct AddBody {
     #[serde(default)]
@@ -120,23 +97,20 @@ struct AddBody {
 }
 
 async fn add(State(front): State<Front>, body: Bytes) -> Response {
-    let body: AddBody = match parse(&front, &body, r#"{"url", "branch"?, "name"?}"#) {
+    let body: AddBody = match front.parse_body(&body, r#"{"url", "branch"?, "name"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
     };
     if body.url.trim().is_empty() {
         return front.error(StatusCode::BAD_REQUEST, "url is required");
     }
-    let name = body
-        .name
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| name_from_url(&body.url));
+    let name = body.name.filter(|name| !name.trim().is_empty());
     let branch = body
         .branch
         .filter(|branch| !branch.trim().is_empty())
         .unwrap_or_else(|| String::from("main"));
     let spec = RepoSpec {
-        name: Some(name.clone()),
+        name,
         input: RepoLocation {
             url: body.url,
             branch: Some(branch),
@@ -144,6 +118,8 @@ async fn add(State(front): State<Front>, body: Bytes) -> Response {
         output: None,
         status: None,
     };
+    // The host names the folder, from the name or the URL.
+    let name = ambient_host::workspace::folder_name(&spec);
     let outcome = match front.change(Change::AddRepo(spec)).await {
         Ok(outcome) => outcome,
         Err(response) => return response,
@@ -175,7 +151,7 @@ struct RemoveBody {
 }
 
 async fn remove(State(front): State<Front>, body: Bytes) -> Response {
-    let body: RemoveBody = match parse(&front, &body, r#"{"name"}"#) {
+    let body: RemoveBody = match front.parse_body(&body, r#"{"name"}"#) {
         Ok(body) => body,
         Err(response) => return *response,
     };
@@ -210,7 +186,7 @@ struct WorkflowBody {
 }
 
 async fn workflow(State(front): State<Front>, body: Bytes) -> Response {
-    let body: WorkflowBody = match parse(&front, &body, r#"{"gitUrl", "branch"?, "path"?}"#) {
+    let body: WorkflowBody = match front.parse_body(&body, r#"{"gitUrl", "branch"?, "path"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
     };
@@ -563,7 +539,7 @@ struct RemoteBody {
 /// Sets a folder's `origin` (making it a checkout first if it is not one) and fetches
 /// the branch from it, best effort, by the host's git.
 async fn configure_remote(State(front): State<Front>, body: Bytes) -> Response {
-    let body: RemoteBody = match parse(&front, &body, r#"{"path", "remoteUrl", "branch"?}"#) {
+    let body: RemoteBody = match front.parse_body(&body, r#"{"path", "remoteUrl", "branch"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
     };

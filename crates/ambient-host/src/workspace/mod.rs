@@ -256,6 +256,17 @@ pub(crate) fn clean_url(url: &str) -> String {
     }
 }
 
+/// The folder a repository is checked out in, before any clash with another's: its
+/// name, or its URL's repository segment, made safe.
+pub fn folder_name(repo: &RepoSpec) -> String {
+    safe_folder(
+        &repo
+            .name
+            .clone()
+            .unwrap_or_else(|| owner_and_repo(&repo.input.url).1),
+    )
+}
+
 /// The owner and repository segments of a URL (`…/owner/repo.git`).
 fn owner_and_repo(url: &str) -> (String, String) {
     let path = url.trim_end_matches('/').trim_end_matches(".git");
@@ -292,16 +303,7 @@ fn safe_folder(name: &str) -> String {
 /// repository name; where two would be alike, the owner is put in front, and a number
 /// after where that is not enough.
 pub(crate) fn folder_names(repos: &[RepoSpec]) -> Vec<String> {
-    let base: Vec<String> = repos
-        .iter()
-        .map(|r| {
-            safe_folder(
-                &r.name
-                    .clone()
-                    .unwrap_or_else(|| owner_and_repo(&r.input.url).1),
-            )
-        })
-        .collect();
+    let base: Vec<String> = repos.iter().map(folder_name).collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for name in &base {
         *counts.entry(name.as_str()).or_default() += 1;
