@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use ambient_adapter::{Event, ResultPayload};
+use ambient_adapter::{Event, ModelCall, ResultPayload, TokenCounts};
 use serde_json::Value;
 
 /// What one stdout line means, beyond the events it becomes.
@@ -53,6 +53,34 @@ pub struct CliMapper {
     task_list: std::collections::BTreeMap<String, Value>,
     /// The order the tasks came in.
     task_order: std::collections::VecDeque<String>,
+    /// The model call being streamed (from `message_start`), with its message's id: it is
+    /// reported when its `message_delta` gives the answer's tokens.
+    calling: Option<(String, ModelCall)>,
+    /// The messages whose model call was reported, the latest few: a message's blocks
+    /// come as several `assistant` lines, and the call is one.
+    reported_calls: std::collections::VecDeque<String>,
+}
+
+/// Message ids remembered as reported (subagents' messages interleave with the main
+/// agent's).
+const CALLS_REMEMBERED: usize = 32;
+
+/// The model call a message of the API reports (its `message` object, as `message_start`
+/// and `assistant` lines carry it).
+fn model_call(message: &Value) -> ModelCall {
+    let tokens = message
+        .get("usage")
+        .map(TokenCounts::of)
+        .unwrap_or_default();
+    ModelCall {
+        system: String::from("anthropic"),
+        model: message
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        input_tokens: tokens.input,
+        output_tokens: tokens.output,
+    }
 }
 
 /// Tasks the `tasks` report lists at most.
@@ -77,7 +105,11 @@ impl CliMapper {
         match (text("type"), parent) {
             // Its whole messages follow its streamed pieces, which are not relayed.
             (Some("stream_event"), Some(_)) => (Vec::new(), Signal::None),
-            (Some("assistant"), Some(parent)) => (subagent(parent, assistant(line)), Signal::None),
+            (Some("assistant"), Some(parent)) => {
+                let mut events = self.call_of_assistant(line).into_iter().collect::<Vec<_>>();
+                events.extend(assistant(line));
+                (subagent(parent, events), Signal::None)
+            }
             (Some("user"), Some(parent)) => (subagent(parent, user(line)), Signal::None),
             _ => self.main_agent(line),
         }
@@ -88,7 +120,11 @@ impl CliMapper {
         match text("type") {
             Some("system") => self.system(line),
             Some("stream_event") => (self.stream_event(line), Signal::None),
-            Some("assistant") => (assistant(line), Signal::None),
+            Some("assistant") => {
+                let mut events = self.call_of_assistant(line).into_iter().collect::<Vec<_>>();
+                events.extend(assistant(line));
+                (events, Signal::None)
+            }
             Some("user") => (user(line), Signal::None),
             Some("result") => result(line),
             Some("control_request") => (
@@ -288,7 +324,23 @@ impl CliMapper {
                     .pointer("/message/id")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
+                if let (Some(id), Some(message)) = (&self.streaming, event.get("message")) {
+                    self.calling = Some((id.clone(), model_call(message)));
+                }
                 Vec::new()
+            }
+            // The answer is in: its usage counts what it cost, in full.
+            Some("message_delta") => {
+                let Some((id, mut call)) = self.calling.take() else {
+                    return Vec::new();
+                };
+                if let Some(usage) = event.get("usage") {
+                    let tokens = TokenCounts::of(usage);
+                    call.output_tokens = tokens.output.or(call.output_tokens);
+                    call.input_tokens = tokens.input.or(call.input_tokens);
+                }
+                self.remember_call(id);
+                vec![Event::ModelCall(call)]
             }
             Some("content_block_delta") => {
                 let (Some(message), Some(text)) = (
@@ -311,6 +363,36 @@ impl CliMapper {
             }
             // Tool inputs are relayed whole from the `assistant` line.
             _ => Vec::new(),
+        }
+    }
+}
+
+impl CliMapper {
+    /// The model call an `assistant` line reports, when its message's was not reported
+    /// already (nor is being streamed, which reports it at its end). Without streamed
+    /// events, its output tokens are what the API had counted when the message began.
+    fn call_of_assistant(&mut self, line: &Value) -> Option<Event> {
+        let message = line.get("message")?;
+        let id = message.get("id").and_then(Value::as_str)?;
+        // The CLI's own stand-in for an answer that never came (an API error): no call.
+        if message.get("model").and_then(Value::as_str) == Some("<synthetic>") {
+            return None;
+        }
+        let streamed = self
+            .calling
+            .as_ref()
+            .is_some_and(|(calling, _)| calling == id);
+        if streamed || self.reported_calls.iter().any(|reported| reported == id) {
+            return None;
+        }
+        self.remember_call(id.to_owned());
+        Some(Event::ModelCall(model_call(message)))
+    }
+
+    fn remember_call(&mut self, id: String) {
+        self.reported_calls.push_back(id);
+        while self.reported_calls.len() > CALLS_REMEMBERED {
+            self.reported_calls.pop_front();
         }
     }
 }

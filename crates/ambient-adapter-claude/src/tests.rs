@@ -1,7 +1,7 @@
 //! The mapping, on transcripts recorded from the real CLI.
 #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
 
-use ambient_adapter::Event;
+use ambient_adapter::{Event, ModelCall};
 use serde_json::Value;
 
 use crate::{CliMapper, Signal};
@@ -135,12 +135,24 @@ fn a_subagents_messages_are_marked_with_the_call_that_started_it() {
             }
         }
     }
+    let parent = String::from("toolu_mock_0007");
     assert_eq!(
         marked,
-        [(
-            String::from("toolu_mock_0007"),
-            Event::Text(String::from("Hello from mock (turn 1)."))
-        )]
+        [
+            (
+                parent.clone(),
+                Event::ModelCall(ModelCall {
+                    system: String::from("anthropic"),
+                    model: Some(String::from("claude-opus-5-5")),
+                    input_tokens: Some(120),
+                    output_tokens: Some(1),
+                })
+            ),
+            (
+                parent,
+                Event::Text(String::from("Hello from mock (turn 1)."))
+            )
+        ]
     );
     assert!(
         !main_texts.iter().any(|t| t == "Hello from mock (turn 1)."),

@@ -1,7 +1,8 @@
 //! The echo adapter: the reference for adapter authors and the workload for tests and
 //! benchmarks.
 //!
-//! Each message becomes one turn: `agent.running`, a text block that repeats it,
+//! Each message becomes one turn: `agent.running`, a text block that repeats it, the
+//! report of a "model call" (`echo`, a token per word, for the session's trace),
 //! optionally a burst of filler text blocks of a chosen size, a tool use of the `echo` tool
 //! and its result, and a result. A message `sleep <seconds>` makes a slow turn: it waits
 //! that long after repeating the message, so that a test can interrupt or stop a turn
@@ -18,10 +19,14 @@
 use std::{collections::VecDeque, time::Duration};
 
 use ambient_adapter::{
-    Adapter, Event, Input, Inputs, Outcome, ResultPayload, Session, SessionClosed, UserMessage,
+    Adapter, Event, Input, Inputs, ModelCall, Outcome, ResultPayload, Session, SessionClosed,
+    UserMessage,
 };
 use serde_json::json;
 use tokio::time::Instant;
+
+/// The model the echo's calls name.
+pub const ECHO_MODEL: &str = "echo-1";
 
 /// How much an echo turn emits beyond its fixed frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,9 +160,19 @@ impl EchoAdapter {
                 filler.clone()
             })
         });
+        // A word is a token here: the call it reports is the echo's, not a model's.
+        let words = u64::try_from(text.split_whitespace().count()).unwrap_or(u64::MAX);
         let opening = std::iter::once(Event::TurnStarted)
             .chain(streamed(text, turn))
-            .chain([Event::Text(text.to_owned())]);
+            .chain([
+                Event::Text(text.to_owned()),
+                Event::ModelCall(ModelCall {
+                    system: String::from("echo"),
+                    model: Some(String::from(ECHO_MODEL)),
+                    input_tokens: Some(words),
+                    output_tokens: Some(words),
+                }),
+            ]);
         let closing = [
             Event::ToolUse {
                 name: String::from("echo"),
@@ -179,7 +194,7 @@ impl EchoAdapter {
             num_turns: Some(turn),
             session_id: Some(session_id.clone()),
             total_cost_usd: Some(0.0),
-            usage: Some(json!({ "input_tokens": 0, "output_tokens": 0 })),
+            usage: Some(json!({ "input_tokens": words, "output_tokens": words })),
             result: Some(text.to_owned()),
         };
         let pause = slow_turn(text);

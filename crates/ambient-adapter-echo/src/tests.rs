@@ -64,6 +64,12 @@ fn name(output: &SessionOutput) -> String {
             format!("result {}", result.subtype.as_deref().unwrap_or("-"))
         }
         SessionOutput::Event(Event::Log(line)) => format!("log {line}"),
+        SessionOutput::Event(Event::ModelCall(call)) => format!(
+            "model {} {:?}/{:?}",
+            call.model.as_deref().unwrap_or("-"),
+            call.input_tokens,
+            call.output_tokens
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -115,6 +121,7 @@ async fn a_batch_session_is_one_turn() {
         [
             "running",
             "text hello",
+            "model echo-1 Some(1)/Some(1)",
             "tool_use echo",
             r#"tool_result "hello""#,
             "result success"

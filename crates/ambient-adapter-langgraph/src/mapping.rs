@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ambient_adapter::Event;
+use ambient_adapter::{Event, ModelCall, TokenCounts};
 use serde_json::Value;
 
 use ambient_sse::SseEvent;
@@ -33,6 +33,12 @@ struct MessageChunk<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     content: Value,
+    /// `last` on a model's last chunk: the call is over.
+    #[serde(borrow, default)]
+    chunk_position: Option<std::borrow::Cow<'a, str>>,
+    /// The call's token counts, where the model reports them (on its last chunks).
+    #[serde(default)]
+    usage_metadata: Option<Value>,
 }
 
 /// Of a `messages` event's metadata, the node that said it; the rest is skipped without
@@ -41,6 +47,12 @@ struct MessageChunk<'a> {
 struct ChunkMetadata<'a> {
     #[serde(borrow, default)]
     langgraph_node: Option<std::borrow::Cow<'a, str>>,
+    /// Who serves the model (`openai`, `anthropic`), as LangChain names it.
+    #[serde(borrow, default)]
+    ls_provider: Option<std::borrow::Cow<'a, str>>,
+    /// The model.
+    #[serde(borrow, default)]
+    ls_model_name: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl MessageChunk<'_> {
@@ -53,9 +65,28 @@ impl MessageChunk<'_> {
             chunk.insert("id".into(), Value::String(id.into_owned()));
         }
         chunk.insert("content".into(), self.content);
-        let mut data = vec![Value::Object(chunk)];
+        let mut kept = serde_json::Map::new();
         if let Some(node) = metadata.langgraph_node {
-            data.push(serde_json::json!({ "langgraph_node": node }));
+            kept.insert("langgraph_node".into(), Value::String(node.into_owned()));
+        }
+        // A model's last chunk ends its call: what the call is reported with is kept.
+        if self.chunk_position.as_deref() == Some("last") {
+            chunk.insert("chunk_position".into(), Value::from("last"));
+            if let Some(usage) = self.usage_metadata {
+                chunk.insert("usage_metadata".into(), usage);
+            }
+            for (key, value) in [
+                ("ls_provider", metadata.ls_provider),
+                ("ls_model_name", metadata.ls_model_name),
+            ] {
+                if let Some(value) = value {
+                    kept.insert(key.into(), Value::String(value.into_owned()));
+                }
+            }
+        }
+        let mut data = vec![Value::Object(chunk)];
+        if !kept.is_empty() {
+            data.push(Value::Object(kept));
         }
         Value::Array(data)
     }
@@ -212,27 +243,47 @@ impl StreamMapper {
         let Some(chunk) = data.get(0) else {
             return Vec::new();
         };
+        let ends_call = chunk.get("chunk_position").and_then(Value::as_str) == Some("last");
+        let call = ends_call.then(|| {
+            let metadata = |key: &str| {
+                data.pointer(&format!("/1/{key}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let tokens = chunk
+                .get("usage_metadata")
+                .map(TokenCounts::of)
+                .unwrap_or_default();
+            Event::ModelCall(ModelCall {
+                system: metadata("ls_provider").unwrap_or_default(),
+                model: metadata("ls_model_name"),
+                input_tokens: tokens.input,
+                output_tokens: tokens.output,
+            })
+        });
         let is_ai = matches!(
             chunk.get("type").and_then(Value::as_str),
             Some("AIMessageChunk" | "ai")
         );
-        let (Some(id), Some(text)) = (
+        let mut events = Vec::new();
+        if let (true, Some(id), Some(text)) = (
+            is_ai,
             chunk.get("id").and_then(Value::as_str),
             chunk.get("content").and_then(Value::as_str),
-        ) else {
-            return Vec::new();
-        };
-        if !is_ai || text.is_empty() {
-            return Vec::new();
+        ) && !text.is_empty()
+        {
+            self.streamed
+                .entry(id.to_owned())
+                .or_default()
+                .push_str(text);
+            events.push(Event::TextDelta {
+                stream: id.to_owned(),
+                data: text.to_owned(),
+            });
         }
-        self.streamed
-            .entry(id.to_owned())
-            .or_default()
-            .push_str(text);
-        vec![Event::TextDelta {
-            stream: id.to_owned(),
-            data: text.to_owned(),
-        }]
+        // The model's answer is whole: its call is reported after its last text.
+        events.extend(call);
+        events
     }
 
     /// The root graph's `node` is at work: its step begins (and the one before ends).

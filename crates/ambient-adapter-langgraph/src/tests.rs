@@ -148,6 +148,7 @@ fn a_token_event_maps_the_same_read_in_part_or_whole() {
     let events = SseDecoder::new().push(&bytes).unwrap();
     let (mut in_part, mut whole) = (StreamMapper::new(), StreamMapper::new());
     let mut tokens = 0;
+    let mut calls = Vec::new();
     for sse in &events {
         let read = GraphEvent::from_sse(sse).unwrap();
         let full = GraphEvent {
@@ -158,8 +159,22 @@ fn a_token_event_maps_the_same_read_in_part_or_whole() {
             tokens += 1;
             assert_ne!(read.data, full.data, "the metadata was read");
         }
-        assert_eq!(in_part.map(&read), whole.map(&full));
+        let mapped = in_part.map(&read);
+        assert_eq!(mapped, whole.map(&full));
+        calls.extend(
+            mapped
+                .into_iter()
+                .filter(|event| matches!(event, Event::ModelCall(_))),
+        );
     }
     assert!(tokens > 3, "the capture has tokens");
+    // The model's last chunk ends its one call.
+    assert_eq!(
+        calls,
+        [Event::ModelCall(ambient_adapter::ModelCall {
+            system: String::from("genericfakechatmodel"),
+            ..Default::default()
+        })]
+    );
     assert_eq!(in_part.end(), whole.end());
 }

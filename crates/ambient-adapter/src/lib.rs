@@ -17,7 +17,7 @@
 use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf};
 
 #[doc(no_inline)]
-pub use ambient_protocol::{ByteBudget, Event, Held, Next, ResultPayload};
+pub use ambient_protocol::{ByteBudget, Event, Held, ModelCall, Next, ResultPayload, TokenCounts};
 use tokio::sync::mpsc;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;

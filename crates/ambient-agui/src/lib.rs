@@ -543,6 +543,8 @@ impl AguiMapper {
             },
             // Not part of the conversation: the front keeps it for its own routes.
             Event::Report { .. } => Vec::new(),
+            // The trace's, not the conversation's.
+            Event::ModelCall(_) => Vec::new(),
             // The run's end is `finish`'s; a turn start is the run's start.
             Event::TurnStarted | Event::TurnEnded { .. } => self.close_text(),
         }
@@ -673,15 +675,12 @@ impl AguiMapper {
 /// input, or LangChain's `input_tokens`/`output_tokens`/`total_tokens`. `None` when the
 /// usage names no count.
 pub fn token_usage(usage: &Value) -> Option<Vec<Value>> {
-    let count = |key: &str| usage.get(key).and_then(Value::as_u64);
-    let cache_read = count("cache_read_input_tokens");
-    let cache_write = count("cache_creation_input_tokens");
-    let input = count("input_tokens").map(|input| {
-        input
-            .saturating_add(cache_read.unwrap_or(0))
-            .saturating_add(cache_write.unwrap_or(0))
-    });
-    let output = count("output_tokens");
+    let ambient_protocol::status::TokenCounts {
+        input,
+        output,
+        cache_read,
+        cache_write,
+    } = ambient_protocol::status::TokenCounts::of(usage);
     if input.is_none() && output.is_none() {
         return None;
     }

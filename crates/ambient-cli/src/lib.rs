@@ -38,6 +38,7 @@
 //! the binaries' shared `main`.
 
 mod local;
+pub mod otel;
 pub mod supervisor;
 
 use std::{ffi::OsString, fmt::Display, process::ExitCode};
@@ -67,6 +68,9 @@ pub struct CommonArgs {
     /// How log lines are written to stderr.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The session's trace, over OTLP (OpenTelemetry's standard variables).
+    #[command(flatten)]
+    pub otel: otel::OtelArgs,
 }
 
 impl CommonArgs {
@@ -225,6 +229,7 @@ pub fn execute_as<A: Adapter, E: Display>(
     // runner learns later is scrubbed everywhere.
     let mut secrets = common.runner.secret_values();
     secrets.extend(common.serve.secret_values());
+    secrets.extend(common.otel.secret_values());
     let redactor = Redactor::new(&secrets);
     init_logging(&common, redactor.clone());
     if let Err(error) = closed {
@@ -289,7 +294,42 @@ fn init_logging(common: &CommonArgs, redactor: Redactor) {
     drop(installed);
 }
 
+/// Runs the session with its trace exported where the variables say, and flushed at the
+/// end.
 async fn run<A: Adapter>(
+    common: CommonArgs,
+    adapter: A,
+    identity: ServeIdentity,
+    redactor: Redactor,
+) -> RunnerExit {
+    let tracing_installed = match common.otel.install(
+        &identity.name,
+        redactor.clone(),
+        tokio::runtime::Handle::current(),
+    ) {
+        Ok(installed) => installed,
+        Err(error) => {
+            tracing::error!(%error, "configuration error");
+            return RunnerExit::ConfigError;
+        }
+    };
+    let exit = Box::pin(run_front(common, adapter, identity, redactor)).await;
+    if let Some(installed) = tracing_installed {
+        installed.shutdown().await;
+    }
+    exit
+}
+
+/// The runner's name and framework on the session's trace.
+fn name_on_trace(config: &mut ambient_host::HostConfig, identity: &ServeIdentity) {
+    config.trace_identity.runner.clone_from(&identity.name);
+    config
+        .trace_identity
+        .framework
+        .clone_from(&identity.framework);
+}
+
+async fn run_front<A: Adapter>(
     common: CommonArgs,
     adapter: A,
     identity: ServeIdentity,
@@ -336,11 +376,20 @@ async fn run<A: Adapter>(
             }
         };
         config.workspace_settings.git.env = git_environment();
+        name_on_trace(&mut config, &identity);
         settings.initial_prompt = initial_prompt;
         return Box::pin(serve(settings, config, identity, adapter, shutdown)).await;
     }
     if common.local {
-        return match Box::pin(local::run(common.runner, adapter, redactor, shutdown)).await {
+        return match Box::pin(local::run(
+            common.runner,
+            adapter,
+            redactor,
+            &identity,
+            shutdown,
+        ))
+        .await
+        {
             Ok(exit) => exit,
             Err(error) => {
                 tracing::error!("{error:#}");
@@ -356,6 +405,7 @@ async fn run<A: Adapter>(
         }
     };
     config.host.workspace_settings.git.env = git_environment();
+    name_on_trace(&mut config.host, &identity);
     let report = run_session(config, adapter, shutdown).await;
     tracing::info!(end = ?report.end, status_written = report.status_written, "session over");
     report.exit()

@@ -19,6 +19,7 @@ pub(crate) async fn run<A: Adapter>(
     mut args: RunnerArgs,
     adapter: A,
     redactor: Redactor,
+    identity: &crate::ServeIdentity,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunnerExit> {
     let token = format!("local-{:032x}", fastrand::u128(..));
@@ -48,6 +49,7 @@ pub(crate) async fn run<A: Adapter>(
     let mut config =
         RunnerConfig::from_args(&args, redactor).context("configuring the local session")?;
     config.host.workspace_settings.git.env = crate::git_environment();
+    crate::name_on_trace(&mut config.host, identity);
     let printer = tokio::spawn(print_conversation(backend.watch(SESSION)));
     let typing = interactive.then(|| tokio::spawn(post_typed_lines(backend.post_handle())));
     let report = run_session(config, adapter, shutdown).await;

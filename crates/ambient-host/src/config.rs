@@ -14,6 +14,7 @@ use ambient_protocol::{
     repos::{RepoLocation, RepoSpec, parse_repos},
 };
 
+use crate::trace::TraceIdentity;
 use crate::{
     Redactor,
     limits::{LimitArgs, Limits},
@@ -613,6 +614,8 @@ pub struct HostConfig {
     pub agent: AgentSettings,
     /// The byte budgets.
     pub limits: Limits,
+    /// Who the session is, on its trace (the runner's identity is the binary's to fill).
+    pub trace_identity: TraceIdentity,
 }
 
 impl RunnerArgs {
@@ -672,6 +675,10 @@ impl RunnerArgs {
             workspace_settings: self.workspace_args.clone().into_settings()?,
             agent: self.agent.clone().into_settings()?,
             limits: self.limits.limits(),
+            trace_identity: TraceIdentity {
+                project: non_empty(&self.project),
+                ..TraceIdentity::default()
+            },
         })
     }
 }

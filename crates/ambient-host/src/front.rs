@@ -119,6 +119,12 @@ pub trait Front: Send {
     /// front's own.
     fn handle(&mut self, request: Self::Request, control: &mut Control<'_>);
 
+    /// The session's trace, before the front opens the session: a front hangs its own
+    /// spans on it (reconnects, status writes) and shows the platform its id.
+    fn traced(&mut self, trace: &crate::trace::SessionTrace) {
+        let _ = trace;
+    }
+
     /// The adapter starts with this session.
     fn started(&mut self, info: &SessionInfo) {
         let _ = info;

@@ -23,6 +23,7 @@ mod prompt;
 pub mod redact;
 mod run;
 pub mod stopping;
+pub mod trace;
 pub mod workspace;
 
 pub use config::{HostConfig, RunnerArgs};

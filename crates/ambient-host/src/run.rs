@@ -19,6 +19,7 @@ use ambient_adapter::{
     Workspace,
 };
 use ambient_protocol::{ResultPayload, error_chain as chain};
+use opentelemetry::context::FutureExt as _;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -31,6 +32,7 @@ use crate::{
     prompt::{Continued, first_turn},
     redact::stream::HeldStreams,
     stopping::{CANCEL_GRACE, STOP_BUDGET, StopCause, StopStep, Stopping},
+    trace::{SessionTrace, TurnSpans},
     workspace::{self, Credentials, PreparedWorkspace},
 };
 
@@ -52,8 +54,22 @@ pub(crate) const WORKSPACE_CHANGES_WAITING: usize = 64;
 pub async fn run<A: Adapter, F: Front>(
     config: HostConfig,
     mut front: F,
+    adapter: A,
+    shutdown: CancellationToken,
+) -> SessionReport {
+    let trace = SessionTrace::start(&config.session_id, &config.trace_identity);
+    front.traced(&trace);
+    let report = Box::pin(run_traced(config, front, adapter, shutdown, &trace)).await;
+    trace.end(&report.end);
+    report
+}
+
+async fn run_traced<A: Adapter, F: Front>(
+    config: HostConfig,
+    mut front: F,
     mut adapter: A,
     shutdown: CancellationToken,
+    trace: &SessionTrace,
 ) -> SessionReport {
     let cancel = CancellationToken::new();
     let mut stopping = Stopping::new(shutdown.clone(), cancel.clone(), config.timeout);
@@ -64,6 +80,7 @@ pub async fn run<A: Adapter, F: Front>(
         mode: config.mode,
         ending: false,
         last_result: None,
+        spans: TurnSpans::new(trace.clone()),
     };
 
     let opened = tokio::select! {
@@ -98,16 +115,20 @@ pub async fn run<A: Adapter, F: Front>(
         opening.minter.clone(),
         config.redactor.clone(),
     );
+    let preparing_span = trace.open("workspace.prepare", Vec::new());
     let prepared = {
         let (log, mut lines) = mpsc::unbounded_channel();
         let prepared = {
-            let mut preparing = pin!(workspace::prepare(
-                &config.workspace,
-                &config.workspace_settings,
-                opening.is_continuation,
-                &mut credentials,
-                &log,
-            ));
+            let mut preparing = pin!(
+                workspace::prepare(
+                    &config.workspace,
+                    &config.workspace_settings,
+                    opening.is_continuation,
+                    &mut credentials,
+                    &log,
+                )
+                .with_context(preparing_span.clone())
+            );
             loop {
                 tokio::select! {
                     biased;
@@ -127,6 +148,13 @@ pub async fn run<A: Adapter, F: Front>(
         }
         prepared
     };
+    crate::trace::finish(
+        &preparing_span,
+        match &prepared {
+            Some(Err(error)) => Some(chain(error)),
+            _ => None,
+        },
+    );
     let prepared = match prepared {
         Some(Ok(prepared)) => {
             if let Some(user) = config.agent.agent_user {
@@ -347,6 +375,7 @@ async fn drain<F: Front>(
         }
     }
     relay.release(front);
+    relay.spans.close();
 }
 
 /// What the host makes of the adapter's output on its way to the front.
@@ -358,6 +387,8 @@ struct Relay {
     /// The session is ending: a turn's end no longer asks the user to speak.
     ending: bool,
     last_result: Option<ResultPayload>,
+    /// The trace's turns, tool calls and model calls.
+    spans: TurnSpans,
 }
 
 impl Relay {
@@ -395,6 +426,7 @@ impl Relay {
                     self.release(front);
                 }
                 let event = self.redactor.event(event);
+                self.spans.event(&event);
                 let waits = match &event {
                     Event::TurnEnded { result, next } => {
                         self.last_result = Some(result.clone());

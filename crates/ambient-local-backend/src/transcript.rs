@@ -49,6 +49,7 @@ fn body_line(body: Outbound) -> Option<String> {
             compact(&serde_json::to_value(event).ok()?).trim_matches('"')
         ),
         Outbound::Log { message } => format!("· {message}"),
+        Outbound::Trace { trace_id } => format!("· trace {trace_id}"),
         Outbound::UserMessage { content } => format!("you: {content}"),
         Outbound::TextBlock { text } => format!("agent: {text}"),
         Outbound::ToolUse { tool, input, .. } => format!("  ⚙ {tool} {}", compact(&input)),

@@ -106,6 +106,24 @@ pub enum Event {
         /// The fact.
         value: Value,
     },
+    /// The framework called a model and reports it (its answer came back). Not shown to
+    /// the user: neither protocol has a place for it; it becomes a span of the session's
+    /// trace, with the GenAI attributes.
+    ModelCall(ModelCall),
+}
+
+/// One call to a model, as the framework reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelCall {
+    /// Who serves the model, in OpenTelemetry's `gen_ai.system` words (`anthropic`,
+    /// `openai`, …).
+    pub system: String,
+    /// The model that answered, where the framework names it.
+    pub model: Option<String>,
+    /// Tokens of the prompt, cached ones included.
+    pub input_tokens: Option<u64>,
+    /// Tokens of the answer.
+    pub output_tokens: Option<u64>,
 }
 
 /// What a log frame of the model's reasoning starts with, before its text.
@@ -192,7 +210,9 @@ impl EventMapper {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }
-            Event::State(_) | Event::Step { .. } | Event::Report { .. } => return None,
+            Event::State(_) | Event::Step { .. } | Event::Report { .. } | Event::ModelCall(_) => {
+                return None;
+            }
             Event::Subagent {
                 parent_tool_use_id,
                 event,

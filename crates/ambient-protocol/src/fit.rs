@@ -25,6 +25,7 @@ impl Outbound {
         Some(match self {
             Self::Lifecycle(_) | Self::Running | Self::Waiting => FIXED,
             Self::Log { message: t }
+            | Self::Trace { trace_id: t }
             | Self::UserMessage { content: t }
             | Self::TextBlock { text: t } => text(t),
             Self::Partial(partial) => text(&partial.data) + partial.id.len() * 6,
@@ -115,6 +116,8 @@ impl Outbound {
             Self::Log { message } => vec![Self::Log {
                 message: shorten(&message, budget),
             }],
+            // 32 hex digits: it fits any frame.
+            Self::Trace { .. } => vec![self],
             Self::UserMessage { content } => vec![Self::UserMessage {
                 content: shorten(&content, budget),
             }],

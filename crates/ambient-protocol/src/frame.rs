@@ -58,6 +58,10 @@ message_types! {
     AgentRunning = "agent.running",
     /// `agent.waiting`: the agent waits for the user.
     AgentWaiting = "agent.waiting",
+    /// `system.trace`: the id of the session's OpenTelemetry trace. Not a type of the
+    /// original runner's: the backend stores and relays it like any frame, and a UI that
+    /// does not know it shows nothing for it.
+    SystemTrace = "system.trace",
 }
 
 impl Serialize for MessageType {
@@ -159,6 +163,11 @@ pub enum Outbound {
     Result(ResultPayload),
     /// `agent.message` with payload `""` and a `partial`.
     Partial(Partial),
+    /// `system.trace` `{"trace_id": …}`: where the session's trace is.
+    Trace {
+        /// The trace id, 32 hex digits.
+        trace_id: String,
+    },
     /// What a subagent said or did (a text block, a tool use or a tool result): the
     /// frame of `body`, its payload naming the tool use that started the subagent
     /// (`parent_tool_use_id`).
@@ -178,6 +187,7 @@ impl Outbound {
             Self::UserMessage { .. } => MessageType::UserMessage,
             Self::Running => MessageType::AgentRunning,
             Self::Waiting => MessageType::AgentWaiting,
+            Self::Trace { .. } => MessageType::SystemTrace,
             Self::TextBlock { .. }
             | Self::ToolUse { .. }
             | Self::ToolResult(_)
@@ -200,6 +210,7 @@ impl Outbound {
             Self::Waiting => "waiting",
             Self::Result(_) => "result",
             Self::Partial(_) => "partial",
+            Self::Trace { .. } => "trace",
             Self::Subagent { body, .. } => body.kind_name(),
         }
     }
@@ -230,6 +241,9 @@ impl Outbound {
             },
             Self::Log { message } => object(Body::Log(LogBody {
                 message: text(message),
+            })),
+            Self::Trace { trace_id } => object(Body::Trace(TraceBody {
+                trace_id: text(trace_id),
             })),
             Self::UserMessage { content } => object(Body::User(UserBody {
                 content: text(content),
@@ -307,6 +321,12 @@ impl Outbound {
                 let user: UserBody<'_> = from_value(payload).map_err(shape)?;
                 Ok(Self::UserMessage {
                     content: user.content.into_owned(),
+                })
+            }
+            MessageType::SystemTrace => {
+                let trace: TraceBody<'_> = from_value(payload).map_err(shape)?;
+                Ok(Self::Trace {
+                    trace_id: trace.trace_id.into_owned(),
                 })
             }
             MessageType::AgentRunning => Ok(Self::Running),
@@ -455,6 +475,7 @@ enum Payload<'a> {
 #[serde(untagged)]
 enum Body<'a> {
     Log(LogBody<'a>),
+    Trace(TraceBody<'a>),
     User(UserBody<'a>),
     Nothing(NoFields),
     Text(TextBlockBody<'a>),
@@ -557,6 +578,11 @@ fn from_value<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, serde_json:
 #[derive(Serialize, Deserialize)]
 struct LogBody<'a> {
     message: Cow<'a, str>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TraceBody<'a> {
+    trace_id: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -30,7 +30,7 @@ mod timestamp;
 mod write;
 
 pub use budget::{ByteBudget, Held};
-pub use event::{Event, EventMapper, Next, THINKING_PREFIX};
+pub use event::{Event, EventMapper, ModelCall, Next, THINKING_PREFIX};
 pub use fit::MAX_FRAME_BYTES;
 pub use frame::{
     FRAME_ID_FIELD, Frame, FrameId, Lifecycle, MessageType, Outbound, Partial, ToolResult,
@@ -40,7 +40,7 @@ pub use inbound::{
     Inbound, InboundError, RepoAdded, SessionMessage, WorkflowChange, echo_frame_id,
 };
 pub use secret::Secret;
-pub use status::ResultPayload;
+pub use status::{ResultPayload, TokenCounts};
 pub use timestamp::{RunnerClock, backend_timestamp, runner_timestamp};
 
 /// An error and its sources on one line (`connecting failed: connection refused`), for

@@ -88,6 +88,47 @@ pub struct ResultPayload {
     pub result: Option<String>,
 }
 
+/// A framework's token counts, read from its `usage` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenCounts {
+    /// Tokens of the prompt: Anthropic's `input_tokens` with its cache reads and writes
+    /// (which it counts apart), or LangChain's `input_tokens`.
+    pub input: Option<u64>,
+    /// Tokens of the answers.
+    pub output: Option<u64>,
+    /// Of the prompt's, those read from Anthropic's cache.
+    pub cache_read: Option<u64>,
+    /// Of the prompt's, those written to Anthropic's cache.
+    pub cache_write: Option<u64>,
+}
+
+impl TokenCounts {
+    /// The counts `usage` names; both `None` when it names none.
+    pub fn of(usage: &Value) -> Self {
+        let count = |key: &str| usage.get(key).and_then(Value::as_u64);
+        let cache_read = count("cache_read_input_tokens");
+        let cache_write = count("cache_creation_input_tokens");
+        let input = count("input_tokens").map(|input| {
+            input
+                .saturating_add(cache_read.unwrap_or(0))
+                .saturating_add(cache_write.unwrap_or(0))
+        });
+        Self {
+            input,
+            output: count("output_tokens"),
+            cache_read,
+            cache_write,
+        }
+    }
+}
+
+impl ResultPayload {
+    /// The token counts of its `usage`.
+    pub fn tokens(&self) -> TokenCounts {
+        self.usage.as_ref().map(TokenCounts::of).unwrap_or_default()
+    }
+}
+
 /// The body of `PUT …/agentic-sessions/{s}/status`. Only set fields are sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusUpdate {

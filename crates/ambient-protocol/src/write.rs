@@ -156,6 +156,7 @@ pub(crate) fn write_frame(out: &mut String, frame: &Frame) -> bool {
         Outbound::ToolUse { .. }
         | Outbound::ToolResult(_)
         | Outbound::Result(_)
+        | Outbound::Trace { .. }
         | Outbound::Subagent { .. } => return false,
     }
     out.push_str(",\"partial\":null}");

@@ -124,6 +124,12 @@ impl ServeFront {
 impl Front for ServeFront {
     type Request = Command;
 
+    fn traced(&mut self, trace: &ambient_host::trace::SessionTrace) {
+        if let Some(trace_id) = trace.trace_id() {
+            self.hub.set_trace_id(trace_id);
+        }
+    }
+
     async fn open(&mut self) -> Result<Opening, SessionEnd> {
         let store = ContinuationFile::open(&self.root);
         let values = store.values().clone();

@@ -405,7 +405,13 @@ pub struct Hub {
     between_runs: watch::Sender<Option<Arc<RunLog>>>,
     /// The session's figures, for `/metrics`.
     metrics: Arc<Metrics>,
+    /// The session's trace id, when it is traced: every run says it first thing.
+    trace_id: std::sync::OnceLock<String>,
 }
+
+/// The `CUSTOM` event that tells the UI where the session's trace is, named as the
+/// platform's runner names it.
+pub const TRACE_ID_EVENT: &str = "ambient:trace_id";
 
 /// A connection listening for what the agent says between runs (the platform backend's
 /// `GET /events/{thread_id}`): while one listens, that goes out as a run of its own
@@ -468,6 +474,7 @@ impl Hub {
             past_start: watch::Sender::new(false),
             between_runs: watch::Sender::new(None),
             metrics: Arc::new(Metrics::default()),
+            trace_id: std::sync::OnceLock::new(),
         }
     }
 
@@ -622,6 +629,11 @@ impl Hub {
         }
     }
 
+    /// The session's trace id, said at the start of every run from now on.
+    pub fn set_trace_id(&self, trace_id: String) {
+        let _first = self.trace_id.set(trace_id);
+    }
+
     /// Opens a run for `request`: its `RUN_STARTED` and what the adapter said since the
     /// last run. The input it gives the adapter (the request's new messages, or its
     /// answer) comes back with the run, to deliver at once.
@@ -684,6 +696,12 @@ impl Hub {
         let mut mapper = AguiMapper::new(request.thread_id.clone(), request.run_id.clone())
             .with_input_messages(&messages);
         let mut events = vec![mapper.start()];
+        if let Some(trace_id) = self.trace_id.get() {
+            events.push(AguiEvent::Custom {
+                name: String::from(TRACE_ID_EVENT),
+                value: serde_json::json!({ "traceId": trace_id }),
+            });
+        }
         if state.dropped > 0 {
             events.push(AguiEvent::Custom {
                 name: String::from("log"),

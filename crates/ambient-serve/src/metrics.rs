@@ -76,20 +76,11 @@ impl Metrics {
     /// A turn of the agent ended with `result`: its tokens and cost are counted.
     pub fn turn_ended(&self, result: &ResultPayload) {
         self.turns.fetch_add(1, Ordering::Relaxed);
-        let count = |key: &str| {
-            result
-                .usage
-                .as_ref()
-                .and_then(|usage| usage.get(key))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
-        };
-        let input = count("input_tokens")
-            .saturating_add(count("cache_read_input_tokens"))
-            .saturating_add(count("cache_creation_input_tokens"));
-        self.input_tokens.fetch_add(input, Ordering::Relaxed);
+        let tokens = result.tokens();
+        self.input_tokens
+            .fetch_add(tokens.input.unwrap_or(0), Ordering::Relaxed);
         self.output_tokens
-            .fetch_add(count("output_tokens"), Ordering::Relaxed);
+            .fetch_add(tokens.output.unwrap_or(0), Ordering::Relaxed);
         if let Some(cost) = result
             .total_cost_usd
             .filter(|cost| cost.is_finite() && *cost > 0.0)

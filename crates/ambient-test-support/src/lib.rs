@@ -33,6 +33,7 @@ mod git_http;
 pub mod git_repos;
 pub mod harness;
 pub mod langgraph;
+pub mod otlp;
 pub mod platform;
 
 pub use git_http::GitHttpServer;

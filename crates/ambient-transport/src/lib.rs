@@ -179,7 +179,12 @@ pub enum Received {
     },
     /// The connection was lost and made again: messages sent to the session meanwhile
     /// were not delivered, and can be recovered from the message history.
-    Reconnected,
+    Reconnected {
+        /// When the connection was found lost.
+        lost_at: std::time::SystemTime,
+        /// Connections made after the first, this one included.
+        reconnects: u64,
+    },
 }
 
 /// Counts from a finished transport.

@@ -76,6 +76,7 @@ pub(crate) async fn run(
         match reason {
             Disconnect::Finished => return Ok(state.stats),
             Disconnect::Lost(why) => {
+                let lost_at = std::time::SystemTime::now();
                 if connected_at.elapsed() >= backoff.policy().reset_after {
                     backoff.reset();
                 }
@@ -88,7 +89,10 @@ pub(crate) async fn run(
                     bytes = state.outbox.bytes(),
                     "reconnected"
                 );
-                let _told = state.inbound.send(Received::Reconnected);
+                let _told = state.inbound.send(Received::Reconnected {
+                    lost_at,
+                    reconnects: state.stats.reconnects,
+                });
             }
         }
     }

@@ -1,11 +1,18 @@
 //! The front itself: the host's items as frames, the backend's messages as input, the
 //! status at both ends.
 
-use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use ambient_adapter::{ByteBudget, Continuation, Event, Held, Input, Stored, UserMessage};
 use ambient_host::{
     Control, Ending, Front, Opening, Redactor, Relayed, SessionEnd, Step,
+    trace::{KeyValue, SessionTrace},
     workspace::{Change, TokenMinter},
 };
 use ambient_protocol::{
@@ -93,6 +100,9 @@ pub struct WebSocketFront {
     ),
     /// Reads the bot token file again now and then, where there is one.
     token_check: Option<tokio::time::Interval>,
+    /// The session's trace: reconnects and status writes are spans of it, and its id
+    /// goes to the backend in a `system.trace` frame.
+    trace: SessionTrace,
 }
 
 /// A history read after a reconnect (`None`: it failed).
@@ -142,6 +152,7 @@ impl WebSocketFront {
             refused_live: 0,
             histories: mpsc::unbounded_channel(),
             token_check: None,
+            trace: SessionTrace::default(),
         }
     }
 
@@ -188,7 +199,19 @@ impl WebSocketFront {
         // the scrubber no longer recognises.
         self.redactor.status(&mut update);
         update.bound();
-        match status.put_status(&update).await {
+        let started = SystemTime::now();
+        let phase = update
+            .phase
+            .map(|phase| KeyValue::new("ambient.status.phase", phase.to_string()));
+        let written = status.put_status(&update).await;
+        let failed = written.as_ref().err().map(|error| chain(error));
+        self.trace.record(
+            "status.write",
+            started,
+            phase.into_iter().collect(),
+            failed.as_deref(),
+        );
+        match written {
             Ok(()) => true,
             Err(error) => {
                 warn!(phase = ?update.phase, error = %chain(&error), "writing the status failed");
@@ -273,7 +296,19 @@ impl WebSocketFront {
                     "⚠️ A message of {size} bytes was refused: this runner takes messages of up to {limit} bytes (RUNNER_MAX_MESSAGE_BYTES)."
                 ));
             }
-            Received::Reconnected => {
+            Received::Reconnected {
+                lost_at,
+                reconnects,
+            } => {
+                self.trace.record(
+                    "websocket.reconnect",
+                    lost_at,
+                    vec![KeyValue::new(
+                        "ambient.reconnects",
+                        i64::try_from(reconnects).unwrap_or(i64::MAX),
+                    )],
+                    None,
+                );
                 // The transport read the token file again to reconnect.
                 self.read_token_file();
                 // Read in the background so that relaying goes on meanwhile.
@@ -488,6 +523,9 @@ impl Front for WebSocketFront {
         });
         self.send_now(Outbound::Lifecycle(Lifecycle::SessionStarted))
             .await;
+        if let Some(trace_id) = self.trace.trace_id() {
+            self.send_now(Outbound::Trace { trace_id }).await;
+        }
         if self.current_phase().await == Some(Phase::Stopped) {
             info!("the session is already stopped; not starting");
             return Err(SessionEnd::Stopped);
@@ -574,6 +612,10 @@ impl Front for WebSocketFront {
                 self.pending.clear();
             }
         }
+    }
+
+    fn traced(&mut self, trace: &SessionTrace) {
+        self.trace = trace.clone();
     }
 
     fn handle(&mut self, request: Request, control: &mut Control<'_>) {

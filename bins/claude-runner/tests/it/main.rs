@@ -7,6 +7,7 @@
 mod fake;
 mod manifest;
 mod serve;
+mod tracing;
 
 use std::path::{Path, PathBuf};
 
@@ -575,10 +576,15 @@ async fn api_errors_fail_the_session_with_the_clis_words() {
 #[tokio::test]
 async fn an_unreachable_api_fails_a_batch_session_within_a_minute_after_a_few_retries() {
     let env = start().await;
-    // A port nothing listens on: every call is refused.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    // Every call's connection is closed unanswered. (A port freed for the test could be
+    // taken by another test's server meanwhile, which answers.)
+    let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closing.local_addr().unwrap());
+    let _closer = tokio::spawn(async move {
+        while let Ok((connection, _)) = closing.accept().await {
+            drop(connection);
+        }
+    });
     let started = std::time::Instant::now();
     let mut command = env.runner(&[("PROMPT", "hello"), ("ANTHROPIC_BASE_URL", &url)]);
     // The runner's default, not the tests' zero.
@@ -598,7 +604,7 @@ async fn an_unreachable_api_fails_a_batch_session_within_a_minute_after_a_few_re
         "{lines:#?}"
     );
     let message = status["message"].as_str().unwrap();
-    assert!(message.contains("Connection refused"), "{message}");
+    assert!(message.contains("Connection dropped"), "{message}");
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         "a message without an id is given one"
     );
     let usage = &first.last().unwrap()["usage"];
-    assert_eq!(usage[0]["inputTokens"], 0, "{usage}");
+    assert_eq!(usage[0]["inputTokens"], 4, "{usage}");
 
     // The initial prompt: posted to the backend, with the bot token, as a hidden user
     // message of the session; tried again after the backend's 503.

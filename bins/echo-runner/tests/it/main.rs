@@ -10,3 +10,4 @@ mod serve;
 mod session;
 mod stops;
 mod support;
+mod tracing;

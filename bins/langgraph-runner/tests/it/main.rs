@@ -6,6 +6,7 @@
 mod driver;
 mod hostile;
 mod serve;
+mod tracing;
 
 use std::path::PathBuf;
 

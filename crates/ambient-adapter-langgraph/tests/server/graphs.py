@@ -2,10 +2,12 @@
 
 import asyncio
 import operator
+import re
 from typing import Annotated, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
+from langchain_core.outputs import ChatGenerationChunk
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
@@ -45,15 +47,61 @@ def route(state: MessagesState):
     return "tools" if getattr(state["messages"][-1], "tool_calls", None) else END
 
 
-tools = (
-    StateGraph(MessagesState)
-    .add_node("agent", agent)
-    .add_node("tools", run_tools)
-    .add_edge(START, "agent")
-    .add_conditional_edges("agent", route, ["tools", END])
-    .add_edge("tools", "agent")
-    .compile()
-)
+def weather_graph(agent_node):
+    """The agent asks the weather tool, then answers with what it said."""
+    return (
+        StateGraph(MessagesState)
+        .add_node("agent", agent_node)
+        .add_node("tools", run_tools)
+        .add_edge(START, "agent")
+        .add_conditional_edges("agent", route, ["tools", END])
+        .add_edge("tools", "agent")
+        .compile()
+    )
+
+
+tools = weather_graph(agent)
+
+
+class CountingChatModel(GenericFakeChatModel):
+    """The fake model, named, reporting its call's tokens (a word each) on its last chunk,
+    as a provider's model does."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        reply = next(self.messages)
+        text = reply.content if isinstance(reply, AIMessage) else reply
+        words_in = sum(len(str(m.content).split()) for m in messages)
+        tokens = re.split(r"(\s)", text)
+        for index, token in enumerate(tokens):
+            chunk = AIMessageChunk(content=token)
+            if index == len(tokens) - 1:
+                chunk.chunk_position = "last"
+                chunk.usage_metadata = {
+                    "input_tokens": words_in,
+                    "output_tokens": len(text.split()),
+                    "total_tokens": words_in + len(text.split()),
+                }
+            generation = ChatGenerationChunk(message=chunk)
+            if run_manager:
+                run_manager.on_llm_new_token(token, chunk=generation)
+            yield generation
+
+    def _get_ls_params(self, stop=None, **kwargs):
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "fake"
+        params["ls_model_name"] = "fake-weather-1"
+        return params
+
+
+def weather_agent(state: MessagesState):
+    last = state["messages"][-1]
+    if isinstance(last, ToolMessage):
+        model = CountingChatModel(messages=iter([f"The weather tool says: {last.content}."]))
+        return {"messages": [model.invoke(state["messages"])]}
+    return agent(state)
+
+
+traced = weather_graph(weather_agent)
 
 
 class Steps(TypedDict, total=False):

@@ -239,6 +239,12 @@ impl Redactor {
                 self.string(name);
                 self.value(value);
             }
+            Event::ModelCall(call) => {
+                self.string(&mut call.system);
+                if let Some(model) = &mut call.model {
+                    self.string(model);
+                }
+            }
             Event::Subagent {
                 parent_tool_use_id,
                 event,

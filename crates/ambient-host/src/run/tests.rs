@@ -102,6 +102,7 @@ fn config(prompt: &str, mode: Mode, timeout: Option<Duration>) -> HostConfig {
         workspace_settings: WorkspaceSettings::default(),
         agent: AgentSettings::default(),
         limits: crate::Limits::default(),
+        trace_identity: crate::trace::TraceIdentity::default(),
     }
 }
 
@@ -140,6 +141,7 @@ fn show(item: &Relayed) -> String {
         Relayed::Event(Event::Log(line)) => format!("log {line}"),
         Relayed::Event(Event::TurnStarted) => String::from("running"),
         Relayed::Event(Event::ToolUse { .. } | Event::ToolResult { .. }) => String::from("tool"),
+        Relayed::Event(Event::ModelCall(_)) => String::from("model"),
         Relayed::Event(other) => format!("{other:?}"),
         Relayed::Waiting => String::from("waiting"),
         Relayed::Prompt(prompt) => format!("prompt {prompt}"),
@@ -190,6 +192,7 @@ async fn a_batch_session_runs_its_prompt_once_and_never_asks_the_user() {
             "prompt hi",
             "running",
             "text hi",
+            "model",
             "tool",
             "tool",
             "result hi User"

@@ -383,6 +383,7 @@ pub async fn prepare(
     let mut outcomes = Vec::new();
     for (repo, name) in settings.repos.iter().zip(&names) {
         let path = root.join(name);
+        let span = crate::trace::repository_span(name);
         let result = prepare_repo(
             repo,
             name,
@@ -393,6 +394,13 @@ pub async fn prepare(
             &say,
         )
         .await;
+        crate::trace::finish(
+            &span,
+            match &result {
+                RepoResult::Failed(reason) => Some(reason.clone()),
+                _ => None,
+            },
+        );
         say(match &result {
             RepoResult::Cloned => format!("✓ {name}: cloned"),
             RepoResult::Preserved => format!("✓ {name}: preserved (continuation)"),

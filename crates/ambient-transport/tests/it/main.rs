@@ -181,7 +181,7 @@ mod faults {
                 .unwrap()
                 .unwrap()
             {
-                Received::Reconnected => return,
+                Received::Reconnected { .. } => return,
                 _ => continue,
             }
         }
