@@ -8,7 +8,7 @@
 //!   them with a timeout per request;
 //! - at the end, what is queued gets [`FLUSH_BUDGET`] to go out, and no more;
 //! - every string that leaves (span names, attributes, events, status messages) passes
-//!   through the process's redactor first ([`RedactingExporter`]).
+//!   through the process's redactor first (`RedactingExporter`).
 
 use std::{borrow::Cow, collections::HashMap, fmt, time::Duration};
 
