@@ -20,6 +20,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
+    metrics::{PeriodicReader, SdkMeterProvider},
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter},
 };
 
@@ -56,6 +57,13 @@ pub struct OtelArgs {
     /// The longest one export request may take, in milliseconds.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", default_value_t = 10_000)]
     pub otel_timeout_ms: u64,
+    /// The full URL metrics go to, instead of `<endpoint>/v1/metrics`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")]
+    pub otel_metrics_endpoint: Option<String>,
+    /// How often the session's metrics are exported, in milliseconds (and once more at
+    /// the end).
+    #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", default_value_t = 60_000)]
+    pub otel_metric_interval_ms: u64,
 }
 
 /// What is wrong with the OpenTelemetry settings.
@@ -77,17 +85,12 @@ pub enum OtelError {
 impl OtelArgs {
     /// The endpoint traces go to, when export is on.
     fn traces_endpoint(&self) -> Option<String> {
-        let non_empty = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-        };
-        non_empty(&self.otel_traces_endpoint).or_else(|| {
-            non_empty(&self.otel_endpoint)
-                .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
-        })
+        signal_endpoint(&self.otel_traces_endpoint, &self.otel_endpoint, "traces")
+    }
+
+    /// The endpoint metrics go to, when export is on.
+    fn metrics_endpoint(&self) -> Option<String> {
+        signal_endpoint(&self.otel_metrics_endpoint, &self.otel_endpoint, "metrics")
     }
 
     /// The header values, for the redactor: a collector's key must never be logged or
@@ -113,14 +116,17 @@ impl OtelArgs {
         .map(|pairs| pairs.into_iter().collect())
     }
 
-    /// Installs the tracer provider when an endpoint is set; `None` when none is.
+    /// Installs the tracer and meter providers when an endpoint is set; `None` when
+    /// none is.
     pub fn install(
         &self,
         runner: &str,
         redactor: Redactor,
         runtime: tokio::runtime::Handle,
     ) -> Result<Option<Tracing>, OtelError> {
-        let Some(endpoint) = self.traces_endpoint() else {
+        let (Some(endpoint), Some(metrics_endpoint)) =
+            (self.traces_endpoint(), self.metrics_endpoint())
+        else {
             return Ok(None);
         };
         let timeout = Duration::from_millis(self.otel_timeout_ms.max(1));
@@ -131,6 +137,25 @@ impl OtelArgs {
                 .map_err(|error| OtelError::Exporter(error.to_string()))?,
             runtime,
         };
+        let resource = self.resource(runner)?;
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_http_client(client.clone())
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(metrics_endpoint)
+            .with_timeout(timeout)
+            .with_headers(self.headers()?)
+            .build()
+            .map_err(|error| OtelError::Exporter(redactor.text(&error.to_string()).into_owned()))?;
+        let meters = SdkMeterProvider::builder()
+            .with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(Duration::from_millis(self.otel_metric_interval_ms.max(100)))
+                    .build(),
+            )
+            .with_resource(resource.clone())
+            .build();
+        opentelemetry::global::set_meter_provider(meters.clone());
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
@@ -154,10 +179,10 @@ impl OtelArgs {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_resource(self.resource(runner)?)
+            .with_resource(resource)
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
-        Ok(Some(Tracing { provider }))
+        Ok(Some(Tracing { provider, meters }))
     }
 
     fn resource(&self, runner: &str) -> Result<Resource, OtelError> {
@@ -192,6 +217,20 @@ impl OtelArgs {
             .with_attributes(attributes)
             .build())
     }
+}
+
+/// A signal's own URL, or the base's `/v1/<signal>`; `None` when neither is set.
+fn signal_endpoint(own: &Option<String>, base: &Option<String>, signal: &str) -> Option<String> {
+    let non_empty = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    non_empty(own).or_else(|| {
+        non_empty(base).map(|base| format!("{}/v1/{signal}", base.trim_end_matches('/')))
+    })
 }
 
 /// `key=value,key=value`, values percent-decoded. `secret_values` keeps an entry's value
@@ -247,10 +286,11 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// The installed tracer provider, to flush at the end.
+/// The installed providers, to flush at the end.
 #[derive(Debug)]
 pub struct Tracing {
     provider: SdkTracerProvider,
+    meters: SdkMeterProvider,
 }
 
 impl Tracing {
@@ -258,9 +298,18 @@ impl Tracing {
     /// given up. Runs the blocking shutdown on a thread of its own, so that the runtime
     /// goes on serving the export it waits for.
     pub async fn shutdown(self) {
-        let provider = self.provider;
-        let flushing =
-            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_BUDGET));
+        let Self { provider, meters } = self;
+        let flushing = tokio::task::spawn_blocking(move || {
+            // Both at once: each waits on its own thread, within the one budget.
+            let metrics = std::thread::spawn(move || meters.shutdown_with_timeout(FLUSH_BUDGET));
+            let traces = provider.shutdown_with_timeout(FLUSH_BUDGET);
+            let metrics = metrics.join().unwrap_or_else(|_| {
+                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                    String::from("the metrics' flush panicked"),
+                ))
+            });
+            traces.and(metrics)
+        });
         match tokio::time::timeout(FLUSH_BUDGET + Duration::from_millis(500), flushing).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => {
@@ -275,6 +324,7 @@ impl Tracing {
 
 /// The exporter's HTTP client: the runner's own reqwest, its requests run on the
 /// runner's runtime (the SDK's export thread only waits for them).
+#[derive(Clone)]
 struct ExportClient {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,

@@ -32,7 +32,7 @@ use crate::{
     prompt::{Continued, first_turn},
     redact::stream::HeldStreams,
     stopping::{CANCEL_GRACE, STOP_BUDGET, StopCause, StopStep, Stopping},
-    trace::{SessionTrace, TurnSpans},
+    trace::{SessionMetrics, SessionTrace, TurnSpans},
     workspace::{self, Credentials, PreparedWorkspace},
 };
 
@@ -81,6 +81,7 @@ async fn run_traced<A: Adapter, F: Front>(
         ending: false,
         last_result: None,
         spans: TurnSpans::new(trace.clone()),
+        metrics: SessionMetrics::default(),
     };
 
     let opened = tokio::select! {
@@ -389,6 +390,8 @@ struct Relay {
     last_result: Option<ResultPayload>,
     /// The trace's turns, tool calls and model calls.
     spans: TurnSpans,
+    /// The session's figures.
+    metrics: SessionMetrics,
 }
 
 impl Relay {
@@ -427,6 +430,7 @@ impl Relay {
                 }
                 let event = self.redactor.event(event);
                 self.spans.event(&event);
+                self.metrics.event(&event);
                 let waits = match &event {
                     Event::TurnEnded { result, next } => {
                         self.last_result = Some(result.clone());

@@ -19,6 +19,7 @@ use ambient_protocol::ResultPayload;
 use opentelemetry::{
     Context,
     global::{self, BoxedTracer},
+    metrics::{Counter, Histogram},
     trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, noop::NoopTracer},
 };
 
@@ -418,4 +419,103 @@ fn clip(value: &str) -> Cow<'_, str> {
         end -= 1;
     }
     Cow::Owned(format!("{}…", &value[..end]))
+}
+
+/// The session's figures as OpenTelemetry metrics (the WebSocket mode's counterpart of the
+/// serve mode's `/metrics`): made through the process's meter provider, which
+/// `ambient-cli` installs only when an OTLP endpoint is set; with none, every instrument
+/// is a no-op. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionMetrics {
+    turns: Counter<u64>,
+    tool_calls: Counter<u64>,
+    tokens: Counter<u64>,
+    cost: Counter<f64>,
+    frames: Counter<u64>,
+    reconnects: Counter<u64>,
+    outbox: Histogram<u64>,
+}
+
+impl std::fmt::Debug for SessionMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for SessionMetrics {
+    fn default() -> Self {
+        let meter = global::meter(TRACER_NAME);
+        Self {
+            turns: meter
+                .u64_counter("ambient.turns")
+                .with_description("Turns the agent ended")
+                .build(),
+            tool_calls: meter
+                .u64_counter("ambient.tool_calls")
+                .with_description("Tool calls the agent made")
+                .build(),
+            tokens: meter
+                .u64_counter("gen_ai.client.token.usage")
+                .with_unit("{token}")
+                .with_description("Tokens of the turns, by gen_ai.token.type")
+                .build(),
+            cost: meter
+                .f64_counter("ambient.cost")
+                .with_unit("USD")
+                .with_description("What the turns cost, as the framework reported it")
+                .build(),
+            frames: meter
+                .u64_counter("ambient.frames_sent")
+                .with_description("Frames handed to the backend's connection")
+                .build(),
+            reconnects: meter
+                .u64_counter("ambient.reconnects")
+                .with_description("Connections to the backend made again after a loss")
+                .build(),
+            outbox: meter
+                .u64_histogram("ambient.outbox.depth")
+                .with_unit("{frame}")
+                .with_description("Frames not yet acknowledged, at each reconnect")
+                .build(),
+        }
+    }
+}
+
+impl SessionMetrics {
+    /// Counts what an event of the adapter's says: a tool call, a turn's end with its
+    /// tokens and cost.
+    pub(crate) fn event(&self, event: &Event) {
+        match event {
+            Event::ToolUse { .. } => self.tool_calls.add(1, &[]),
+            Event::Subagent { event, .. } => self.event(event),
+            Event::TurnEnded { result, .. } => {
+                self.turns.add(1, &[]);
+                let tokens = result.tokens();
+                for (kind, count) in [("input", tokens.input), ("output", tokens.output)] {
+                    if let Some(count) = count {
+                        self.tokens
+                            .add(count, &[KeyValue::new("gen_ai.token.type", kind)]);
+                    }
+                }
+                if let Some(cost) = result
+                    .total_cost_usd
+                    .filter(|cost| cost.is_finite() && *cost > 0.0)
+                {
+                    self.cost.add(cost, &[]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `count` frames went to the backend's connection.
+    pub fn frames_sent(&self, count: u64) {
+        self.frames.add(count, &[]);
+    }
+
+    /// The connection was made again, with `unacknowledged` frames to send again.
+    pub fn reconnected(&self, unacknowledged: u64) {
+        self.reconnects.add(1, &[]);
+        self.outbox.record(unacknowledged, &[]);
+    }
 }

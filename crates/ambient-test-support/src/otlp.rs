@@ -1,7 +1,7 @@
-//! A real OTLP/HTTP trace receiver for the tests: it decodes the protobuf the runner's
-//! exporter sends (`opentelemetry-proto`'s types, as a collector would), keeps every span
-//! and every byte it was sent, and can be told to fail (500) or to hold requests without
-//! answering, as a collector that is down or slow does.
+//! A real OTLP/HTTP receiver for the tests: it decodes the protobuf the runner's exporters
+//! send (`opentelemetry-proto`'s types, as a collector would), keeps every span, every
+//! metric point and every byte it was sent, and can be told to fail (500) or to hold
+//! requests without answering, as a collector that is down or slow does.
 
 use std::{
     collections::BTreeMap,
@@ -18,8 +18,12 @@ use axum::{
     routing::post,
 };
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
+    collector::{
+        metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse},
+        trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
+    },
     common::v1::{AnyValue, any_value},
+    metrics::v1::{metric, number_data_point},
     trace::v1::status::StatusCode as SpanStatusCode,
 };
 use prost::Message as _;
@@ -74,9 +78,24 @@ impl ReceivedSpan {
     }
 }
 
+/// One point of a sum or histogram, as the receiver decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedPoint {
+    /// The metric's name.
+    pub name: String,
+    /// The point's attributes.
+    pub attributes: BTreeMap<String, Value>,
+    /// A sum's value, or a histogram's sum.
+    pub value: f64,
+    /// A histogram's count (1 for a sum's point).
+    pub count: u64,
+}
+
 #[derive(Debug, Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
+    /// Every point of every metrics request, in the order they came.
+    points: Vec<ReceivedPoint>,
     /// Every request body, whole, in the order they came (also the refused ones).
     bytes: Vec<u8>,
     requests: usize,
@@ -113,6 +132,7 @@ impl OtlpReceiver {
         });
         let app = Router::new()
             .route("/v1/traces", post(export))
+            .route("/v1/metrics", post(export_metrics))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -141,6 +161,22 @@ impl OtlpReceiver {
     /// The spans received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.lock().spans.clone()
+    }
+
+    /// The last point received of metric `name` with attribute `attribute` (a key and
+    /// a string value) if given: cumulative sums end with the session's total.
+    pub fn metric(&self, name: &str, attribute: Option<(&str, &str)>) -> Option<ReceivedPoint> {
+        self.lock()
+            .points
+            .iter()
+            .rev()
+            .find(|point| {
+                point.name == name
+                    && attribute.is_none_or(|(key, value)| {
+                        point.attributes.get(key).and_then(Value::as_str) == Some(value)
+                    })
+            })
+            .cloned()
     }
 
     /// Every byte of every request received so far.
@@ -176,39 +212,97 @@ impl OtlpReceiver {
 }
 
 async fn export(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    receive(&shared, &body, |body, received| {
+        let request = ExportTraceServiceRequest::decode(body)?;
+        received.spans.extend(spans_of(request));
+        Ok(ExportTraceServiceResponse::default().encode_to_vec())
+    })
+    .await
+}
+
+async fn export_metrics(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    receive(&shared, &body, |body, received| {
+        let request = ExportMetricsServiceRequest::decode(body)?;
+        received.points.extend(points_of(request));
+        Ok(ExportMetricsServiceResponse::default().encode_to_vec())
+    })
+    .await
+}
+
+/// One export request: its bytes kept, then decoded and answered as the receiver is told
+/// to behave.
+async fn receive(
+    shared: &Shared,
+    body: &[u8],
+    decode: impl FnOnce(&[u8], &mut Received) -> Result<Vec<u8>, prost::DecodeError>,
+) -> Response {
     let behaviour = *shared.behaviour.borrow();
-    {
+    let answer = {
         let mut received = shared
             .received
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        received.bytes.extend_from_slice(&body);
+        received.bytes.extend_from_slice(body);
         received.requests += 1;
-        if behaviour == Behaviour::Accept {
-            match ExportTraceServiceRequest::decode(body.as_ref()) {
-                Ok(request) => received.spans.extend(spans_of(request)),
-                Err(error) => {
-                    drop(received);
-                    shared.arrived.notify_waiters();
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        format!("not OTLP protobuf: {error}"),
-                    )
-                        .into_response();
-                }
-            }
+        match behaviour {
+            Behaviour::Accept => Some(decode(body, &mut received)),
+            Behaviour::Fail | Behaviour::Hold => None,
         }
-    }
+    };
     shared.arrived.notify_waiters();
-    match behaviour {
-        Behaviour::Accept => (
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            ExportTraceServiceResponse::default().encode_to_vec(),
+    match (behaviour, answer) {
+        (_, Some(Ok(answer))) => {
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], answer).into_response()
+        }
+        (_, Some(Err(error))) => (
+            StatusCode::BAD_REQUEST,
+            format!("not OTLP protobuf: {error}"),
         )
             .into_response(),
-        Behaviour::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "collector failure").into_response(),
-        Behaviour::Hold => std::future::pending().await,
+        (Behaviour::Hold, None) => std::future::pending().await,
+        (_, None) => (StatusCode::INTERNAL_SERVER_ERROR, "collector failure").into_response(),
     }
+}
+
+fn points_of(request: ExportMetricsServiceRequest) -> Vec<ReceivedPoint> {
+    let mut points = Vec::new();
+    let metrics = request
+        .resource_metrics
+        .into_iter()
+        .flat_map(|resource| resource.scope_metrics)
+        .flat_map(|scope| scope.metrics);
+    for metric in metrics {
+        match metric.data {
+            Some(metric::Data::Sum(sum)) => {
+                points.extend(sum.data_points.into_iter().map(|point| ReceivedPoint {
+                    name: metric.name.clone(),
+                    attributes: key_values(point.attributes),
+                    value: match point.value {
+                        Some(number_data_point::Value::AsDouble(value)) => value,
+                        #[allow(clippy::cast_precision_loss, reason = "test figures are small")]
+                        Some(number_data_point::Value::AsInt(value)) => value as f64,
+                        None => f64::NAN,
+                    },
+                    count: 1,
+                }));
+            }
+            Some(metric::Data::Histogram(histogram)) => {
+                points.extend(
+                    histogram
+                        .data_points
+                        .into_iter()
+                        .map(|point| ReceivedPoint {
+                            name: metric.name.clone(),
+                            attributes: key_values(point.attributes),
+                            value: point.sum.unwrap_or(f64::NAN),
+                            count: point.count,
+                        }),
+                );
+            }
+            _ => {}
+        }
+    }
+    points
 }
 
 fn spans_of(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {

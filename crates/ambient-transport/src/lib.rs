@@ -184,6 +184,8 @@ pub enum Received {
         lost_at: std::time::SystemTime,
         /// Connections made after the first, this one included.
         reconnects: u64,
+        /// Frames not yet acknowledged, sent again on the new connection.
+        resending: u64,
     },
 }
 

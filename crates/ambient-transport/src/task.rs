@@ -92,6 +92,7 @@ pub(crate) async fn run(
                 let _told = state.inbound.send(Received::Reconnected {
                     lost_at,
                     reconnects: state.stats.reconnects,
+                    resending: u64::try_from(state.outbox.len()).unwrap_or(u64::MAX),
                 });
             }
         }

@@ -12,7 +12,7 @@ use std::{
 use ambient_adapter::{ByteBudget, Continuation, Event, Held, Input, Stored, UserMessage};
 use ambient_host::{
     Control, Ending, Front, Opening, Redactor, Relayed, SessionEnd, Step,
-    trace::{KeyValue, SessionTrace},
+    trace::{KeyValue, SessionMetrics, SessionTrace},
     workspace::{Change, TokenMinter},
 };
 use ambient_protocol::{
@@ -103,6 +103,8 @@ pub struct WebSocketFront {
     /// The session's trace: reconnects and status writes are spans of it, and its id
     /// goes to the backend in a `system.trace` frame.
     trace: SessionTrace,
+    /// Frames sent and reconnects, as OTLP metrics where they are exported.
+    metrics: SessionMetrics,
 }
 
 /// A history read after a reconnect (`None`: it failed).
@@ -153,6 +155,7 @@ impl WebSocketFront {
             histories: mpsc::unbounded_channel(),
             token_check: None,
             trace: SessionTrace::default(),
+            metrics: SessionMetrics::default(),
         }
     }
 
@@ -186,8 +189,9 @@ impl WebSocketFront {
         let Some(connection) = &self.connection else {
             return;
         };
-        if let Err(error) = connection.transport.send(frame).await {
-            warn!(error = %chain(&error), "a frame could not be queued");
+        match connection.transport.send(frame).await {
+            Ok(()) => self.metrics.frames_sent(1),
+            Err(error) => warn!(error = %chain(&error), "a frame could not be queued"),
         }
     }
 
@@ -299,7 +303,9 @@ impl WebSocketFront {
             Received::Reconnected {
                 lost_at,
                 reconnects,
+                resending,
             } => {
+                self.metrics.reconnected(resending);
                 self.trace.record(
                     "websocket.reconnect",
                     lost_at,
@@ -575,6 +581,7 @@ impl Front for WebSocketFront {
         let histories = &mut self.histories.1;
         let pending = &mut self.pending;
         let token_check = &mut self.token_check;
+        let metrics = &self.metrics;
         tokio::select! {
             biased;
             Some(received) = inbound.recv() => Step::Request(Request::Received(received)),
@@ -584,7 +591,10 @@ impl Front for WebSocketFront {
             }
             permit = sender.reserve(), if !pending.is_empty() => {
                 match (permit, pending.pop_front()) {
-                    (Ok(permit), Some(frame)) => permit.send(frame),
+                    (Ok(permit), Some(frame)) => {
+                        permit.send(frame);
+                        metrics.frames_sent(1);
+                    }
                     (Err(error), _) => warn!(error = %chain(&error), "a frame could not be queued"),
                     (Ok(_), None) => {}
                 }
@@ -605,6 +615,7 @@ impl Front for WebSocketFront {
             Ok(permit) => {
                 if let Some(frame) = self.pending.pop_front() {
                     permit.send(frame);
+                    self.metrics.frames_sent(1);
                 }
             }
             Err(error) => {
@@ -642,8 +653,9 @@ impl Front for WebSocketFront {
                 .await;
         };
         for frame in std::mem::take(&mut self.pending) {
-            if let Err(error) = connection.transport.send(frame).await {
-                warn!(error = %chain(&error), "a frame could not be queued");
+            match connection.transport.send(frame).await {
+                Ok(()) => self.metrics.frames_sent(1),
+                Err(error) => warn!(error = %chain(&error), "a frame could not be queued"),
             }
         }
         let lifecycle = match ending.end {
@@ -663,8 +675,9 @@ impl Front for WebSocketFront {
             .into_iter()
             .chain((!leave_stopped_alone).then_some(Outbound::Lifecycle(lifecycle)));
         for frame in closing {
-            if let Err(error) = connection.transport.send(frame).await {
-                warn!(error = %chain(&error), "a frame could not be queued");
+            match connection.transport.send(frame).await {
+                Ok(()) => self.metrics.frames_sent(1),
+                Err(error) => warn!(error = %chain(&error), "a frame could not be queued"),
             }
         }
         let flush_deadline = if ending.stopping {

@@ -58,6 +58,19 @@ async fn a_tool_turns_trace_has_its_model_calls_and_tool_call_with_their_tokens(
         .unwrap();
     assert_eq!(tool.text("gen_ai.tool.name"), Some("Bash"));
     assert!(!tool.failed);
+    // The same figures as OTLP metrics, with the cost the CLI reported.
+    let input = receiver
+        .metric(
+            "gen_ai.client.token.usage",
+            Some(("gen_ai.token.type", "input")),
+        )
+        .unwrap();
+    assert_eq!(input.value, 24.0);
+    assert!(receiver.metric("ambient.cost", None).unwrap().value > 0.0);
+    assert_eq!(
+        receiver.metric("ambient.tool_calls", None).unwrap().value,
+        1.0
+    );
     let exported = String::from_utf8_lossy(&receiver.bytes()).into_owned();
     assert!(!exported.contains(API_KEY), "the API key was exported");
     assert!(!exported.contains(TOKEN), "the bot token was exported");

@@ -125,14 +125,36 @@ async fn a_sessions_trace_is_one_tree_with_the_genai_attributes_and_no_secret() 
     assert_no_part_of(PLANTED, &receiver.bytes());
 
     // The backend was shown where the trace is.
-    let shown: Vec<Value> = env
-        .persisted()
-        .await
-        .into_iter()
+    let persisted = env.persisted().await;
+    let shown: Vec<&Value> = persisted
+        .iter()
         .filter(|message| message["type"] == "system.trace")
         .collect();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0]["payload"]["trace_id"], json!(trace_id));
+
+    // The session's figures, as OTLP metrics: cumulative sums whose last point is the
+    // session's total.
+    let value = |name: &str, attribute: Option<(&str, &str)>| {
+        receiver
+            .metric(name, attribute)
+            .unwrap_or_else(|| panic!("no {name} {attribute:?}"))
+            .value
+    };
+    assert_eq!(value("ambient.turns", None), 1.0);
+    assert_eq!(value("ambient.tool_calls", None), 1.0);
+    for kind in ["input", "output"] {
+        assert_eq!(
+            value(
+                "gen_ai.client.token.usage",
+                Some(("gen_ai.token.type", kind))
+            ),
+            3.0
+        );
+    }
+    #[allow(clippy::cast_precision_loss, reason = "a few frames")]
+    let frames = persisted.len() as f64;
+    assert_eq!(value("ambient.frames_sent", None), frames);
 }
 
 #[tokio::test]
