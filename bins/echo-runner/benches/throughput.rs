@@ -19,7 +19,10 @@
 //! `cargo bench -p echo-runner --bench throughput`; `-- --frames N` changes the burst
 //! (default 100,000), `-- --pairs N` the pairs, `-- --batched` makes the bare client
 //! batch its writes (the ceiling, not the rule), `-- --memory` adds a run ten times as
-//! long to check that memory stays flat. `docs/performance.md` records the figures.
+//! long to check that memory stays flat. `-- --traced` pairs the runner with itself
+//! exporting its trace (OTLP/HTTP) to a collector that accepts everything, this binary
+//! started a fourth way, instead of with the bare client. `docs/performance.md` records
+//! the figures.
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
@@ -108,8 +111,14 @@ fn per_frame_us(cpu: Duration, frames: usize) -> f64 {
     cpu.as_secs_f64() * 1e6 / frames as f64
 }
 
-/// The runner binary with a burst of `count` frames; its measurement and peak RSS (KiB).
-async fn runner(backend: &BackendProcess, session: &str, count: usize) -> (Measured, u64) {
+/// The runner binary with a burst of `count` frames, its trace sent to `collector` if
+/// given; its measurement and peak RSS (KiB).
+async fn runner(
+    backend: &BackendProcess,
+    session: &str,
+    count: usize,
+    collector: Option<&str>,
+) -> (Measured, u64) {
     let watch = bench::watch_socket(backend.ws_url(session), TOKEN).await;
     let measuring = tokio::spawn(measure(watch, count));
     let binary = Path::new(env!("CARGO_BIN_EXE_echo-runner"));
@@ -120,6 +129,7 @@ async fn runner(backend: &BackendProcess, session: &str, count: usize) -> (Measu
         .env("ECHO_BURST_EVENTS", count.to_string())
         .env("ECHO_BURST_BYTES", FRAME_TEXT_BYTES.to_string())
         .env("ECHO_BURST_STAMP", "true")
+        .envs(collector.map(|url| ("OTEL_EXPORTER_OTLP_ENDPOINT", url)))
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
@@ -174,11 +184,17 @@ async fn main() {
     if bench::serve_if_backend().await || bench::serve_if_bare_client().await {
         return;
     }
+    if std::env::args().any(|a| a == "--as-collector") {
+        return serve_as_collector().await;
+    }
     let args: Vec<String> = std::env::args().collect();
     let batched = args.iter().any(|a| a == "--batched");
     let frames = bench::number_flag("--frames", 100_000);
     let memory = args.iter().any(|a| a == "--memory");
     let pairs = bench::number_flag("--pairs", 15);
+    if args.iter().any(|a| a == "--traced") {
+        return traced(frames, pairs).await;
+    }
     let mut sessions: Vec<String> = (0..pairs)
         .flat_map(|pair| [format!("bare-{pair}"), format!("runner-{pair}")])
         .collect();
@@ -201,9 +217,9 @@ async fn main() {
         // Which goes first alternates, so that neither always follows the other.
         let (mut bare, (mut ours, peak_kb)) = if pair % 2 == 0 {
             let bare = bare_client(&backend, &bare_session, frames, batched).await;
-            (bare, runner(&backend, &runner_session, frames).await)
+            (bare, runner(&backend, &runner_session, frames, None).await)
         } else {
-            let ours = runner(&backend, &runner_session, frames).await;
+            let ours = runner(&backend, &runner_session, frames, None).await;
             (
                 bare_client(&backend, &bare_session, frames, batched).await,
                 ours,
@@ -227,12 +243,81 @@ async fn main() {
     println!("runner peak RSS at {frames} frames: {}", megabytes(peak));
     if memory {
         let large = frames * 10;
-        let (mut ours_large, peak_large_kb) = runner(&backend, "runner-large", large).await;
+        let (mut ours_large, peak_large_kb) = runner(&backend, "runner-large", large, None).await;
         report("echo-runner, 10x frames", &mut ours_large);
         println!(
             "runner peak RSS at {large} frames: {}",
             megabytes(peak_large_kb)
         );
     }
+    backend.stop().await;
+}
+
+/// This binary as the collector: an OTLP/HTTP receiver that accepts everything, its
+/// endpoint on stdout, until its stdin closes.
+async fn serve_as_collector() {
+    let receiver = ambient_test_support::otlp::OtlpReceiver::start(
+        ambient_test_support::otlp::Behaviour::Accept,
+    )
+    .await;
+    println!("{}", receiver.endpoint());
+    let mut rest = String::new();
+    let _closed = tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut rest).await;
+    println!("spans received: {}", receiver.spans().len());
+}
+
+/// The runner against itself with its trace exported: the cost of tracing.
+async fn traced(frames: usize, pairs: usize) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let sessions: Vec<String> = (0..pairs)
+        .flat_map(|pair| [format!("plain-{pair}"), format!("traced-{pair}")])
+        .collect();
+    let backend = BackendProcess::start(TOKEN, PROJECT, &sessions).await;
+    let mut collector = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--as-collector")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(collector.stdout.take().unwrap()).lines();
+    let endpoint = lines.next_line().await.unwrap().unwrap();
+    println!(
+        "{frames} text frames of {FRAME_TEXT_BYTES} bytes; echo-runner untraced and traced (OTLP/HTTP to a collector in a process of its own); {pairs} pairs"
+    );
+    let mut paired = bench::Paired::default();
+    let mut cpu = bench::Paired::default();
+    let (mut plain_peaks, mut traced_peaks) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let plain_session = format!("plain-{pair}");
+        let traced_session = format!("traced-{pair}");
+        let ((mut plain, plain_kb), (mut traced, traced_kb)) = if pair % 2 == 0 {
+            let plain = runner(&backend, &plain_session, frames, None).await;
+            (
+                plain,
+                runner(&backend, &traced_session, frames, Some(&endpoint)).await,
+            )
+        } else {
+            let traced = runner(&backend, &traced_session, frames, Some(&endpoint)).await;
+            (runner(&backend, &plain_session, frames, None).await, traced)
+        };
+        report(&format!("pair {pair}: untraced"), &mut plain);
+        report(&format!("pair {pair}: traced"), &mut traced);
+        paired.push(plain.rate, traced.rate);
+        cpu.push(plain.cpu_us_per_frame, traced.cpu_us_per_frame);
+        plain_peaks.push(plain_kb);
+        traced_peaks.push(traced_kb);
+    }
+    paired.report("untraced:", "traced:", "frames/s", 0, "");
+    cpu.report("untraced:", "traced:", "µs of CPU per frame", 2, "");
+    for (name, peaks) in [("untraced", &plain_peaks), ("traced", &traced_peaks)] {
+        let peak = peaks.iter().copied().max().unwrap_or(0);
+        println!("{name} peak RSS at {frames} frames: {}", megabytes(peak));
+    }
+    drop(collector.stdin.take());
+    if let Ok(Some(line)) = lines.next_line().await {
+        println!("collector: {line}");
+    }
+    let _exited = collector.wait().await;
     backend.stop().await;
 }
