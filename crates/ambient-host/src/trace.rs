@@ -434,6 +434,7 @@ pub struct SessionMetrics {
     frames: Counter<u64>,
     reconnects: Counter<u64>,
     outbox: Histogram<u64>,
+    relay_latency: Histogram<f64>,
 }
 
 impl std::fmt::Debug for SessionMetrics {
@@ -477,6 +478,14 @@ impl Default for SessionMetrics {
                 .with_unit("{frame}")
                 .with_description("Frames not yet acknowledged, at each reconnect")
                 .build(),
+            relay_latency: meter
+                .f64_histogram("ambient.relay.latency")
+                .with_unit("s")
+                .with_description("From a frame's queueing to the backend's echo of it (delivered)")
+                .with_boundaries(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .build(),
         }
     }
 }
@@ -511,6 +520,11 @@ impl SessionMetrics {
     /// `count` frames went to the backend's connection.
     pub fn frames_sent(&self, count: u64) {
         self.frames.add(count, &[]);
+    }
+
+    /// A frame was delivered, `took` after it was queued.
+    pub fn relayed(&self, took: std::time::Duration) {
+        self.relay_latency.record(took.as_secs_f64(), &[]);
     }
 
     /// The connection was made again, with `unacknowledged` frames to send again.

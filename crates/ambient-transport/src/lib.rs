@@ -113,6 +113,19 @@ pub struct TransportConfig {
     /// interrupt or an end is never stuck behind a flood. Control messages have a small
     /// budget of their own.
     pub input_budget: ByteBudget,
+    /// Told how long each frame took from the outbox to the backend's echo of it.
+    pub delivered: Option<DeliveryObserver>,
+}
+
+/// Told, on the socket's task, how long a frame took from being queued to the backend's
+/// echo of it (the relay latency). It must not block.
+#[derive(Clone)]
+pub struct DeliveryObserver(pub std::sync::Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for DeliveryObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveryObserver")
+    }
 }
 
 /// The largest message read from the backend by default.
@@ -140,6 +153,7 @@ impl TransportConfig {
             give_up_after: Duration::from_secs(300),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             input_budget: ByteBudget::holding_at_most(DEFAULT_INPUT_BUDGET_BYTES, MESSAGES_HELD),
+            delivered: None,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Frames kept until the backend has echoed them.
 
-use std::collections::VecDeque;
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use ambient_protocol::{Frame, FrameId, Outbound, RunnerClock};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -12,6 +15,7 @@ use crate::OutboxLimits;
 struct Pending {
     id: FrameId,
     text: Utf8Bytes,
+    queued: Instant,
 }
 
 /// The bounded outbox. Frames before `written` went out on the current connection;
@@ -92,7 +96,11 @@ impl Outbox {
         };
         let text = Utf8Bytes::from(frame.to_json());
         self.bytes += text.len();
-        self.frames.push_back(Pending { id: frame.id, text });
+        self.frames.push_back(Pending {
+            id: frame.id,
+            text,
+            queued: Instant::now(),
+        });
     }
 
     /// The next frame to write on this connection, if any.
@@ -116,20 +124,18 @@ impl Outbox {
             .is_some_and(|rest| rest.starts_with('-'))
     }
 
-    /// The echo of `id` came back: the frame is delivered. Returns whether it was here.
-    pub(crate) fn acknowledge(&mut self, id: &FrameId) -> bool {
+    /// The echo of `id` came back: the frame is delivered. Returns how long it was kept,
+    /// if it was here.
+    pub(crate) fn acknowledge(&mut self, id: &FrameId) -> Option<Duration> {
         // Echoes come back in the order frames were written, so the frame is nearly
         // always at the front.
-        let Some(position) = self.frames.iter().position(|p| &p.id == id) else {
-            return false;
-        };
-        if let Some(pending) = self.frames.remove(position) {
-            self.bytes -= pending.text.len();
-        }
+        let position = self.frames.iter().position(|p| &p.id == id)?;
+        let pending = self.frames.remove(position)?;
+        self.bytes -= pending.text.len();
         if position < self.written {
             self.written -= 1;
         }
-        true
+        Some(pending.queued.elapsed())
     }
 }
 
@@ -164,7 +170,7 @@ mod tests {
             outbox.mark_written();
         }
         for seq in 1..=pieces as u64 {
-            assert!(outbox.acknowledge(&FrameId::new("abc", seq)));
+            assert!(outbox.acknowledge(&FrameId::new("abc", seq)).is_some());
         }
         assert_eq!(outbox.bytes(), 0);
         assert!(outbox.has_room());
@@ -185,9 +191,9 @@ mod tests {
         assert!(!outbox.has_room());
         outbox.mark_written();
         outbox.mark_written();
-        assert!(outbox.acknowledge(&FrameId::new("abc", 1)));
+        assert!(outbox.acknowledge(&FrameId::new("abc", 1)).is_some());
         assert!(
-            !outbox.acknowledge(&FrameId::new("abc", 1)),
+            outbox.acknowledge(&FrameId::new("abc", 1)).is_none(),
             "acknowledged twice"
         );
         assert!(outbox.has_room());

@@ -213,6 +213,14 @@ impl State {
         }
     }
 
+    /// The backend echoed our frame `id`: it is delivered.
+    fn delivered(&mut self, id: &ambient_protocol::FrameId) {
+        if let (Some(took), Some(observer)) = (self.outbox.acknowledge(id), &self.config.delivered)
+        {
+            (observer.0)(took);
+        }
+    }
+
     /// One text message from the backend.
     fn receive(&mut self, text: &str) {
         // Most messages are echoes of our own frames: recognise those from their id
@@ -220,7 +228,7 @@ impl State {
         if let Some(id) = echo_frame_id(text, &self.config.session_id)
             && self.outbox.is_ours(&id)
         {
-            self.outbox.acknowledge(&id);
+            self.delivered(&id);
             return;
         }
         let message: SessionMessage = match serde_json::from_str(text) {
@@ -236,7 +244,7 @@ impl State {
         }
         let (inbound, budget) = match message.classify() {
             Ok(Inbound::Echo { frame_id, .. }) if self.outbox.is_ours(&frame_id) => {
-                self.outbox.acknowledge(&frame_id);
+                self.delivered(&frame_id);
                 return;
             }
             Ok(Inbound::Echo { .. } | Inbound::RunnerFrame { .. } | Inbound::Pong) => return,

@@ -22,7 +22,9 @@ use ambient_protocol::{
     status::{AnnotationPatch, Phase, StatusUpdate},
 };
 use ambient_status::{KeptHistory, RetryPolicy, StatusClient};
-use ambient_transport::{FrameSender, Received, TokenSource, Transport, TransportConfig};
+use ambient_transport::{
+    DeliveryObserver, FrameSender, Received, TokenSource, Transport, TransportConfig,
+};
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -511,6 +513,10 @@ impl Front for WebSocketFront {
         transport_config.backoff = self.settings.backoff;
         transport_config.max_message_bytes = self.max_message_bytes;
         transport_config.input_budget = self.input_budget.clone();
+        let metrics = self.metrics.clone();
+        transport_config.delivered = Some(DeliveryObserver(Arc::new(move |took| {
+            metrics.relayed(took);
+        })));
         let instance = transport_config.instance.clone();
         let cancel = CancellationToken::new();
         let (transport, inbound) = Transport::connect(transport_config, cancel.clone())

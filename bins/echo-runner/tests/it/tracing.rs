@@ -155,6 +155,16 @@ async fn a_sessions_trace_is_one_tree_with_the_genai_attributes_and_no_secret() 
     #[allow(clippy::cast_precision_loss, reason = "a few frames")]
     let frames = persisted.len() as f64;
     assert_eq!(value("ambient.frames_sent", None), frames);
+    // Every frame's delivery is timed, from its queueing to the backend's echo.
+    let latency = receiver.metric("ambient.relay.latency", None).unwrap();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a few frames"
+    )]
+    let delivered = frames as u64;
+    assert_eq!(latency.count, delivered);
+    assert!(latency.value > 0.0);
 }
 
 #[tokio::test]
@@ -274,4 +284,45 @@ async fn a_collector_that_is_down_fails_or_hangs_leaves_the_session_as_it_was() 
             assert!(receiver.spans().is_empty(), "{case}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_a_reconnect_span_and_counted() {
+    let receiver = OtlpReceiver::start(Behaviour::Accept).await;
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let proxy = ambient_test_support::FaultProxy::start(env.backend.addr())
+        .await
+        .unwrap();
+    let ws = proxy.route(&env.backend.ws_url(PROJECT, SESSION));
+    let endpoint = receiver.endpoint();
+    let mut watch = env.backend.watch(SESSION);
+    let child = env
+        .runner(&[
+            ("INTERACTIVE", "true"),
+            ("WEBSOCKET_URL", ws.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ])
+        .spawn()
+        .unwrap();
+    // Cut once the session is open: a cut during the first handshake is a connection
+    // tried again, not a reconnect.
+    ambient_test_support::harness::until(&mut watch, |message| {
+        message.payload.get("payload") == Some(&json!("session.started"))
+    })
+    .await;
+    proxy.cut();
+    proxy.wait_for_accepted(2).await;
+    env.backend.wait_for_connections(SESSION, 1).await.unwrap();
+    env.post(json!({"type": "end_session"})).await;
+    let finished = env.finish(child).await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let spans = receiver.spans();
+    let reconnects = named(&spans, "websocket.reconnect");
+    assert_eq!(reconnects.len(), 1, "{:?}", tree(&spans));
+    let session = named(&spans, "session")[0];
+    assert_eq!(reconnects[0].parent_span_id, session.span_id);
+    assert_eq!(reconnects[0].int("ambient.reconnects"), Some(1));
+    assert!(reconnects[0].end_ns >= reconnects[0].start_ns);
+    let counted = receiver.metric("ambient.reconnects", None).unwrap();
+    assert_eq!(counted.value, 1.0);
 }
