@@ -81,7 +81,7 @@ async fn run_traced<A: Adapter, F: Front>(
         ending: false,
         last_result: None,
         spans: TurnSpans::new(trace.clone()),
-        metrics: SessionMetrics::default(),
+        metrics: SessionMetrics::of(trace),
     };
 
     let opened = tokio::select! {

@@ -423,10 +423,15 @@ fn clip(value: &str) -> Cow<'_, str> {
 
 /// The session's figures as OpenTelemetry metrics (the WebSocket mode's counterpart of the
 /// serve mode's `/metrics`): made through the process's meter provider, which
-/// `ambient-cli` installs only when an OTLP endpoint is set; with none, every instrument
-/// is a no-op. Cheap to clone.
-#[derive(Clone)]
+/// `ambient-cli` installs with the tracer provider only when an OTLP endpoint is set.
+/// Off ([`SessionMetrics::default`]), it holds no instrument and every method returns at
+/// once. Cheap to clone.
+#[derive(Clone, Default)]
 pub struct SessionMetrics {
+    instruments: Option<Arc<Instruments>>,
+}
+
+struct Instruments {
     turns: Counter<u64>,
     tool_calls: Counter<u64>,
     tokens: Counter<u64>,
@@ -439,12 +444,29 @@ pub struct SessionMetrics {
 
 impl std::fmt::Debug for SessionMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionMetrics").finish_non_exhaustive()
+        f.debug_struct("SessionMetrics")
+            .field("on", &self.instruments.is_some())
+            .finish()
     }
 }
 
-impl Default for SessionMetrics {
-    fn default() -> Self {
+impl SessionMetrics {
+    /// The session's metrics, on where its trace is recorded (the two are exported
+    /// together).
+    pub fn of(trace: &SessionTrace) -> Self {
+        Self {
+            instruments: trace.is_recording().then(|| Arc::new(Instruments::new())),
+        }
+    }
+
+    /// Whether the figures are recorded at all.
+    pub fn is_on(&self) -> bool {
+        self.instruments.is_some()
+    }
+}
+
+impl Instruments {
+    fn new() -> Self {
         let meter = global::meter(TRACER_NAME);
         Self {
             turns: meter
@@ -494,15 +516,18 @@ impl SessionMetrics {
     /// Counts what an event of the adapter's says: a tool call, a turn's end with its
     /// tokens and cost.
     pub(crate) fn event(&self, event: &Event) {
+        let Some(on) = &self.instruments else {
+            return;
+        };
         match event {
-            Event::ToolUse { .. } => self.tool_calls.add(1, &[]),
+            Event::ToolUse { .. } => on.tool_calls.add(1, &[]),
             Event::Subagent { event, .. } => self.event(event),
             Event::TurnEnded { result, .. } => {
-                self.turns.add(1, &[]);
+                on.turns.add(1, &[]);
                 let tokens = result.tokens();
                 for (kind, count) in [("input", tokens.input), ("output", tokens.output)] {
                     if let Some(count) = count {
-                        self.tokens
+                        on.tokens
                             .add(count, &[KeyValue::new("gen_ai.token.type", kind)]);
                     }
                 }
@@ -510,7 +535,7 @@ impl SessionMetrics {
                     .total_cost_usd
                     .filter(|cost| cost.is_finite() && *cost > 0.0)
                 {
-                    self.cost.add(cost, &[]);
+                    on.cost.add(cost, &[]);
                 }
             }
             _ => {}
@@ -519,17 +544,23 @@ impl SessionMetrics {
 
     /// `count` frames went to the backend's connection.
     pub fn frames_sent(&self, count: u64) {
-        self.frames.add(count, &[]);
+        if let Some(on) = &self.instruments {
+            on.frames.add(count, &[]);
+        }
     }
 
     /// A frame was delivered, `took` after it was queued.
     pub fn relayed(&self, took: std::time::Duration) {
-        self.relay_latency.record(took.as_secs_f64(), &[]);
+        if let Some(on) = &self.instruments {
+            on.relay_latency.record(took.as_secs_f64(), &[]);
+        }
     }
 
     /// The connection was made again, with `unacknowledged` frames to send again.
     pub fn reconnected(&self, unacknowledged: u64) {
-        self.reconnects.add(1, &[]);
-        self.outbox.record(unacknowledged, &[]);
+        if let Some(on) = &self.instruments {
+            on.reconnects.add(1, &[]);
+            on.outbox.record(unacknowledged, &[]);
+        }
     }
 }

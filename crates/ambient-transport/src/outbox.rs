@@ -15,7 +15,8 @@ use crate::OutboxLimits;
 struct Pending {
     id: FrameId,
     text: Utf8Bytes,
-    queued: Instant,
+    /// When it was queued, where deliveries are timed.
+    queued: Option<Instant>,
 }
 
 /// The bounded outbox. Frames before `written` went out on the current connection;
@@ -31,6 +32,8 @@ pub(crate) struct Outbox {
     written: usize,
     next_seq: u64,
     clock: RunnerClock,
+    /// Whether each frame's time in the outbox is measured.
+    timed: bool,
 }
 
 impl Outbox {
@@ -45,7 +48,14 @@ impl Outbox {
             written: 0,
             next_seq: 1,
             clock: RunnerClock::default(),
+            timed: false,
         }
+    }
+
+    /// Measures each frame's time from its queueing to its echo.
+    pub(crate) fn timed(mut self) -> Self {
+        self.timed = true;
+        self
     }
 
     /// Whether another frame may be taken. A frame larger than what is left is still
@@ -99,7 +109,7 @@ impl Outbox {
         self.frames.push_back(Pending {
             id: frame.id,
             text,
-            queued: Instant::now(),
+            queued: self.timed.then(Instant::now),
         });
     }
 
@@ -135,7 +145,11 @@ impl Outbox {
         if position < self.written {
             self.written -= 1;
         }
-        Some(pending.queued.elapsed())
+        Some(
+            pending
+                .queued
+                .map_or(Duration::ZERO, |queued| queued.elapsed()),
+        )
     }
 }
 

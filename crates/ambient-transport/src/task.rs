@@ -56,7 +56,14 @@ pub(crate) async fn run(
 ) -> Result<Stats> {
     let mut backoff = Backoff::new(config.backoff);
     let mut state = State {
-        outbox: Outbox::new(config.instance.clone(), config.outbox),
+        outbox: {
+            let outbox = Outbox::new(config.instance.clone(), config.outbox);
+            if config.delivered.is_some() {
+                outbox.timed()
+            } else {
+                outbox
+            }
+        },
         config,
         commands,
         inbound,

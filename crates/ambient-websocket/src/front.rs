@@ -513,10 +513,12 @@ impl Front for WebSocketFront {
         transport_config.backoff = self.settings.backoff;
         transport_config.max_message_bytes = self.max_message_bytes;
         transport_config.input_budget = self.input_budget.clone();
-        let metrics = self.metrics.clone();
-        transport_config.delivered = Some(DeliveryObserver(Arc::new(move |took| {
-            metrics.relayed(took);
-        })));
+        if self.metrics.is_on() {
+            let metrics = self.metrics.clone();
+            transport_config.delivered = Some(DeliveryObserver(Arc::new(move |took| {
+                metrics.relayed(took);
+            })));
+        }
         let instance = transport_config.instance.clone();
         let cancel = CancellationToken::new();
         let (transport, inbound) = Transport::connect(transport_config, cancel.clone())
@@ -633,6 +635,7 @@ impl Front for WebSocketFront {
 
     fn traced(&mut self, trace: &SessionTrace) {
         self.trace = trace.clone();
+        self.metrics = SessionMetrics::of(trace);
     }
 
     fn handle(&mut self, request: Request, control: &mut Control<'_>) {
