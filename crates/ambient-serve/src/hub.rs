@@ -189,13 +189,22 @@ pub struct RunLog {
     changed: watch::Sender<u64>,
     /// Told when the client that started the run takes events (or leaves).
     progress: Arc<Notify>,
+    /// Where the relay latency goes.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
 struct RunEvents {
     buffer: ReplayBuffer,
     ended: bool,
+    /// When each batch of events came, by the id of its last event, until the client
+    /// that started the run takes it: the relay latency. The oldest are forgotten past
+    /// [`TIMED_BATCHES`].
+    pushed: std::collections::VecDeque<(u64, std::time::Instant)>,
 }
+
+/// Batches whose relay latency is waiting to be measured, at most.
+const TIMED_BATCHES: usize = 1024;
 
 /// What a connection reads at once.
 #[derive(Debug)]
@@ -209,7 +218,7 @@ pub struct Batch {
 impl RunLog {
     /// A run whose events are all kept until the client that starts it takes them
     /// ([`RunLog::taken`]) or leaves ([`RunLog::release`]).
-    fn new(run_id: String, capacity: usize, progress: Arc<Notify>) -> Self {
+    fn new(run_id: String, capacity: usize, progress: Arc<Notify>, metrics: Arc<Metrics>) -> Self {
         let mut buffer = ReplayBuffer::new(capacity).with_byte_limit(REPLAY_BYTES);
         buffer.pin_after(0);
         Self {
@@ -217,15 +226,25 @@ impl RunLog {
             events: Mutex::new(RunEvents {
                 buffer,
                 ended: false,
+                pushed: std::collections::VecDeque::new(),
             }),
             changed: watch::Sender::new(0),
             progress,
+            metrics,
         }
     }
 
     /// The client that started the run has taken every event up to `id`.
     fn taken(&self, id: u64) {
-        self.lock().buffer.pin_after(id);
+        let mut run = self.lock();
+        run.buffer.pin_after(id);
+        while let Some(&(last, at)) = run.pushed.front()
+            && last <= id
+        {
+            run.pushed.pop_front();
+            self.metrics.relayed(at.elapsed());
+        }
+        drop(run);
         self.progress.notify_one();
     }
 
@@ -311,8 +330,15 @@ impl RunLog {
         }
         {
             let mut run = self.lock();
+            let mut last = None;
             for event in events {
-                run.buffer.push(event);
+                last = Some(run.buffer.push(event).id);
+            }
+            if let Some(last) = last {
+                if run.pushed.len() >= TIMED_BATCHES {
+                    run.pushed.pop_front();
+                }
+                run.pushed.push_back((last, std::time::Instant::now()));
             }
             run.ended |= ends;
         }
@@ -681,6 +707,7 @@ impl Hub {
             request.run_id.clone(),
             self.capacity,
             Arc::clone(&self.progress),
+            Arc::clone(&self.metrics),
         ));
         // The caller's messages go out again in the run's snapshot: scrubbed, as every
         // event is.
@@ -871,6 +898,7 @@ impl Hub {
             run_id.clone(),
             self.capacity,
             Arc::clone(&self.progress),
+            Arc::clone(&self.metrics),
         ));
         // Nobody paces it: it keeps its last events, like any run whose client left.
         log.release();

@@ -1,6 +1,7 @@
 //! The served session's figures in Prometheus' text format (`GET /metrics`, behind the
 //! token like every route but `/health`): runs by outcome and their duration, turns,
-//! tool calls, tokens, cost, events sent, runs waiting and listeners. Counted with
+//! tool calls, tokens, cost, events sent and their relay latency, runs waiting and
+//! listeners. Counted with
 //! atomics where the hub already is; nothing is allocated until the page is asked for.
 
 use std::{
@@ -13,6 +14,10 @@ use ambient_protocol::ResultPayload;
 
 /// The upper bounds of the run-duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+/// The upper bounds of the relay-latency histogram, in seconds.
+const RELAY_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0, 5.0,
+];
 
 /// How a run ended, for the runs counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,9 @@ pub struct Metrics {
     duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
     duration_micros: AtomicU64,
     durations: AtomicU64,
+    relay_buckets: [AtomicU64; RELAY_BUCKETS.len()],
+    relay_micros: AtomicU64,
+    relays: AtomicU64,
     turns: AtomicU64,
     tool_calls: AtomicU64,
     input_tokens: AtomicU64,
@@ -60,17 +68,13 @@ impl Metrics {
             .position(|(known, _)| *known == outcome)
             .unwrap_or(0);
         self.runs[index].fetch_add(1, Ordering::Relaxed);
-        let seconds = took.as_secs_f64();
-        for (bound, count) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
-            if seconds <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.duration_micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
+        observe(
+            &DURATION_BUCKETS,
+            &self.duration_buckets,
+            &self.duration_micros,
+            &self.durations,
+            took,
         );
-        self.durations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A turn of the agent ended with `result`: its tokens and cost are counted.
@@ -99,6 +103,18 @@ impl Metrics {
     /// The agent called a tool.
     pub fn tool_called(&self) {
         self.tool_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A batch of events reached the client that started its run, `took` after the hub
+    /// had it.
+    pub fn relayed(&self, took: Duration) {
+        observe(
+            &RELAY_BUCKETS,
+            &self.relay_buckets,
+            &self.relay_micros,
+            &self.relays,
+            took,
+        );
     }
 
     /// `count` AG-UI events were made for clients.
@@ -149,28 +165,21 @@ impl Metrics {
                 load(count)
             );
         }
-        metric(
+        histogram(
             &mut page,
             "ambient_run_duration_seconds",
-            "histogram",
             "How long runs took, from their request to their end.",
+            (&DURATION_BUCKETS, &self.duration_buckets),
+            &self.duration_micros,
+            &self.durations,
         );
-        for (bound, count) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
-            let _ = writeln!(
-                page,
-                "ambient_run_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(count)
-            );
-        }
-        let durations = load(&self.durations);
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "a sum of microseconds shown as seconds"
-        )]
-        let seconds = load(&self.duration_micros) as f64 / 1e6;
-        let _ = writeln!(
-            page,
-            "ambient_run_duration_seconds_bucket{{le=\"+Inf\"}} {durations}\nambient_run_duration_seconds_sum {seconds}\nambient_run_duration_seconds_count {durations}"
+        histogram(
+            &mut page,
+            "ambient_relay_latency_seconds",
+            "From a batch of events reaching the hub to the run's client taking it.",
+            (&RELAY_BUCKETS, &self.relay_buckets),
+            &self.relay_micros,
+            &self.relays,
         );
         for (name, kind, help, value) in [
             (
@@ -230,6 +239,53 @@ impl Metrics {
         let _ = writeln!(page, "ambient_cost_usd_total {dollars}");
         page
     }
+}
+
+/// Counts `took` into a histogram: its buckets (cumulative), its sum and its count.
+fn observe(
+    bounds: &[f64],
+    buckets: &[AtomicU64],
+    micros: &AtomicU64,
+    count: &AtomicU64,
+    took: Duration,
+) {
+    let seconds = took.as_secs_f64();
+    for (bound, bucket) in bounds.iter().zip(buckets) {
+        if seconds <= *bound {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    micros.fetch_add(
+        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    count.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Writes a histogram in Prometheus' text format.
+fn histogram(
+    page: &mut String,
+    name: &str,
+    help: &str,
+    (bounds, buckets): (&[f64], &[AtomicU64]),
+    micros: &AtomicU64,
+    count: &AtomicU64,
+) {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, bucket) in bounds.iter().zip(buckets) {
+        let _ = writeln!(page, "{name}_bucket{{le=\"{bound}\"}} {}", load(bucket));
+    }
+    let total = load(count);
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a sum of microseconds shown as seconds"
+    )]
+    let seconds = load(micros) as f64 / 1e6;
+    let _ = writeln!(
+        page,
+        "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {seconds}\n{name}_count {total}"
+    );
 }
 
 #[cfg(test)]

@@ -660,6 +660,13 @@ async fn the_metrics_page_counts_what_the_runs_did_behind_the_token() {
     // Each run: RUN_STARTED, its text (3), the tool call (3) and result, the snapshot
     // and RUN_FINISHED.
     assert_eq!(value("ambient_events_sent_total"), 20.0);
+    // Each batch the runs' client took was timed from the hub to it.
+    let timed = value("ambient_relay_latency_seconds_count");
+    assert!(timed > 0.0, "{page}");
+    assert_eq!(
+        value("ambient_relay_latency_seconds_bucket{le=\"+Inf\"}"),
+        timed
+    );
     let anonymous = reqwest::get(format!("{}/metrics", served.url))
         .await
         .unwrap();
