@@ -14,6 +14,7 @@ use std::{borrow::Cow, collections::HashMap, fmt, time::Duration};
 
 use ambient_host::Redactor;
 use ambient_protocol::Secret;
+use base64::Engine as _;
 use opentelemetry::{Array, KeyValue, StringValue, Value, trace::Status};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
@@ -94,17 +95,34 @@ impl OtelArgs {
     }
 
     /// The header values, for the redactor: a collector's key must never be logged or
-    /// sent anywhere else.
+    /// sent anywhere else. Of an `Authorization` value, its credentials are secrets on
+    /// their own too (the token after `Bearer`; after `Basic`, the pair it encodes and
+    /// its password), since they can show without the scheme.
     pub fn secret_values(&self) -> Vec<Secret> {
-        self.headers()
-            .map(|headers| {
-                headers
-                    .into_values()
-                    .filter(|value| !value.trim().is_empty())
-                    .map(|value| Secret::new(value.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut secrets = Vec::new();
+        for value in self.headers().unwrap_or_default().into_values() {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            secrets.push(Secret::new(value));
+            let Some((scheme, credentials)) = value.split_once(char::is_whitespace) else {
+                continue;
+            };
+            let credentials = credentials.trim();
+            secrets.push(Secret::new(credentials));
+            if scheme.eq_ignore_ascii_case("basic")
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credentials)
+                && let Ok(pair) = String::from_utf8(decoded)
+            {
+                if let Some((_, password)) = pair.split_once(':') {
+                    secrets.push(Secret::new(password));
+                }
+                secrets.push(Secret::new(pair));
+            }
+        }
+        secrets.retain(|secret| !secret.is_empty());
+        secrets
     }
 
     fn headers(&self) -> Result<HashMap<String, String>, OtelError> {
@@ -458,9 +476,28 @@ mod tests {
             otel_headers: Some("Authorization=Basic%20c2VjcmV0".to_owned()),
             ..OtelArgs::default()
         };
-        let secrets = args.secret_values();
-        assert_eq!(secrets.len(), 1);
-        assert_eq!(secrets[0].expose(), "Basic c2VjcmV0");
+        let secrets: Vec<String> = args
+            .secret_values()
+            .iter()
+            .map(|secret| secret.expose().to_owned())
+            .collect();
+        // `c2VjcmV0` is `secret`, with no user.
+        assert_eq!(secrets, ["Basic c2VjcmV0", "c2VjcmV0", "secret"]);
+        let langfuse = OtelArgs {
+            // `pk-lf-1:sk-lf-2`
+            otel_headers: Some("Authorization=Basic%20cGstbGYtMTpzay1sZi0y".to_owned()),
+            ..OtelArgs::default()
+        };
+        let secrets: Vec<String> = langfuse
+            .secret_values()
+            .iter()
+            .map(|secret| secret.expose().to_owned())
+            .collect();
+        assert!(secrets.contains(&"sk-lf-2".to_owned()), "{secrets:?}");
+        assert!(
+            secrets.contains(&"pk-lf-1:sk-lf-2".to_owned()),
+            "{secrets:?}"
+        );
     }
 
     #[test]

@@ -326,3 +326,35 @@ async fn a_lost_connection_is_a_reconnect_span_and_counted() {
     let counted = receiver.metric("ambient.reconnects", None).unwrap();
     assert_eq!(counted.value, 1.0);
 }
+
+#[tokio::test]
+async fn the_collectors_key_is_a_secret_the_runner_never_repeats() {
+    const KEY: &str = "collector-key-9d81f0c2e7";
+    let receiver = OtlpReceiver::start(Behaviour::Accept).await;
+    let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
+    let endpoint = receiver.endpoint();
+    let header = format!("Authorization=Bearer%20{KEY}");
+    let prompt = format!("the key is {KEY}");
+    let finished = run(
+        &env,
+        &[
+            ("PROMPT".to_owned(), prompt),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint),
+            ("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), header),
+        ],
+    )
+    .await;
+    assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
+    let persisted = serde_json::to_string(&env.persisted().await).unwrap();
+    assert!(!persisted.contains(KEY), "the key reached the backend");
+    assert!(
+        persisted.contains("the key is ***REDACTED***"),
+        "{persisted}"
+    );
+    assert!(!finished.stderr.contains(KEY), "the key reached the log");
+    assert_no_part_of(KEY, &receiver.bytes());
+    assert!(
+        !receiver.spans().is_empty(),
+        "the export went out with the key"
+    );
+}
