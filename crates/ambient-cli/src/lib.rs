@@ -144,11 +144,14 @@ pub const SYSTEM_VARIABLES: [&str; 20] = [
 ];
 
 /// The runner's own credentials: no child gets them, whatever a binary asks for.
-const NEVER_TO_A_CHILD: [&str; 4] = [
+const NEVER_TO_A_CHILD: [&str; 7] = [
     "BOT_TOKEN",
     "BOT_TOKEN_FILE",
     "AGUI_TOKEN",
     "LANGGRAPH_API_KEY",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
 ];
 
 /// A child's environment, from this process's: the [`SYSTEM_VARIABLES`], `names`, the

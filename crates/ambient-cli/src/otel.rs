@@ -49,6 +49,20 @@ pub struct OtelArgs {
     /// percent-encoded (`Authorization=Basic%20…` for Langfuse). Treated as secrets.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", hide_env_values = true)]
     pub otel_headers: Option<String>,
+    /// Headers for trace exports only (read by the exporter itself). Treated as secrets.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        hide_env_values = true
+    )]
+    pub otel_traces_headers: Option<String>,
+    /// Headers for metric exports only (read by the exporter itself). Treated as secrets.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        hide_env_values = true
+    )]
+    pub otel_metrics_headers: Option<String>,
     /// The `service.name` of the runner's spans (default: the runner's name).
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
@@ -100,7 +114,22 @@ impl OtelArgs {
     /// its password), since they can show without the scheme.
     pub fn secret_values(&self) -> Vec<Secret> {
         let mut secrets = Vec::new();
-        for value in self.headers().unwrap_or_default().into_values() {
+        let mut values: Vec<String> = Vec::new();
+        for list in [
+            &self.otel_headers,
+            &self.otel_traces_headers,
+            &self.otel_metrics_headers,
+        ] {
+            for entry in list.as_deref().unwrap_or_default().split(',') {
+                let Some((_, raw)) = entry.split_once('=') else {
+                    continue;
+                };
+                // As sent (the exporter keeps a value it cannot decode) and decoded.
+                values.push(raw.trim().to_owned());
+                values.push(percent_decode(raw.trim()));
+            }
+        }
+        for value in values {
             let value = value.trim();
             if value.is_empty() {
                 continue;
@@ -142,9 +171,7 @@ impl OtelArgs {
         redactor: Redactor,
         runtime: tokio::runtime::Handle,
     ) -> Result<Option<Tracing>, OtelError> {
-        let (Some(endpoint), Some(metrics_endpoint)) =
-            (self.traces_endpoint(), self.metrics_endpoint())
-        else {
+        let Some(endpoint) = self.traces_endpoint() else {
             return Ok(None);
         };
         let timeout = Duration::from_millis(self.otel_timeout_ms.max(1));
@@ -156,24 +183,35 @@ impl OtelArgs {
             runtime,
         };
         let resource = self.resource(runner)?;
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_http_client(client.clone())
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(metrics_endpoint)
-            .with_timeout(timeout)
-            .with_headers(self.headers()?)
-            .build()
-            .map_err(|error| OtelError::Exporter(redactor.text(&error.to_string()).into_owned()))?;
-        let meters = SdkMeterProvider::builder()
-            .with_reader(
-                PeriodicReader::builder(metrics)
-                    .with_interval(Duration::from_millis(self.otel_metric_interval_ms.max(100)))
-                    .build(),
-            )
-            .with_resource(resource.clone())
-            .build();
-        opentelemetry::global::set_meter_provider(meters.clone());
+        // Metrics go with the traces, where a base or a metrics URL says where.
+        let meters = match self.metrics_endpoint() {
+            Some(metrics_endpoint) => {
+                let metrics = opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_http_client(client.clone())
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(metrics_endpoint)
+                    .with_timeout(timeout)
+                    .with_headers(self.headers()?)
+                    .build()
+                    .map_err(|error| {
+                        OtelError::Exporter(redactor.text(&error.to_string()).into_owned())
+                    })?;
+                let meters = SdkMeterProvider::builder()
+                    .with_reader(
+                        PeriodicReader::builder(metrics)
+                            .with_interval(Duration::from_millis(
+                                self.otel_metric_interval_ms.max(100),
+                            ))
+                            .build(),
+                    )
+                    .with_resource(resource.clone())
+                    .build();
+                opentelemetry::global::set_meter_provider(meters.clone());
+                Some(meters)
+            }
+            None => None,
+        };
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
@@ -308,7 +346,7 @@ fn percent_decode(value: &str) -> String {
 #[derive(Debug)]
 pub struct Tracing {
     provider: SdkTracerProvider,
-    meters: SdkMeterProvider,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Tracing {
@@ -318,23 +356,27 @@ impl Tracing {
     pub async fn shutdown(self) {
         let Self { provider, meters } = self;
         let flushing = tokio::task::spawn_blocking(move || {
-            // Both at once: each waits on its own thread, within the one budget.
-            let metrics = std::thread::spawn(move || meters.shutdown_with_timeout(FLUSH_BUDGET));
+            // Both at once, each on its own thread; the caller's timeout bounds the two.
+            let metrics = meters.map(|meters| {
+                std::thread::spawn(move || meters.shutdown_with_timeout(FLUSH_BUDGET))
+            });
             let traces = provider.shutdown_with_timeout(FLUSH_BUDGET);
-            let metrics = metrics.join().unwrap_or_else(|_| {
-                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
-                    String::from("the metrics' flush panicked"),
-                ))
+            let metrics = metrics.map_or(Ok(()), |flushing| {
+                flushing.join().unwrap_or_else(|_| {
+                    Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                        String::from("the metrics' flush panicked"),
+                    ))
+                })
             });
             traces.and(metrics)
         });
         match tokio::time::timeout(FLUSH_BUDGET + Duration::from_millis(500), flushing).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => {
-                tracing::warn!(%error, "the trace's last spans were not exported")
+                tracing::warn!(%error, "the last spans or metrics were not exported")
             }
             Ok(Err(_)) | Err(_) => {
-                tracing::warn!(budget = ?FLUSH_BUDGET, "the trace's last spans were not exported in time");
+                tracing::warn!(budget = ?FLUSH_BUDGET, "the last spans or metrics were not exported in time");
             }
         }
     }
@@ -482,7 +524,11 @@ mod tests {
             .map(|secret| secret.expose().to_owned())
             .collect();
         // `c2VjcmV0` is `secret`, with no user.
-        assert_eq!(secrets, ["Basic c2VjcmV0", "c2VjcmV0", "secret"]);
+        // As sent, and decoded.
+        assert_eq!(
+            secrets,
+            ["Basic%20c2VjcmV0", "Basic c2VjcmV0", "c2VjcmV0", "secret"]
+        );
         let langfuse = OtelArgs {
             // `pk-lf-1:sk-lf-2`
             otel_headers: Some("Authorization=Basic%20cGstbGYtMTpzay1sZi0y".to_owned()),
@@ -519,5 +565,12 @@ mod tests {
             Some("http://langfuse/api/public/otel/v1/traces")
         );
         assert_eq!(OtelArgs::default().traces_endpoint(), None);
+        // A traces URL alone exports traces, and no metrics (nothing says where).
+        let traces_only = OtelArgs {
+            otel_traces_endpoint: Some("http://collector/v1/traces".to_owned()),
+            ..OtelArgs::default()
+        };
+        assert!(traces_only.traces_endpoint().is_some());
+        assert_eq!(traces_only.metrics_endpoint(), None);
     }
 }

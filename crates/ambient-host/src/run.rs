@@ -57,7 +57,11 @@ pub async fn run<A: Adapter, F: Front>(
     adapter: A,
     shutdown: CancellationToken,
 ) -> SessionReport {
-    let trace = SessionTrace::start(&config.session_id, &config.trace_identity);
+    let trace = SessionTrace::start(
+        &config.session_id,
+        &config.trace_identity,
+        config.redactor.clone(),
+    );
     front.traced(&trace);
     let report = Box::pin(run_traced(config, front, adapter, shutdown, &trace)).await;
     trace.end(&report.end);
@@ -152,7 +156,7 @@ async fn run_traced<A: Adapter, F: Front>(
     crate::trace::finish(
         &preparing_span,
         match &prepared {
-            Some(Err(error)) => Some(chain(error)),
+            Some(Err(error)) => Some(trace.scrubbed(&chain(error))),
             _ => None,
         },
     );

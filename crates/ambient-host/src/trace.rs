@@ -25,15 +25,16 @@ use opentelemetry::{
 
 pub use opentelemetry::KeyValue;
 
-use crate::exit::SessionEnd;
+use crate::{Redactor, exit::SessionEnd};
 
 /// The instrumentation scope of every span the runner makes.
 pub const TRACER_NAME: &str = "ambient-runner";
 /// Tool calls open at once in a turn that get a span; past it, a call gets none (an agent
 /// that starts calls it never finishes must not grow the runner's memory).
 const OPEN_TOOL_SPANS: usize = 256;
-/// The longest string a span attribute of ours holds, in bytes.
-const ATTRIBUTE_BYTES: usize = 1024;
+/// The longest string a span attribute of ours holds, in bytes: names and ids, which an
+/// agent chooses, each cost this much at most in the export queue.
+const ATTRIBUTE_BYTES: usize = 256;
 
 /// Who the session is, on its root span.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct SessionTrace {
     tracer: Arc<BoxedTracer>,
     root: Context,
     recording: bool,
+    /// Scrubs what is clipped here (failure reasons), before the clip can cut a secret
+    /// out of the exporter's reach.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for SessionTrace {
@@ -70,13 +74,14 @@ impl Default for SessionTrace {
             tracer: Arc::new(BoxedTracer::new(Box::new(NoopTracer::new()))),
             root: Context::new(),
             recording: false,
+            redactor: Redactor::default(),
         }
     }
 }
 
 impl SessionTrace {
     /// Starts the session's trace: its root span, named `session`.
-    pub fn start(session_id: &str, identity: &TraceIdentity) -> Self {
+    pub fn start(session_id: &str, identity: &TraceIdentity, redactor: Redactor) -> Self {
         let tracer = global::tracer(TRACER_NAME);
         let mut attributes = vec![
             text("ambient.session.id", session_id),
@@ -97,6 +102,7 @@ impl SessionTrace {
             tracer: Arc::new(tracer),
             root: Context::new().with_span(span),
             recording,
+            redactor,
         }
     }
 
@@ -127,9 +133,14 @@ impl SessionTrace {
         }
         let mut span = self.child(&self.root, name, Some(started), attributes);
         if let Some(error) = error {
-            span.set_status(Status::error(clip(error).into_owned()));
+            span.set_status(Status::error(self.scrubbed(error)));
         }
         span.end();
+    }
+
+    /// `text` scrubbed, then clipped.
+    pub(crate) fn scrubbed(&self, text: &str) -> String {
+        clip(&self.redactor.text(text)).into_owned()
     }
 
     /// A span under the session's root, open until the returned context's span ends.
@@ -171,7 +182,7 @@ impl SessionTrace {
         };
         span.set_attribute(KeyValue::new("ambient.session.end", label));
         if let SessionEnd::Failed { reason } | SessionEnd::BackendUnreachable { reason } = end {
-            span.set_status(Status::error(clip(reason).into_owned()));
+            span.set_status(Status::error(self.scrubbed(reason)));
         }
         span.end();
     }

@@ -801,6 +801,10 @@ impl Hub {
             self.keep_report(name, value);
             return;
         }
+        // The trace's, with no AG-UI event: never held between runs, never opening one.
+        if matches!(event, Event::ModelCall(_)) {
+            return;
+        }
         match &event {
             Event::ToolUse { .. } => self.metrics.tool_called(),
             Event::TurnEnded { result, .. } => self.metrics.turn_ended(result),

@@ -271,7 +271,15 @@ async fn a_collector_that_is_down_fails_or_hangs_leaves_the_session_as_it_was() 
             .map_or_else(|| down.clone(), OtlpReceiver::endpoint);
         let origins = tempfile::tempdir().unwrap();
         let env = backend(SessionSeed::new(PROJECT, SESSION)).await;
-        let finished = run(&env, &traced_session(&origins, &endpoint)).await;
+        let mut vars = traced_session(&origins, &endpoint);
+        if behaviour == Some(Behaviour::Hold) {
+            // The default request timeout (10 s): the end's flush budget, not the
+            // request's timeout, must bound the exit.
+            vars.retain(|(key, _)| key != "OTEL_EXPORTER_OTLP_TIMEOUT");
+        }
+        let started = std::time::Instant::now();
+        let finished = run(&env, &vars).await;
+        let took = started.elapsed();
         assert_eq!(
             finished.code,
             Some(0),
@@ -279,9 +287,12 @@ async fn a_collector_that_is_down_fails_or_hangs_leaves_the_session_as_it_was() 
             finished.stderr
         );
         assert_eq!(figures(&env).await, untraced, "{case}");
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "{case}: the session took {took:?} to end"
+        );
         if let Some(receiver) = &receiver {
             assert!(receiver.requests() > 0, "{case}: the exporter never tried");
-            assert!(receiver.spans().is_empty(), "{case}");
         }
     }
 }

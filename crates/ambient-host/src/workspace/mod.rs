@@ -383,7 +383,7 @@ pub async fn prepare(
     let mut outcomes = Vec::new();
     for (repo, name) in settings.repos.iter().zip(&names) {
         let path = root.join(name);
-        let span = crate::trace::repository_span(name);
+        let span = crate::trace::repository_span(&credentials.redactor.text(name));
         let result = prepare_repo(
             repo,
             name,
@@ -397,7 +397,7 @@ pub async fn prepare(
         crate::trace::finish(
             &span,
             match &result {
-                RepoResult::Failed(reason) => Some(reason.clone()),
+                RepoResult::Failed(reason) => Some(credentials.redactor.text(reason).into_owned()),
                 _ => None,
             },
         );
