@@ -120,10 +120,9 @@ impl OtelArgs {
             &self.otel_traces_headers,
             &self.otel_metrics_headers,
         ] {
-            for entry in list.as_deref().unwrap_or_default().split(',') {
-                let Some((_, raw)) = entry.split_once('=') else {
-                    continue;
-                };
+            let pairs = entries(list.as_deref().unwrap_or_default())
+                .filter_map(|entry| entry.split_once('='));
+            for (_, raw) in pairs {
                 // As sent (the exporter keeps a value it cannot decode) and decoded.
                 values.push(raw.trim().to_owned());
                 values.push(percent_decode(raw.trim()));
@@ -299,9 +298,7 @@ fn key_values(
     let Some(list) = list else {
         return Ok(Vec::new());
     };
-    list.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
+    entries(list)
         .map(|entry| match entry.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() => {
                 Ok((key.trim().to_owned(), percent_decode(value.trim())))
@@ -316,6 +313,13 @@ fn key_values(
             }),
         })
         .collect()
+}
+
+/// The entries of a comma-separated list, trimmed, the empty ones left out.
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
 }
 
 /// `%XX` sequences decoded; anything else kept as it is.
@@ -518,11 +522,13 @@ mod tests {
             otel_headers: Some("Authorization=Basic%20c2VjcmV0".to_owned()),
             ..OtelArgs::default()
         };
-        let secrets: Vec<String> = args
-            .secret_values()
-            .iter()
-            .map(|secret| secret.expose().to_owned())
-            .collect();
+        let exposed = |args: &OtelArgs| -> Vec<String> {
+            args.secret_values()
+                .iter()
+                .map(|secret| secret.expose().to_owned())
+                .collect()
+        };
+        let secrets = exposed(&args);
         // `c2VjcmV0` is `secret`, with no user.
         // As sent, and decoded.
         assert_eq!(
@@ -534,11 +540,7 @@ mod tests {
             otel_headers: Some("Authorization=Basic%20cGstbGYtMTpzay1sZi0y".to_owned()),
             ..OtelArgs::default()
         };
-        let secrets: Vec<String> = langfuse
-            .secret_values()
-            .iter()
-            .map(|secret| secret.expose().to_owned())
-            .collect();
+        let secrets = exposed(&langfuse);
         assert!(secrets.contains(&"sk-lf-2".to_owned()), "{secrets:?}");
         assert!(
             secrets.contains(&"pk-lf-1:sk-lf-2".to_owned()),
