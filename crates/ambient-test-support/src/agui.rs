@@ -108,6 +108,33 @@ impl Served {
         }
     }
 
+    /// Starts `command` with the operator's `AGUI_PORT` and takes the runner to be at that
+    /// port on loopback, as the platform's backend does: it waits for no announcement, and
+    /// its first calls are tried again while the port is closed. Works for any runner that
+    /// takes the operator's environment, the platform's own among them.
+    pub async fn start_on_operators_port(mut command: Command, workspace: &Path) -> Self {
+        let port = command
+            .as_std()
+            .get_envs()
+            .find(|(name, _)| *name == "AGUI_PORT")
+            .and_then(|(_, value)| value)
+            .and_then(|value| value.to_str())
+            .expect("the operator's environment names AGUI_PORT")
+            .to_owned();
+        let mut child = command.spawn().unwrap();
+        if let Some(stdout) = child.stdout.take() {
+            let mut lines = BufReader::new(stdout).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
+        crate::crypto();
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            stderr: stderr_path(workspace),
+        }
+    }
+
     /// A request to `path` with the token.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
@@ -329,13 +356,14 @@ def unknown_fields(value, path):
             found += unknown_fields(item, f"{path}[{index}]")
     return found
 
-kind, path = sys.argv[1], sys.argv[2]
+kind, path, extras = sys.argv[1], sys.argv[2], sys.argv[3]
 adapter = TypeAdapter(Event) if kind == "events" else TypeAdapter(AgentCapabilities)
 for number, line in enumerate(open(path), 1):
     raw = json.loads(line)
     model = adapter.validate_python(raw)
     unknown = unknown_fields(model, raw.get("type", kind))
-    assert not unknown, f"line {number}: fields the protocol does not define: {unknown}"
+    if extras == "refused":
+        assert not unknown, f"line {number}: fields the protocol does not define: {unknown}"
     back = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert back == raw, f"line {number}: {raw} reads back as {back}"
 print(f"{number} valid")
@@ -345,6 +373,17 @@ print(f"{number} valid")
 /// `Event`) or `capabilities` (each an `AgentCapabilities`). A value must validate, carry
 /// no field the protocol does not define, and read back as itself.
 pub fn validate_with_official_types(kind: &str, values: &[Value]) {
+    validate(kind, values, "refused");
+}
+
+/// [`validate_with_official_types`] as the official types themselves read a value: a
+/// field the protocol does not define is kept, not refused. What a consumer of the
+/// protocol, the platform's backend among them, relies on.
+pub fn validate_with_official_types_keeping_extras(kind: &str, values: &[Value]) {
+    validate(kind, values, "kept");
+}
+
+fn validate(kind: &str, values: &[Value], extras: &str) {
     assert!(!values.is_empty(), "nothing to validate");
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("values.jsonl");
@@ -359,6 +398,7 @@ pub fn validate_with_official_types(kind: &str, values: &[Value]) {
     let output = std::process::Command::new(python)
         .args(["-c", VALIDATE, kind])
         .arg(&file)
+        .arg(extras)
         .output()
         .unwrap();
     assert!(

@@ -21,6 +21,7 @@
 
 use std::{
     convert::Infallible,
+    ffi::OsString,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -71,7 +72,26 @@ impl MockAnthropic {
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// The environment that sends a Claude CLI to this mock with [`API_KEY`], with `home`
+    /// as its home and its scratch folder (never `/tmp`), and no retries.
+    pub fn cli_environment(&self, home: &std::path::Path) -> Vec<(&'static str, OsString)> {
+        vec![
+            ("ANTHROPIC_BASE_URL", OsString::from(&self.url)),
+            ("ANTHROPIC_API_KEY", OsString::from(API_KEY)),
+            ("HOME", home.into()),
+            ("CLAUDE_CONFIG_DIR", home.join(".claude").into()),
+            ("CLAUDE_CODE_MAX_RETRIES", OsString::from("0")),
+            ("IS_SANDBOX", OsString::from("1")),
+            ("TMPDIR", home.into()),
+            ("PATH", OsString::from("/usr/local/bin:/usr/bin:/bin")),
+        ]
+    }
 }
+
+/// The API key the tests give the CLI, shaped like a real one so that the runners'
+/// scrubbing of it is tested.
+pub const API_KEY: &str = "sk-ant-api03-planted-key-0123456789abcdefghij";
 
 /// The text and tool results of the conversation's last user message (the CLI appends
 /// `system` messages after it), and how many user turns there were.
@@ -209,9 +229,8 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             None,
         )
     } else if text.contains("MOCK_SLOW") {
-        let words = (1..=100).map(|i| format!("word{i} ")).collect();
         (
-            vec![Block::Text(words)],
+            vec![Block::Text(slow_answer())],
             "end_turn",
             Some(Duration::from_millis(100)),
         )
@@ -242,6 +261,28 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The answer to `MOCK_SLOW`: a hundred words, sent 100 ms apart.
+pub fn slow_answer() -> Vec<String> {
+    (1..=100).map(|i| format!("word{i} ")).collect()
+}
+
+/// The platform contract's prompts for a Claude runner against this API, with a
+/// `MOCK_SLOW` story to interrupt.
+pub fn contract_prompts() -> crate::platform::ContractPrompts {
+    crate::platform::ContractPrompts {
+        initial: String::from("Look at the repository"),
+        messages: [
+            String::from("first question"),
+            String::from("second question"),
+            String::from("third question"),
+        ],
+        long: Some(crate::platform::LongMessage {
+            text: String::from("MOCK_SLOW story"),
+            whole_answer_bytes: slow_answer().concat().len(),
+        }),
+    }
 }
 
 /// What the subagent `MOCK_AGENT` starts says.

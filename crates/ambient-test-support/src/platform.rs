@@ -246,8 +246,26 @@ impl BackendCalls {
 /// Reads SSE lines from `response` the way the backend's relay reads them: every line
 /// that starts with `data: ` is one event; comments (heartbeats) are counted apart. Reads
 /// until the stream ends.
-pub async fn relay_lines(mut response: reqwest::Response) -> (Vec<Value>, usize) {
+pub async fn relay_lines(response: reqwest::Response) -> (Vec<Value>, usize) {
     let mut events = Vec::new();
+    let comments = relay_each(response, |event| events.push(event)).await;
+    (events, comments)
+}
+
+/// [`relay_lines`], handing each event over as it comes: the receiver ends with the
+/// stream.
+pub fn relay_as_it_comes(response: reqwest::Response) -> mpsc::UnboundedReceiver<Value> {
+    let (sender, events) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        relay_each(response, |event| {
+            let _still_read = sender.send(event);
+        })
+        .await
+    });
+    events
+}
+
+async fn relay_each(mut response: reqwest::Response, mut each: impl FnMut(Value)) -> usize {
     let mut comments = 0;
     let mut pending = String::new();
     loop {
@@ -256,14 +274,14 @@ pub async fn relay_lines(mut response: reqwest::Response) -> (Vec<Value>, usize)
             .expect("the stream moves in time")
             .unwrap();
         let Some(chunk) = chunk else {
-            return (events, comments);
+            return comments;
         };
         pending.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = pending.find('\n') {
             let line: String = pending.drain(..=end).collect();
             let line = line.trim_end_matches('\n');
             if let Some(data) = line.strip_prefix("data: ") {
-                events.push(serde_json::from_str(data).unwrap());
+                each(serde_json::from_str(data).unwrap());
             } else if line.starts_with(':') {
                 comments += 1;
             }
@@ -279,7 +297,16 @@ pub struct ContractPrompts {
     /// Three messages, one per run, each answered in a run that finishes.
     pub messages: [String; 3],
     /// A message whose run is long enough to be interrupted, if the runner has one.
-    pub long: Option<String>,
+    pub long: Option<LongMessage>,
+}
+
+/// A message whose answer is long enough to interrupt.
+#[derive(Debug, Clone)]
+pub struct LongMessage {
+    /// The message.
+    pub text: String,
+    /// The bytes of its whole answer: an interrupted run says less.
+    pub whole_answer_bytes: usize,
 }
 
 /// The platform's contract, driven the way its operator, backend and UI drive a runner,
@@ -292,16 +319,19 @@ pub struct ContractPrompts {
 ///   `MESSAGES_SNAPSHOT` before its `RUN_FINISHED`, none of their events on the listener;
 /// - capabilities in the platform's shape;
 /// - with a long message: a POST during its run answered 200 and run after it, and the
-///   interrupt answered 200.
+///   interrupt, sent once the agent is answering, answered 200 and ending the run early
+///   with its snapshot.
 ///
-/// Returns the runner, still serving, for checks of the runner's own.
+/// The runner is found where the backend finds it, at the operator's `AGUI_PORT`, with no
+/// announcement awaited. Returns the runner, still serving, and every run's events as
+/// the backend relayed them (the interrupted run last), for checks of the runner's own.
 pub async fn drive_contract(
     command: Command,
     workspace: &Path,
     backend: &mut Backend,
     prompts: &ContractPrompts,
-) -> crate::agui::Served {
-    let served = crate::agui::Served::start(command, workspace).await;
+) -> (crate::agui::Served, Vec<Vec<Value>>) {
+    let served = crate::agui::Served::start_on_operators_port(command, workspace).await;
     let calls = BackendCalls::new(&served.url);
 
     let posted = backend.next_post().await;
@@ -314,8 +344,10 @@ pub async fn drive_contract(
         json!(prompts.initial)
     );
     assert_eq!(posted.body["messages"][0]["metadata"]["hidden"], true);
+    let mut runs = Vec::new();
     let (initial, _) = relay_lines(calls.run(&posted.body).await).await;
     assert_run_for_the_backend(&initial);
+    runs.push(initial);
 
     let listener = calls.listen(SESSION).await;
     assert_eq!(listener.status(), 200);
@@ -331,6 +363,7 @@ pub async fn drive_contract(
         let (events, _) = relay_lines(calls.run(&body).await).await;
         assert_run_for_the_backend(&events);
         assert_eq!(events[0]["runId"], json!(format!("contract-run-{number}")));
+        runs.push(events);
     }
     assert!(
         !listening.is_finished(),
@@ -344,10 +377,22 @@ pub async fn drive_contract(
     if let Some(long) = &prompts.long {
         let running = calls
             .run(&json!({"threadId": SESSION, "runId": "contract-long",
-                         "messages": [{"id": "contract-long-user", "role": "user", "content": long}]}))
+                         "messages": [{"id": "contract-long-user", "role": "user", "content": long.text}]}))
             .await;
         assert_eq!(running.status(), 200);
-        let running = tokio::spawn(relay_lines(running));
+        let mut running = relay_as_it_comes(running);
+        let mut long_events = Vec::new();
+        // The interrupt goes once the agent is answering, as a user presses stop.
+        while !long_events
+            .iter()
+            .any(|event: &Value| event["type"] == "TEXT_MESSAGE_CONTENT")
+        {
+            let event = tokio::time::timeout(WAIT, running.recv())
+                .await
+                .expect("the long run answers in time")
+                .expect("the long run answers before it ends");
+            long_events.push(event);
+        }
         let waiting = calls
             .run(&json!({"threadId": SESSION, "runId": "contract-after",
                          "messages": [{"id": "contract-after-user", "role": "user", "content": prompts.messages[0]}]}))
@@ -355,26 +400,35 @@ pub async fn drive_contract(
         assert_eq!(waiting.status(), 200, "a POST during a run is answered 200");
         let interrupted = calls.interrupt().await;
         assert_eq!(interrupted.status(), 200);
-        let (long_events, _) = running.await.unwrap();
-        assert_eq!(
-            long_events.last().unwrap()["outcome"],
-            json!({"type": "cancelled"})
-        );
+        while let Some(event) = running.recv().await {
+            long_events.push(event);
+        }
+        // It ends early, as a run the backend keeps.
+        assert_run_for_the_backend(&long_events);
+        let said: String = long_events
+            .iter()
+            .filter(|event| event["type"] == "TEXT_MESSAGE_CONTENT")
+            .filter_map(|event| event["delta"].as_str())
+            .collect();
+        assert!(said.len() < long.whole_answer_bytes, "not cut: {said}");
         let (after, _) = relay_lines(waiting).await;
         assert_run_for_the_backend(&after);
         assert_eq!(after[0]["runId"], "contract-after");
+        runs.push(after);
+        runs.push(long_events);
     }
-    served
+    (served, runs)
 }
 
 /// A run as the backend keeps it: `RUN_STARTED` first, a `MESSAGES_SNAPSHOT` right
-/// before `RUN_FINISHED`, every event valid AG-UI in the protocol's order.
+/// before `RUN_FINISHED`, every event valid AG-UI in the protocol's order. Fields the
+/// protocol does not define are kept, as the official types and the backend keep them.
 pub fn assert_run_for_the_backend(events: &[Value]) {
     let kinds: Vec<&str> = events
         .iter()
         .map(|event| event["type"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(kinds.first(), Some(&"RUN_STARTED"), "{kinds:?}");
+    assert_eq!(kinds.first(), Some(&"RUN_STARTED"), "{events:?}");
     assert_eq!(
         kinds[kinds.len().saturating_sub(2)..],
         ["MESSAGES_SNAPSHOT", "RUN_FINISHED"],
@@ -385,7 +439,7 @@ pub fn assert_run_for_the_backend(events: &[Value]) {
         .map(|event| serde_json::from_value(event.clone()).unwrap())
         .collect();
     ambient_agui::check_order(&parsed).unwrap();
-    crate::agui::validate_with_official_types("events", events);
+    crate::agui::validate_with_official_types_keeping_extras("events", events);
 }
 
 /// Capabilities in the shape the platform's backend and UI read, for this session.

@@ -20,7 +20,7 @@ use ambient_test_support::{
 };
 use serde_json::{Value, json};
 
-const API_KEY: &str = "sk-ant-api03-planted-key-0123456789abcdefghij";
+use ambient_test_support::anthropic::API_KEY;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -66,21 +66,11 @@ async fn start() -> Env {
 impl Env {
     fn runner(&self, extra: &[(&str, &str)]) -> tokio::process::Command {
         let (binary, version) = pinned_cli();
-        let home = self.home.path().to_str().unwrap();
-        let config = self.home.path().join(".claude");
         let mut command = self.env.runner(extra);
         command
             .env("CLAUDE_BIN", binary)
             .env("CLAUDE_CLI_VERSION", version)
-            .env("ANTHROPIC_BASE_URL", self.mock.url())
-            .env("ANTHROPIC_API_KEY", API_KEY)
-            .env("HOME", home)
-            .env("CLAUDE_CONFIG_DIR", config)
-            .env("CLAUDE_CODE_MAX_RETRIES", "0")
-            .env("IS_SANDBOX", "1")
-            // The CLI keeps scratch files under TMPDIR: in the test's folder, not /tmp.
-            .env("TMPDIR", home)
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+            .envs(self.mock.cli_environment(self.home.path()));
         for (key, value) in extra {
             command.env(key, value);
         }

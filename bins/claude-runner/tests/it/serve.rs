@@ -37,14 +37,7 @@ fn with_the_cli(
     command
         .env("CLAUDE_BIN", binary)
         .env("CLAUDE_CLI_VERSION", version)
-        .env("ANTHROPIC_BASE_URL", mock.url())
-        .env("ANTHROPIC_API_KEY", API_KEY)
-        .env("HOME", home)
-        .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
-        .env("IS_SANDBOX", "1")
-        .env("TMPDIR", home)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        .envs(mock.cli_environment(home));
 }
 
 /// The run's `RUN_FINISHED` result and outcome.
@@ -462,22 +455,15 @@ async fn the_model_is_switched_between_runs_as_the_platforms_ui_asks_and_refused
 /// (`ambient_test_support::platform::drive_contract`), on the Claude runner.
 #[tokio::test]
 async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
-    use ambient_test_support::platform::{
-        Backend, ContractPrompts, drive_contract, free_port, operator_command,
+    use ambient_test_support::{
+        anthropic::contract_prompts,
+        platform::{Backend, drive_contract, free_port, operator_command},
     };
     let mock = MockAnthropic::start().await;
     let workspace = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let mut backend = Backend::start(1).await;
-    let prompts = ContractPrompts {
-        initial: String::from("Look at the repository"),
-        messages: [
-            String::from("first question"),
-            String::from("second question"),
-            String::from("third question"),
-        ],
-        long: Some(String::from("MOCK_SLOW story")),
-    };
+    let prompts = contract_prompts();
     let mut command = operator_command(
         env!("CARGO_BIN_EXE_claude-runner"),
         workspace.path(),
@@ -486,7 +472,18 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
         Some(&prompts.initial),
     );
     with_the_cli(&mut command, &mock, home.path());
-    let served = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    let (served, runs) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    // Our runner sends nothing the protocol does not define, a stricter check than the
+    // backend's.
+    for run in &runs {
+        validate_with_official_types("events", run);
+    }
+    // The interrupted run says it was cancelled (AG-UI's `outcome`), which the
+    // platform's runner does not.
+    assert_eq!(
+        runs.last().unwrap().last().unwrap()["outcome"],
+        json!({"type": "cancelled"})
+    );
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
     assert_eq!(served.stop().await.code, Some(143));

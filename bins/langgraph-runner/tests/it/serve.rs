@@ -426,7 +426,12 @@ async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
         Some(&prompts.initial),
     );
     with_the_graph(&mut command, workspace.path(), None, "chat");
-    let served = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    let (served, runs) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
+    // Our runner sends nothing the protocol does not define, a stricter check than the
+    // backend's.
+    for run in &runs {
+        validate_with_official_types("events", run);
+    }
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["framework"], "langgraph");
     assert_eq!(served.stop().await.code, Some(143));
