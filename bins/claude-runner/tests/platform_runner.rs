@@ -14,7 +14,10 @@ use std::path::PathBuf;
 
 use ambient_test_support::{
     anthropic::{MockAnthropic, contract_prompts},
-    platform::{Backend, BackendCalls, drive_contract, free_port, operator_command},
+    platform::{
+        Backend, BackendCalls, check_file_api, check_repository_routes, drive_contract, free_port,
+        operator_command,
+    },
 };
 use serde_json::Value;
 
@@ -68,7 +71,10 @@ async fn the_platforms_own_runner_passes_the_contract_test() {
         .envs(mock.cli_environment(home.path()));
     let (served, _) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
     let calls = BackendCalls::new(&served.url);
-    let capabilities: Value = calls.get("/capabilities").await.json().await.unwrap();
+    let capabilities: Value = calls.get_json("/capabilities").await;
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
+    check_file_api(&calls, workspace.path()).await;
+    let origins = tempfile::tempdir().unwrap();
+    check_repository_routes(&calls, workspace.path(), origins.path()).await;
     served.stop().await;
 }

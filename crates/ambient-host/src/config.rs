@@ -6,7 +6,10 @@
 //! shares into a [`HostConfig`], naming the variable in every error. A front validates
 //! its own settings from the same arguments.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use ambient_adapter::Mode;
 use ambient_protocol::{
@@ -240,6 +243,35 @@ pub struct WorkspaceSettings {
     pub workflow_path: Option<String>,
     /// How the runner's git runs: its environment, transports and token hosts.
     pub git: GitSettings,
+    /// Where the repositories are checked out.
+    pub layout: CheckoutLayout,
+}
+
+/// Where in the workspace the session's repositories are checked out: a fact of the
+/// platform the runner serves, which its UI and its pod's init container rely on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CheckoutLayout {
+    /// `<workspace>/<name>`, as the WebSocket platform lays them out.
+    #[default]
+    WorkspaceRoot,
+    /// `<workspace>/repos/<name>`, as the AG-UI platform does (its init container
+    /// clones there, and its UI browses and configures `repos/<name>`).
+    ReposFolder,
+}
+
+impl CheckoutLayout {
+    /// The folder that holds the checkouts, relative to the workspace (`""` for its root).
+    pub fn folder(self) -> &'static str {
+        match self {
+            Self::WorkspaceRoot => "",
+            Self::ReposFolder => "repos",
+        }
+    }
+
+    /// Where the repository named `name` is checked out under `root`.
+    pub fn repo_path(self, root: &Path, name: &str) -> PathBuf {
+        root.join(self.folder()).join(name)
+    }
 }
 
 /// Which repository is the agent's working directory.
@@ -416,6 +448,7 @@ impl WorkspaceArgs {
                 non_empty(self.github_hosts),
                 non_empty(self.gitlab_hosts),
             )?,
+            layout: CheckoutLayout::default(),
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct Front {
     pub workspace: crate::content::Workspace,
     /// The runner's git settings, for the git views of the workspace.
     pub git: Arc<ambient_host::workspace::GitSettings>,
+    /// Where the repositories are checked out, for `/repos/status`.
+    pub layout: ambient_host::config::CheckoutLayout,
     /// The agent's model now (`/model` switches it).
     pub model: Arc<std::sync::Mutex<Option<String>>>,
     /// The browser origins allowed to call (CORS).

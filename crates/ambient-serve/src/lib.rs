@@ -51,7 +51,10 @@ mod workspace_routes;
 use std::{net::SocketAddr, sync::Arc};
 
 use ambient_adapter::{Adapter, CancellationToken, Mode};
-use ambient_host::{HostConfig, RunnerExit, config::ConfigError};
+use ambient_host::{
+    HostConfig, RunnerExit,
+    config::{CheckoutLayout, ConfigError},
+};
 use ambient_protocol::Secret;
 use tokio::sync::mpsc;
 use tracing::info;
@@ -349,6 +352,8 @@ pub async fn serve<A: Adapter>(
     // A run is one turn: the session converses, and its prompts come as runs.
     config.mode = Mode::Interactive;
     config.prompt = String::new();
+    // The AG-UI platform's pods and UI keep repositories in `repos/`.
+    config.workspace_settings.layout = CheckoutLayout::ReposFolder;
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -377,6 +382,7 @@ pub async fn serve<A: Adapter>(
             None => content::Workspace::new(config.workspace.clone()),
         },
         git: Arc::new(config.workspace_settings.git.clone()),
+        layout: config.workspace_settings.layout,
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
     };

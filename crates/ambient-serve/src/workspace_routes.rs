@@ -220,10 +220,11 @@ async fn workflow(State(front): State<Front>, body: Bytes) -> Response {
     }
 }
 
-/// The checkouts in the workspace's top folders, read from their `.git` files.
+/// The checkouts in the checkouts' folder, read from their `.git` files.
 async fn status(State(front): State<Front>) -> Response {
     let workspace = front.workspace.clone();
-    let repos = tokio::task::spawn_blocking(move || repos_in(&workspace))
+    let folder = format!("/{}", front.layout.folder());
+    let repos = tokio::task::spawn_blocking(move || repos_in(&workspace, &folder))
         .await
         .unwrap_or_default();
     let repos: Vec<Value> = repos
@@ -239,8 +240,8 @@ async fn status(State(front): State<Front>) -> Response {
     axum::Json(json!({ "repos": repos })).into_response()
 }
 
-fn repos_in(workspace: &Workspace) -> Vec<Value> {
-    let Ok(top) = workspace.list("/") else {
+fn repos_in(workspace: &Workspace, folder: &str) -> Vec<Value> {
+    let Ok(top) = workspace.list(folder) else {
         return Vec::new();
     };
     top.into_iter()

@@ -241,6 +241,11 @@ impl BackendCalls {
             .await
             .unwrap()
     }
+
+    /// `GET path`, its answer read as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
 }
 
 /// Reads SSE lines from `response` the way the backend's relay reads them: every line
@@ -371,7 +376,7 @@ pub async fn drive_contract(
     );
     listening.abort();
 
-    let capabilities: Value = calls.get("/capabilities").await.json().await.unwrap();
+    let capabilities: Value = calls.get_json("/capabilities").await;
     assert_platform_capabilities(&capabilities);
 
     if let Some(long) = &prompts.long {
@@ -458,4 +463,180 @@ pub fn assert_platform_capabilities(capabilities: &Value) {
         assert!(capabilities.get(key).is_some(), "no {key}: {capabilities}");
     }
     assert_eq!(capabilities["session_id"], SESSION);
+}
+
+/// The workspace file API as the UI calls it through the backend, with `workspace` the
+/// runner's `WORKSPACE_PATH`: writes (plain and base64), a listing, a read, a delete, and
+/// the refusals of every way out of the workspace the agent could plant (a symbolic link
+/// out, `..`; an absolute path is inside the workspace), each with a JSON body; behind the
+/// token. Returns the refusals' bodies, by path, for the runner's own checks.
+pub async fn check_file_api(calls: &BackendCalls, workspace: &Path) -> Vec<(String, Value)> {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "outside the workspace").unwrap();
+    std::os::unix::fs::symlink(outside.path(), workspace.join("escape")).unwrap();
+    let write = |path: &str, content: &str, encoding: Option<&str>| {
+        let mut body = json!({"path": path, "content": content});
+        if let Some(encoding) = encoding {
+            body["encoding"] = json!(encoding);
+        }
+        calls
+            .request(reqwest::Method::POST, "/content/write")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        write("/docs/plan.md", "# plan", None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        write("docs/logo.bin", "AAEC", Some("base64"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        std::fs::read(workspace.join("docs/logo.bin")).unwrap(),
+        [0, 1, 2]
+    );
+    let listed: Value = calls.get_json("/content/list?path=/docs").await;
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/docs/logo.bin", "/docs/plan.md"]);
+    assert_eq!(listed["items"][1]["isDir"], false);
+    let file = calls.get("/content/file?path=docs/plan.md").await;
+    assert_eq!(file.headers()["content-type"], "application/octet-stream");
+    assert_eq!(file.text().await.unwrap(), "# plan");
+    let mut refusals = Vec::new();
+    for (path, status) in [
+        ("escape/secret", 400),
+        ("../escape", 400),
+        ("/etc/passwd", 404),
+    ] {
+        let refused = calls.get(&format!("/content/file?path={path}")).await;
+        assert_eq!(refused.status(), status, "{path}");
+        refusals.push((path.to_owned(), refused.json().await.unwrap()));
+    }
+    assert_eq!(
+        write("escape/planted", "x", None).await.unwrap().status(),
+        400
+    );
+    assert!(!outside.path().join("planted").exists());
+    let deleted = calls
+        .request(reqwest::Method::DELETE, "/content/delete")
+        .json(&json!({"path": "docs/plan.md"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(!workspace.join("docs/plan.md").exists());
+    let anonymous = reqwest::get(format!("{}/content/file?path=docs/logo.bin", calls.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    refusals
+}
+
+/// `POST path` with the JSON `body`: the status and the JSON answer.
+pub async fn post_json(calls: &BackendCalls, path: &str, body: Value) -> (u16, Value) {
+    let response = calls
+        .request(reqwest::Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The repository and workflow routes as the UI calls them, against local git
+/// repositories (`file://` URLs, made under `origins`), with `workspace` the runner's
+/// `WORKSPACE_PATH`: a repository added (cloned into `repos/<name>`, where the UI
+/// browses it), added again, listed by `/repos/status` and the file API, its git status
+/// read, removed; a workflow switched to (checked out in `workflows/<name>`).
+pub async fn check_repository_routes(calls: &BackendCalls, workspace: &Path, origins: &Path) {
+    let extra = crate::git_repos::bare_repo(origins, "o", "extra");
+    let flow = crate::git_repos::bare_repo(origins, "o", "flow");
+
+    let (status, added) =
+        post_json(calls, "/repos/add", json!({"url": extra, "branch": "main"})).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["message"], "Repository added");
+    assert_eq!(added["name"], "extra");
+    assert_eq!(added["newly_cloned"], true);
+    assert!(workspace.join("repos/extra/README.md").exists());
+    let (status, again) = post_json(calls, "/repos/add", json!({"url": extra})).await;
+    assert_eq!(
+        (status, &again["newly_cloned"]),
+        (200, &json!(false)),
+        "{again}"
+    );
+
+    let listed: Value = calls.get_json("/repos/status").await;
+    let repos = listed["repos"].as_array().unwrap();
+    assert_eq!(repos.len(), 1, "{listed}");
+    assert_eq!(repos[0]["name"], "extra");
+    assert_eq!(repos[0]["url"], json!(extra));
+    assert_eq!(repos[0]["currentActiveBranch"], "main");
+    assert!(
+        repos[0]["branches"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("main"))
+    );
+    // The UI's file browser and its remote configuration take `repos/<name>`.
+    let files: Value = calls.get_json("/content/list?path=repos/extra").await;
+    assert!(
+        files["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["path"] == "/repos/extra/README.md"),
+        "{files}"
+    );
+    std::fs::write(workspace.join("repos/extra/new.txt"), "new\n").unwrap();
+    let git_status: Value = calls.get_json("/content/git-status?path=repos/extra").await;
+    assert_eq!(git_status["initialized"], true, "{git_status}");
+    assert_eq!(git_status["branch"], "main", "{git_status}");
+    assert_eq!(git_status["hasChanges"], true, "{git_status}");
+    let branches: Value = calls
+        .get_json("/content/git-list-branches?path=repos/extra")
+        .await;
+    // The platform's runner lists `origin` too (its `origin/HEAD`, shortened).
+    assert!(
+        branches["branches"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("main")),
+        "{branches}"
+    );
+    std::fs::remove_file(workspace.join("repos/extra/new.txt")).unwrap();
+
+    let (status, removed) = post_json(calls, "/repos/remove", json!({"name": "extra"})).await;
+    assert_eq!(
+        (status, &removed["message"]),
+        (200, &json!("Repository removed")),
+        "{removed}"
+    );
+    assert!(!workspace.join("repos/extra").exists());
+
+    let (status, switched) = post_json(
+        calls,
+        "/workflow",
+        json!({"gitUrl": flow, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(switched["message"], "Workflow updated");
+    assert_eq!(switched["gitUrl"], json!(flow));
+    assert!(workspace.join("workflows/flow/README.md").exists());
+    let (status, _) = post_json(calls, "/repos/add", json!({"branch": "main"})).await;
+    assert_eq!(status, 400, "a repository without a url");
 }

@@ -457,7 +457,10 @@ async fn the_model_is_switched_between_runs_as_the_platforms_ui_asks_and_refused
 async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     use ambient_test_support::{
         anthropic::contract_prompts,
-        platform::{Backend, drive_contract, free_port, operator_command},
+        platform::{
+            Backend, BackendCalls, check_file_api, check_repository_routes, drive_contract,
+            free_port, operator_command,
+        },
     };
     let mock = MockAnthropic::start().await;
     let workspace = tempfile::tempdir().unwrap();
@@ -472,6 +475,8 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
         Some(&prompts.initial),
     );
     with_the_cli(&mut command, &mock, home.path());
+    // The local origins are file:// URLs, which the runner's git takes only when told.
+    command.env("GIT_PROTOCOLS", "https,file");
     let (served, runs) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
     // Our runner sends nothing the protocol does not define, a stricter check than the
     // backend's.
@@ -486,6 +491,10 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     );
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
+    let calls = BackendCalls::new(&served.url);
+    check_file_api(&calls, workspace.path()).await;
+    let origins = tempfile::tempdir().unwrap();
+    check_repository_routes(&calls, workspace.path(), origins.path()).await;
     assert_eq!(served.stop().await.code, Some(143));
 }
 

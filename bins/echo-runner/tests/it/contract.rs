@@ -7,7 +7,8 @@ use ambient_test_support::{
     agui::{Served, check_run, read_sse, stock_client},
     platform::{
         BOT_TOKEN, Backend, BackendCalls, PROJECT, SESSION, assert_platform_capabilities,
-        free_port, operator_command, relay_lines,
+        check_file_api, check_repository_routes, free_port, operator_command, post_json,
+        relay_lines,
     },
 };
 use serde_json::{Value, json};
@@ -107,7 +108,7 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
     assert_eq!(texts(&initial), ["Summarise the repository"]);
 
     // Capabilities in the shape the backend and the UI read.
-    let capabilities: Value = calls.get("/capabilities").await.json().await.unwrap();
+    let capabilities: Value = calls.get_json("/capabilities").await;
     assert_platform_capabilities(&capabilities);
     assert_eq!(capabilities["framework"], "echo");
     assert_eq!(
@@ -115,9 +116,9 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         json!(["feedback", "mcp_diagnostics", "repos", "workflows"])
     );
     // The echo agent takes no MCP servers and runs no background task.
-    let mcp: Value = calls.get("/mcp/status").await.json().await.unwrap();
+    let mcp: Value = calls.get_json("/mcp/status").await;
     assert_eq!(mcp, json!({"servers": [], "totalCount": 0}));
-    let tasks: Value = calls.get("/tasks").await.json().await.unwrap();
+    let tasks: Value = calls.get_json("/tasks").await;
     assert_eq!(tasks, json!({"tasks": []}));
     let health: Value = reqwest::get(format!("{}/health", calls.url))
         .await
@@ -201,7 +202,16 @@ async fn the_operators_environment_the_backends_calls_and_the_initial_prompt() {
         ["I was second"]
     );
 
-    check_file_api(&calls, workspace.path()).await;
+    // The file API as the platform has it; ours also names the path it refuses.
+    for (path, refusal) in check_file_api(&calls, workspace.path()).await {
+        assert!(
+            refusal["error"]
+                .as_str()
+                .unwrap()
+                .contains(path.trim_start_matches('/')),
+            "{refusal}"
+        );
+    }
 
     // A model the runner does not own is refused with the reason, never pretended.
     let model = calls
@@ -417,97 +427,15 @@ async fn the_stock_ag_ui_client_runs_resumes_aborts_and_passes_its_preflight() {
     assert_eq!(served.stop().await.code, Some(143));
 }
 
-/// The workspace file API as the UI calls it through the backend, and its refusals of
-/// every way out of the workspace the agent could plant.
-async fn check_file_api(calls: &BackendCalls, workspace: &std::path::Path) {
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret"), "outside the workspace").unwrap();
-    std::os::unix::fs::symlink(outside.path(), workspace.join("escape")).unwrap();
-    let write = |path: &str, content: &str, encoding: Option<&str>| {
-        let mut body = json!({"path": path, "content": content});
-        if let Some(encoding) = encoding {
-            body["encoding"] = json!(encoding);
-        }
-        calls
-            .request(reqwest::Method::POST, "/content/write")
-            .json(&body)
-            .send()
-    };
-    let written = write("/docs/plan.md", "# plan", None).await.unwrap();
-    assert_eq!(written.status(), 200);
-    assert_eq!(
-        write("docs/logo.bin", "AAEC", Some("base64"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        std::fs::read(workspace.join("docs/logo.bin")).unwrap(),
-        [0, 1, 2]
-    );
-    let listed: Value = calls
-        .get("/content/list?path=/docs")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["/docs/logo.bin", "/docs/plan.md"]);
-    assert_eq!(listed["items"][1]["isDir"], false);
-    let file = calls.get("/content/file?path=docs/plan.md").await;
-    assert_eq!(file.headers()["content-type"], "application/octet-stream");
-    assert_eq!(file.text().await.unwrap(), "# plan");
-    for (path, status) in [
-        ("escape/secret", 400),
-        ("../escape", 400),
-        ("/etc/passwd", 404),
-    ] {
-        let refused = calls.get(&format!("/content/file?path={path}")).await;
-        assert_eq!(refused.status(), status, "{path}");
-        let body: Value = refused.json().await.unwrap();
-        assert!(
-            body["error"]
-                .as_str()
-                .unwrap()
-                .contains(path.trim_start_matches('/')),
-            "{body}"
-        );
-    }
-    assert_eq!(
-        write("escape/planted", "x", None).await.unwrap().status(),
-        400
-    );
-    assert!(!outside.path().join("planted").exists());
-    let deleted = calls
-        .request(reqwest::Method::DELETE, "/content/delete")
-        .json(&json!({"path": "docs/plan.md"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
-    assert!(!workspace.join("docs/plan.md").exists());
-    // Behind the token, as every route but /health.
-    let anonymous = reqwest::get(format!("{}/content/file?path=docs/logo.bin", calls.url))
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), 401);
-}
-
 /// `/repos/add`, `/repos/status`, `/repos/remove` and `/workflow` as the UI calls them,
-/// against local git repositories, through the host's workspace code; and a checkout the
-/// agent planted to read the runner's secrets through `/repos/status`.
+/// against local git repositories, through the host's workspace code; then what ours does
+/// beyond the platform's runner: a checkout the agent planted to read the runner's
+/// secrets through `/repos/status`, checkouts rigged to run a program, a credential in a
+/// remote URL, a failed clone's reason, and a removal that keeps local changes.
 #[tokio::test]
 async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hosts_git() {
-    use ambient_test_support::git_repos::bare_repo;
+    use ambient_test_support::git_repos::git;
     let origins = tempfile::tempdir().unwrap();
-    let extra = bare_repo(origins.path(), "o", "extra");
-    let flow = bare_repo(origins.path(), "o", "flow");
     let workspace = tempfile::tempdir().unwrap();
     let backend = Backend::start(0).await;
     let mut command = operator_command(
@@ -521,86 +449,47 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     command.env("GIT_PROTOCOLS", "https,file");
     let served = Served::start(command, workspace.path()).await;
     let calls = BackendCalls::new(&served.url);
-    let post = |path: &'static str, body: Value| {
-        let calls = calls.clone();
-        async move {
-            let response = calls
-                .request(reqwest::Method::POST, path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
+    check_repository_routes(&calls, workspace.path(), origins.path()).await;
 
-    let (status, added) = post("/repos/add", json!({"url": extra, "branch": "main"})).await;
+    let extra = format!("file://{}/o/extra.git", origins.path().display());
+    let flow = format!("file://{}/o/flow.git", origins.path().display());
+    let (status, added) = post_json(&calls, "/repos/add", json!({"url": extra})).await;
     assert_eq!(status, 200, "{added}");
-    assert_eq!(added["message"], "Repository added");
-    assert_eq!(added["name"], "extra");
-    assert_eq!(added["newly_cloned"], true);
-    assert!(workspace.path().join("extra/README.md").exists());
-    let (status, again) = post("/repos/add", json!({"url": extra})).await;
-    assert_eq!(
-        (status, &again["newly_cloned"]),
-        (200, &json!(false)),
-        "{again}"
-    );
+    let repos = workspace.path().join("repos");
 
     // A folder the agent made to look like a checkout whose HEAD is the runner's
     // environment: status reads no file outside the workspace, and runs no git.
-    let evil = workspace.path().join("evil/.git");
+    let evil = repos.join("evil/.git");
     std::fs::create_dir_all(&evil).unwrap();
     std::os::unix::fs::symlink("/proc/self/environ", evil.join("HEAD")).unwrap();
-    let status: Value = calls.get("/repos/status").await.json().await.unwrap();
-    let repos = status["repos"].as_array().unwrap();
-    let names: Vec<&str> = repos.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let status: Value = calls.get_json("/repos/status").await;
+    let names: Vec<&str> = status["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["extra"], "{status}");
-    assert_eq!(repos[0]["url"], json!(extra));
-    assert_eq!(repos[0]["currentActiveBranch"], "main");
-    assert!(
-        repos[0]["branches"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("main"))
-    );
     let text = status.to_string();
     assert!(
         !text.contains("AGUI_TOKEN") && !text.contains(ambient_test_support::agui::SERVE_TOKEN)
     );
 
-    // The git views of a checkout, and of one the agent rigged to run a program.
-    std::fs::write(workspace.path().join("extra/README.md"), "changed\nmore\n").unwrap();
-    std::fs::write(workspace.path().join("extra/new.txt"), "new\n").unwrap();
+    // The git views count what changed.
+    std::fs::write(repos.join("extra/README.md"), "changed\nmore\n").unwrap();
+    std::fs::write(repos.join("extra/new.txt"), "new\n").unwrap();
     let git_status: Value = calls
-        .get("/content/git-status?path=extra")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(git_status["initialized"], true, "{git_status}");
-    assert_eq!(git_status["branch"], "main");
-    assert_eq!(git_status["hasChanges"], true);
+        .get_json("/content/git-status?path=/repos/extra")
+        .await;
     assert_eq!(git_status["remoteUrl"], json!(extra));
     assert_eq!(git_status["uncommittedFiles"], 2, "{git_status}");
     assert_eq!(git_status["totalAdded"], 2, "{git_status}");
-    let branches: Value = calls
-        .get("/content/git-list-branches?path=/extra")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(branches, json!({"branches": ["main"]}));
-    let absent: Value = calls
-        .get("/content/git-status?path=nowhere")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let absent: Value = calls.get_json("/content/git-status?path=nowhere").await;
     assert_eq!(absent, json!({"initialized": false, "hasChanges": false}));
+
+    // A checkout of the agent's rigged to run a program.
     let rigged = workspace.path().join("rigged");
-    ambient_test_support::git_repos::git(workspace.path(), &["init", "-q", "rigged"]);
+    git(workspace.path(), &["init", "-q", "rigged"]);
     let marker = workspace.path().join("fsmonitor-ran");
     let program = workspace.path().join("monitor.sh");
     std::fs::write(&program, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
@@ -609,13 +498,14 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    ambient_test_support::git_repos::git(
+    git(
         &rigged,
         &["config", "core.fsmonitor", &program.to_string_lossy()],
     );
     // A folder of the agent's made a checkout of a remote the UI names, and fetched.
     std::fs::create_dir_all(workspace.path().join("notes")).unwrap();
-    let (status, configured) = post(
+    let (status, configured) = post_json(
+        &calls,
         "/content/git-configure-remote",
         json!({"path": "notes", "remoteUrl": flow, "branch": "main"}),
     )
@@ -623,13 +513,11 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     assert_eq!(status, 200, "{configured}");
     assert_eq!(configured["fetched"], true, "{configured}");
     let notes: Value = calls
-        .get("/content/git-list-branches?path=notes")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/content/git-list-branches?path=notes")
+        .await;
     assert_eq!(notes, json!({"branches": ["main"]}));
-    let (status, refused_url) = post(
+    let (status, refused_url) = post_json(
+        &calls,
         "/content/git-configure-remote",
         json!({"path": "notes", "remoteUrl": "ext::sh -c touch% /tmp/pwned"}),
     )
@@ -638,13 +526,13 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     // A folder laid out as a bare repository, with an empty `.git` beside it to pass for
     // a checkout: git never takes the folder for a repository, so its program never runs.
     let bare_trick = workspace.path().join("bare-trick");
-    ambient_test_support::git_repos::git(workspace.path(), &["init", "-q", "--bare", "bare-trick"]);
-    ambient_test_support::git_repos::git(
+    git(workspace.path(), &["init", "-q", "--bare", "bare-trick"]);
+    git(
         &bare_trick,
         &["config", "core.fsmonitor", &program.to_string_lossy()],
     );
-    ambient_test_support::git_repos::git(&bare_trick, &["config", "core.bare", "false"]);
-    ambient_test_support::git_repos::git(
+    git(&bare_trick, &["config", "core.bare", "false"]);
+    git(
         &bare_trick,
         &["config", "core.worktree", &bare_trick.to_string_lossy()],
     );
@@ -656,7 +544,8 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         "the agent's program ran through a bare repository"
     );
     // A remote URL with a credential in it is not written where the agent reads it.
-    let (status, with_token) = post(
+    let (status, with_token) = post_json(
+        &calls,
         "/content/git-configure-remote",
         json!({"path": "notes", "remoteUrl": "https://user:ghp_secret@example.com/o/r.git"}),
     )
@@ -672,7 +561,8 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     );
     assert!(!marker.exists(), "the agent's program ran");
 
-    let (status, failed) = post(
+    let (status, failed) = post_json(
+        &calls,
         "/repos/add",
         json!({"url": format!("file://{}/nowhere.git", origins.path().display())}),
     )
@@ -684,7 +574,7 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     );
 
     // Removed from the session; its local changes are kept on disk, and the caller told.
-    let (status, removed) = post("/repos/remove", json!({"name": "extra"})).await;
+    let (status, removed) = post_json(&calls, "/repos/remove", json!({"name": "extra"})).await;
     assert_eq!(
         (status, &removed["message"]),
         (200, &json!("Repository removed"))
@@ -696,8 +586,8 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
             .contains("local changes"),
         "{removed}"
     );
-    assert!(workspace.path().join("extra/new.txt").exists());
-    let (status, refused) = post("/repos/remove", json!({"name": "extra"})).await;
+    assert!(repos.join("extra/new.txt").exists());
+    let (status, refused) = post_json(&calls, "/repos/remove", json!({"name": "extra"})).await;
     assert_eq!(status, 409, "{refused}");
     assert!(
         refused["error"]
@@ -706,12 +596,5 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
             .contains("no such repository"),
         "{refused}"
     );
-
-    let (status, switched) = post("/workflow", json!({"gitUrl": flow, "branch": "main"})).await;
-    assert_eq!(status, 200, "{switched}");
-    assert_eq!(switched["message"], "Workflow updated");
-    assert_eq!(switched["gitUrl"], json!(flow));
-    let (status, _) = post("/repos/add", json!({"branch": "main"})).await;
-    assert_eq!(status, 400, "a repository without a url");
     assert_eq!(served.stop().await.code, Some(143));
 }

@@ -516,8 +516,9 @@ async fn the_workspace_is_prepared_before_runs_are_taken_and_its_lines_open_the_
     );
     command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     let served = Served::start(command, workspace.path()).await;
-    // Announced once the workspace is ready.
-    assert!(workspace.path().join("app/README.md").exists());
+    // Announced once the workspace is ready, with the checkout where the platform's
+    // pods keep them.
+    assert!(workspace.path().join("repos/app/README.md").exists());
     let first = served
         .run(&run_input("t", "r1", &[("u1", "user", "hi")]))
         .await;

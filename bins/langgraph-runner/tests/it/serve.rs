@@ -404,7 +404,8 @@ async fn two_questions_are_asked_and_answered_one_run_at_a_time() {
 #[tokio::test]
 async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
     use ambient_test_support::platform::{
-        Backend, ContractPrompts, drive_contract, free_port, operator_command,
+        Backend, BackendCalls, ContractPrompts, check_file_api, check_repository_routes,
+        drive_contract, free_port, operator_command,
     };
     let workspace = tempfile::tempdir().unwrap();
     let mut backend = Backend::start(1).await;
@@ -426,6 +427,8 @@ async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
         Some(&prompts.initial),
     );
     with_the_graph(&mut command, workspace.path(), None, "chat");
+    // The local origins are file:// URLs, which the runner's git takes only when told.
+    command.env("GIT_PROTOCOLS", "https,file");
     let (served, runs) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
     // Our runner sends nothing the protocol does not define, a stricter check than the
     // backend's.
@@ -434,5 +437,9 @@ async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
     }
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["framework"], "langgraph");
+    let calls = BackendCalls::new(&served.url);
+    check_file_api(&calls, workspace.path()).await;
+    let origins = tempfile::tempdir().unwrap();
+    check_repository_routes(&calls, workspace.path(), origins.path()).await;
     assert_eq!(served.stop().await.code, Some(143));
 }

@@ -30,7 +30,7 @@ use tracing::warn;
 
 use crate::{
     Redactor,
-    config::{AgentUser, MainRepo, WorkspaceSettings},
+    config::{AgentUser, CheckoutLayout, MainRepo, WorkspaceSettings},
 };
 pub use git::GitSettings;
 use git::{GIT_TIMEOUT, GitError, HostCredential};
@@ -88,6 +88,14 @@ pub enum WorkspaceError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The folder the checkouts go in could not be made, or is not the workspace's own.
+    #[error("the checkouts' folder {} cannot be used: {why}", path.display())]
+    CheckoutsFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        why: String,
     },
     /// The repository the agent works in could not be had.
     #[error("the main repository {name} could not be had: {reason}")]
@@ -379,10 +387,13 @@ pub async fn prepare(
     create(root)?;
     let artifacts = root.join("artifacts");
     create(&artifacts)?;
+    if !settings.repos.is_empty() {
+        checkouts_folder(root, settings.layout)?;
+    }
     let names = folder_names(&settings.repos);
     let mut outcomes = Vec::new();
     for (repo, name) in settings.repos.iter().zip(&names) {
-        let path = root.join(name);
+        let path = settings.layout.repo_path(root, name);
         let span = crate::trace::repository_span(&credentials.redactor.text(name));
         let result = prepare_repo(
             repo,
@@ -559,6 +570,28 @@ pub enum Change {
     SwitchWorkflow(RepoLocation, Option<String>),
 }
 
+/// Makes the folder the checkouts go in, if the layout has one. The agent may have made
+/// it first: a symbolic link there (which would send clones where the agent points) is
+/// refused.
+fn checkouts_folder(root: &Path, layout: CheckoutLayout) -> Result<(), WorkspaceError> {
+    if layout.folder().is_empty() {
+        return Ok(());
+    }
+    let folder = root.join(layout.folder());
+    let refused = |why: String| WorkspaceError::CheckoutsFolder {
+        path: folder.clone(),
+        why,
+    };
+    std::fs::create_dir_all(&folder).map_err(|error| refused(error.to_string()))?;
+    let kind = std::fs::symlink_metadata(&folder).map_err(|error| refused(error.to_string()))?;
+    if kind.file_type().is_symlink() || !kind.is_dir() {
+        return Err(refused(String::from(
+            "a symbolic link or a file, not a folder",
+        )));
+    }
+    Ok(())
+}
+
 /// Applies a change to a prepared workspace, reporting to `log`; returns whether the
 /// workspace changed.
 pub async fn apply(
@@ -589,9 +622,13 @@ pub async fn apply(
             let name = folder_names(&all)
                 .pop()
                 .unwrap_or_else(|| String::from("repo"));
-            let path = root.join(&name);
+            let path = settings.layout.repo_path(root, &name);
             if prepared.repos.iter().any(|r| r.path == path) {
                 say(format!("✓ {name}: already in the workspace"));
+                return false;
+            }
+            if let Err(error) = checkouts_folder(root, settings.layout) {
+                say(format!("✗ {name}: {error}"));
                 return false;
             }
             let result =
@@ -645,6 +682,13 @@ pub async fn apply(
             }
             prepared.repos.remove(index);
             prepared.extra.retain(|p| *p != path);
+            // Out of the session's repositories too, so that it can be added again.
+            if let Some(listed) = folder_names(&settings.repos)
+                .iter()
+                .position(|listed| *listed == name)
+            {
+                settings.repos.remove(listed);
+            }
             true
         }
         Change::SwitchWorkflow(location, path) => {

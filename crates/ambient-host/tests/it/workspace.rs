@@ -12,7 +12,7 @@ use std::{
 
 use ambient_host::{
     Redactor,
-    config::{MainRepo, WorkspaceSettings},
+    config::{CheckoutLayout, MainRepo, WorkspaceSettings},
     workspace::{
         Change, Credentials, GitSettings, PreparedWorkspace, RepoResult, TokenMinter,
         WorkspaceError, apply, prepare,
@@ -527,6 +527,82 @@ mod attacks {
             checkout.exists(),
             "a checkout git could not look at was deleted"
         );
+    }
+
+    /// Applies `change` to the session, returning whether it changed and what it said.
+    async fn change(
+        s: &Setup,
+        live: &mut WorkspaceSettings,
+        workspace: &mut PreparedWorkspace,
+        change: Change,
+    ) -> (bool, Vec<String>) {
+        let (log, mut lines) = mpsc::unbounded_channel();
+        let changed = apply(
+            &s.workspace,
+            live,
+            workspace,
+            change,
+            &mut no_credentials(),
+            &log,
+        )
+        .await;
+        drop(log);
+        let mut said = Vec::new();
+        while let Some(line) = lines.recv().await {
+            said.push(line);
+        }
+        (changed, said)
+    }
+
+    #[tokio::test]
+    async fn the_ag_ui_layout_keeps_checkouts_in_repos_and_a_removed_one_can_come_back() {
+        let s = setup();
+        let a = origin(&s.origins, "o", "a");
+        let b = origin(&s.origins, "o", "b");
+        let mut live = settings(vec![spec(&a)]);
+        live.layout = CheckoutLayout::ReposFolder;
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        assert_eq!(workspace.main, s.workspace.join("repos/a"));
+        assert!(s.workspace.join("repos/a/README.md").exists());
+        for _ in 0..2 {
+            let (changed, said) =
+                change(&s, &mut live, &mut workspace, Change::AddRepo(spec(&b))).await;
+            assert!(changed, "{said:?}");
+            assert!(s.workspace.join("repos/b/README.md").exists());
+            let (changed, said) = change(
+                &s,
+                &mut live,
+                &mut workspace,
+                Change::RemoveRepo(String::from("b")),
+            )
+            .await;
+            assert!(changed, "{said:?}");
+            assert!(!s.workspace.join("repos/b").exists(), "{said:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repos_folder_the_agent_linked_elsewhere_gets_no_clone() {
+        let s = setup();
+        let b = origin(&s.origins, "o", "b");
+        let mut live = settings(Vec::new());
+        live.layout = CheckoutLayout::ReposFolder;
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), s.workspace.join("repos")).unwrap();
+        let (changed, said) =
+            change(&s, &mut live, &mut workspace, Change::AddRepo(spec(&b))).await;
+        assert!(!changed);
+        assert!(
+            said.iter().any(|line| line.contains("a symbolic link")),
+            "{said:?}"
+        );
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        // At the start, the same refusal fails the preparation.
+        live.repos = vec![spec(&b)];
+        let (prepared, _) = run(&s.workspace, &live, false).await;
+        assert!(prepared.is_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     }
 }
 
