@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use ambient_test_support::{
     anthropic::{MockAnthropic, contract_prompts},
     platform::{
-        Backend, BackendCalls, check_file_api, check_repository_routes, drive_contract, free_port,
-        operator_command,
+        Backend, BackendCalls, check_file_api, check_model_switch, check_repository_routes,
+        drive_contract, free_port, operator_command,
     },
 };
 use serde_json::Value;
@@ -68,11 +68,13 @@ async fn the_platforms_own_runner_passes_the_contract_test() {
         .arg(port)
         .current_dir(&source)
         .env("RUNNER_TYPE", "claude-agent-sdk")
+        .env("LLM_MODEL", "claude-sonnet-4-5")
         .envs(mock.cli_environment(home.path()));
     let (served, _) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
     let calls = BackendCalls::new(&served.url);
     let capabilities: Value = calls.get_json("/capabilities").await;
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
+    check_model_switch(&calls, &mock).await;
     check_file_api(&calls, workspace.path()).await;
     let origins = tempfile::tempdir().unwrap();
     check_repository_routes(&calls, workspace.path(), origins.path()).await;

@@ -385,19 +385,8 @@ pub async fn drive_contract(
                          "messages": [{"id": "contract-long-user", "role": "user", "content": long.text}]}))
             .await;
         assert_eq!(running.status(), 200);
-        let mut running = relay_as_it_comes(running);
-        let mut long_events = Vec::new();
         // The interrupt goes once the agent is answering, as a user presses stop.
-        while !long_events
-            .iter()
-            .any(|event: &Value| event["type"] == "TEXT_MESSAGE_CONTENT")
-        {
-            let event = tokio::time::timeout(WAIT, running.recv())
-                .await
-                .expect("the long run answers in time")
-                .expect("the long run answers before it ends");
-            long_events.push(event);
-        }
+        let (mut long_events, mut running) = until_answering(running).await;
         let waiting = calls
             .run(&json!({"threadId": SESSION, "runId": "contract-after",
                          "messages": [{"id": "contract-after-user", "role": "user", "content": prompts.messages[0]}]}))
@@ -423,6 +412,75 @@ pub async fn drive_contract(
         runs.push(long_events);
     }
     (served, runs)
+}
+
+/// Relays a run's events until the agent says something: the events so far, and the
+/// rest as they come.
+pub async fn until_answering(
+    run: reqwest::Response,
+) -> (Vec<Value>, mpsc::UnboundedReceiver<Value>) {
+    let mut running = relay_as_it_comes(run);
+    let mut events = Vec::new();
+    while !events
+        .iter()
+        .any(|event: &Value| event["type"] == "TEXT_MESSAGE_CONTENT")
+    {
+        let event = tokio::time::timeout(WAIT, running.recv())
+            .await
+            .expect("the run answers in time")
+            .expect("the run answers before it ends");
+        events.push(event);
+    }
+    (events, running)
+}
+
+/// A model switch as the UI asks for it, on a Claude runner started with `LLM_MODEL`
+/// `claude-sonnet-4-5` against `mock`: switched between runs (the next run asks the API
+/// for the new model), unchanged when asked again, refused (`422`) while the agent is
+/// answering. Returns the refusal's answer, for the runner's own checks.
+pub async fn check_model_switch(
+    calls: &BackendCalls,
+    mock: &crate::anthropic::MockAnthropic,
+) -> Value {
+    let (status, switched) = post_json(calls, "/model", json!({"model": "claude-opus-4-1"})).await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(
+        switched,
+        json!({"message": "Model switched", "model": "claude-opus-4-1", "previousModel": "claude-sonnet-4-5"})
+    );
+    let (after, _) = relay_lines(
+        calls
+            .run(&json!({"threadId": SESSION, "runId": "after-the-switch",
+                         "messages": [{"id": "u-switch", "role": "user", "content": "after the switch"}]}))
+            .await,
+    )
+    .await;
+    assert_run_for_the_backend(&after);
+    let asked = mock
+        .requests()
+        .iter()
+        .rev()
+        .find(|request| request["messages"].to_string().contains("after the switch"))
+        .and_then(|request| request["model"].as_str().map(str::to_owned))
+        .expect("the run after the switch reached the API");
+    // The CLI maps a retired id to its successor.
+    assert!(asked.starts_with("claude-opus-"), "{asked}");
+    let (status, unchanged) = post_json(calls, "/model", json!({"model": "claude-opus-4-1"})).await;
+    assert_eq!(
+        (status, &unchanged["message"]),
+        (200, &json!("Model unchanged"))
+    );
+
+    let story = calls
+        .run(&json!({"threadId": SESSION, "runId": "story-during-switch",
+                     "messages": [{"id": "u-story", "role": "user", "content": "MOCK_SLOW story"}]}))
+        .await;
+    let (_, mut story) = until_answering(story).await;
+    let (status, refused) = post_json(calls, "/model", json!({"model": "claude-haiku-4-5"})).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(calls.interrupt().await.status(), 200);
+    while story.recv().await.is_some() {}
+    refused
 }
 
 /// A run as the backend keeps it: `RUN_STARTED` first, a `MESSAGES_SNAPSHOT` right

@@ -372,85 +372,6 @@ async fn a_subagents_message_is_linked_to_the_tool_call_that_started_it() {
 }
 
 /// The model of the API request that carries `text`.
-fn model_asked_with(mock: &MockAnthropic, text: &str) -> String {
-    mock.requests()
-        .iter()
-        .rev()
-        .find(|request| request["messages"].to_string().contains(text))
-        .and_then(|request| request["model"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no request carried {text}"))
-}
-
-#[tokio::test]
-async fn the_model_is_switched_between_runs_as_the_platforms_ui_asks_and_refused_mid_run() {
-    let mock = MockAnthropic::start().await;
-    let workspace = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let served = serve(
-        &mock,
-        workspace.path(),
-        home.path(),
-        &[("LLM_MODEL", "claude-sonnet-4-5")],
-    )
-    .await;
-    let mut conversation = Vec::new();
-    check_run(
-        &served
-            .run(&say(&mut conversation, "r1", "first question"))
-            .await,
-    );
-    assert_eq!(
-        model_asked_with(&mock, "first question"),
-        "claude-sonnet-4-5"
-    );
-    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
-    assert_eq!(capabilities["model"], "claude-sonnet-4-5");
-
-    let served_ref = &served;
-    let switch = |model: &'static str| async move {
-        served_ref
-            .post_json("/model", &json!({ "model": model }))
-            .await
-    };
-    let switched = switch("claude-opus-4-1").await;
-    assert_eq!(switched.status(), 200);
-    assert_eq!(
-        switched.json::<Value>().await.unwrap(),
-        json!({"message": "Model switched", "model": "claude-opus-4-1", "previousModel": "claude-sonnet-4-5"})
-    );
-    check_run(
-        &served
-            .run(&say(&mut conversation, "r2", "second question"))
-            .await,
-    );
-    // The CLI asks for the model switched to (it maps a retired id to its successor).
-    let asked = model_asked_with(&mock, "second question");
-    assert!(asked.starts_with("claude-opus-"), "{asked}");
-    let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
-    assert_eq!(capabilities["model"], "claude-opus-4-1");
-    let unchanged: Value = switch("claude-opus-4-1").await.json().await.unwrap();
-    assert_eq!(unchanged["message"], "Model unchanged");
-
-    // Mid-run, the switch is refused as the platform's runner refuses it.
-    let story = served
-        .post_run(&say(&mut conversation, "r3", "MOCK_SLOW story"))
-        .await;
-    let reading = tokio::spawn(read_sse(story, None));
-    let refused = switch("claude-haiku-4-5").await;
-    assert_eq!(refused.status(), 422);
-    let why: Value = refused.json().await.unwrap();
-    assert!(
-        why["error"]
-            .as_str()
-            .unwrap()
-            .contains("while the agent is answering"),
-        "{why}"
-    );
-    assert_eq!(served.interrupt().await.status(), 200);
-    check_run(&reading.await.unwrap());
-    assert_eq!(served.stop().await.code, Some(143));
-}
-
 /// The platform's contract, as its operator, backend and UI drive a runner
 /// (`ambient_test_support::platform::drive_contract`), on the Claude runner.
 #[tokio::test]
@@ -458,8 +379,8 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     use ambient_test_support::{
         anthropic::contract_prompts,
         platform::{
-            Backend, BackendCalls, check_file_api, check_repository_routes, drive_contract,
-            free_port, operator_command,
+            Backend, BackendCalls, check_file_api, check_model_switch, check_repository_routes,
+            drive_contract, free_port, operator_command,
         },
     };
     let mock = MockAnthropic::start().await;
@@ -476,7 +397,9 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     );
     with_the_cli(&mut command, &mock, home.path());
     // The local origins are file:// URLs, which the runner's git takes only when told.
-    command.env("GIT_PROTOCOLS", "https,file");
+    command
+        .env("GIT_PROTOCOLS", "https,file")
+        .env("LLM_MODEL", "claude-sonnet-4-5");
     let (served, runs) = drive_contract(command, workspace.path(), &mut backend, &prompts).await;
     // Our runner sends nothing the protocol does not define, a stricter check than the
     // backend's.
@@ -491,7 +414,30 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     );
     let capabilities: Value = served.get("/capabilities").await.json().await.unwrap();
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
+    assert_eq!(capabilities["model"], "claude-sonnet-4-5");
+    let asked: Vec<Value> = mock
+        .requests()
+        .iter()
+        .filter(|request| request["messages"].to_string().contains("first question"))
+        .map(|request| request["model"].clone())
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|model| model == "claude-sonnet-4-5"),
+        "{asked:?}"
+    );
     let calls = BackendCalls::new(&served.url);
+    let refused = check_model_switch(&calls, &mock).await;
+    // Ours says why.
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("while the agent is answering"),
+        "{refused}"
+    );
+    let capabilities = calls.get_json("/capabilities").await;
+    assert_eq!(capabilities["model"], "claude-opus-4-1");
     check_file_api(&calls, workspace.path()).await;
     let origins = tempfile::tempdir().unwrap();
     check_repository_routes(&calls, workspace.path(), origins.path()).await;
