@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use ambient_test_support::{
     anthropic::{MockAnthropic, contract_prompts},
     platform::{
-        Backend, BackendCalls, check_file_api, check_model_switch, check_repository_routes,
-        drive_contract, free_port, operator_command,
+        Backend, BackendCalls, check_background_task, check_file_api, check_model_switch,
+        check_repository_routes, drive_contract, free_port, operator_command,
     },
 };
 use serde_json::Value;
@@ -75,6 +75,7 @@ async fn the_platforms_own_runner_passes_the_contract_test() {
     let capabilities: Value = calls.get_json("/capabilities").await;
     assert_eq!(capabilities["framework"], "claude-agent-sdk");
     check_model_switch(&calls, &mock).await;
+    check_background_task(&calls).await;
     check_file_api(&calls, workspace.path()).await;
     let origins = tempfile::tempdir().unwrap();
     check_repository_routes(&calls, workspace.path(), origins.path()).await;

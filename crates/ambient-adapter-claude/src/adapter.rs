@@ -287,7 +287,8 @@ impl Adapter for ClaudeAdapter {
                 Err(error) => return Err(error),
             }
         };
-        let mut mapper = CliMapper::new();
+        let (config_dir, scratch_dir) = self.settings.cli_folders();
+        let mut mapper = CliMapper::with_task_folders(config_dir, Some(scratch_dir));
         let mut interrupt_deadline: Option<tokio::time::Instant> = None;
         let mut end_deadline: Option<tokio::time::Instant> = None;
         let (emitter, inputs) = session.io();
@@ -423,6 +424,18 @@ impl Adapter for ClaudeAdapter {
                             self.settings.model = Some(model);
                             if emitter.emit(Event::Log(note)).await.is_err() {
                                 continue;
+                            }
+                        }
+                        Some(Input::StopTask(id)) => {
+                            let stopped = mapper.task_stopped(&id);
+                            if !stopped.is_empty() {
+                                // The CLI answers at once; a task already ended is no error.
+                                let _request = process.request(&json!({"subtype": "stop_task", "task_id": id}));
+                            }
+                            for event in stopped {
+                                if emitter.emit(event).await.is_err() {
+                                    break;
+                                }
                             }
                         }
                         Some(Input::WorkspaceChanged(_)) => {

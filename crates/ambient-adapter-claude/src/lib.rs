@@ -17,6 +17,7 @@ mod adapter;
 mod mapping;
 mod process;
 mod settings;
+mod tasks;
 
 pub use adapter::{ClaudeAdapter, ClaudeError};
 pub use ambient_process::{OutputLimits, ProcessError, RunAs};

@@ -1,9 +1,11 @@
 //! The CLI's stdout lines, mapped to runner events.
 
-use std::collections::HashSet;
+use std::path::PathBuf;
 
 use ambient_adapter::{Event, ModelCall, ResultPayload, TokenCounts};
 use serde_json::Value;
+
+use crate::tasks::BackgroundTasks;
 
 /// What one stdout line means, beyond the events it becomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,12 +49,7 @@ pub enum Signal {
 #[derive(Debug, Default)]
 pub struct CliMapper {
     streaming: Option<String>,
-    tasks: HashSet<String>,
-    /// The background tasks the CLI told of, by id, for the `tasks` report; the oldest
-    /// finished ones are forgotten past [`TASKS_KEPT`].
-    task_list: std::collections::BTreeMap<String, Value>,
-    /// The order the tasks came in.
-    task_order: std::collections::VecDeque<String>,
+    tasks: BackgroundTasks,
     /// The model call being streamed (from `message_start`), with its message's id: it is
     /// reported when its `message_delta` gives the answer's tokens.
     calling: Option<(String, ModelCall)>,
@@ -83,18 +80,29 @@ fn model_call(message: &Value) -> ModelCall {
     }
 }
 
-/// Tasks the `tasks` report lists at most.
-const TASKS_KEPT: usize = 100;
-
 impl CliMapper {
     /// A mapper for a new process.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A mapper for a CLI whose configuration folder is `config_dir` and scratch folder
+    /// `scratch_dir` (where its background tasks' outputs are).
+    pub fn with_task_folders(config_dir: Option<PathBuf>, scratch_dir: Option<PathBuf>) -> Self {
+        Self {
+            tasks: BackgroundTasks::new(config_dir, scratch_dir),
+            ..Self::default()
+        }
+    }
+
     /// Whether background tasks (subagents) are still running.
     pub fn tasks_running(&self) -> bool {
-        !self.tasks.is_empty()
+        self.tasks.any_running()
+    }
+
+    /// The user stopped background task `id`: the events that says, if it ran.
+    pub fn task_stopped(&mut self, id: &str) -> Vec<Event> {
+        self.tasks.stopped(id)
     }
 
     /// The events one line becomes, and what it means for the turn.
@@ -165,6 +173,7 @@ impl CliMapper {
         let field = |key: &str| line.get(key).and_then(Value::as_str).unwrap_or_default();
         match field("subtype") {
             "init" => {
+                self.tasks.init(line);
                 let failed: Vec<&str> = line
                     .get("mcp_servers")
                     .and_then(Value::as_array)
@@ -229,88 +238,10 @@ impl CliMapper {
                     Signal::None,
                 )
             }
-            "task_started" => {
-                self.tasks.insert(field("task_id").to_owned());
-                self.note_task(
-                    field("task_id"),
-                    &[
-                        ("description", field("description")),
-                        ("status", "running"),
-                        ("type", field("task_type")),
-                    ],
-                );
-                (
-                    vec![
-                        Event::Log(format!("task started: {}", field("description"))),
-                        self.tasks_report(),
-                    ],
-                    Signal::None,
-                )
-            }
-            "task_notification" => {
-                self.tasks.remove(field("task_id"));
-                self.note_task(
-                    field("task_id"),
-                    &[("status", field("status")), ("summary", field("summary"))],
-                );
-                (
-                    vec![
-                        Event::Log(format!("task {}: {}", field("status"), field("summary"))),
-                        self.tasks_report(),
-                    ],
-                    Signal::None,
-                )
-            }
-            "task_updated" => {
-                let status = line
-                    .pointer("/patch/status")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if matches!(status, "completed" | "failed" | "killed" | "cancelled") {
-                    self.tasks.remove(field("task_id"));
-                }
-                if status.is_empty() {
-                    return (Vec::new(), Signal::None);
-                }
-                self.note_task(field("task_id"), &[("status", status)]);
-                (vec![self.tasks_report()], Signal::None)
+            subtype @ ("task_started" | "task_progress" | "task_notification" | "task_updated") => {
+                (self.tasks.line(subtype, line), Signal::None)
             }
             _ => (Vec::new(), Signal::None),
-        }
-    }
-
-    /// Sets `fields` of task `id` (a new one is listed last), forgetting the oldest past
-    /// [`TASKS_KEPT`].
-    fn note_task(&mut self, id: &str, fields: &[(&str, &str)]) {
-        if id.is_empty() {
-            return;
-        }
-        let task = self.task_list.entry(id.to_owned()).or_insert_with(|| {
-            self.task_order.push_back(id.to_owned());
-            serde_json::json!({"id": id})
-        });
-        for (key, value) in fields {
-            if !value.is_empty() {
-                task[*key] = Value::String((*value).to_owned());
-            }
-        }
-        while self.task_order.len() > TASKS_KEPT {
-            if let Some(oldest) = self.task_order.pop_front() {
-                self.task_list.remove(&oldest);
-            }
-        }
-    }
-
-    /// The `tasks` report: every task listed, in the order they came.
-    fn tasks_report(&self) -> Event {
-        let tasks: Vec<Value> = self
-            .task_order
-            .iter()
-            .filter_map(|id| self.task_list.get(id).cloned())
-            .collect();
-        Event::Report {
-            name: String::from("tasks"),
-            value: serde_json::json!({ "tasks": tasks }),
         }
     }
 

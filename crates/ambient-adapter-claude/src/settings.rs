@@ -127,6 +127,22 @@ impl Conversation {
 }
 
 impl ClaudeSettings {
+    /// The CLI's configuration folder (`CLAUDE_CONFIG_DIR`, else `.claude` in its
+    /// `HOME`) and its scratch folder (`TMPDIR`, else `/tmp`), as its environment makes
+    /// them: where its background tasks' outputs are.
+    pub fn cli_folders(&self) -> (Option<PathBuf>, PathBuf) {
+        let given = |name: &str| {
+            self.env
+                .iter()
+                .find(|(key, value)| key == name && !value.is_empty())
+                .map(|(_, value)| PathBuf::from(value))
+        };
+        let config =
+            given("CLAUDE_CONFIG_DIR").or_else(|| given("HOME").map(|home| home.join(".claude")));
+        let scratch = given("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"));
+        (config, scratch)
+    }
+
     /// The command line: stream-json both ways, the settings, the other folders, the MCP
     /// servers, and the conversation.
     pub fn argv(

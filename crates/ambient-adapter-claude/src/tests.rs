@@ -159,3 +159,85 @@ fn a_subagents_messages_are_marked_with_the_call_that_started_it() {
         "{main_texts:?}"
     );
 }
+
+/// A subagent in the background, recorded from the pinned CLI (with the mock API's
+/// `MOCK_AGENT_SLOW`, `HOME` and `TMPDIR` in `/tmp/cli-probe/home`): the UI's notices, the
+/// `tasks` report with the transcript's place (where the CLI did write it), and the
+/// folders its output may be read in.
+#[test]
+fn a_background_task_is_told_as_the_platforms_ui_follows_it() {
+    let home = std::path::Path::new("/tmp/cli-probe/home");
+    let mut mapper =
+        CliMapper::with_task_folders(Some(home.join(".claude")), Some(home.to_owned()));
+    let mut notices = Vec::new();
+    let mut reports = std::collections::BTreeMap::new();
+    for line in stdout_of("v2.1.332_background_task.jsonl") {
+        for event in mapper.map(&line).0 {
+            match event {
+                Event::Notice { name, value } => notices.push((name, value)),
+                Event::Report { name, value } => {
+                    if name == "tasks" {
+                        // While it runs, the transcript is where the CLI writes it.
+                        let task = &value["tasks"][0];
+                        if task["status"] == "running" {
+                            assert_eq!(
+                                task["output_file"],
+                                "/tmp/cli-probe/home/.claude/projects/-tmp-cli-probe-ws/\
+                                 6fa93fa1-8005-4d1c-8ec9-2fa2f43874a2/subagents/\
+                                 agent-af7602dc12027918d.jsonl"
+                            );
+                        }
+                    }
+                    reports.insert(name, value);
+                }
+                _ => {}
+            }
+        }
+    }
+    let names: Vec<&str> = notices.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["task:started", "task:completed"]);
+    assert_eq!(
+        notices[0].1,
+        serde_json::json!({"task_id": "af7602dc12027918d", "description": "Delegate a long story",
+                           "task_type": "local_agent", "status": "running"})
+    );
+    let completed = &notices[1].1;
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(
+        completed["usage"],
+        serde_json::json!({"total_tokens": 24, "tool_uses": 0, "duration_ms": 10194})
+    );
+    let output_file = completed["output_file"].as_str().unwrap();
+    assert!(
+        output_file.starts_with("/tmp/cli-probe/home/claude-0/"),
+        "{output_file}"
+    );
+    let task = &reports["tasks"]["tasks"][0];
+    assert_eq!(task["status"], "completed");
+    assert_eq!(task["output_file"], output_file);
+    assert_eq!(
+        reports["task_output_roots"],
+        serde_json::json!([
+            "/tmp/cli-probe/home/.claude",
+            "/tmp/cli-probe/home/claude-0"
+        ])
+    );
+    assert!(!mapper.tasks_running());
+}
+
+#[test]
+fn a_stopped_task_is_told_once_and_a_finished_one_not_at_all() {
+    let mut mapper = CliMapper::new();
+    let started = serde_json::json!({"type": "system", "subtype": "task_started",
+        "task_id": "t1", "description": "d", "task_type": "local_agent"});
+    mapper.map(&started);
+    assert!(mapper.tasks_running());
+    let stopped = mapper.task_stopped("t1");
+    assert!(stopped.contains(&Event::Notice {
+        name: String::from("task:completed"),
+        value: serde_json::json!({"task_id": "t1", "status": "stopped", "summary": "Task stopped by user"}),
+    }));
+    assert!(!mapper.tasks_running());
+    assert!(mapper.task_stopped("t1").is_empty());
+    assert!(mapper.task_stopped("never-started").is_empty());
+}

@@ -80,8 +80,8 @@ impl Listening {
             Some(Input::Interrupt) => return true,
             Some(Input::Message(text)) => self.pending.push_back(text),
             Some(Input::EndSession) => self.ending = true,
-            // The echo works in no folder.
-            Some(Input::WorkspaceChanged(_) | Input::SetModel(_)) => {}
+            // The echo works in no folder, with no model, and starts no task.
+            Some(Input::WorkspaceChanged(_) | Input::SetModel(_) | Input::StopTask(_)) => {}
             None => self.closed = true,
         }
         false

@@ -299,7 +299,12 @@ impl Adapter for LangGraphAdapter {
                     Some(Input::Message(text)) => talk.queue.push_back(text),
                     // Nothing runs between turns, and the server works in no folder.
                     // A graph's model is the graph's own.
-                    Some(Input::Interrupt | Input::WorkspaceChanged(_) | Input::SetModel(_)) => {}
+                    Some(
+                        Input::Interrupt
+                        | Input::WorkspaceChanged(_)
+                        | Input::SetModel(_)
+                        | Input::StopTask(_),
+                    ) => {}
                     Some(Input::EndSession) => talk.ending = true,
                     None => talk.closed = true,
                 }
@@ -601,7 +606,7 @@ impl LangGraphAdapter {
                             talk.queue.push_back(text);
                             policy == BusyPolicy::Interrupt
                         }
-                        Some(Input::WorkspaceChanged(_) | Input::SetModel(_)) => false,
+                        Some(Input::WorkspaceChanged(_) | Input::SetModel(_) | Input::StopTask(_)) => false,
                         // An interrupt can still come after the end of the session.
                         Some(Input::EndSession) => {
                             talk.ending = true;

@@ -93,6 +93,9 @@ pub enum Input {
     /// can switch models (the serve mode's `/model`), and only between turns; others
     /// ignore it.
     SetModel(String),
+    /// Stop the background task with this id (a subagent the framework runs beside its
+    /// turns), which the adapter reported in its `tasks` report. Others ignore it.
+    StopTask(String),
 }
 
 /// A user message. It holds its share of the session's input budget until it is

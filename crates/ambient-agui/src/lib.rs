@@ -543,6 +543,7 @@ impl AguiMapper {
             },
             // Not part of the conversation: the front keeps it for its own routes.
             Event::Report { .. } => Vec::new(),
+            Event::Notice { name, value } => vec![AguiEvent::Custom { name, value }],
             // The trace's, not the conversation's.
             Event::ModelCall(_) => Vec::new(),
             // The run's end is `finish`'s; a turn start is the run's start.

@@ -97,13 +97,25 @@ pub enum Event {
     /// A fact about the agent that the platform's UI asks for apart from the
     /// conversation, the latest of each name standing: `mcp_status` (its MCP servers,
     /// `{"servers": [{name, status}], "totalCount"}`), `tasks` (its background tasks,
-    /// `{"tasks": [{id, description, status, …}]}`). Not part of any turn; the
-    /// WebSocket protocol has no frame for it, and the serve mode answers
-    /// `/mcp/status` and `/tasks` with it.
+    /// `{"tasks": [{task_id, description, task_type, status, output_file, …}]}`),
+    /// `task_output_roots` (the folders a task's `output_file` may be read in, a list of
+    /// paths). Not part of any turn; the WebSocket protocol has no frame for it, and the
+    /// serve mode answers `/mcp/status`, `/tasks` and `/tasks/{id}/output` with it.
     Report {
         /// What it is about.
         name: String,
         /// The fact.
+        value: Value,
+    },
+    /// A notice of the framework's that the platform's UI knows by name, outside the
+    /// conversation's messages: `task:started`, `task:progress` and `task:completed`
+    /// (a background task's life, `{task_id, description, status, …}`). The serve mode
+    /// streams it as an AG-UI `CUSTOM` event of that name; the WebSocket protocol has no
+    /// frame for it.
+    Notice {
+        /// Its name.
+        name: String,
+        /// What it says.
         value: Value,
     },
     /// The framework called a model and reports it (its answer came back). Not shown to
@@ -210,7 +222,11 @@ impl EventMapper {
                 self.next_fragment.clear();
                 Outbound::Result(result)
             }
-            Event::State(_) | Event::Step { .. } | Event::Report { .. } | Event::ModelCall(_) => {
+            Event::State(_)
+            | Event::Step { .. }
+            | Event::Report { .. }
+            | Event::Notice { .. }
+            | Event::ModelCall(_) => {
                 return None;
             }
             Event::Subagent {

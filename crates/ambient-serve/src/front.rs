@@ -232,6 +232,15 @@ impl Front for ServeFront {
                 };
                 let _answered = reply.send(switched);
             }
+            Command::StopTask(id, reply) => {
+                let stopped = if control.is_stopping() {
+                    Err(Refused::Closed(String::from("the runner is stopping")))
+                } else {
+                    control.deliver(Input::StopTask(id));
+                    Ok(())
+                };
+                let _answered = reply.send(stopped);
+            }
             Command::ChangeWorkspace(change, reply) => {
                 let queued = if control.is_stopping() {
                     Err(Refused::Closed(String::from("the runner is stopping")))

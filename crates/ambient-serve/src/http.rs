@@ -79,7 +79,7 @@ pub fn router(front: Front) -> Router {
         .route("/model", post(switch_model))
         .route("/metrics", get(metrics))
         .route("/mcp/status", get(mcp_status))
-        .route("/tasks", get(tasks))
+        .merge(crate::tasks::routes())
         .merge(crate::workspace_routes::routes())
         .route("/feedback", post(feedback))
         .route("/content/list", get(content_list))
@@ -423,17 +423,6 @@ async fn mcp_status(State(front): State<Front>) -> Response {
         }),
     };
     axum::Json(status).into_response()
-}
-
-/// The agent's background tasks as it last reported them.
-async fn tasks(State(front): State<Front>) -> Response {
-    axum::Json(
-        front
-            .hub
-            .report("tasks")
-            .unwrap_or_else(|| json!({"tasks": []})),
-    )
-    .into_response()
 }
 
 /// The session's figures, in Prometheus' text format.

@@ -29,8 +29,9 @@ use crate::{
 const KEPT_RUNS: usize = 2;
 /// The most bytes of event JSON a run keeps for replay, besides its event count.
 const REPLAY_BYTES: usize = 8 * 1024 * 1024;
-/// The reports the front serves (`/mcp/status`, `/tasks`); others are not kept.
-const REPORTS: [&str; 2] = ["mcp_status", "tasks"];
+/// The reports the front serves (`/mcp/status`, `/tasks`, `/tasks/{id}/output`); others
+/// are not kept.
+const REPORTS: [&str; 3] = ["mcp_status", "tasks", "task_output_roots"];
 /// The largest report kept.
 const MAX_REPORT_BYTES: usize = 256 << 10;
 /// Delivered user message ids remembered.
@@ -117,6 +118,8 @@ pub enum Command {
     Abandoned(String),
     /// Switch the agent's model, between runs.
     SetModel(String, oneshot::Sender<Result<(), Refused>>),
+    /// Stop a background task of the agent's.
+    StopTask(String, oneshot::Sender<Result<(), Refused>>),
     /// Change the workspace; the answer says when it is done, and what it did.
     ChangeWorkspace(
         ambient_host::workspace::Change,

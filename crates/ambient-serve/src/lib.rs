@@ -46,6 +46,7 @@ pub mod initial_prompt;
 pub mod metrics;
 pub mod request;
 pub mod server;
+mod tasks;
 mod workspace_routes;
 
 use std::{net::SocketAddr, sync::Arc};

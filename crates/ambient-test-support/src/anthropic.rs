@@ -10,6 +10,8 @@
 //!   number), a command the CLI's default permissions do not allow;
 //! - `MOCK_AGENT`: an `Agent` tool call whose subagent is asked `MOCK_SUBAGENT_TASK`,
 //!   which it answers with [`SUBAGENT_REPLY`];
+//! - `MOCK_AGENT_SLOW`: the same in the background, with a subagent asked `MOCK_SLOW`
+//!   (a background task that runs for ten seconds);
 //! - `MOCK_SLOW`: a long text, one word every 100 ms (a turn to interrupt);
 //! - `MOCK_THINK`: a thinking block (`THOUGHT`, streamed in two pieces), then a text;
 //! - `MOCK_ERR401` / `MOCK_ERR500`: that HTTP error, every time;
@@ -203,11 +205,21 @@ async fn messages(State(requests): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -
             None,
         )
     } else if text.contains("MOCK_AGENT") {
-        let input = json!({
-            "description": "Delegate",
-            "prompt": "MOCK_SUBAGENT_TASK",
-            "subagent_type": "general-purpose",
-        })
+        // A slow one runs in the background, long enough to be stopped.
+        let input = if text.contains("MOCK_AGENT_SLOW") {
+            json!({
+                "description": "Delegate a long story",
+                "prompt": "MOCK_SLOW story for the parent",
+                "subagent_type": "general-purpose",
+                "run_in_background": true,
+            })
+        } else {
+            json!({
+                "description": "Delegate",
+                "prompt": "MOCK_SUBAGENT_TASK",
+                "subagent_type": "general-purpose",
+            })
+        }
         .to_string();
         (
             vec![Block::Tool {

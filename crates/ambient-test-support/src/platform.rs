@@ -698,3 +698,72 @@ pub async fn check_repository_routes(calls: &BackendCalls, workspace: &Path, ori
     let (status, _) = post_json(calls, "/repos/add", json!({"branch": "main"})).await;
     assert_eq!(status, 400, "a repository without a url");
 }
+
+/// A background task as the UI follows it, on a Claude runner against the mock API: a
+/// run that starts a subagent in the background (`MOCK_AGENT_SLOW`) says so with a
+/// `task:started` event; `/tasks` lists it running; its transcript is read while it
+/// runs; it is stopped, and listed so; stopping it again says it already is; a
+/// malformed id is refused. Returns the task's id.
+///
+/// Where the stop's `task:completed` goes is the runner's own: the platform's runner at
+/// `0b59fe7de` puts it in a queue its `/events` does not read.
+pub async fn check_background_task(calls: &BackendCalls) -> String {
+    let (run, _) = relay_lines(
+        calls
+            .run(&json!({"threadId": SESSION, "runId": "with-a-task",
+                         "messages": [{"id": "u-task", "role": "user", "content": "MOCK_AGENT_SLOW please"}]}))
+            .await,
+    )
+    .await;
+    assert_run_for_the_backend(&run);
+    let started = run
+        .iter()
+        .find(|event| event["type"] == "CUSTOM" && event["name"] == "task:started")
+        .unwrap_or_else(|| panic!("no task:started in {run:?}"));
+    let id = started["value"]["task_id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    assert_eq!(started["value"]["status"], "running");
+    assert_eq!(started["value"]["description"], "Delegate a long story");
+
+    let listed = calls.get_json("/tasks").await;
+    let task = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["task_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} is not listed: {listed}"));
+    assert_eq!(task["status"], "running", "{listed}");
+
+    let output = calls.get(&format!("/tasks/{id}/output")).await;
+    assert_eq!(output.status(), 200, "{listed} {:?}", output.text().await);
+    let output: Value = output.json().await.unwrap();
+    assert_eq!(output["task_id"], id.as_str());
+    assert!(
+        output["output"]
+            .to_string()
+            .contains("MOCK_SLOW story for the parent"),
+        "{output}"
+    );
+
+    let (status, stopped) = post_json(calls, &format!("/tasks/{id}/stop"), json!({})).await;
+    assert_eq!(
+        (status, &stopped),
+        (200, &json!({"message": "stop signal sent"}))
+    );
+    let listed = calls.get_json("/tasks").await;
+    assert!(
+        listed["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|task| task["task_id"] == id.as_str() && task["status"] == "stopped"),
+        "{listed}"
+    );
+    let (status, again) = post_json(calls, &format!("/tasks/{id}/stop"), json!({})).await;
+    assert_eq!(
+        (status, &again),
+        (200, &json!({"message": "Task already stopped"}))
+    );
+    assert_eq!(calls.get("/tasks/not.an.id/output").await.status(), 400);
+    id
+}

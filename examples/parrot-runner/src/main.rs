@@ -51,7 +51,12 @@ impl Adapter for ParrotAdapter {
                 input = session.next_input() => input,
             } {
                 Some(Input::Message(message)) => message.into_text(),
-                Some(Input::Interrupt | Input::WorkspaceChanged(_) | Input::SetModel(_)) => {
+                Some(
+                    Input::Interrupt
+                    | Input::WorkspaceChanged(_)
+                    | Input::SetModel(_)
+                    | Input::StopTask(_),
+                ) => {
                     continue;
                 }
                 Some(Input::EndSession) | None => break,

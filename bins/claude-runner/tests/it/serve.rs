@@ -379,8 +379,9 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     use ambient_test_support::{
         anthropic::contract_prompts,
         platform::{
-            Backend, BackendCalls, check_file_api, check_model_switch, check_repository_routes,
-            drive_contract, free_port, operator_command,
+            Backend, BackendCalls, SESSION, check_background_task, check_file_api,
+            check_model_switch, check_repository_routes, drive_contract, free_port,
+            operator_command, relay_as_it_comes,
         },
     };
     let mock = MockAnthropic::start().await;
@@ -438,6 +439,26 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
     );
     let capabilities = calls.get_json("/capabilities").await;
     assert_eq!(capabilities["model"], "claude-opus-4-1");
+    // Ours sends the stop's `task:completed` to the between-run listener.
+    let listener = calls.listen(SESSION).await;
+    let mut between = relay_as_it_comes(listener);
+    let task = check_background_task(&calls).await;
+    loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(30), between.recv())
+            .await
+            .expect("the listener hears of the stop in time")
+            .expect("the listener hears of the stop before it ends");
+        if event["type"] == "CUSTOM"
+            && event["name"] == "task:completed"
+            && event["value"]["task_id"] == task.as_str()
+        {
+            assert_eq!(
+                event["value"],
+                json!({"task_id": task, "status": "stopped", "summary": "Task stopped by user"})
+            );
+            break;
+        }
+    }
     check_file_api(&calls, workspace.path()).await;
     let origins = tempfile::tempdir().unwrap();
     check_repository_routes(&calls, workspace.path(), origins.path()).await;
@@ -474,7 +495,9 @@ async fn the_mcp_servers_and_background_tasks_are_reported_as_the_cli_tells_them
     let listed = tasks["tasks"].as_array().unwrap();
     assert!(!listed.is_empty(), "{tasks}");
     assert!(
-        listed[0]["id"].as_str().is_some_and(|id| !id.is_empty()),
+        listed[0]["task_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
         "{tasks}"
     );
     assert!(listed[0]["status"].as_str().is_some(), "{tasks}");

@@ -235,7 +235,7 @@ impl Redactor {
             }
             Event::State(state) => self.value(state),
             Event::Step { name, .. } => self.string(name),
-            Event::Report { name, value } => {
+            Event::Report { name, value } | Event::Notice { name, value } => {
                 self.string(name);
                 self.value(value);
             }

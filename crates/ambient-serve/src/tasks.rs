@@ -1,0 +1,287 @@
+//! The background-task routes the platform's UI calls (`/tasks`, `/tasks/{id}/stop`,
+//! `/tasks/{id}/output`), from what the adapter reports: its `tasks` report (each task
+//! with the fields of the UI's `BackgroundTask`) and its `task_output_roots` (the folders
+//! a task's output may be read from). A framework that reports no task has none, and
+//! each route says so.
+
+use std::path::{Path, PathBuf};
+
+use axum::{
+    Router,
+    extract::{Path as UrlPath, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+use tracing::info;
+
+use crate::{content::Workspace, http::Front, hub::Command};
+
+/// A task's output is read up to this size, as the platform's runner reads it.
+const MAX_OUTPUT_BYTES: u64 = 10 << 20;
+
+pub(crate) fn routes() -> Router<Front> {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{task_id}/stop", post(stop))
+        .route("/tasks/{task_id}/output", get(output))
+}
+
+/// The agent's background tasks as it last reported them.
+async fn list(State(front): State<Front>) -> Response {
+    axum::Json(
+        front
+            .hub
+            .report("tasks")
+            .unwrap_or_else(|| json!({"tasks": []})),
+    )
+    .into_response()
+}
+
+/// A task id as the CLI makes them: letters, digits, `-` and `_`. Anything else is
+/// refused before it is looked up or near a path.
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Task `id` as last reported, or the answer that says why there is none.
+fn task(front: &Front, id: &str) -> Result<Value, Box<Response>> {
+    if !plain_id(id) {
+        return Err(Box::new(front.error(
+            StatusCode::BAD_REQUEST,
+            "a task id is letters, digits, '-' and '_'",
+        )));
+    }
+    front
+        .hub
+        .report("tasks")
+        .and_then(|report| {
+            report["tasks"]
+                .as_array()?
+                .iter()
+                .find(|task| task["task_id"] == id)
+                .cloned()
+        })
+        .ok_or_else(|| {
+            Box::new(front.error(
+                StatusCode::NOT_FOUND,
+                &format!("the agent has no background task {id}"),
+            ))
+        })
+}
+
+/// Stops a running task; one that already ended is said to have, as the platform's
+/// runner says it.
+async fn stop(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Response {
+    let task = match task(&front, &id) {
+        Ok(task) => task,
+        Err(response) => return *response,
+    };
+    let status = task["status"].as_str().unwrap_or("running");
+    if status != "running" {
+        return axum::Json(json!({"message": format!("Task already {status}")})).into_response();
+    }
+    match front
+        .ask(|reply| Command::StopTask(id.clone(), reply))
+        .await
+        .and_then(|stopped| stopped)
+    {
+        Ok(()) => {
+            info!(task = %id, "background task stopped by the user");
+            axum::Json(json!({"message": "stop signal sent"})).into_response()
+        }
+        Err(refused) => front.refusal(&refused),
+    }
+}
+
+/// A task's output (a subagent's transcript, a background shell's output), one JSON value
+/// per line, a line that is not JSON as `{"raw": line}`. The file is the one the
+/// framework named, read only inside a folder it named for outputs: the agent can
+/// replace it with a link, and a link that leads out of those folders is refused.
+async fn output(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Response {
+    let task = match task(&front, &id) {
+        Ok(task) => task,
+        Err(response) => return *response,
+    };
+    let Some(file) = task["output_file"].as_str().map(PathBuf::from) else {
+        return front.error(
+            StatusCode::NOT_FOUND,
+            &format!("background task {id} has no output yet"),
+        );
+    };
+    let roots: Vec<PathBuf> = front
+        .hub
+        .report("task_output_roots")
+        .and_then(|roots| serde_json::from_value(roots).ok())
+        .unwrap_or_default();
+    let read = tokio::task::spawn_blocking(move || read_confined(&file, &roots)).await;
+    match read {
+        Ok(Ok(bytes)) => {
+            let output: Vec<Value> = String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(|line| serde_json::from_str(line).unwrap_or_else(|_| json!({"raw": line})))
+                .collect();
+            axum::Json(json!({"task_id": id, "output": output})).into_response()
+        }
+        Ok(Err((status, why))) => front.error(status, &format!("task {id}'s output: {why}")),
+        Err(_) => front.error(StatusCode::INTERNAL_SERVER_ERROR, "the read failed"),
+    }
+}
+
+/// Reads `file` where it leads, if that is inside one of `roots`: the link is followed
+/// to find the root, then the file is opened beneath the root, so that a link swapped in
+/// meanwhile cannot lead out.
+fn read_confined(file: &Path, roots: &[PathBuf]) -> Result<Vec<u8>, (StatusCode, String)> {
+    let gone = |_| (StatusCode::NOT_FOUND, String::from("its file is not there"));
+    let target = std::fs::canonicalize(file).map_err(gone)?;
+    let inside = roots.iter().find_map(|root| {
+        let root = std::fs::canonicalize(root).ok()?;
+        let relative = target.strip_prefix(&root).ok()?.to_owned();
+        Some((root, relative))
+    });
+    let Some((root, relative)) = inside else {
+        return Err((
+            StatusCode::FORBIDDEN,
+            String::from("its file is outside the folders the agent's outputs are kept in"),
+        ));
+    };
+    Workspace::new(root)
+        .read_small(&relative.to_string_lossy(), MAX_OUTPUT_BYTES)
+        .map_err(|error| {
+            let status = StatusCode::from_u16(match error.status() {
+                // A path refused beneath the root is one that left it.
+                400 => 403,
+                status => status,
+            })
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, error.to_string())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed step is a failed test")]
+
+    use super::*;
+
+    struct Folders {
+        config: tempfile::TempDir,
+        scratch: tempfile::TempDir,
+        outside: tempfile::TempDir,
+    }
+
+    fn folders() -> Folders {
+        let folders = Folders {
+            config: tempfile::tempdir().unwrap(),
+            scratch: tempfile::tempdir().unwrap(),
+            outside: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(folders.config.path().join("projects/p/s/subagents")).unwrap();
+        std::fs::write(
+            folders.outside.path().join("runner-secret"),
+            "ghp_the_runners_token",
+        )
+        .unwrap();
+        folders
+    }
+
+    fn roots(folders: &Folders) -> Vec<PathBuf> {
+        vec![
+            folders.config.path().to_owned(),
+            folders.scratch.path().join("claude-0"),
+        ]
+    }
+
+    #[test]
+    fn a_transcript_is_read_also_through_the_clis_own_link_to_it() {
+        let folders = folders();
+        let transcript = folders
+            .config
+            .path()
+            .join("projects/p/s/subagents/agent-a1.jsonl");
+        std::fs::write(&transcript, "{\"type\":\"user\"}\n").unwrap();
+        assert_eq!(
+            read_confined(&transcript, &roots(&folders)).unwrap(),
+            b"{\"type\":\"user\"}\n"
+        );
+        let tasks = folders.scratch.path().join("claude-0/p/s/tasks");
+        std::fs::create_dir_all(&tasks).unwrap();
+        std::os::unix::fs::symlink(&transcript, tasks.join("a1.output")).unwrap();
+        assert_eq!(
+            read_confined(&tasks.join("a1.output"), &roots(&folders)).unwrap(),
+            b"{\"type\":\"user\"}\n"
+        );
+    }
+
+    #[test]
+    fn an_output_the_agent_linked_out_of_the_folders_is_refused() {
+        let folders = folders();
+        let secret = folders.outside.path().join("runner-secret");
+        let planted = folders
+            .config
+            .path()
+            .join("projects/p/s/subagents/agent-a2.jsonl");
+        std::os::unix::fs::symlink(&secret, &planted).unwrap();
+        let (status, why) = read_confined(&planted, &roots(&folders)).unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!why.contains("ghp_"), "{why}");
+        // The scratch folder beside the CLI's own is not a root either.
+        let beside = folders.scratch.path().join("elsewhere");
+        std::fs::write(&beside, "not the CLI's").unwrap();
+        assert_eq!(
+            read_confined(&beside, &roots(&folders)).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        // With no roots reported, nothing is read.
+        let transcript = folders.config.path().join("projects/p/s/subagents/a.jsonl");
+        std::fs::write(&transcript, "{}").unwrap();
+        assert_eq!(
+            read_confined(&transcript, &[]).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
+    fn a_missing_output_a_fifo_and_one_too_large_are_refused_without_blocking() {
+        let folders = folders();
+        let subagents = folders.config.path().join("projects/p/s/subagents");
+        assert_eq!(
+            read_confined(&subagents.join("agent-none.jsonl"), &roots(&folders))
+                .unwrap_err()
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        let fifo = subagents.join("agent-fifo.jsonl");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(
+            read_confined(&fifo, &roots(&folders)).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        let large = subagents.join("agent-large.jsonl");
+        std::fs::File::create(&large)
+            .unwrap()
+            .set_len(MAX_OUTPUT_BYTES + 1)
+            .unwrap();
+        assert_eq!(
+            read_confined(&large, &roots(&folders)).unwrap_err().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn only_a_plain_task_id_is_looked_up() {
+        for id in ["a45697f7feef25fb3", "b-1_2"] {
+            assert!(plain_id(id), "{id}");
+        }
+        for id in ["", "../etc", "a.b", "a/b", "*", &"a".repeat(129)] {
+            assert!(!plain_id(id), "{id}");
+        }
+    }
+}
