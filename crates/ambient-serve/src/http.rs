@@ -475,6 +475,11 @@ async fn switch_model(State(front): State<Front>, body: Bytes) -> Response {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(model.clone());
             info!(%model, "model switched");
+            // The UI shows the switch in the conversation, from this event.
+            front.hub.event(ambient_protocol::Event::Notice {
+                name: String::from("ambient:model_switched"),
+                value: json!({"previousModel": previous, "newModel": model}),
+            });
             axum::Json(json!({
                 "message": "Model switched",
                 "model": model,

@@ -437,11 +437,12 @@ pub async fn until_answering(
 /// A model switch as the UI asks for it, on a Claude runner started with `LLM_MODEL`
 /// `claude-sonnet-4-5` against `mock`: switched between runs (the next run asks the API
 /// for the new model), unchanged when asked again, refused (`422`) while the agent is
-/// answering. Returns the refusal's answer, for the runner's own checks.
+/// answering. Returns the refusal's answer and the run after the switch, for the
+/// runner's own checks.
 pub async fn check_model_switch(
     calls: &BackendCalls,
     mock: &crate::anthropic::MockAnthropic,
-) -> Value {
+) -> (Value, Vec<Value>) {
     let (status, switched) = post_json(calls, "/model", json!({"model": "claude-opus-4-1"})).await;
     assert_eq!(status, 200, "{switched}");
     assert_eq!(
@@ -480,7 +481,7 @@ pub async fn check_model_switch(
     assert_eq!(status, 422, "{refused}");
     assert_eq!(calls.interrupt().await.status(), 200);
     while story.recv().await.is_some() {}
-    refused
+    (refused, after)
 }
 
 /// A run as the backend keeps it: `RUN_STARTED` first, a `MESSAGES_SNAPSHOT` right

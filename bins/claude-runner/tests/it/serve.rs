@@ -428,7 +428,15 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
         "{asked:?}"
     );
     let calls = BackendCalls::new(&served.url);
-    let refused = check_model_switch(&calls, &mock).await;
+    let (refused, after_the_switch) = check_model_switch(&calls, &mock).await;
+    // The UI shows the switch from this event, which comes with the next run.
+    assert!(
+        after_the_switch.iter().any(|event| event["type"] == "CUSTOM"
+            && event["name"] == "ambient:model_switched"
+            && event["value"]
+                == json!({"previousModel": "claude-sonnet-4-5", "newModel": "claude-opus-4-1"})),
+        "{after_the_switch:?}"
+    );
     // Ours says why.
     assert!(
         refused["error"]
