@@ -11,12 +11,15 @@ use ambient_host::{
     ChangeOutcome,
     workspace::{Change, RepoResult},
 };
-use ambient_protocol::repos::{RepoLocation, RepoSpec};
+use ambient_protocol::{
+    Secret,
+    repos::{RepoLocation, RepoSpec},
+};
 use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -48,7 +51,37 @@ pub(crate) fn routes() -> Router<Front> {
         .route("/content/git-configure-remote", post(configure_remote))
 }
 
+/// The headers the platform's backend sends the user's own tokens in, with a repository
+/// or workflow change.
+const GITHUB_TOKEN_HEADER: &str = "x-github-token";
+const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
+
 impl Front {
+    /// `change`, made with the user's tokens where the request brings them; they are
+    /// scrubbed from everything from here on.
+    fn with_callers_tokens(&self, headers: &HeaderMap, change: Change) -> Change {
+        let token = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+                .filter(|token| !token.is_empty())
+                .map(Secret::new)
+        };
+        let (github, gitlab) = (token(GITHUB_TOKEN_HEADER), token(GITLAB_TOKEN_HEADER));
+        if github.is_none() && gitlab.is_none() {
+            return change;
+        }
+        for token in github.iter().chain(&gitlab) {
+            self.redactor.learn(token);
+        }
+        Change::WithTokens {
+            change: Box::new(change),
+            github,
+            gitlab,
+        }
+    }
+
     /// Has the session loop make `change`, and waits for what it did.
     async fn change(&self, change: Change) -> Result<ChangeOutcome, Response> {
         let queued = self
@@ -96,7 +129,7 @@ struct AddBody {
     name: Option<String>,
 }
 
-async fn add(State(front): State<Front>, body: Bytes) -> Response {
+async fn add(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Response {
     let body: AddBody = match front.parse_body(&body, r#"{"url", "branch"?, "name"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -120,7 +153,8 @@ async fn add(State(front): State<Front>, body: Bytes) -> Response {
     };
     // The host names the folder, from the name or the URL.
     let name = ambient_host::workspace::folder_name(&spec);
-    let outcome = match front.change(Change::AddRepo(spec)).await {
+    let change = front.with_callers_tokens(&headers, Change::AddRepo(spec));
+    let outcome = match front.change(change).await {
         Ok(outcome) => outcome,
         Err(response) => return response,
     };
@@ -185,7 +219,7 @@ struct WorkflowBody {
     path: Option<String>,
 }
 
-async fn workflow(State(front): State<Front>, body: Bytes) -> Response {
+async fn workflow(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Response {
     let body: WorkflowBody = match front.parse_body(&body, r#"{"gitUrl", "branch"?, "path"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -202,10 +236,9 @@ async fn workflow(State(front): State<Front>, body: Bytes) -> Response {
         url: body.git_url.clone(),
         branch: Some(branch.clone()),
     };
-    match front
-        .change(Change::SwitchWorkflow(location, path.clone()))
-        .await
-    {
+    let change =
+        front.with_callers_tokens(&headers, Change::SwitchWorkflow(location, path.clone()));
+    match front.change(change).await {
         // Unlike the platform's runner, a workflow that could not be had is an error,
         // not a success that did nothing.
         Ok(outcome) if outcome.changed => axum::Json(json!({

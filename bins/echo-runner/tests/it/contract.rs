@@ -427,6 +427,23 @@ async fn the_stock_ag_ui_client_runs_resumes_aborts_and_passes_its_preflight() {
     assert_eq!(served.stop().await.code, Some(143));
 }
 
+/// The echo runner in the operator's environment with `extra` variables, with no first
+/// prompt, and the backend's calls to it.
+async fn serve_with(workspace: &std::path::Path, extra: &[(&str, &str)]) -> (Served, BackendCalls) {
+    let backend = Backend::start(0).await;
+    let mut command = operator_command(
+        env!("CARGO_BIN_EXE_echo-runner"),
+        workspace,
+        free_port(),
+        &backend,
+        None,
+    );
+    command.envs(extra.iter().copied());
+    let served = Served::start(command, workspace).await;
+    let calls = BackendCalls::new(&served.url);
+    (served, calls)
+}
+
 /// `/repos/add`, `/repos/status`, `/repos/remove` and `/workflow` as the UI calls them,
 /// against local git repositories, through the host's workspace code; then what ours does
 /// beyond the platform's runner: a checkout the agent planted to read the runner's
@@ -437,18 +454,8 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
     use ambient_test_support::git_repos::git;
     let origins = tempfile::tempdir().unwrap();
     let workspace = tempfile::tempdir().unwrap();
-    let backend = Backend::start(0).await;
-    let mut command = operator_command(
-        env!("CARGO_BIN_EXE_echo-runner"),
-        workspace.path(),
-        free_port(),
-        &backend,
-        None,
-    );
     // The local origins are file:// URLs, which the runner's git takes only when told.
-    command.env("GIT_PROTOCOLS", "https,file");
-    let served = Served::start(command, workspace.path()).await;
-    let calls = BackendCalls::new(&served.url);
+    let (served, calls) = serve_with(workspace.path(), &[("GIT_PROTOCOLS", "https,file")]).await;
     check_repository_routes(&calls, workspace.path(), origins.path()).await;
 
     let extra = format!("file://{}/o/extra.git", origins.path().display());
@@ -597,4 +604,86 @@ async fn the_repository_and_workflow_routes_change_the_workspace_through_the_hos
         "{refused}"
     );
     assert_eq!(served.stop().await.code, Some(143));
+}
+
+/// The user's own GitHub token, which the backend sends with a repository or workflow
+/// change (`X-GitHub-Token`): it clones what the runner's credentials could not, goes to
+/// its host only, and is in no answer, log line or file of the workspace.
+#[tokio::test]
+async fn the_users_own_token_clones_a_private_repository_and_is_kept_nowhere() {
+    use ambient_test_support::GitHttpServer;
+    const USERS_TOKEN: &str = "ghu_theUsersOwnToken0123456789abcdef";
+    let origins = tempfile::tempdir().unwrap();
+    ambient_test_support::git_repos::bare_repo(origins.path(), "o", "private");
+    ambient_test_support::git_repos::bare_repo(origins.path(), "o", "flow");
+    let server = GitHttpServer::start_tls(origins.path(), "x-access-token", USERS_TOKEN)
+        .await
+        .unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    // The runner has no token of its own; the server's host is a GitHub host.
+    let certificate = server.certificate().unwrap().to_string_lossy().into_owned();
+    let (served, calls) = serve_with(
+        workspace.path(),
+        &[
+            ("GITHUB_HOSTS", &server.host()),
+            ("GIT_SSL_CAINFO", &certificate),
+        ],
+    )
+    .await;
+    let add = |token: Option<&'static str>| {
+        let mut request = calls
+            .request(reqwest::Method::POST, "/repos/add")
+            .json(&json!({"url": server.url("o/private.git"), "branch": "main"}));
+        if let Some(token) = token {
+            request = request.header("x-github-token", token);
+        }
+        request.send()
+    };
+
+    let refused = add(None).await.unwrap();
+    assert_eq!(refused.status(), 500);
+    assert_eq!(server.authorized_requests(), 0);
+    let added = add(Some(USERS_TOKEN)).await.unwrap();
+    let status = added.status();
+    let added = added.text().await.unwrap();
+    assert_eq!(status, 200, "{added}");
+    assert!(added.contains("Repository added"), "{added}");
+    assert!(
+        server.authorized_requests() > 0,
+        "the token never reached its host"
+    );
+    assert!(workspace.path().join("repos/private/README.md").exists());
+
+    let switched = calls
+        .request(reqwest::Method::POST, "/workflow")
+        .header("x-github-token", USERS_TOKEN)
+        .json(&json!({"gitUrl": server.url("o/flow.git"), "branch": "main"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let switched = switched.text().await.unwrap();
+    assert!(workspace.path().join("workflows/flow/README.md").exists());
+
+    let finished = served.stop().await;
+    for (what, text) in [
+        ("the answer", added),
+        ("the answer", switched),
+        ("the log", finished.stderr),
+    ] {
+        assert!(!text.contains(USERS_TOKEN), "the token is in {what}");
+    }
+    let mut files = vec![workspace.path().to_owned()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(USERS_TOKEN),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
 }

@@ -161,6 +161,29 @@ impl Credentials {
         }
     }
 
+    /// These credentials with a caller's own tokens in place of the runner's, where given;
+    /// none is minted for a caller who brought a GitHub token. The redactor learns them.
+    pub fn with_callers_tokens(&self, github: Option<Secret>, gitlab: Option<Secret>) -> Self {
+        for token in github.iter().chain(&gitlab) {
+            self.redactor.learn(token);
+        }
+        Self {
+            mint: if github.is_some() {
+                None
+            } else {
+                self.mint.clone()
+            },
+            minted: if github.is_some() {
+                None
+            } else {
+                self.minted.clone()
+            },
+            github: github.or_else(|| self.github.clone()),
+            gitlab: gitlab.or_else(|| self.gitlab.clone()),
+            redactor: self.redactor.clone(),
+        }
+    }
+
     /// The credential for a URL: the GitLab token for an https URL of a GitLab host, the
     /// GitHub token (given, or minted) for one of a GitHub host, and none for any other
     /// host or transport (with a word on why, where a token was held back).
@@ -568,6 +591,18 @@ pub enum Change {
     RemoveRepo(String),
     /// Check out another workflow and work there.
     SwitchWorkflow(RepoLocation, Option<String>),
+    /// A change made with the caller's own tokens (the platform's UI sends the user's
+    /// with a repository or workflow change): for its GitHub and GitLab hosts, in place
+    /// of the runner's, for this change only. They go where the runner's would (https,
+    /// to the hosts they are for), and are scrubbed from everything from the start.
+    WithTokens {
+        /// The change.
+        change: Box<Change>,
+        /// The caller's GitHub token.
+        github: Option<Secret>,
+        /// The caller's GitLab token.
+        gitlab: Option<Secret>,
+    },
 }
 
 /// Makes the folder the checkouts go in, if the layout has one. The agent may have made
@@ -606,6 +641,14 @@ pub async fn apply(
         let _sent = log.send(line);
     };
     match change {
+        Change::WithTokens {
+            change,
+            github,
+            gitlab,
+        } => {
+            let mut callers = credentials.with_callers_tokens(github, gitlab);
+            Box::pin(apply(root, settings, prepared, *change, &mut callers, log)).await
+        }
         Change::AddRepo(repo) => {
             // The same repository asked for again, under its own name or none, is the
             // one already there, not a second copy.
@@ -623,10 +666,16 @@ pub async fn apply(
                 .pop()
                 .unwrap_or_else(|| String::from("repo"));
             let path = settings.layout.repo_path(root, &name);
-            if prepared.repos.iter().any(|r| r.path == path) {
+            // One that failed before is tried again (with other tokens, say).
+            if prepared
+                .repos
+                .iter()
+                .any(|r| r.path == path && !matches!(r.result, RepoResult::Failed(_)))
+            {
                 say(format!("✓ {name}: already in the workspace"));
                 return false;
             }
+            prepared.repos.retain(|r| r.path != path);
             if let Err(error) = checkouts_folder(root, settings.layout) {
                 say(format!("✗ {name}: {error}"));
                 return false;
