@@ -3,7 +3,7 @@
 // rejects fails the run. Prints one JSON line with what it saw.
 //
 //   node client.mjs <url> <token> run <threadId> <runId> <text> [lastEventId]
-//   node client.mjs <url> <token> abort <threadId> <runId> <text>
+//   node client.mjs <url> <token> abort <threadId> <runId> <text> [eventType]
 //   node client.mjs <url> <token> preflight <origin>
 import { HttpAgent } from "@ag-ui/client";
 
@@ -35,7 +35,9 @@ async function run(threadId, runId, text, lastEventId) {
   };
 }
 
-async function abort(threadId, runId, text) {
+// abortRun() on the first event of `abortOn`: an agent that does not answer in text
+// (a LangGraph graph that only reports progress, say) is aborted on its first CUSTOM.
+async function abort(threadId, runId, text, abortOn = "TEXT_MESSAGE_CONTENT") {
   const client = agent(threadId);
   client.addMessage({ id: `${runId}-user`, role: "user", content: text });
   const events = [];
@@ -47,7 +49,7 @@ async function abort(threadId, runId, text) {
         onEvent: ({ event }) => {
           events.push(event.type);
           // The user stops the run as soon as the agent answers.
-          if (event.type === "TEXT_MESSAGE_CONTENT") client.abortRun();
+          if (event.type === abortOn) client.abortRun();
         },
       },
     );

@@ -442,3 +442,13 @@ pub async fn stock_client(url: &str, args: &[&str]) -> Value {
         )
     })
 }
+
+/// The event types the stock client saw, in order, from what [`stock_client`] printed.
+pub fn stock_event_types(seen: &Value) -> Vec<String> {
+    seen["events"]
+        .as_array()
+        .expect("the stock client lists the events it saw")
+        .iter()
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect()
+}

@@ -9,7 +9,7 @@ use ambient_test_support::{
         SERVE_TOKEN, Served, Sse, check_run, message_texts, read_sse, run_input, serve_command,
         validate_with_official_types,
     },
-    anthropic::{MockAnthropic, SUBAGENT_REPLY, THOUGHT},
+    anthropic::{MockAnthropic, SUBAGENT_REPLY, THOUGHT, slow_answer},
 };
 use serde_json::{Value, json};
 
@@ -371,7 +371,69 @@ async fn a_subagents_message_is_linked_to_the_tool_call_that_started_it() {
     assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
 }
 
-/// The model of the API request that carries `text`.
+/// The stock AG-UI client (`HttpAgent`, its verifier on) runs the CLI's reasoning, a tool
+/// call and its answer; its `abortRun()` stops the CLI's turn.
+#[tokio::test]
+async fn the_stock_ag_ui_client_runs_the_cli_and_its_abort_stops_the_turn() {
+    use ambient_test_support::agui::{stock_client, stock_event_types};
+    let mock = MockAnthropic::start().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let served = serve(&mock, workspace.path(), home.path(), &[]).await;
+    let client = |args: &'static [&'static str]| stock_client(&served.url, args);
+
+    let thought = client(&["run", "t", "run-1", "MOCK_THINK please"]).await;
+    let events = stock_event_types(&thought);
+    assert_eq!(events.first().map(String::as_str), Some("RUN_STARTED"));
+    assert_eq!(events.last().map(String::as_str), Some("RUN_FINISHED"));
+    assert!(
+        events.iter().any(|e| e.starts_with("REASONING")),
+        "{events:?}"
+    );
+    assert_eq!(thought["texts"][0], "Thought it through.");
+
+    let tool = client(&["run", "t", "run-2", "MOCK_TOOL_BASH please"]).await;
+    let events = stock_event_types(&tool);
+    for expected in ["TOOL_CALL_START", "TOOL_CALL_RESULT", "MESSAGES_SNAPSHOT"] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "no {expected}: {events:?}"
+        );
+    }
+    assert!(
+        tool["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|text| text == "The tool said: hi."),
+        "{tool}"
+    );
+
+    let aborted = client(&["abort", "t", "run-3", "MOCK_SLOW story"]).await;
+    assert!(
+        stock_event_types(&aborted)
+            .iter()
+            .any(|e| e == "TEXT_MESSAGE_CONTENT"),
+        "{aborted}"
+    );
+    let rest = check_run(&read_sse(served.get("/runs/run-3/events").await, None).await);
+    let (_, outcome) = finished(&rest);
+    assert_eq!(outcome, json!({"type": "cancelled"}));
+    let said: String = rest
+        .iter()
+        .filter_map(|e| match e {
+            AguiEvent::TextMessageContent { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.len() < slow_answer().concat().len(),
+        "the story was told to its end: {said}"
+    );
+    let stopped = served.stop().await;
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+}
+
 /// The platform's contract, as its operator, backend and UI drive a runner
 /// (`ambient_test_support::platform::drive_contract`), on the Claude runner.
 #[tokio::test]

@@ -443,3 +443,61 @@ async fn the_platforms_operator_backend_and_ui_drive_the_langgraph_runner() {
     check_repository_routes(&calls, workspace.path(), origins.path()).await;
     assert_eq!(served.stop().await.code, Some(143));
 }
+
+/// The stock AG-UI client (`HttpAgent`, its verifier on) runs a graph with a tool call,
+/// its steps and its state; its `abortRun()` stops a graph that is still working.
+#[tokio::test]
+async fn the_stock_ag_ui_client_runs_a_graph_and_its_abort_stops_one() {
+    use ambient_test_support::agui::{stock_client, stock_event_types};
+    let workspace = tempfile::tempdir().unwrap();
+    let served = serve(workspace.path(), None, "tools", &[]).await;
+    let ran = stock_client(&served.url, &["run", "t", "run-1", "Paris"]).await;
+    let events = stock_event_types(&ran);
+    assert_eq!(events.first().map(String::as_str), Some("RUN_STARTED"));
+    assert_eq!(events.last().map(String::as_str), Some("RUN_FINISHED"));
+    for expected in [
+        "STEP_STARTED",
+        "TOOL_CALL_START",
+        "TOOL_CALL_RESULT",
+        "STATE_SNAPSHOT",
+        "MESSAGES_SNAPSHOT",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "no {expected}: {events:?}"
+        );
+    }
+    assert!(
+        ran["texts"].as_array().unwrap().iter().any(|text| text
+            .as_str()
+            .is_some_and(|t| t.starts_with("The weather tool says"))),
+        "{ran}"
+    );
+    assert_eq!(served.stop().await.code, Some(143));
+
+    let workspace = tempfile::tempdir().unwrap();
+    let served = serve(
+        workspace.path(),
+        None,
+        "slow",
+        &[(
+            "WORKFLOW_CONFIG",
+            r#"{"context": {"ticks": 600, "delay": 0.05}}"#,
+        )],
+    )
+    .await;
+    // The graph only reports progress: the user aborts on its first report.
+    let aborted = stock_client(&served.url, &["abort", "t", "run-2", "tick", "CUSTOM"]).await;
+    assert!(
+        stock_event_types(&aborted).iter().any(|e| e == "CUSTOM"),
+        "{aborted}"
+    );
+    let rest = check_run(&read_sse(served.get("/runs/run-2/events").await, None).await);
+    let AguiEvent::RunFinished { outcome, .. } = rest.last().unwrap() else {
+        panic!("{rest:?}");
+    };
+    assert_eq!(outcome, &Some(json!({"type": "cancelled"})));
+    let ticks = logs(&rest).iter().filter(|l| l.contains("tick")).count();
+    assert!(ticks < 600, "the run went on to the end");
+    assert_eq!(served.stop().await.code, Some(143));
+}
