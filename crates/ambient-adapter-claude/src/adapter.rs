@@ -287,8 +287,7 @@ impl Adapter for ClaudeAdapter {
                 Err(error) => return Err(error),
             }
         };
-        let (config_dir, scratch_dir) = self.settings.cli_folders();
-        let mut mapper = CliMapper::with_task_folders(config_dir, Some(scratch_dir));
+        let mut mapper = CliMapper::with_task_folders(self.settings.task_folders());
         let mut interrupt_deadline: Option<tokio::time::Instant> = None;
         let mut end_deadline: Option<tokio::time::Instant> = None;
         let (emitter, inputs) = session.io();

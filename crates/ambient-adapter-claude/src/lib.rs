@@ -27,6 +27,7 @@ pub use settings::{
     ClaudeSettings, Conversation, DEFAULT_ALLOWED_TOOLS, DEFAULT_MAX_RETRIES, SESSION_ANNOTATION,
     new_session_id,
 };
+pub use tasks::TaskFolders;
 
 #[cfg(test)]
 mod tests;

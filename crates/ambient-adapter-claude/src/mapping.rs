@@ -1,11 +1,9 @@
 //! The CLI's stdout lines, mapped to runner events.
 
-use std::path::PathBuf;
-
 use ambient_adapter::{Event, ModelCall, ResultPayload, TokenCounts};
 use serde_json::Value;
 
-use crate::tasks::BackgroundTasks;
+use crate::tasks::{BackgroundTasks, TaskFolders};
 
 /// What one stdout line means, beyond the events it becomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,11 +84,10 @@ impl CliMapper {
         Self::default()
     }
 
-    /// A mapper for a CLI whose configuration folder is `config_dir` and scratch folder
-    /// `scratch_dir` (where its background tasks' outputs are).
-    pub fn with_task_folders(config_dir: Option<PathBuf>, scratch_dir: Option<PathBuf>) -> Self {
+    /// A mapper for a CLI whose background tasks write in `folders`.
+    pub fn with_task_folders(folders: TaskFolders) -> Self {
         Self {
-            tasks: BackgroundTasks::new(config_dir, scratch_dir),
+            tasks: BackgroundTasks::new(folders),
             ..Self::default()
         }
     }

@@ -5,6 +5,8 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use ambient_process::{OutputLimits, RunAs};
 use serde_json::Value;
 
+use crate::TaskFolders;
+
 /// The tools the CLI may use without asking, as the Python runners allowed them.
 pub const DEFAULT_ALLOWED_TOOLS: &str =
     "Read,Write,Bash,Glob,Grep,Edit,MultiEdit,WebSearch,WebFetch,Skill,Agent";
@@ -127,20 +129,31 @@ impl Conversation {
 }
 
 impl ClaudeSettings {
-    /// The CLI's configuration folder (`CLAUDE_CONFIG_DIR`, else `.claude` in its
-    /// `HOME`) and its scratch folder (`TMPDIR`, else `/tmp`), as its environment makes
-    /// them: where its background tasks' outputs are.
-    pub fn cli_folders(&self) -> (Option<PathBuf>, PathBuf) {
+    /// Where the CLI's background tasks write, as its environment and user make it: its
+    /// configuration folder (`CLAUDE_CONFIG_DIR`, else `.claude` in its `HOME`), whose
+    /// `projects` holds subagents' transcripts, and `claude-<its uid>` in its scratch
+    /// folder (`TMPDIR`, else `/tmp`), which holds background shells' outputs.
+    pub fn task_folders(&self) -> TaskFolders {
         let given = |name: &str| {
             self.env
                 .iter()
                 .find(|(key, value)| key == name && !value.is_empty())
                 .map(|(_, value)| PathBuf::from(value))
+                .filter(|path| path.is_absolute())
         };
-        let config =
+        let config_dir =
             given("CLAUDE_CONFIG_DIR").or_else(|| given("HOME").map(|home| home.join(".claude")));
         let scratch = given("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"));
-        (config, scratch)
+        let uid = RunAs::uid_of_child(self.run_as);
+        let mut output_roots: Vec<PathBuf> = config_dir
+            .iter()
+            .map(|config| config.join("projects"))
+            .collect();
+        output_roots.push(scratch.join(format!("claude-{uid}")));
+        TaskFolders {
+            config_dir,
+            output_roots,
+        }
     }
 
     /// The command line: stream-json both ways, the settings, the other folders, the MCP

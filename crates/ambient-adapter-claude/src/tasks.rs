@@ -10,9 +10,33 @@ use std::{
 
 use ambient_adapter::Event;
 use serde_json::{Map, Value, json};
+use tracing::warn;
 
 /// Tasks the `tasks` report lists at most; the oldest are forgotten past it.
 const TASKS_KEPT: usize = 100;
+/// What the listed tasks may hold in all, in bytes of their fields: the report stays
+/// well under what the front keeps of a report, however much the CLI says.
+const TASKS_BYTES: usize = 128 << 10;
+/// The longest a task's description, summary and output path may be, in bytes.
+const MAX_DESCRIPTION: usize = 1 << 10;
+const MAX_SUMMARY: usize = 4 << 10;
+const MAX_PATH: usize = 4 << 10;
+/// The longest a task id, a status, a task type or a tool name may be.
+const MAX_NAME: usize = 128;
+/// The counts of a task's usage kept at most.
+const MAX_USAGE_FIELDS: usize = 16;
+
+/// Where the CLI keeps what its background tasks write, fixed before it starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFolders {
+    /// The CLI's configuration folder, under which a subagent's transcript is written.
+    pub config_dir: Option<PathBuf>,
+    /// The only folders a task's output may be read in: the configuration folder's
+    /// `projects` and the CLI's user's `claude-<uid>` in its scratch folder. Fixed from
+    /// the CLI's settings, never from what the CLI says (whose output the agent can
+    /// write to).
+    pub output_roots: Vec<PathBuf>,
+}
 
 /// What the CLI told of its background tasks.
 #[derive(Debug, Default)]
@@ -20,25 +44,22 @@ pub(crate) struct BackgroundTasks {
     running: HashSet<String>,
     listed: BTreeMap<String, Map<String, Value>>,
     order: VecDeque<String>,
-    /// The CLI's configuration folder, where a subagent's transcript is written.
-    config_dir: Option<PathBuf>,
-    /// The CLI's scratch folder (`TMPDIR`), where a background shell's output is.
-    scratch_dir: Option<PathBuf>,
+    /// The bytes of the listed tasks' fields.
+    listed_bytes: usize,
+    folders: TaskFolders,
     /// The CLI's working folder and session, from its `init` line: a subagent's
     /// transcript is under both.
     cwd: Option<String>,
     session_id: Option<String>,
-    /// The folders the tasks' outputs were found in, as last reported.
-    roots_reported: Vec<PathBuf>,
+    /// Whether the output roots were reported.
+    roots_reported: bool,
 }
 
 impl BackgroundTasks {
-    /// Tasks of a CLI whose configuration folder is `config_dir` and scratch folder
-    /// `scratch_dir`, where known.
-    pub(crate) fn new(config_dir: Option<PathBuf>, scratch_dir: Option<PathBuf>) -> Self {
+    /// Tasks of a CLI whose folders are `folders`.
+    pub(crate) fn new(folders: TaskFolders) -> Self {
         Self {
-            config_dir,
-            scratch_dir,
+            folders,
             ..Self::default()
         }
     }
@@ -58,9 +79,20 @@ impl BackgroundTasks {
     /// A `system` line about a task (`task_started`, `task_progress`,
     /// `task_notification`, `task_updated`): the events it becomes.
     pub(crate) fn line(&mut self, subtype: &str, line: &Value) -> Vec<Event> {
-        let text = |key: &str| line.get(key).and_then(Value::as_str).unwrap_or_default();
-        let id = text("task_id");
-        if id.is_empty() {
+        let text = |key: &str, max: usize| {
+            line.get(key)
+                .and_then(Value::as_str)
+                .map(|text| truncated(text, max))
+                .unwrap_or_default()
+        };
+        let id = text("task_id", usize::MAX);
+        if !plain_name(id) || id.len() > MAX_NAME {
+            if !id.is_empty() {
+                warn!(
+                    bytes = id.len(),
+                    "a task line with an id that is not a plain name is ignored"
+                );
+            }
             return Vec::new();
         }
         let mut events = Vec::new();
@@ -69,50 +101,58 @@ impl BackgroundTasks {
                 self.running.insert(id.to_owned());
                 let started = json!({
                     "task_id": id,
-                    "description": text("description"),
-                    "task_type": text("task_type"),
+                    "description": text("description", MAX_DESCRIPTION),
+                    "task_type": text("task_type", MAX_NAME),
                     "status": "running",
                 });
                 self.note(id, &started);
-                if text("task_type") == "local_agent"
+                if text("task_type", MAX_NAME) == "local_agent"
                     && let Some(transcript) = self.transcript(id)
                 {
                     self.note(id, &json!({"output_file": transcript}));
                 }
-                events.push(Event::Log(format!("task started: {}", text("description"))));
+                events.push(Event::Log(format!(
+                    "task started: {}",
+                    text("description", MAX_DESCRIPTION)
+                )));
                 events.push(notice("task:started", started));
             }
             "task_progress" => {
                 let progress = json!({
                     "task_id": id,
-                    "description": text("description"),
-                    "usage": line.get("usage").cloned().unwrap_or(Value::Null),
-                    "last_tool_name": line.get("last_tool_name").cloned().unwrap_or(Value::Null),
+                    "description": text("description", MAX_DESCRIPTION),
+                    "usage": usage(line),
+                    "last_tool_name": text("last_tool_name", MAX_NAME),
                 });
                 self.note(id, &progress);
                 events.push(notice("task:progress", progress));
             }
             "task_notification" => {
                 self.running.remove(id);
-                let status = match text("status") {
+                let status = match text("status", MAX_NAME) {
                     "" => "completed",
                     status => status,
                 };
+                let output_file = self.output_file(text("output_file", usize::MAX));
                 let completed = json!({
                     "task_id": id,
                     "status": status,
-                    "summary": text("summary"),
-                    "usage": line.get("usage").cloned().unwrap_or(Value::Null),
-                    "output_file": line.get("output_file").cloned().unwrap_or(Value::Null),
+                    "summary": text("summary", MAX_SUMMARY),
+                    "usage": usage(line),
+                    "output_file": output_file,
                 });
                 self.note(id, &completed);
-                events.push(Event::Log(format!("task {status}: {}", text("summary"))));
+                events.push(Event::Log(format!(
+                    "task {status}: {}",
+                    text("summary", MAX_SUMMARY)
+                )));
                 events.push(notice("task:completed", completed));
             }
             "task_updated" => {
                 let status = line
                     .pointer("/patch/status")
                     .and_then(Value::as_str)
+                    .map(|status| truncated(status, MAX_NAME))
                     .unwrap_or_default();
                 if status.is_empty() {
                     return Vec::new();
@@ -163,6 +203,7 @@ impl BackgroundTasks {
             return None;
         }
         let path = self
+            .folders
             .config_dir
             .as_ref()?
             .join("projects")
@@ -173,8 +214,8 @@ impl BackgroundTasks {
         Some(path.to_string_lossy().into_owned())
     }
 
-    /// Sets `fields` of task `id`; a new one is listed last, and the oldest are forgotten
-    /// past [`TASKS_KEPT`].
+    /// Sets `fields` of task `id`; a new one is listed last. Past [`TASKS_KEPT`] tasks or
+    /// [`TASKS_BYTES`], the oldest are forgotten, those that ended first.
     fn note(&mut self, id: &str, fields: &Value) {
         let task = self.listed.entry(id.to_owned()).or_insert_with(|| {
             self.order.push_back(id.to_owned());
@@ -184,14 +225,60 @@ impl BackgroundTasks {
             for (key, value) in fields {
                 let empty = value.is_null() || value.as_str().is_some_and(str::is_empty);
                 if !empty {
-                    task.insert(key.clone(), value.clone());
+                    self.listed_bytes += field_bytes(key, value);
+                    if let Some(earlier) = task.insert(key.clone(), value.clone()) {
+                        self.listed_bytes -= field_bytes(key, &earlier);
+                    }
                 }
             }
         }
-        while self.order.len() > TASKS_KEPT {
-            if let Some(oldest) = self.order.pop_front() {
-                self.listed.remove(&oldest);
+        while self.order.len() > TASKS_KEPT || self.listed_bytes > TASKS_BYTES {
+            let ended = self
+                .order
+                .iter()
+                .position(|listed| listed != id && !self.running.contains(listed));
+            let Some(oldest) = ended
+                .or_else(|| self.order.iter().position(|listed| listed != id))
+                .and_then(|at| self.order.remove(at))
+            else {
+                break;
+            };
+            if self.running.remove(&oldest) {
+                warn!(task = %oldest, "too many background tasks: a running one is no longer followed");
             }
+            if let Some(forgotten) = self.listed.remove(&oldest) {
+                self.listed_bytes -= forgotten
+                    .iter()
+                    .map(|(key, value)| field_bytes(key, value))
+                    .sum::<usize>();
+            }
+        }
+    }
+
+    /// `reported` if it is a file in one of the output roots, named plainly (no `.` or
+    /// `..` on the way); anything else the CLI says is not kept.
+    fn output_file(&self, reported: &str) -> Option<String> {
+        if reported.is_empty() {
+            return None;
+        }
+        let path = Path::new(reported);
+        let plain = reported.len() <= MAX_PATH
+            && path.is_absolute()
+            && path
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        let inside = self.folders.output_roots.iter().any(|root| {
+            path.strip_prefix(root)
+                .is_ok_and(|rest| rest.components().next().is_some())
+        });
+        if plain && inside {
+            Some(reported.to_owned())
+        } else {
+            warn!(
+                bytes = reported.len(),
+                "a task's output file outside the CLI's output folders is not kept"
+            );
+            None
         }
     }
 
@@ -208,43 +295,58 @@ impl BackgroundTasks {
         }
     }
 
-    /// The `task_output_roots` report, when it changed: the folders a task's output may
-    /// be read from. The configuration folder, and the CLI's own `claude-<uid>` folder in
-    /// its scratch folder once a task's output is seen there; never the scratch folder
-    /// itself, which holds more than the CLI's.
+    /// The `task_output_roots` report, once, with the first task.
     fn roots_report(&mut self) -> Option<Event> {
-        let mut roots: Vec<PathBuf> = self.config_dir.iter().cloned().collect();
-        if let Some(scratch) = &self.scratch_dir {
-            for task in self.listed.values() {
-                let Some(file) = task.get("output_file").and_then(Value::as_str) else {
-                    continue;
-                };
-                let Ok(inside) = Path::new(file).strip_prefix(scratch) else {
-                    continue;
-                };
-                if let Some(Component::Normal(first)) = inside.components().next()
-                    && first.to_str().is_some_and(|name| {
-                        name.strip_prefix("claude-").is_some_and(|uid| {
-                            !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit())
-                        })
-                    })
-                {
-                    let root = scratch.join(first);
-                    if !roots.contains(&root) {
-                        roots.push(root);
-                    }
-                }
-            }
-        }
-        if roots == self.roots_reported {
+        if self.roots_reported {
             return None;
         }
-        self.roots_reported = roots.clone();
+        self.roots_reported = true;
         Some(Event::Report {
             name: String::from("task_output_roots"),
-            value: json!(roots),
+            value: json!(self.folders.output_roots),
         })
     }
+}
+
+/// The counts of a task's usage (`total_tokens`, `tool_uses`, `duration_ms`): numbers
+/// under plain names, no more than [`MAX_USAGE_FIELDS`] of them.
+fn usage(line: &Value) -> Value {
+    let Some(usage) = line.get("usage").and_then(Value::as_object) else {
+        return Value::Null;
+    };
+    let counts: Map<String, Value> = usage
+        .iter()
+        .filter(|(key, value)| value.is_number() && plain_name(key) && key.len() <= MAX_NAME)
+        .take(MAX_USAGE_FIELDS)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if counts.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(counts)
+    }
+}
+
+/// What a task's field holds, near enough for a budget.
+fn field_bytes(key: &str, value: &Value) -> usize {
+    let value_bytes = match value {
+        Value::String(text) => text.len(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + field_bytes("", v)).sum(),
+        _ => 16,
+    };
+    key.len() + value_bytes + 8
+}
+
+/// `text` cut to at most `max` bytes, at a character's edge.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether `name` is a plain name, fit for a path's one component.

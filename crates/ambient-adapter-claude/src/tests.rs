@@ -4,7 +4,7 @@
 use ambient_adapter::{Event, ModelCall};
 use serde_json::Value;
 
-use crate::{CliMapper, Signal};
+use crate::{CliMapper, Signal, TaskFolders};
 
 /// The stdout lines of a recorded driver transcript (or of raw stdout).
 fn stdout_of(name: &str) -> Vec<Value> {
@@ -166,9 +166,7 @@ fn a_subagents_messages_are_marked_with_the_call_that_started_it() {
 /// folders its output may be read in.
 #[test]
 fn a_background_task_is_told_as_the_platforms_ui_follows_it() {
-    let home = std::path::Path::new("/tmp/cli-probe/home");
-    let mut mapper =
-        CliMapper::with_task_folders(Some(home.join(".claude")), Some(home.to_owned()));
+    let mut mapper = CliMapper::with_task_folders(probe_folders());
     let mut notices = Vec::new();
     let mut reports = std::collections::BTreeMap::new();
     for line in stdout_of("v2.1.332_background_task.jsonl") {
@@ -218,7 +216,7 @@ fn a_background_task_is_told_as_the_platforms_ui_follows_it() {
     assert_eq!(
         reports["task_output_roots"],
         serde_json::json!([
-            "/tmp/cli-probe/home/.claude",
+            "/tmp/cli-probe/home/.claude/projects",
             "/tmp/cli-probe/home/claude-0"
         ])
     );
@@ -240,4 +238,88 @@ fn a_stopped_task_is_told_once_and_a_finished_one_not_at_all() {
     assert!(!mapper.tasks_running());
     assert!(mapper.task_stopped("t1").is_empty());
     assert!(mapper.task_stopped("never-started").is_empty());
+}
+
+/// The CLI's task folders where the background task fixture was recorded.
+fn probe_folders() -> TaskFolders {
+    let home = std::path::Path::new("/tmp/cli-probe/home");
+    TaskFolders {
+        config_dir: Some(home.join(".claude")),
+        output_roots: vec![home.join(".claude/projects"), home.join("claude-0")],
+    }
+}
+
+/// The `tasks` report among `events`.
+fn tasks_report(events: &[Event]) -> Option<Value> {
+    events.iter().find_map(|event| match event {
+        Event::Report { name, value } if name == "tasks" => Some(value.clone()),
+        _ => None,
+    })
+}
+
+/// The agent can write lines into the CLI's stdout: a task's output file is kept only
+/// inside the CLI's own output folders, named plainly, whatever the line says.
+#[test]
+fn a_tasks_output_file_outside_the_clis_folders_is_not_kept() {
+    let mut mapper = CliMapper::with_task_folders(probe_folders());
+    for (id, output_file) in [
+        ("t1", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        ("t2", "/tmp/cli-probe/home/claude-0/../../../etc/shadow"),
+        ("t3", "/tmp/cli-probe/home/claude-9/p/s/tasks/t3.output"),
+        ("t4", "/tmp/cli-probe/home/.claude/.credentials.json"),
+        ("t5", "tasks/t5.output"),
+        ("t6", "/tmp/cli-probe/home/claude-0"),
+    ] {
+        let line = serde_json::json!({"type": "system", "subtype": "task_notification",
+            "task_id": id, "status": "completed", "output_file": output_file});
+        let report = tasks_report(&mapper.map(&line).0).unwrap();
+        let task = report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|task| task["task_id"] == id)
+            .unwrap();
+        assert!(task.get("output_file").is_none(), "{output_file} was kept");
+    }
+    let kept = "/tmp/cli-probe/home/claude-0/-ws/s/tasks/t7.output";
+    let line = serde_json::json!({"type": "system", "subtype": "task_notification",
+        "task_id": "t7", "status": "completed", "output_file": kept});
+    let report = tasks_report(&mapper.map(&line).0).unwrap();
+    assert_eq!(report["tasks"][6]["output_file"], kept);
+}
+
+/// A flood of tasks with long fields: what is listed stays within its budget, the
+/// strings are cut, a usage keeps only its counts, and an id that is not a plain name is
+/// ignored.
+#[test]
+fn a_flood_of_tasks_is_held_within_its_budget() {
+    let mut mapper = CliMapper::with_task_folders(probe_folders());
+    let long = "x".repeat(1 << 20);
+    let mut last_report = Value::Null;
+    for i in 0..2_000 {
+        let line = serde_json::json!({"type": "system", "subtype": "task_started",
+            "task_id": format!("t{i}"), "description": long, "task_type": long});
+        let started = tasks_report(&mapper.map(&line).0).unwrap();
+        assert!(started.to_string().len() < 192 << 10);
+        let progress = serde_json::json!({"type": "system", "subtype": "task_progress",
+            "task_id": format!("t{i}"), "description": long, "last_tool_name": long,
+            "usage": {"total_tokens": 5, "note": long, "nested": {"deep": long}}});
+        last_report = tasks_report(&mapper.map(&progress).0).unwrap();
+    }
+    let bytes = last_report.to_string().len();
+    assert!(bytes < 192 << 10, "the tasks report holds {bytes} bytes");
+    let tasks = last_report["tasks"].as_array().unwrap();
+    assert!(tasks.len() <= 100, "{} tasks listed", tasks.len());
+    let newest = tasks.last().unwrap();
+    assert_eq!(newest["task_id"], "t1999");
+    assert_eq!(newest["description"].as_str().unwrap().len(), 1 << 10);
+    assert_eq!(newest["usage"], serde_json::json!({"total_tokens": 5}));
+    assert!(newest["last_tool_name"].as_str().unwrap().len() <= 128);
+    assert!(mapper.tasks_running());
+
+    for id in ["../../etc", "", "a b", &"y".repeat(200)] {
+        let line = serde_json::json!({"type": "system", "subtype": "task_started",
+            "task_id": id, "description": "d"});
+        assert!(mapper.map(&line).0.is_empty(), "task id {id:?} was taken");
+    }
 }

@@ -97,6 +97,11 @@ pub struct RunAs {
 }
 
 impl RunAs {
+    /// The user id of a child started as `run_as`: that user's, else the runner's own.
+    pub fn uid_of_child(run_as: Option<Self>) -> u32 {
+        run_as.map_or_else(|| nix::unistd::geteuid().as_raw(), |user| user.uid)
+    }
+
     /// Makes `command` run as this user.
     pub fn apply(self, command: &mut Command) {
         // With a uid set, the standard library also drops a root parent's supplementary

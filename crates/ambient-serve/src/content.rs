@@ -105,6 +105,9 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    /// Whether a symbolic link anywhere on the root's own path is refused (for a root in
+    /// a folder the agent can change).
+    root_without_links: bool,
     /// The agent's user and group, when it runs as its own user: what the file API
     /// creates is theirs, as the rest of the workspace is.
     owner: Option<(u32, u32)>,
@@ -221,8 +224,17 @@ impl Workspace {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
+            root_without_links: false,
             owner: None,
         }
+    }
+
+    /// The root is refused if its path goes through a symbolic link: it is in a folder
+    /// the agent can change, and a link put in its place would lead anywhere.
+    #[must_use]
+    pub fn root_without_links(mut self) -> Self {
+        self.root_without_links = true;
+        self
     }
 
     /// What the file API creates goes to the agent's user `uid` and group `gid`.
@@ -248,11 +260,18 @@ impl Workspace {
     }
 
     fn root_fd(&self) -> Result<OwnedFd, ContentError> {
-        let root = std::fs::File::open(&self.root).map_err(|error| ContentError::Io {
+        // Never waits either: a FIFO put in the root's place would hold a blocking thread.
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC);
+        let how = if self.root_without_links {
+            how.resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+        } else {
+            how
+        };
+        openat2(nix::fcntl::AT_FDCWD, &self.root, how).map_err(|errno| ContentError::Io {
             path: String::from("/"),
-            error,
-        })?;
-        Ok(OwnedFd::from(root))
+            error: std::io::Error::from(errno),
+        })
     }
 
     fn open(&self, inside: &Inside, flags: OFlag) -> Result<OwnedFd, ContentError> {

@@ -100,9 +100,10 @@ async fn stop(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Respo
 }
 
 /// A task's output (a subagent's transcript, a background shell's output), one JSON value
-/// per line, a line that is not JSON as `{"raw": line}`. The file is the one the
-/// framework named, read only inside a folder it named for outputs: the agent can
-/// replace it with a link, and a link that leads out of those folders is refused.
+/// per line, a line that is not JSON as `{"raw": line}`, scrubbed of secrets as all the
+/// agent says is. The file is the one the framework named for this task, read only inside
+/// a folder the framework fixed before the agent ran: the agent can replace the file or
+/// the folders with links, and a link that leads out of them is refused.
 async fn output(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Response {
     let task = match task(&front, &id) {
         Ok(task) => task,
@@ -119,45 +120,63 @@ async fn output(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Res
         .report("task_output_roots")
         .and_then(|roots| serde_json::from_value(roots).ok())
         .unwrap_or_default();
-    let read = tokio::task::spawn_blocking(move || read_confined(&file, &roots)).await;
+    let redactor = front.redactor.clone();
+    let task_id = id.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let bytes = read_confined(&file, &task_id, &roots)?;
+        let said = String::from_utf8_lossy(&bytes);
+        let text = redactor.text(&said);
+        let output: Vec<Value> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| json!({"raw": line})))
+            .collect();
+        Ok(axum::Json(json!({"task_id": task_id, "output": output})).into_response())
+    })
+    .await;
     match read {
-        Ok(Ok(bytes)) => {
-            let output: Vec<Value> = String::from_utf8_lossy(&bytes)
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .map(|line| serde_json::from_str(line).unwrap_or_else(|_| json!({"raw": line})))
-                .collect();
-            axum::Json(json!({"task_id": id, "output": output})).into_response()
-        }
+        Ok(Ok(response)) => response,
         Ok(Err((status, why))) => front.error(status, &format!("task {id}'s output: {why}")),
         Err(_) => front.error(StatusCode::INTERNAL_SERVER_ERROR, "the read failed"),
     }
 }
 
-/// Reads `file` where it leads, if that is inside one of `roots`: the link is followed
-/// to find the root, then the file is opened beneath the root, so that a link swapped in
-/// meanwhile cannot lead out.
-fn read_confined(file: &Path, roots: &[PathBuf]) -> Result<Vec<u8>, (StatusCode, String)> {
+/// Reads `file`, task `id`'s output, where it leads, if that is a file of the task's
+/// (`agent-<id>.jsonl` or `<id>.output`) inside one of `roots`: the link is followed to
+/// find the root, then the file is opened beneath the root, itself opened with no link
+/// on its path, so that a link swapped in meanwhile cannot lead out.
+fn read_confined(
+    file: &Path,
+    id: &str,
+    roots: &[PathBuf],
+) -> Result<Vec<u8>, (StatusCode, String)> {
     let gone = |_| (StatusCode::NOT_FOUND, String::from("its file is not there"));
     let target = std::fs::canonicalize(file).map_err(gone)?;
+    let named_for_the_task = target.file_name().is_some_and(|name| {
+        name.to_str() == Some(&format!("agent-{id}.jsonl"))
+            || name.to_str() == Some(&format!("{id}.output"))
+    });
     let inside = roots.iter().find_map(|root| {
-        let root = std::fs::canonicalize(root).ok()?;
-        let relative = target.strip_prefix(&root).ok()?.to_owned();
+        let relative = target.strip_prefix(root).ok()?.to_owned();
         Some((root, relative))
     });
-    let Some((root, relative)) = inside else {
+    let (Some((root, relative)), true) = (inside, named_for_the_task) else {
         return Err((
             StatusCode::FORBIDDEN,
-            String::from("its file is outside the folders the agent's outputs are kept in"),
+            String::from(
+                "its file is not one of the task's, in the folders the agent's outputs are kept in",
+            ),
         ));
     };
     Workspace::new(root)
+        .root_without_links()
         .read_small(&relative.to_string_lossy(), MAX_OUTPUT_BYTES)
         .map_err(|error| {
             let status = StatusCode::from_u16(match error.status() {
-                // A path refused beneath the root is one that left it.
-                400 => 403,
+                // A path refused beneath the root is one that left it; a root that is no
+                // longer a plain folder is one the agent swapped.
+                400 | 500 => 403,
                 status => status,
             })
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -194,7 +213,7 @@ mod tests {
 
     fn roots(folders: &Folders) -> Vec<PathBuf> {
         vec![
-            folders.config.path().to_owned(),
+            folders.config.path().join("projects"),
             folders.scratch.path().join("claude-0"),
         ]
     }
@@ -208,14 +227,14 @@ mod tests {
             .join("projects/p/s/subagents/agent-a1.jsonl");
         std::fs::write(&transcript, "{\"type\":\"user\"}\n").unwrap();
         assert_eq!(
-            read_confined(&transcript, &roots(&folders)).unwrap(),
+            read_confined(&transcript, "a1", &roots(&folders)).unwrap(),
             b"{\"type\":\"user\"}\n"
         );
         let tasks = folders.scratch.path().join("claude-0/p/s/tasks");
         std::fs::create_dir_all(&tasks).unwrap();
         std::os::unix::fs::symlink(&transcript, tasks.join("a1.output")).unwrap();
         assert_eq!(
-            read_confined(&tasks.join("a1.output"), &roots(&folders)).unwrap(),
+            read_confined(&tasks.join("a1.output"), "a1", &roots(&folders)).unwrap(),
             b"{\"type\":\"user\"}\n"
         );
     }
@@ -229,21 +248,26 @@ mod tests {
             .path()
             .join("projects/p/s/subagents/agent-a2.jsonl");
         std::os::unix::fs::symlink(&secret, &planted).unwrap();
-        let (status, why) = read_confined(&planted, &roots(&folders)).unwrap_err();
+        let (status, why) = read_confined(&planted, "a2", &roots(&folders)).unwrap_err();
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(!why.contains("ghp_"), "{why}");
         // The scratch folder beside the CLI's own is not a root either.
-        let beside = folders.scratch.path().join("elsewhere");
+        let beside = folders.scratch.path().join("a2.output");
         std::fs::write(&beside, "not the CLI's").unwrap();
         assert_eq!(
-            read_confined(&beside, &roots(&folders)).unwrap_err().0,
+            read_confined(&beside, "a2", &roots(&folders))
+                .unwrap_err()
+                .0,
             StatusCode::FORBIDDEN
         );
         // With no roots reported, nothing is read.
-        let transcript = folders.config.path().join("projects/p/s/subagents/a.jsonl");
+        let transcript = folders
+            .config
+            .path()
+            .join("projects/p/s/subagents/agent-a.jsonl");
         std::fs::write(&transcript, "{}").unwrap();
         assert_eq!(
-            read_confined(&transcript, &[]).unwrap_err().0,
+            read_confined(&transcript, "a", &[]).unwrap_err().0,
             StatusCode::FORBIDDEN
         );
     }
@@ -253,15 +277,21 @@ mod tests {
         let folders = folders();
         let subagents = folders.config.path().join("projects/p/s/subagents");
         assert_eq!(
-            read_confined(&subagents.join("agent-none.jsonl"), &roots(&folders))
-                .unwrap_err()
-                .0,
+            read_confined(
+                &subagents.join("agent-none.jsonl"),
+                "none",
+                &roots(&folders)
+            )
+            .unwrap_err()
+            .0,
             StatusCode::NOT_FOUND
         );
         let fifo = subagents.join("agent-fifo.jsonl");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(
-            read_confined(&fifo, &roots(&folders)).unwrap_err().0,
+            read_confined(&fifo, "fifo", &roots(&folders))
+                .unwrap_err()
+                .0,
             StatusCode::FORBIDDEN
         );
         let large = subagents.join("agent-large.jsonl");
@@ -270,9 +300,68 @@ mod tests {
             .set_len(MAX_OUTPUT_BYTES + 1)
             .unwrap();
         assert_eq!(
-            read_confined(&large, &roots(&folders)).unwrap_err().0,
+            read_confined(&large, "large", &roots(&folders))
+                .unwrap_err()
+                .0,
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    /// The agent owns the CLI's folders: a root it replaced with a link (to `/`, say) is
+    /// refused, not followed, and so is a FIFO in its place, at once.
+    #[test]
+    fn a_root_the_agent_replaced_is_refused_without_blocking() {
+        let folders = folders();
+        let projects = folders.config.path().join("projects");
+        let secret = folders.outside.path().join("agent-a3.jsonl");
+        std::fs::write(&secret, "ghp_the_runners_token").unwrap();
+        std::fs::rename(&projects, folders.config.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(folders.outside.path(), &projects).unwrap();
+        let (status, why) =
+            read_confined(&projects.join("agent-a3.jsonl"), "a3", &roots(&folders)).unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{why}");
+        assert!(!why.contains("ghp_"), "{why}");
+        // A link above the root is refused as well.
+        let config = folders.config.path();
+        std::fs::remove_file(&projects).unwrap();
+        let elsewhere = folders.outside.path().join("config");
+        std::fs::create_dir_all(elsewhere.join("projects")).unwrap();
+        std::fs::write(elsewhere.join("projects/agent-a4.jsonl"), "{}").unwrap();
+        let linked = config.join("linked");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        let through = vec![linked.join("projects")];
+        assert_eq!(
+            read_confined(&linked.join("projects/agent-a4.jsonl"), "a4", &through)
+                .unwrap_err()
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        // A FIFO where the root was: refused, not waited on.
+        nix::unistd::mkfifo(&projects, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let inside = folders.outside.path().join("agent-a5.jsonl");
+        std::fs::write(&inside, "{}").unwrap();
+        assert_eq!(
+            read_confined(&inside, "a5", &[projects]).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    /// A file of another task, or no task's, is refused even inside the folders.
+    #[test]
+    fn only_the_tasks_own_file_is_read() {
+        let folders = folders();
+        let subagents = folders.config.path().join("projects/p/s/subagents");
+        std::fs::write(subagents.join("agent-other.jsonl"), "{}").unwrap();
+        std::fs::write(subagents.join("notes.txt"), "{}").unwrap();
+        for file in ["agent-other.jsonl", "notes.txt"] {
+            assert_eq!(
+                read_confined(&subagents.join(file), "mine", &roots(&folders))
+                    .unwrap_err()
+                    .0,
+                StatusCode::FORBIDDEN,
+                "{file}"
+            );
+        }
     }
 
     #[test]

@@ -529,6 +529,29 @@ async fn the_platforms_operator_backend_and_ui_drive_the_claude_runner() {
             break;
         }
     }
+    // What the agent writes into its transcript is scrubbed when the UI reads it.
+    let listed = calls.get_json("/tasks").await;
+    let output_file = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|listed| listed["task_id"] == task.as_str())
+        .and_then(|listed| listed["output_file"].as_str())
+        .unwrap_or_else(|| panic!("{task} has no output file: {listed}"))
+        .to_owned();
+    let mut transcript = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output_file)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut transcript,
+        format!("{{\"leaked\": \"{SERVE_TOKEN}\"}}\n").as_bytes(),
+    )
+    .unwrap();
+    let output = calls.get_json(&format!("/tasks/{task}/output")).await;
+    let said = output["output"].to_string();
+    assert!(!said.contains(SERVE_TOKEN), "{said}");
+    assert!(said.contains("leaked"), "{said}");
     check_file_api(&calls, workspace.path()).await;
     let origins = tempfile::tempdir().unwrap();
     check_repository_routes(&calls, workspace.path(), origins.path()).await;
