@@ -44,7 +44,9 @@ pub(crate) async fn run<A: Adapter>(
     let interactive = args.interactive.unwrap_or(false);
     // The local backend's token is the runner's bot token here: scrubbed like any.
     for secret in args.secret_values() {
-        redactor.learn(&secret);
+        redactor
+            .learn(&secret)
+            .context("learning a secret of the local session")?;
     }
     let mut config =
         RunnerConfig::from_args(&args, redactor).context("configuring the local session")?;

@@ -66,6 +66,9 @@ pub struct Front {
     pub model: Arc<std::sync::Mutex<Option<String>>>,
     /// The browser origins allowed to call (CORS).
     pub cors_origins: Arc<Vec<String>>,
+    /// Fingerprints of the tokens callers brought with a change (never the tokens), to
+    /// bound how many the redactor learns from them.
+    pub callers_tokens: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
 
 /// The routes.

@@ -348,7 +348,10 @@ pub async fn serve<A: Adapter>(
     adapter: A,
     shutdown: CancellationToken,
 ) -> RunnerExit {
-    config.redactor.learn(&settings.token);
+    if let Err(error) = config.redactor.learn(&settings.token) {
+        tracing::error!(%error, "{} cannot be scrubbed, so it is not used", env::AGUI_TOKEN);
+        return RunnerExit::ConfigError;
+    }
     let redactor = config.redactor.clone();
     // A run is one turn: the session converses, and its prompts come as runs.
     config.mode = Mode::Interactive;
@@ -386,6 +389,7 @@ pub async fn serve<A: Adapter>(
         layout: config.workspace_settings.layout,
         waiting_for_start: Arc::new(tokio::sync::Semaphore::new(http::WAITING_FOR_START_KIB)),
         cors_origins: Arc::new(settings.cors_origins.clone()),
+        callers_tokens: Arc::default(),
     };
     let server_stop = CancellationToken::new();
     let server = tokio::spawn(server::serve(

@@ -56,30 +56,74 @@ pub(crate) fn routes() -> Router<Front> {
 const GITHUB_TOKEN_HEADER: &str = "x-github-token";
 const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
 
+/// Distinct tokens callers may bring in a session: each is learned by the redactor for
+/// good, which must keep room for the runner's own.
+const MAX_CALLERS_TOKENS: usize = 64;
+/// The longest token a caller may bring; GitHub's and GitLab's are under 100 bytes.
+const MAX_TOKEN_BYTES: usize = 512;
+
+/// A caller's token header's value, if it is one: printable ASCII with no space, at
+/// most [`MAX_TOKEN_BYTES`]. The message names the header, never the value.
+fn callers_token(headers: &HeaderMap, name: &str) -> Result<Option<Secret>, String> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let token = value.as_bytes().trim_ascii();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() > MAX_TOKEN_BYTES || !token.iter().all(u8::is_ascii_graphic) {
+        return Err(format!(
+            "{name} is not a token: at most {MAX_TOKEN_BYTES} printable characters, no spaces"
+        ));
+    }
+    Ok(Some(Secret::new(String::from_utf8_lossy(token))))
+}
+
 impl Front {
     /// `change`, made with the user's tokens where the request brings them; they are
-    /// scrubbed from everything from here on.
-    fn with_callers_tokens(&self, headers: &HeaderMap, change: Change) -> Change {
+    /// scrubbed from everything from here on. A header that holds no token, or one token
+    /// more than the session takes, is refused.
+    fn with_callers_tokens(
+        &self,
+        headers: &HeaderMap,
+        change: Change,
+    ) -> Result<Change, Box<Response>> {
         let token = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::trim)
-                .filter(|token| !token.is_empty())
-                .map(Secret::new)
+            callers_token(headers, name)
+                .map_err(|why| Box::new(self.error(StatusCode::BAD_REQUEST, &why)))
         };
-        let (github, gitlab) = (token(GITHUB_TOKEN_HEADER), token(GITLAB_TOKEN_HEADER));
+        let (github, gitlab) = (token(GITHUB_TOKEN_HEADER)?, token(GITLAB_TOKEN_HEADER)?);
         if github.is_none() && gitlab.is_none() {
-            return change;
+            return Ok(change);
         }
         for token in github.iter().chain(&gitlab) {
-            self.redactor.learn(token);
+            let mut seen = self
+                .callers_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let fingerprint = std::hash::BuildHasher::hash_one(seen.hasher(), token.expose());
+            if !seen.contains(&fingerprint) && seen.len() >= MAX_CALLERS_TOKENS {
+                return Err(Box::new(self.error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "this session has taken {MAX_CALLERS_TOKENS} different tokens from callers and takes no more"
+                    ),
+                )));
+            }
+            if let Err(error) = self.redactor.learn(token) {
+                return Err(Box::new(self.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("the token is not used: {error}"),
+                )));
+            }
+            seen.insert(fingerprint);
         }
-        Change::WithTokens {
+        Ok(Change::WithTokens {
             change: Box::new(change),
             github,
             gitlab,
-        }
+        })
     }
 
     /// Has the session loop make `change`, and waits for what it did.
@@ -153,7 +197,10 @@ async fn add(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Res
     };
     // The host names the folder, from the name or the URL.
     let name = ambient_host::workspace::folder_name(&spec);
-    let change = front.with_callers_tokens(&headers, Change::AddRepo(spec));
+    let change = match front.with_callers_tokens(&headers, Change::AddRepo(spec)) {
+        Ok(change) => change,
+        Err(response) => return *response,
+    };
     let outcome = match front.change(change).await {
         Ok(outcome) => outcome,
         Err(response) => return response,
@@ -237,7 +284,10 @@ async fn workflow(State(front): State<Front>, headers: HeaderMap, body: Bytes) -
         branch: Some(branch.clone()),
     };
     let change =
-        front.with_callers_tokens(&headers, Change::SwitchWorkflow(location, path.clone()));
+        match front.with_callers_tokens(&headers, Change::SwitchWorkflow(location, path.clone())) {
+            Ok(change) => change,
+            Err(response) => return *response,
+        };
     match front.change(change).await {
         // Unlike the platform's runner, a workflow that could not be had is an error,
         // not a success that did nothing.

@@ -170,7 +170,11 @@ impl WebSocketFront {
         match std::fs::read_to_string(path) {
             Ok(text) if !text.trim().is_empty() => {
                 let token = Secret::new(text.trim());
-                self.redactor.learn(&token);
+                if let Err(error) = self.redactor.learn(&token) {
+                    // The status writes need it all the same; its shapes (a bearer
+                    // header, BOT_TOKEN=) are still scrubbed.
+                    warn!(%error, "the rotated bot token is not scrubbed by value");
+                }
                 if let Some(status) = self.status() {
                     status.set_token(Some(token));
                 }

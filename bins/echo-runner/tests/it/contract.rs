@@ -680,3 +680,40 @@ async fn the_users_own_token_clones_a_private_repository_and_is_kept_nowhere() {
         }
     }
 }
+
+/// A caller's token header that holds no token is refused, naming the header and never
+/// its value; a caller who brings token after token is refused past the session's
+/// bound; none reaches the log.
+#[tokio::test]
+async fn tokens_a_caller_brings_are_checked_and_bounded() {
+    let workspace = tempfile::tempdir().unwrap();
+    let (served, calls) = serve_with(workspace.path(), &[]).await;
+    // A URL refused before any clone: the token is learned all the same.
+    let add = |token: String| {
+        calls
+            .request(reqwest::Method::POST, "/repos/add")
+            .header("x-gitlab-token", token)
+            .json(&json!({"url": "http://example.invalid/o/r.git"}))
+            .send()
+    };
+    let not_a_token = format!("glpat-{} and more", "s3cr3t".repeat(4));
+    let refused = add(not_a_token.clone()).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let said = refused.text().await.unwrap();
+    assert!(said.contains("x-gitlab-token is not a token"), "{said}");
+    assert!(!said.contains("s3cr3t"), "{said}");
+    let refused = add(format!("glpat-{}", "a".repeat(600))).await.unwrap();
+    assert_eq!(refused.status(), 400);
+
+    let token = |i: usize| format!("glpat-caller{i:04}token");
+    let mut statuses = Vec::new();
+    for i in 0..65 {
+        statuses.push(add(token(i)).await.unwrap().status().as_u16());
+    }
+    assert!(statuses[..64].iter().all(|s| *s != 429), "{statuses:?}");
+    assert_eq!(statuses[64], 429, "{statuses:?}");
+    // A token already taken is taken again.
+    assert_ne!(add(token(3)).await.unwrap().status(), 429);
+    let finished = served.stop().await;
+    assert!(!finished.stderr.contains(&token(7)), "a caller's token is in the log");
+}

@@ -73,9 +73,34 @@ struct Known {
     values: Vec<String>,
     forms: Arc<[String]>,
     matcher: Arc<Regex>,
+    /// Whether the matcher matches every value (else only the token shapes).
+    complete: bool,
+}
+
+/// Secret values the redactor holds at most: past it, one more is refused rather than let
+/// the matcher grow without bound. A bot token rotated hourly fills it in six weeks; the
+/// tests use a smaller bound, to reach it quickly.
+pub const MAX_KNOWN_SECRETS: usize = if cfg!(test) { 64 } else { 1024 };
+
+/// Why a secret could not be learned: it is then not scrubbed, and whoever brought it is
+/// told so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unlearnable {
+    /// The redactor already holds [`MAX_KNOWN_SECRETS`].
+    #[error("the runner already holds {MAX_KNOWN_SECRETS} secrets and takes no more")]
+    TooMany,
+    /// The matcher with this one too would be over its size bound.
+    #[error("the runner's secrets would be too large to match with this one too")]
+    TooLarge,
 }
 
 impl Known {
+    /// What is known of `values`, with every one of them matched, or nothing.
+    fn all_of(values: Vec<String>) -> Option<Self> {
+        let known = Self::new(values);
+        known.complete.then_some(known)
+    }
+
     fn new(values: Vec<String>) -> Self {
         let mut forms: Vec<String> = values.iter().flat_map(|v| forms::of(v)).collect();
         // Longest first, so that a secret containing another is replaced whole.
@@ -91,13 +116,18 @@ impl Known {
         // A small lazy-DFA cache: the redactor runs on every frame, and the default
         // cache alone would be a fifth of the runner's memory budget.
         let build = |pattern: &str| RegexBuilder::new(pattern).dfa_size_limit(256 << 10).build();
-        let matcher = build(&alternatives.join("|"))
-            .or_else(|_| build(&PATTERNS.join("|")))
-            .expect("the built-in patterns compile");
+        let (matcher, complete) = match build(&alternatives.join("|")) {
+            Ok(matcher) => (matcher, true),
+            Err(_) => (
+                build(&PATTERNS.join("|")).expect("the built-in patterns compile"),
+                false,
+            ),
+        };
         Self {
             values,
             forms: forms.into(),
             matcher: Arc::new(matcher),
+            complete,
         }
     }
 }
@@ -125,18 +155,23 @@ impl Redactor {
 
     /// Scrubs `secret` too, from now on, wherever a clone of this redactor is used: for a
     /// credential the runner learns after it started (a token it mints, one it reads
-    /// again from a rotated file).
-    pub fn learn(&self, secret: &Secret) {
+    /// again from a rotated file, one a caller brings). A secret that cannot be learned
+    /// is refused, and every one known before is still scrubbed.
+    pub fn learn(&self, secret: &Secret) -> Result<(), Unlearnable> {
         let Some(value) = usable(secret) else {
-            return;
+            return Ok(());
         };
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
         if known.values.contains(&value) {
-            return;
+            return Ok(());
         }
-        let mut values = std::mem::take(&mut known.values);
+        if known.values.len() >= MAX_KNOWN_SECRETS {
+            return Err(Unlearnable::TooMany);
+        }
+        let mut values = known.values.clone();
         values.push(value);
-        *known = Known::new(values);
+        *known = Known::all_of(values).ok_or(Unlearnable::TooLarge)?;
+        Ok(())
     }
 
     fn matcher(&self) -> Arc<Regex> {
@@ -508,11 +543,41 @@ mod tests {
             "minted m1nted-t0ken-value",
             "minted m1nted-t0ken-value",
         );
-        r.learn(&Secret::new("m1nted-t0ken-value"));
-        r.learn(&Secret::new("m1nted-t0ken-value"));
-        r.learn(&Secret::new("abc"));
+        r.learn(&Secret::new("m1nted-t0ken-value")).unwrap();
+        r.learn(&Secret::new("m1nted-t0ken-value")).unwrap();
+        r.learn(&Secret::new("abc")).unwrap();
         check(&log, "minted m1nted-t0ken-value", "minted ***REDACTED***");
         check(&log, "abc is too short", "abc is too short");
+    }
+
+    /// A caller can bring token after token: past the bound, or past what the matcher
+    /// can hold, one more is refused, and every secret known before is still scrubbed.
+    #[test]
+    fn a_flood_of_secrets_is_refused_and_what_was_known_is_still_scrubbed() {
+        let configured = Secret::new("configured-bot-token-1");
+        let r = Redactor::new([&configured]);
+        let mut refused = None;
+        for i in 0..MAX_KNOWN_SECRETS + 1 {
+            let huge = format!("{i:08}{}", "q".repeat(8 << 10));
+            if let Err(error) = r.learn(&Secret::new(huge)) {
+                refused = Some(error);
+                break;
+            }
+        }
+        assert!(refused.is_some(), "every secret was taken");
+        check(&r, "bot configured-bot-token-1", "bot ***REDACTED***");
+        let short: Vec<Secret> = (0..MAX_KNOWN_SECRETS)
+            .map(|i| Secret::new(format!("caller-token-{i:04}")))
+            .collect();
+        let r = Redactor::new([&configured]);
+        let learned = short.iter().take_while(|t| r.learn(t).is_ok()).count();
+        assert_eq!(learned, MAX_KNOWN_SECRETS - 1);
+        assert_eq!(
+            r.learn(&Secret::new("one-token-too-many")),
+            Err(Unlearnable::TooMany)
+        );
+        check(&r, "bot configured-bot-token-1", "bot ***REDACTED***");
+        check(&r, "caller-token-0000", "***REDACTED***");
     }
 
     #[test]

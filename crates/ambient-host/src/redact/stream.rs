@@ -213,7 +213,7 @@ mod tests {
         let minted = "m1nted-t0ken-value-99";
         let out = redactor.stream(&mut streams, "m", &format!("cloned with {}", &minted[..9]));
         assert_eq!(out, "cloned with ");
-        redactor.learn(&Secret::new(minted));
+        redactor.learn(&Secret::new(minted)).unwrap();
         let mut out = redactor.stream(&mut streams, "m", &format!("{} ok", &minted[9..]));
         out.extend(redactor.release(&mut streams).into_iter().map(|(_, t)| t));
         assert_eq!(out, format!("{REDACTED} ok"));

@@ -31,6 +31,7 @@ use tracing::warn;
 use crate::{
     Redactor,
     config::{AgentUser, CheckoutLayout, MainRepo, WorkspaceSettings},
+    redact::Unlearnable,
 };
 pub use git::GitSettings;
 use git::{GIT_TIMEOUT, GitError, HostCredential};
@@ -162,12 +163,17 @@ impl Credentials {
     }
 
     /// These credentials with a caller's own tokens in place of the runner's, where given;
-    /// none is minted for a caller who brought a GitHub token. The redactor learns them.
-    pub fn with_callers_tokens(&self, github: Option<Secret>, gitlab: Option<Secret>) -> Self {
+    /// none is minted for a caller who brought a GitHub token. The redactor learns them,
+    /// and tokens it cannot learn (it holds too many) are not used.
+    pub fn with_callers_tokens(
+        &self,
+        github: Option<Secret>,
+        gitlab: Option<Secret>,
+    ) -> Result<Self, Unlearnable> {
         for token in github.iter().chain(&gitlab) {
-            self.redactor.learn(token);
+            self.redactor.learn(token)?;
         }
-        Self {
+        Ok(Self {
             mint: if github.is_some() {
                 None
             } else {
@@ -181,7 +187,7 @@ impl Credentials {
             github: github.or_else(|| self.github.clone()),
             gitlab: gitlab.or_else(|| self.gitlab.clone()),
             redactor: self.redactor.clone(),
-        }
+        })
     }
 
     /// The credential for a URL: the GitLab token for an https URL of a GitLab host, the
@@ -227,10 +233,11 @@ impl Credentials {
             && let Some(mint) = &self.mint
         {
             match mint.mint().await {
-                Ok(token) if !token.is_empty() => {
-                    self.redactor.learn(&token);
-                    self.minted = Some(token);
-                }
+                Ok(token) if !token.is_empty() => match self.redactor.learn(&token) {
+                    Ok(()) => self.minted = Some(token),
+                    // A token that would not be scrubbed is not used.
+                    Err(error) => warn!(%error, "the minted GitHub token is not used"),
+                },
                 Ok(_) => warn!("an empty GitHub token was minted"),
                 Err(error) => {
                     warn!(%error, "no GitHub token could be minted; cloning without one");
@@ -645,10 +652,15 @@ pub async fn apply(
             change,
             github,
             gitlab,
-        } => {
-            let mut callers = credentials.with_callers_tokens(github, gitlab);
-            Box::pin(apply(root, settings, prepared, *change, &mut callers, log)).await
-        }
+        } => match credentials.with_callers_tokens(github, gitlab) {
+            Ok(mut callers) => {
+                Box::pin(apply(root, settings, prepared, *change, &mut callers, log)).await
+            }
+            Err(error) => {
+                say(format!("✗ the caller's token is not used: {error}"));
+                false
+            }
+        },
         Change::AddRepo(repo) => {
             // The same repository asked for again, under its own name or none, is the
             // one already there, not a second copy.
