@@ -426,11 +426,11 @@ impl Adapter for ClaudeAdapter {
                             }
                         }
                         Some(Input::StopTask(id)) => {
+                            // Asked of the CLI even for a task no longer followed here (one
+                            // of too many); it answers at once, and a task already ended is
+                            // no error.
+                            let _request = process.request(&json!({"subtype": "stop_task", "task_id": id}));
                             let stopped = mapper.task_stopped(&id);
-                            if !stopped.is_empty() {
-                                // The CLI answers at once; a task already ended is no error.
-                                let _request = process.request(&json!({"subtype": "stop_task", "task_id": id}));
-                            }
                             for event in stopped {
                                 if emitter.emit(event).await.is_err() {
                                     break;

@@ -5,12 +5,13 @@ use std::{collections::VecDeque, net::SocketAddr, path::PathBuf, sync::Arc, time
 
 use ambient_adapter::{CancellationToken, Continuation, Input, SessionInfo};
 use ambient_host::{Control, Ending, Front, HostConfig, Opening, Relayed, SessionEnd, Step};
+use serde_json::json;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
     continuation::ContinuationFile,
-    hub::{Command, Hub, Initiator, QueuedRun, Refused, Started},
+    hub::{Command, Hub, Initiator, MODEL_SWITCHED_EVENT, QueuedRun, Refused, Started},
     initial_prompt::{self, InitialPrompt},
 };
 
@@ -223,11 +224,21 @@ impl Front for ServeFront {
                 let started = self.start(&queued.request, control);
                 let _answered = queued.reply.send(started);
             }
-            Command::SetModel(model, reply) => {
+            Command::SetModel {
+                model,
+                previous,
+                reply,
+            } => {
                 let switched = if self.hub.is_run_open() || !self.queued.is_empty() {
                     Err(Refused::MidRun)
                 } else {
-                    control.deliver(Input::SetModel(model));
+                    control.deliver(Input::SetModel(model.clone()));
+                    // The UI shows the switch in the conversation, from this event; sent
+                    // here, it comes before any run the switch is for.
+                    self.hub.notice(
+                        MODEL_SWITCHED_EVENT,
+                        json!({"previousModel": previous.unwrap_or_default(), "newModel": model}),
+                    );
                     Ok(())
                 };
                 let _answered = reply.send(switched);

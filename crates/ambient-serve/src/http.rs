@@ -468,7 +468,11 @@ async fn switch_model(State(front): State<Front>, body: Bytes) -> Response {
         return axum::Json(json!({"message": "Model unchanged", "model": model})).into_response();
     }
     let switched = front
-        .ask(|reply| Command::SetModel(model.clone(), reply))
+        .ask(|reply| Command::SetModel {
+            model: model.clone(),
+            previous: previous.clone(),
+            reply,
+        })
         .await
         .and_then(|switched| switched);
     match switched {
@@ -478,11 +482,6 @@ async fn switch_model(State(front): State<Front>, body: Bytes) -> Response {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(model.clone());
             info!(%model, "model switched");
-            // The UI shows the switch in the conversation, from this event.
-            front.hub.event(ambient_protocol::Event::Notice {
-                name: String::from("ambient:model_switched"),
-                value: json!({"previousModel": previous, "newModel": model}),
-            });
             axum::Json(json!({
                 "message": "Model switched",
                 "model": model,

@@ -116,8 +116,15 @@ pub enum Command {
     Interrupt(oneshot::Sender<Result<String, Refused>>),
     /// The client that started this run left before its end.
     Abandoned(String),
-    /// Switch the agent's model, between runs.
-    SetModel(String, oneshot::Sender<Result<(), Refused>>),
+    /// Switch the agent's model, between runs, from the one before (if known).
+    SetModel {
+        /// The model asked for.
+        model: String,
+        /// The model before it.
+        previous: Option<String>,
+        /// Told whether it was switched.
+        reply: oneshot::Sender<Result<(), Refused>>,
+    },
     /// Stop a background task of the agent's.
     StopTask(String, oneshot::Sender<Result<(), Refused>>),
     /// Change the workspace; the answer says when it is done, and what it did.
@@ -396,6 +403,8 @@ struct State {
     runs: VecDeque<Arc<RunLog>>,
     /// What the adapter said while no run was open; it goes out in the next run.
     held: VecDeque<Event>,
+    /// About how many bytes `held` holds ([`held_bytes`]), at most [`REPLAY_BYTES`].
+    held_bytes: usize,
     dropped: u64,
     /// Whether a turn the agent started on its own (a background task's) is under way:
     /// its result comes before the next run's.
@@ -441,6 +450,10 @@ pub struct Hub {
 /// The `CUSTOM` event that tells the UI where the session's trace is, named as the
 /// platform's runner names it.
 pub const TRACE_ID_EVENT: &str = "ambient:trace_id";
+
+/// The `CUSTOM` event that tells the UI the model was switched, named and shaped
+/// (`{previousModel, newModel}`) as the platform's runner sends it.
+pub const MODEL_SWITCHED_EVENT: &str = "ambient:model_switched";
 
 /// A connection listening for what the agent says between runs (the platform backend's
 /// `GET /events/{thread_id}`): while one listens, that goes out as a run of its own
@@ -742,6 +755,7 @@ impl Hub {
             });
             state.dropped = 0;
         }
+        state.held_bytes = 0;
         for event in std::mem::take(&mut state.held) {
             // A turn that ended between runs (a background task's) does not end this run,
             // and a question asked then is asked again when it matters.
@@ -798,6 +812,42 @@ impl Hub {
         Ok(run_id)
     }
 
+    /// Holds `event` for the next run, within `capacity` events and [`REPLAY_BYTES`], the
+    /// oldest dropped past either. A task's progress replaces its progress held before:
+    /// a chatty background task does not push out what the agent said.
+    fn hold(state: &mut State, event: Event, capacity: usize) {
+        if let Some(task) = progress_of(&event)
+            && let Some(at) = state
+                .held
+                .iter()
+                .position(|held| progress_of(held) == Some(task))
+            && let Some(earlier) = state.held.remove(at)
+        {
+            state.held_bytes = state.held_bytes.saturating_sub(held_bytes(&earlier));
+        }
+        let bytes = held_bytes(&event);
+        while !state.held.is_empty()
+            && (state.held.len() >= capacity || state.held_bytes + bytes > REPLAY_BYTES)
+        {
+            if let Some(oldest) = state.held.pop_front() {
+                state.held_bytes = state.held_bytes.saturating_sub(held_bytes(&oldest));
+                state.dropped += 1;
+            }
+        }
+        state.held_bytes += bytes;
+        state.held.push_back(event);
+    }
+
+    /// A notice of the front's own (not the adapter's), scrubbed here, as the adapter's
+    /// events are before they reach the hub: `value` may quote a caller.
+    pub fn notice(&self, name: &str, mut value: Value) {
+        self.redactor.value(&mut value);
+        self.event(Event::Notice {
+            name: name.to_owned(),
+            value,
+        });
+    }
+
     /// One event from the adapter, scrubbed: into the open run, or held for the next one.
     pub fn event(&self, event: Event) {
         if let Event::Report { name, value } = event {
@@ -846,11 +896,7 @@ impl Hub {
                 between.log.push(&events, false);
                 return;
             }
-            if state.held.len() >= self.capacity {
-                state.held.pop_front();
-                state.dropped += 1;
-            }
-            state.held.push_back(event);
+            Self::hold(&mut state, event, self.capacity);
             return;
         };
         // A run ends with its own turn's result (busy or not: a background task may still
@@ -990,6 +1036,71 @@ fn interrupt_ids(outcome: &serde_json::Value) -> Vec<String> {
         .flatten()
         .filter_map(|interrupt| interrupt.get("id")?.as_str().map(str::to_owned))
         .collect()
+}
+
+/// The task a `task:progress` notice is about.
+fn progress_of(event: &Event) -> Option<&Value> {
+    match event {
+        Event::Notice { name, value } if name == "task:progress" => value.get("task_id"),
+        _ => None,
+    }
+}
+
+/// About how many bytes `event` holds: its text and the strings and numbers of its
+/// values, plus a little for itself.
+fn held_bytes(event: &Event) -> usize {
+    const ITSELF: usize = 64;
+    ITSELF
+        + match event {
+            Event::Log(text)
+            | Event::Text(text)
+            | Event::Thinking(text)
+            | Event::Question(text) => text.len(),
+            Event::TextDelta { stream, data } => stream.len() + data.len(),
+            Event::ToolUse { name, input, id } => {
+                name.len() + value_bytes(input) + id.as_ref().map_or(0, String::len)
+            }
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } => tool_use_id.as_ref().map_or(0, String::len) + value_bytes(content),
+            Event::Subagent {
+                parent_tool_use_id,
+                event,
+            } => parent_tool_use_id.len() + held_bytes(event),
+            Event::ToolApproval {
+                tool_call_id,
+                tool,
+                input,
+                question,
+            } => tool_call_id.len() + tool.len() + value_bytes(input) + question.len(),
+            Event::TurnEnded { result, .. } => {
+                result.result.as_ref().map_or(0, String::len)
+                    + result.usage.as_ref().map_or(0, value_bytes)
+                    + 256
+            }
+            Event::State(value) => value_bytes(value),
+            Event::Report { name, value } | Event::Notice { name, value } => {
+                name.len() + value_bytes(value)
+            }
+            _ => 0,
+        }
+}
+
+/// About how many bytes of JSON `value` is, without writing it.
+fn value_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(value_bytes).sum::<usize>() + items.len() + 2,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(key, value)| key.len() + 4 + value_bytes(value))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
 }
 
 #[cfg(test)]
@@ -1277,5 +1388,63 @@ mod tests {
         assert!(hub.run("r9").is_some());
         assert!(hub.run(&format!("r{}", 9 - KEPT_RUNS)).is_some());
         assert!(hub.run(&format!("r{}", 8 - KEPT_RUNS)).is_none());
+    }
+
+    /// Between runs, with nobody listening, what the agent says is held within a byte
+    /// budget as well as a count, and a background task's progress keeps only its latest.
+    #[test]
+    fn what_is_held_between_runs_has_a_byte_budget_and_keeps_one_progress_per_task() {
+        let hub = hub();
+        hub.event(Event::Text(String::from("the agent's own words")));
+        for n in 0..40 {
+            hub.event(Event::Notice {
+                name: String::from("task:progress"),
+                value: json!({"task_id": format!("t{}", n % 2), "step": n}),
+            });
+        }
+        let (log, _) = hub.start_run(&said("r1", "u1", "hi")).unwrap();
+        let held = events(&log);
+        let progress: Vec<&Value> = held
+            .iter()
+            .filter_map(|e| match e {
+                AguiEvent::Custom { name, value } if name == "task:progress" => Some(value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            progress,
+            [
+                &json!({"task_id": "t0", "step": 38}),
+                &json!({"task_id": "t1", "step": 39})
+            ]
+        );
+        assert!(
+            held.iter()
+                .any(|e| matches!(e, AguiEvent::TextMessageContent { delta, .. }
+                if delta == "the agent's own words")),
+            "{held:?}"
+        );
+        hub.event(result("success", false, "hi"));
+
+        // Megabytes said while nobody listens: the oldest go, within the budget.
+        let megabyte = "m".repeat(1 << 20);
+        for _ in 0..20 {
+            hub.event(Event::Log(megabyte.clone()));
+        }
+        let (log, _) = hub.start_run(&said("r2", "u2", "again")).unwrap();
+        let held = events(&log);
+        let logs = held
+            .iter()
+            .filter(|e| matches!(e, AguiEvent::Custom { value, .. } if value.as_str().is_some_and(|v| v.len() == 1 << 20)))
+            .count();
+        assert!(
+            logs > 0 && logs <= REPLAY_BYTES >> 20,
+            "{logs} megabytes held"
+        );
+        assert!(
+            held.iter().any(|e| matches!(e, AguiEvent::Custom { value, .. }
+                if value.as_str().is_some_and(|v| v.contains("earlier events from between runs were dropped")))),
+            "the drop is not told"
+        );
     }
 }

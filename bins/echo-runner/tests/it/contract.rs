@@ -715,5 +715,8 @@ async fn tokens_a_caller_brings_are_checked_and_bounded() {
     // A token already taken is taken again.
     assert_ne!(add(token(3)).await.unwrap().status(), 429);
     let finished = served.stop().await;
-    assert!(!finished.stderr.contains(&token(7)), "a caller's token is in the log");
+    assert!(
+        !finished.stderr.contains(&token(7)),
+        "a caller's token is in the log"
+    );
 }
