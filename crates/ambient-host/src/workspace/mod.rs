@@ -9,6 +9,7 @@
 
 mod git;
 pub mod inspect;
+mod pin;
 
 use std::{
     collections::HashMap,
@@ -59,6 +60,9 @@ pub enum RepoResult {
 pub struct RepoOutcome {
     /// Its folder name.
     pub name: String,
+    /// The URL it was asked for at: with the name, which of the session's repositories
+    /// it is, whatever names the others have since.
+    pub url: String,
     /// Its checkout.
     pub path: PathBuf,
     /// What happened.
@@ -427,8 +431,11 @@ pub async fn prepare(
         let span = crate::trace::repository_span(&credentials.redactor.text(name));
         let result = prepare_repo(
             repo,
-            name,
-            &path,
+            Destination {
+                root,
+                name,
+                path: &path,
+            },
             settings,
             is_continuation,
             credentials,
@@ -454,6 +461,7 @@ pub async fn prepare(
         });
         outcomes.push(RepoOutcome {
             name: name.clone(),
+            url: repo.input.url.clone(),
             path,
             result,
         });
@@ -663,20 +671,35 @@ pub async fn apply(
         },
         Change::AddRepo(repo) => {
             // The same repository asked for again, under its own name or none, is the
-            // one already there, not a second copy.
+            // one already there, not a second copy; if it could not be had before (its
+            // clone failed at the start, say), it is tried again under its name.
             let names = folder_names(&settings.repos);
-            if let Some(existing) = settings.repos.iter().zip(&names).find_map(|(known, name)| {
-                let same_name = repo.name.as_deref().is_none_or(|asked| asked == name);
-                (known.input.url == repo.input.url && same_name).then_some(name)
-            }) {
-                say(format!("✓ {existing}: already in the workspace"));
-                return false;
-            }
-            let mut all = settings.repos.clone();
-            all.push(repo.clone());
-            let name = folder_names(&all)
-                .pop()
-                .unwrap_or_else(|| String::from("repo"));
+            let listed = settings.repos.iter().zip(&names).position(|(known, name)| {
+                known.input.url == repo.input.url
+                    && repo.name.as_deref().is_none_or(|asked| asked == name)
+            });
+            let name = match listed {
+                Some(index) => {
+                    let name = names[index].clone();
+                    let failed = prepared.repos.iter().any(|r| {
+                        r.name == name
+                            && r.url == repo.input.url
+                            && matches!(r.result, RepoResult::Failed(_))
+                    });
+                    if !failed {
+                        say(format!("✓ {name}: already in the workspace"));
+                        return false;
+                    }
+                    name
+                }
+                None => {
+                    let mut all = settings.repos.clone();
+                    all.push(repo.clone());
+                    folder_names(&all)
+                        .pop()
+                        .unwrap_or_else(|| String::from("repo"))
+                }
+            };
             let path = settings.layout.repo_path(root, &name);
             // One that failed before is tried again (with other tokens, say).
             if prepared
@@ -692,20 +715,42 @@ pub async fn apply(
                 say(format!("✗ {name}: {error}"));
                 return false;
             }
-            let result =
-                prepare_repo(&repo, &name, &path, settings, false, credentials, &say).await;
+            let result = prepare_repo(
+                &repo,
+                Destination {
+                    root,
+                    name: &name,
+                    path: &path,
+                },
+                settings,
+                false,
+                credentials,
+                &say,
+            )
+            .await;
             let added = !matches!(result, RepoResult::Failed(_));
             say(match &result {
                 RepoResult::Failed(reason) => format!("✗ {name}: {reason}"),
                 _ => format!("✓ {name}: added"),
             });
+            let url = repo.input.url.clone();
             if added {
-                settings.repos.push(repo);
-                prepared
-                    .extra
-                    .insert(prepared.extra.len().saturating_sub(1), path.clone());
+                match listed {
+                    Some(index) => settings.repos[index] = repo,
+                    None => settings.repos.push(repo),
+                }
+                if !prepared.extra.contains(&path) {
+                    prepared
+                        .extra
+                        .insert(prepared.extra.len().saturating_sub(1), path.clone());
+                }
             }
-            prepared.repos.push(RepoOutcome { name, path, result });
+            prepared.repos.push(RepoOutcome {
+                name,
+                url,
+                path,
+                result,
+            });
             added
         }
         Change::RemoveRepo(name) => {
@@ -718,36 +763,63 @@ pub async fn apply(
                 say(format!("✗ {name}: the agent works in it; not removed"));
                 return false;
             }
-            let status = match git::check_checkout(&path, &settings.git).await {
-                Ok(()) => {
-                    git::run(
-                        &path,
-                        &["status", "--porcelain"],
-                        &settings.git,
-                        None,
-                        GIT_TIMEOUT,
-                    )
-                    .await
+            // Looked at and removed pinned, never by its path: the agent may have made a
+            // folder on the way a link to anywhere.
+            let pinned = path
+                .strip_prefix(root)
+                .map_err(|_| format!("{} is not in the workspace", path.display()))
+                .and_then(|relative| pin::existing(root, relative));
+            match pinned {
+                Err(why) => {
+                    say(format!("✗ {name}: {why}"));
+                    return false;
                 }
-                Err(refused) => Err(refused),
-            };
-            if status.as_deref().map_or(true, |s| !s.trim().is_empty()) {
-                say(format!(
-                    "⚠️ {name}: has local changes (or is not a checkout); kept on disk, no longer offered to the agent"
-                ));
-            } else if let Err(error) = std::fs::remove_dir_all(&path) {
-                say(format!("✗ {name}: could not be removed: {error}"));
-                return false;
-            } else {
-                say(format!("✓ {name}: removed"));
+                Ok(None) => say(format!("✓ {name}: already gone from disk")),
+                Ok(Some(pinned)) => {
+                    let status = match git::check_checkout(&pinned.path(), &settings.git).await {
+                        Ok(()) => {
+                            git::run(
+                                &pinned.path(),
+                                &["status", "--porcelain"],
+                                &settings.git,
+                                None,
+                                GIT_TIMEOUT,
+                            )
+                            .await
+                        }
+                        Err(refused) => Err(refused),
+                    };
+                    if status.as_deref().map_or(true, |s| !s.trim().is_empty()) {
+                        say(format!(
+                            "⚠️ {name}: has local changes (or is not a checkout); kept on disk, no longer offered to the agent"
+                        ));
+                    } else if let Err(error) = std::fs::remove_dir_all(pinned.path_in_parent()) {
+                        say(format!("✗ {name}: could not be removed: {error}"));
+                        return false;
+                    } else {
+                        say(format!("✓ {name}: removed"));
+                    }
+                }
             }
-            prepared.repos.remove(index);
             prepared.extra.retain(|p| *p != path);
-            // Out of the session's repositories too, so that it can be added again.
-            if let Some(listed) = folder_names(&settings.repos)
+            // Out of the session's repositories too, so that it can be added again: the
+            // one asked for at its URL, under its name if several were.
+            let removed = prepared.repos.remove(index);
+            let names = folder_names(&settings.repos);
+            let at_url = |(known, _): &(&RepoSpec, &String)| known.input.url == removed.url;
+            let listed = settings
+                .repos
                 .iter()
-                .position(|listed| *listed == name)
-            {
+                .zip(&names)
+                .position(|pair| at_url(&pair) && *pair.1 == name)
+                .or_else(|| {
+                    settings
+                        .repos
+                        .iter()
+                        .zip(&names)
+                        .position(|pair| at_url(&pair))
+                });
+            if let Some(listed) = listed {
                 settings.repos.remove(listed);
             }
             true
@@ -775,15 +847,24 @@ pub async fn apply(
     }
 }
 
+/// Where a repository goes: its folder `path` in the workspace at `root`, and the name it
+/// is told by.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    root: &'a Path,
+    name: &'a str,
+    path: &'a Path,
+}
+
 async fn prepare_repo(
     repo: &RepoSpec,
-    name: &str,
-    path: &Path,
+    destination: Destination<'_>,
     settings: &WorkspaceSettings,
     is_continuation: bool,
     credentials: &mut Credentials,
     say: &impl Fn(String),
 ) -> RepoResult {
+    let Destination { root, name, path } = destination;
     let git = &settings.git;
     let branch = repo
         .input
@@ -806,11 +887,23 @@ async fn prepare_repo(
     if let Some(why) = &access.withheld {
         say(format!("ℹ️ {name}: cloned without a token: {why}"));
     }
+    // From here on git works in the folder pinned, never by its path.
+    let pinned = match path
+        .strip_prefix(root)
+        .map_err(|_| format!("{} is not in the workspace", path.display()))
+        .and_then(|relative| pin::checkout(root, relative))
+    {
+        Ok(pinned) => pinned,
+        Err(why) => return RepoResult::Failed(why),
+    };
+    let git_path = pinned.path();
+    let path = git_path.as_path();
     let target = Checkout {
         url: &url,
         branch: &branch,
         name,
         path,
+        fresh: !pinned.existed,
         is_continuation,
     };
     let mut outcome = checkout(&target, git, access.credential.as_ref(), say).await;
@@ -823,7 +916,12 @@ async fn prepare_repo(
     let result = match outcome {
         Ok(result) => result,
         Err(GitError::Refused(why)) => return RepoResult::LeftAlone(why),
-        Err(error) => return RepoResult::Failed(error.to_string()),
+        Err(error) => {
+            if target.fresh {
+                pinned.remove_if_empty();
+            }
+            return RepoResult::Failed(error.to_string());
+        }
     };
     if matches!(result, RepoResult::Preserved | RepoResult::KeptLocalChanges) {
         return result;
@@ -876,7 +974,10 @@ struct Checkout<'a> {
     url: &'a str,
     branch: &'a str,
     name: &'a str,
+    /// The pinned folder (`/proc/self/fd/<n>`).
     path: &'a Path,
+    /// Whether the folder was made for a clone (else a checkout is there).
+    fresh: bool,
     is_continuation: bool,
 }
 
@@ -891,14 +992,14 @@ async fn checkout(
         branch,
         name,
         path,
+        fresh,
         is_continuation,
     } = *target;
-    if !path.join(".git").exists() {
+    if fresh {
         say(format!("📥 Cloning {name} ({branch})..."));
-        let parent = path.parent().unwrap_or(path);
-        let target = path.to_string_lossy();
+        // Into the empty folder the runner made and holds, as git's working directory.
         git::run(
-            parent,
+            path,
             &[
                 "clone",
                 "--branch",
@@ -906,7 +1007,7 @@ async fn checkout(
                 "--single-branch",
                 "--",
                 url,
-                &target,
+                ".",
             ],
             git,
             credential,
@@ -1005,8 +1106,11 @@ async fn prepare_workflow(
     };
     match prepare_repo(
         &spec,
-        &format!("workflow {name}"),
-        &path,
+        Destination {
+            root,
+            name: &format!("workflow {name}"),
+            path: &path,
+        },
         settings,
         false,
         credentials,

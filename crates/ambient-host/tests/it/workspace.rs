@@ -581,6 +581,123 @@ mod attacks {
         }
     }
 
+    /// A repository of the session whose clone failed at the start (its origin was not
+    /// there yet, or wanted the user's token) is cloned when asked for again, and stays
+    /// one repository of the session.
+    #[tokio::test]
+    async fn a_repository_whose_first_clone_failed_is_cloned_when_asked_again() {
+        let s = setup();
+        let a = origin(&s.origins, "o", "a");
+        let b = origin(&s.origins, "o", "b");
+        let b_folder = PathBuf::from(b.trim_start_matches("file://"));
+        let away = s.dir.path().join("away");
+        std::fs::rename(&b_folder, &away).unwrap();
+        let mut live = settings(vec![spec(&a), spec(&b)]);
+        live.layout = CheckoutLayout::ReposFolder;
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        assert!(matches!(workspace.repos[1].result, RepoResult::Failed(_)));
+        std::fs::rename(&away, &b_folder).unwrap();
+        let (changed, said) =
+            change(&s, &mut live, &mut workspace, Change::AddRepo(spec(&b))).await;
+        assert!(changed, "{said:?}");
+        assert!(s.workspace.join("repos/b/README.md").exists());
+        assert_eq!(live.repos.len(), 2);
+        assert!(workspace.extra.contains(&s.workspace.join("repos/b")));
+        let (changed, said) =
+            change(&s, &mut live, &mut workspace, Change::AddRepo(spec(&b))).await;
+        assert!(!changed);
+        assert!(said[0].contains("already in the workspace"), "{said:?}");
+    }
+
+    /// Two repositories of one name from two owners: removing one renames the other in
+    /// the session's list (its folder stays where it is), and removing that one then
+    /// takes it out of the list too, so that it can be added again.
+    #[tokio::test]
+    async fn a_repository_is_removed_by_what_it_is_not_by_a_name_computed_again() {
+        let s = setup();
+        let main = origin(&s.origins, "o", "main");
+        let first = origin(&s.origins, "o1", "app");
+        let second = origin(&s.origins, "o2", "app");
+        let mut live = settings(vec![spec(&main), spec(&first), spec(&second)]);
+        live.layout = CheckoutLayout::ReposFolder;
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        let names: Vec<&str> = workspace.repos.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["main", "o1-app", "o2-app"]);
+        for name in ["o1-app", "o2-app"] {
+            let (changed, said) = change(
+                &s,
+                &mut live,
+                &mut workspace,
+                Change::RemoveRepo(String::from(name)),
+            )
+            .await;
+            assert!(changed, "{said:?}");
+            assert!(!s.workspace.join("repos").join(name).exists(), "{said:?}");
+        }
+        assert_eq!(live.repos.len(), 1, "{:?}", live.repos);
+        let (changed, said) = change(
+            &s,
+            &mut live,
+            &mut workspace,
+            Change::AddRepo(spec(&second)),
+        )
+        .await;
+        assert!(changed, "{said:?}");
+    }
+
+    /// The agent swaps a checkout's folder, or the folder it is in, for a link: the
+    /// runner's git neither clones into where the link leads nor removes what is there.
+    #[tokio::test]
+    async fn a_checkout_folder_the_agent_linked_elsewhere_is_neither_cloned_into_nor_removed() {
+        let s = setup();
+        let main = origin(&s.origins, "o", "main");
+        let b = origin(&s.origins, "o", "b");
+        let mut live = settings(vec![spec(&main)]);
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        // The leaf: an empty folder elsewhere, which git would clone into.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), s.workspace.join("b")).unwrap();
+        let (changed, said) =
+            change(&s, &mut live, &mut workspace, Change::AddRepo(spec(&b))).await;
+        assert!(!changed, "{said:?}");
+        assert!(said.iter().any(|l| l.contains("symbolic link")), "{said:?}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+        // The folder it is in: `repos` made a link to a folder holding a clean checkout
+        // of the same name after the clone.
+        let s = setup();
+        let b = origin(&s.origins, "o", "b");
+        let mut live = settings(vec![spec(&main), spec(&b)]);
+        live.layout = CheckoutLayout::ReposFolder;
+        let mut workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        git(
+            victim.path(),
+            &[
+                "clone",
+                "-q",
+                &b,
+                &victim.path().join("b").to_string_lossy(),
+            ],
+        );
+        let repos = s.workspace.join("repos");
+        std::fs::rename(&repos, s.workspace.join("moved")).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &repos).unwrap();
+        let (changed, said) = change(
+            &s,
+            &mut live,
+            &mut workspace,
+            Change::RemoveRepo(String::from("b")),
+        )
+        .await;
+        assert!(!changed, "{said:?}");
+        assert!(said.iter().any(|l| l.contains("symbolic link")), "{said:?}");
+        assert!(
+            victim.path().join("b/README.md").exists(),
+            "the runner removed what the link led to"
+        );
+    }
+
     #[tokio::test]
     async fn a_repos_folder_the_agent_linked_elsewhere_gets_no_clone() {
         let s = setup();
