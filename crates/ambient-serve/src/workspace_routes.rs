@@ -81,22 +81,35 @@ fn callers_token(headers: &HeaderMap, name: &str) -> Result<Option<Secret>, Stri
 }
 
 impl Front {
-    /// `change`, made with the user's tokens where the request brings them; they are
-    /// scrubbed from everything from here on. A header that holds no token, or one token
-    /// more than the session takes, is refused.
+    /// `change`, made with the user's tokens where the request brings them.
     fn with_callers_tokens(
         &self,
         headers: &HeaderMap,
         change: Change,
     ) -> Result<Change, Box<Response>> {
+        let (github, gitlab) = self.callers_tokens(headers)?;
+        if github.is_none() && gitlab.is_none() {
+            return Ok(change);
+        }
+        Ok(Change::WithTokens {
+            change: Box::new(change),
+            github,
+            gitlab,
+        })
+    }
+
+    /// The user's GitHub and GitLab tokens the request brings, scrubbed from everything
+    /// from here on. A header that holds no token, or one token more than the session
+    /// takes, is refused.
+    fn callers_tokens(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Option<Secret>, Option<Secret>), Box<Response>> {
         let token = |name: &str| {
             callers_token(headers, name)
                 .map_err(|why| Box::new(self.error(StatusCode::BAD_REQUEST, &why)))
         };
         let (github, gitlab) = (token(GITHUB_TOKEN_HEADER)?, token(GITLAB_TOKEN_HEADER)?);
-        if github.is_none() && gitlab.is_none() {
-            return Ok(change);
-        }
         for token in github.iter().chain(&gitlab) {
             let mut seen = self
                 .callers_tokens
@@ -119,11 +132,7 @@ impl Front {
             }
             seen.insert(fingerprint);
         }
-        Ok(Change::WithTokens {
-            change: Box::new(change),
-            github,
-            gitlab,
-        })
+        Ok((github, gitlab))
     }
 
     /// Has the session loop make `change`, and waits for what it did.
@@ -622,7 +631,7 @@ struct RemoteBody {
 
 /// Sets a folder's `origin` (making it a checkout first if it is not one) and fetches
 /// the branch from it, best effort, by the host's git.
-async fn configure_remote(State(front): State<Front>, body: Bytes) -> Response {
+async fn configure_remote(State(front): State<Front>, headers: HeaderMap, body: Bytes) -> Response {
     let body: RemoteBody = match front.parse_body(&body, r#"{"path", "remoteUrl", "branch"?}"#) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -645,11 +654,25 @@ async fn configure_remote(State(front): State<Front>, body: Bytes) -> Response {
         .branch
         .filter(|branch| !branch.trim().is_empty())
         .unwrap_or_else(|| String::from("main"));
+    // The fetch goes with the user's token, as the platform's runner's does.
+    let (github, gitlab) = match front.callers_tokens(&headers) {
+        Ok(tokens) => tokens,
+        Err(response) => return *response,
+    };
+    let mut credentials =
+        ambient_host::workspace::Credentials::new(github, gitlab, None, front.redactor.clone());
     let url = body.remote_url.clone();
     let wanted = branch.clone();
     let configured = front
         .inspect_folder(&body.path, |folder, git| async move {
-            ambient_host::workspace::inspect::configure_remote(&folder, &url, &wanted, &git).await
+            ambient_host::workspace::inspect::configure_remote(
+                &folder,
+                &url,
+                &wanted,
+                &git,
+                &mut credentials,
+            )
+            .await
         })
         .await;
     match configured {

@@ -658,10 +658,29 @@ async fn the_users_own_token_clones_a_private_repository_and_is_kept_nowhere() {
     let switched = switched.text().await.unwrap();
     assert!(workspace.path().join("workflows/flow/README.md").exists());
 
+    // A folder of the user's given the private remote: fetched only with the user's token.
+    std::fs::create_dir(workspace.path().join("mine")).unwrap();
+    let configure = |token: Option<&'static str>| {
+        let mut request = calls
+            .request(reqwest::Method::POST, "/content/git-configure-remote")
+            .json(&json!({"path": "mine", "remoteUrl": server.url("o/private.git"), "branch": "main"}));
+        if let Some(token) = token {
+            request = request.header("x-github-token", token);
+        }
+        request.send()
+    };
+    let without: serde_json::Value = configure(None).await.unwrap().json().await.unwrap();
+    assert_eq!(without["fetched"], false, "{without}");
+    let with = configure(Some(USERS_TOKEN)).await.unwrap();
+    assert_eq!(with.status(), 200);
+    let with = with.text().await.unwrap();
+    assert!(with.contains(r#""fetched":true"#), "{with}");
+
     let finished = served.stop().await;
     for (what, text) in [
         ("the answer", added),
         ("the answer", switched),
+        ("the answer", with),
         ("the log", finished.stderr),
     ] {
         assert!(!text.contains(USERS_TOKEN), "the token is in {what}");

@@ -172,14 +172,16 @@ pub async fn remote_branches(
 }
 
 /// Makes `folder` a checkout (`git init` when it is not one) whose `origin` is `url`, and
-/// fetches `branch` from it, best effort: the runner's git offers no credential here, so
-/// a private remote is set but not fetched. Returns whether the fetch worked. The URL and
-/// branch are checked as every git input of the runner is.
+/// fetches `branch` from it, best effort, with `credentials`' token for the URL's host
+/// (over https only, as every clone): without one, a private remote is set but not
+/// fetched. Returns whether the fetch worked. The URL and branch are checked as every git
+/// input of the runner is.
 pub async fn configure_remote(
     folder: &Path,
     url: &str,
     branch: &str,
     settings: &GitSettings,
+    credentials: &mut super::Credentials,
 ) -> Result<bool, InspectError> {
     git::check_url(url, settings)?;
     git::check_branch(branch, settings).await?;
@@ -199,5 +201,22 @@ pub async fn configure_remote(
     } else {
         run(&["remote", "add", "origin", url]).await?;
     }
-    Ok(run(&["fetch", "-q", "origin", branch]).await.is_ok())
+    // The fetch goes with the token for the URL's host, if the caller brought one.
+    let access = credentials.for_url(url, settings).await;
+    let fetched = git::run(
+        folder,
+        &[
+            "--git-dir=.git",
+            "--work-tree=.",
+            "fetch",
+            "-q",
+            "origin",
+            branch,
+        ],
+        settings,
+        access.credential.as_ref(),
+        INSPECT_TIMEOUT,
+    )
+    .await;
+    Ok(fetched.is_ok())
 }
