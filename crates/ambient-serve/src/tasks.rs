@@ -21,6 +21,9 @@ use crate::{content::Workspace, http::Front, hub::Command};
 /// A task's output is read up to this size, as the platform's runner reads it.
 const MAX_OUTPUT_BYTES: u64 = 10 << 20;
 
+/// Outputs read at once: each may take tens of megabytes as parsed JSON, and the UI polls.
+static OUTPUT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 pub(crate) fn routes() -> Router<Front> {
     Router::new()
         .route("/tasks", get(list))
@@ -120,9 +123,16 @@ async fn output(State(front): State<Front>, UrlPath(id): UrlPath<String>) -> Res
         .report("task_output_roots")
         .and_then(|roots| serde_json::from_value(roots).ok())
         .unwrap_or_default();
+    let Ok(permit) = OUTPUT_READS.try_acquire() else {
+        return front.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "other task outputs are being read; ask again in a moment",
+        );
+    };
     let redactor = front.redactor.clone();
     let task_id = id.clone();
     let read = tokio::task::spawn_blocking(move || {
+        let _reading = permit;
         let bytes = read_confined(&file, &task_id, &roots)?;
         let said = String::from_utf8_lossy(&bytes);
         let text = redactor.text(&said);

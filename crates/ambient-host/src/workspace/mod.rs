@@ -69,6 +69,9 @@ pub struct RepoOutcome {
     pub result: RepoResult,
 }
 
+/// Where the AG-UI platform's UI puts the files the user uploads, in the workspace.
+pub const FILE_UPLOADS: &str = "file-uploads";
+
 /// The prepared workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedWorkspace {
@@ -497,6 +500,8 @@ pub async fn prepare(
             }
             outcome.path.clone()
         }
+        // With nothing to work in, the agent works in the workspace, where an in-pod
+        // LangGraph graph's project is (the platform's Python runner uses `artifacts`).
         (_, None) => root.to_owned(),
     };
     let mut extra: Vec<PathBuf> = outcomes
@@ -505,6 +510,12 @@ pub async fn prepare(
         .map(|o| o.path.clone())
         .collect();
     extra.push(artifacts.clone());
+    // The AG-UI platform's UI uploads the user's files there, for the agent to read.
+    if settings.layout == CheckoutLayout::ReposFolder {
+        let uploads = root.join(FILE_UPLOADS);
+        create(&uploads)?;
+        extra.push(uploads);
+    }
     Ok(PreparedWorkspace {
         main,
         extra,

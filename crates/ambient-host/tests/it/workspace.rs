@@ -581,6 +581,33 @@ mod attacks {
         }
     }
 
+    /// As the AG-UI platform's runner has it, the user's uploads are a folder the agent
+    /// can read.
+    #[tokio::test]
+    async fn the_ag_ui_layout_offers_the_uploads() {
+        let s = setup();
+        let mut live = settings(Vec::new());
+        live.layout = CheckoutLayout::ReposFolder;
+        let workspace = run(&s.workspace, &live, false).await.0.unwrap();
+        assert_eq!(workspace.main, s.workspace);
+        assert_eq!(
+            workspace.extra,
+            [
+                s.workspace.join("artifacts"),
+                s.workspace.join("file-uploads")
+            ]
+        );
+        assert!(s.workspace.join("file-uploads").is_dir());
+        // The WebSocket platform's has no uploads folder.
+        let s = setup();
+        let workspace = run(&s.workspace, &settings(Vec::new()), false)
+            .await
+            .0
+            .unwrap();
+        assert_eq!(workspace.main, s.workspace);
+        assert_eq!(workspace.extra, [s.workspace.join("artifacts")]);
+    }
+
     /// A repository of the session whose clone failed at the start (its origin was not
     /// there yet, or wanted the user's token) is cloned when asked for again, and stays
     /// one repository of the session.
