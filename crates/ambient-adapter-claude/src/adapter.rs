@@ -743,7 +743,7 @@ impl ClaudeAdapter {
             None if self.settings.mcp_search => main.join(".mcp.json"),
             None => return Ok(None),
         };
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_mcp_config(&path) {
             Ok(text) => text,
             Err(error)
                 if error.kind() == std::io::ErrorKind::NotFound
@@ -889,6 +889,42 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// The longest `.mcp.json` read.
+const MAX_MCP_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of an `.mcp.json`: in a checkout the agent (or the repository's author)
+/// controls, so a link is not followed, a FIFO is not waited on, and a file over
+/// [`MAX_MCP_CONFIG_BYTES`] is refused rather than read.
+pub(crate) fn read_mcp_config(path: &std::path::Path) -> std::io::Result<String> {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+
+    use nix::fcntl::OFlag;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|error| {
+            if error.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                std::io::Error::other("a symbolic link, which the runner does not follow")
+            } else {
+                error
+            }
+        })?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if metadata.len() > MAX_MCP_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {MAX_MCP_CONFIG_BYTES} read",
+            metadata.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_MCP_CONFIG_BYTES).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -327,10 +327,21 @@ fn usage(line: &Value) -> Value {
     }
 }
 
-/// What a task's field holds, near enough for a budget.
+/// What a task's field takes in the report's JSON, near enough for a budget.
 fn field_bytes(key: &str, value: &Value) -> usize {
     let value_bytes = match value {
-        Value::String(text) => text.len(),
+        // A control character is written as `\u00XX`, a quote or a backslash escaped.
+        Value::String(text) => {
+            text.len()
+                + text
+                    .bytes()
+                    .map(|b| match b {
+                        0..0x20 => 5,
+                        b'"' | b'\\' => 1,
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+        }
         Value::Object(map) => map.iter().map(|(k, v)| k.len() + field_bytes("", v)).sum(),
         _ => 16,
     };

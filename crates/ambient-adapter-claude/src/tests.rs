@@ -294,7 +294,8 @@ fn a_tasks_output_file_outside_the_clis_folders_is_not_kept() {
 #[test]
 fn a_flood_of_tasks_is_held_within_its_budget() {
     let mut mapper = CliMapper::with_task_folders(probe_folders());
-    let long = "x".repeat(1 << 20);
+    // Half control characters, each six bytes in the report's JSON.
+    let long = "x\u{1}".repeat(1 << 19);
     let mut last_report = Value::Null;
     for i in 0..2_000 {
         let line = serde_json::json!({"type": "system", "subtype": "task_started",
@@ -322,4 +323,31 @@ fn a_flood_of_tasks_is_held_within_its_budget() {
             "task_id": id, "description": "d"});
         assert!(mapper.map(&line).0.is_empty(), "task id {id:?} was taken");
     }
+}
+
+/// `.mcp.json` is in a checkout the agent controls: a link is not followed, a FIFO not
+/// waited on, a file too large not read.
+#[test]
+fn an_mcp_config_that_is_a_link_a_fifo_or_too_large_is_refused() {
+    use crate::adapter::read_mcp_config;
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join(".mcp.json");
+    std::fs::write(&config, r#"{"mcpServers": {}}"#).unwrap();
+    assert_eq!(read_mcp_config(&config).unwrap(), r#"{"mcpServers": {}}"#);
+
+    let linked = folder.path().join("linked.json");
+    std::os::unix::fs::symlink(&config, &linked).unwrap();
+    let refused = read_mcp_config(&linked).unwrap_err().to_string();
+    assert!(refused.contains("symbolic link"), "{refused}");
+
+    let fifo = folder.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert!(read_mcp_config(&fifo).is_err());
+
+    let large = folder.path().join("large.json");
+    std::fs::File::create(&large)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    assert!(read_mcp_config(&large).is_err());
 }

@@ -229,8 +229,9 @@ impl Workspace {
         }
     }
 
-    /// The root is refused if its path goes through a symbolic link: it is in a folder
-    /// the agent can change, and a link put in its place would lead anywhere.
+    /// The root is refused if its path goes through a symbolic link, and so is a path
+    /// beneath it that does: it is in a folder the agent can change, and a link put in
+    /// its place would lead anywhere.
     #[must_use]
     pub fn root_without_links(mut self) -> Self {
         self.root_without_links = true;
@@ -276,7 +277,19 @@ impl Workspace {
 
     fn open(&self, inside: &Inside, flags: OFlag) -> Result<OwnedFd, ContentError> {
         let root = self.root_fd()?;
-        openat2(root.as_fd(), inside.for_open(), beneath(flags)).map_err(|e| inside.io(e))
+        let how = beneath(flags);
+        // A root in the agent's folders: no link beneath it either (the path asked for
+        // is one the runner resolved already).
+        let how = if self.root_without_links {
+            how.resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS,
+            )
+        } else {
+            how
+        };
+        openat2(root.as_fd(), inside.for_open(), how).map_err(|e| inside.io(e))
     }
 
     /// The directory at `path`, opened beneath the workspace: `/proc/self/fd/<n>` names

@@ -826,6 +826,10 @@ impl Hub {
             state.held_bytes = state.held_bytes.saturating_sub(held_bytes(&earlier));
         }
         let bytes = held_bytes(&event);
+        if bytes > REPLAY_BYTES {
+            state.dropped += 1;
+            return;
+        }
         while !state.held.is_empty()
             && (state.held.len() >= capacity || state.held_bytes + bytes > REPLAY_BYTES)
         {

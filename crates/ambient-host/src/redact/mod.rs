@@ -163,7 +163,12 @@ impl Redactor {
         };
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
         if known.values.contains(&value) {
-            return Ok(());
+            // Known, but matched only if every known value is.
+            return if known.complete {
+                Ok(())
+            } else {
+                Err(Unlearnable::TooLarge)
+            };
         }
         if known.values.len() >= MAX_KNOWN_SECRETS {
             return Err(Unlearnable::TooMany);

@@ -270,6 +270,20 @@ pub(crate) async fn check_checkout(path: &Path, git: &GitSettings) -> Result<(),
 
 /// Runs `git args…` in `cwd`, hardened (see the module), with `credential` offered to its
 /// one origin.
+/// [`run`] in the checkout at `cwd`, with its `.git` named: git never looks for one in
+/// the folders above, where the agent (who owns the workspace) could have put its own.
+pub(crate) async fn run_in_checkout(
+    cwd: &Path,
+    args: &[&str],
+    git: &GitSettings,
+    credential: Option<&HostCredential>,
+    timeout: Duration,
+) -> Result<String, GitError> {
+    let mut all = vec!["--git-dir=.git", "--work-tree=."];
+    all.extend_from_slice(args);
+    run(cwd, &all, git, credential, timeout).await
+}
+
 pub(crate) async fn run(
     cwd: &Path,
     args: &[&str],
@@ -277,7 +291,12 @@ pub(crate) async fn run(
     credential: Option<&HostCredential>,
     timeout: Duration,
 ) -> Result<String, GitError> {
-    let command_name = args.first().copied().unwrap_or("").to_owned();
+    let command_name = args
+        .iter()
+        .find(|arg| !arg.starts_with("--"))
+        .copied()
+        .unwrap_or("")
+        .to_owned();
     let mut command = Command::new("git");
     command
         .args(args)

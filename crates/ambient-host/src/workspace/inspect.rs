@@ -79,9 +79,7 @@ async fn in_checkout(
     args: &[&str],
     settings: &GitSettings,
 ) -> Result<String, GitError> {
-    let mut all = vec!["--git-dir=.git", "--work-tree=."];
-    all.extend_from_slice(args);
-    git::run(folder, &all, settings, None, INSPECT_TIMEOUT).await
+    git::run_in_checkout(folder, args, settings, None, INSPECT_TIMEOUT).await
 }
 
 /// The git state of the checkout in `folder` (a folder that is not one is
@@ -203,16 +201,9 @@ pub async fn configure_remote(
     }
     // The fetch goes with the token for the URL's host, if the caller brought one.
     let access = credentials.for_url(url, settings).await;
-    let fetched = git::run(
+    let fetched = git::run_in_checkout(
         folder,
-        &[
-            "--git-dir=.git",
-            "--work-tree=.",
-            "fetch",
-            "-q",
-            "origin",
-            branch,
-        ],
+        &["fetch", "-q", "origin", branch],
         settings,
         access.credential.as_ref(),
         INSPECT_TIMEOUT,

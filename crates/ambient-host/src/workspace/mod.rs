@@ -691,17 +691,17 @@ pub async fn apply(
             });
             let name = match listed {
                 Some(index) => {
-                    let name = names[index].clone();
-                    let failed = prepared.repos.iter().any(|r| {
-                        r.name == name
-                            && r.url == repo.input.url
+                    // Under the name it failed with, whatever names the others have since.
+                    let failed = prepared.repos.iter().find(|r| {
+                        r.url == repo.input.url
                             && matches!(r.result, RepoResult::Failed(_))
+                            && repo.name.as_deref().is_none_or(|asked| asked == r.name)
                     });
-                    if !failed {
-                        say(format!("✓ {name}: already in the workspace"));
+                    let Some(failed) = failed else {
+                        say(format!("✓ {}: already in the workspace", names[index]));
                         return false;
-                    }
-                    name
+                    };
+                    failed.name.clone()
                 }
                 None => {
                     let mut all = settings.repos.clone();
@@ -789,7 +789,7 @@ pub async fn apply(
                 Ok(Some(pinned)) => {
                     let status = match git::check_checkout(&pinned.path(), &settings.git).await {
                         Ok(()) => {
-                            git::run(
+                            git::run_in_checkout(
                                 &pinned.path(),
                                 &["status", "--porcelain"],
                                 &settings.git,
@@ -938,7 +938,7 @@ async fn prepare_repo(
         return result;
     }
     let configure = async {
-        git::run(
+        git::run_in_checkout(
             path,
             &["config", "user.name", &settings.git_user_name],
             git,
@@ -946,7 +946,7 @@ async fn prepare_repo(
             GIT_TIMEOUT,
         )
         .await?;
-        git::run(
+        git::run_in_checkout(
             path,
             &["config", "user.email", &settings.git_user_email],
             git,
@@ -955,7 +955,7 @@ async fn prepare_repo(
         )
         .await?;
         if let Some(output) = &repo.output {
-            let _absent = git::run(
+            let _absent = git::run_in_checkout(
                 path,
                 &["remote", "remove", "output"],
                 git,
@@ -963,7 +963,7 @@ async fn prepare_repo(
                 GIT_TIMEOUT,
             )
             .await;
-            git::run(
+            git::run_in_checkout(
                 path,
                 &["remote", "add", "output", "--", &clean_url(&output.url)],
                 git,
@@ -1031,7 +1031,7 @@ async fn checkout(
     // something or send a token elsewhere.
     git::check_checkout(path, git).await?;
     // The remote URL is kept free of credentials whatever an earlier runner left there.
-    git::run(
+    git::run_in_checkout(
         path,
         &["remote", "set-url", "origin", "--", url],
         git,
@@ -1042,7 +1042,8 @@ async fn checkout(
     if is_continuation {
         return Ok(RepoResult::Preserved);
     }
-    let status = git::run(path, &["status", "--porcelain"], git, None, GIT_TIMEOUT).await;
+    let status =
+        git::run_in_checkout(path, &["status", "--porcelain"], git, None, GIT_TIMEOUT).await;
     // More changes than the runner reads are changes all the same.
     let changed = match status {
         Ok(status) => !status.trim().is_empty(),
@@ -1053,7 +1054,7 @@ async fn checkout(
         return Ok(RepoResult::KeptLocalChanges);
     }
     say(format!("🔄 Updating {name} to origin/{branch}..."));
-    git::run(
+    git::run_in_checkout(
         path,
         &["fetch", "origin", "--", branch],
         git,
@@ -1061,7 +1062,7 @@ async fn checkout(
         GIT_TIMEOUT,
     )
     .await?;
-    git::run(
+    git::run_in_checkout(
         path,
         &["checkout", "-B", branch, &format!("origin/{branch}"), "--"],
         git,

@@ -98,6 +98,15 @@ pub(crate) fn checkout(root: &Path, relative: &Path) -> Result<PinnedCheckout, S
     }
     let folder = open_folder(&parent, &name, relative)?
         .ok_or_else(|| format!("{} went away as the runner made it", relative.display()))?;
+    // The agent could have put a folder of its own in the new one's place since.
+    let made_here = nix::sys::stat::fstat(&folder)
+        .is_ok_and(|stat| stat.st_uid == nix::unistd::geteuid().as_raw());
+    if !made_here {
+        return Err(format!(
+            "{} was replaced as the runner made it; try again",
+            relative.display()
+        ));
+    }
     Ok(PinnedCheckout {
         parent,
         folder,

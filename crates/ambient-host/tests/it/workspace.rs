@@ -273,6 +273,39 @@ mod attacks {
         (script, marker)
     }
 
+    /// A checkout whose `.git` is an empty folder, in a workspace the agent made a
+    /// repository of its own with a clean filter: the runner's git never looks above the
+    /// checkout for a `.git`, so the agent's command never runs.
+    #[tokio::test]
+    async fn an_empty_git_folder_does_not_send_the_runners_git_to_the_agents_repository() {
+        let s = setup();
+        let b = origin(&s.origins, "o", "b");
+        std::fs::create_dir_all(s.workspace.join("repos/b/.git")).unwrap();
+        // The agent's repository: an origin, and a clean filter on a file that changed.
+        git(&s.workspace, &["init", "-q"]);
+        git(
+            &s.workspace,
+            &["remote", "add", "origin", "https://example.invalid/x.git"],
+        );
+        std::fs::write(s.workspace.join("notes.txt"), "one").unwrap();
+        git(&s.workspace, &["add", "notes.txt"]);
+        git(&s.workspace, &["commit", "-qm", "notes"]);
+        std::fs::write(s.workspace.join("notes.txt"), "two").unwrap();
+        let (script, marker) = trap(&s, "outer");
+        git(
+            &s.workspace,
+            &["config", "filter.x.clean", &script.to_string_lossy()],
+        );
+        std::fs::write(s.workspace.join(".git/info/attributes"), "* filter=x\n").unwrap();
+        let mut live = settings(vec![spec(&b)]);
+        live.layout = CheckoutLayout::ReposFolder;
+        let (_, said) = run(&s.workspace, &live, false).await;
+        assert!(
+            !marker.exists(),
+            "the runner's git ran the agent's command: {said:?}"
+        );
+    }
+
     /// A fresh session's first run: `a` cloned, as the agent then finds it.
     async fn cloned(s: &Setup) -> WorkspaceSettings {
         let a = origin(&s.origins, "o", "a");
