@@ -238,6 +238,11 @@ impl Workspace {
         self
     }
 
+    /// The agent's user and group, when it runs as its own user.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.owner
+    }
+
     /// What the file API creates goes to the agent's user `uid` and group `gid`.
     #[must_use]
     pub fn owned_by(mut self, uid: u32, gid: u32) -> Self {

@@ -663,16 +663,30 @@ async fn configure_remote(State(front): State<Front>, headers: HeaderMap, body: 
         ambient_host::workspace::Credentials::new(github, gitlab, None, front.redactor.clone());
     let url = body.remote_url.clone();
     let wanted = branch.clone();
+    let owner = front.workspace.owner();
     let configured = front
         .inspect_folder(&body.path, |folder, git| async move {
-            ambient_host::workspace::inspect::configure_remote(
+            let configured = ambient_host::workspace::inspect::configure_remote(
                 &folder,
                 &url,
                 &wanted,
                 &git,
                 &mut credentials,
             )
-            .await
+            .await;
+            // What the runner's git made there (`.git`, fetched objects) is the agent's,
+            // as the rest of the workspace is, so that its own git can write there.
+            if let Some((uid, gid)) = owner {
+                let user = ambient_host::config::AgentUser { uid, gid };
+                let handed = tokio::task::spawn_blocking(move || {
+                    ambient_host::workspace::hand_over(&folder, user);
+                })
+                .await;
+                if handed.is_err() {
+                    tracing::warn!("the configured folder could not be handed to the agent's user");
+                }
+            }
+            configured
         })
         .await;
     match configured {

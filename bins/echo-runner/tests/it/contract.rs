@@ -739,3 +739,40 @@ async fn tokens_a_caller_brings_are_checked_and_bounded() {
         "a caller's token is in the log"
     );
 }
+
+/// With the agent as its own user, what `/content/git-configure-remote`'s git makes in a
+/// folder of the user's (`.git`, the fetched objects) is the agent's, so that its own git
+/// can write there. Only root can run the agent as another user: elsewhere the runner
+/// refuses to start, which other tests show.
+#[tokio::test]
+async fn a_configured_remote_is_the_agents_when_it_runs_as_its_own_user() {
+    use std::os::unix::fs::MetadataExt as _;
+    const NOBODY: u32 = 65534;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let origins = tempfile::tempdir().unwrap();
+    let origin = ambient_test_support::git_repos::bare_repo(origins.path(), "o", "remote");
+    let workspace = tempfile::tempdir().unwrap();
+    let (served, calls) = serve_with(
+        workspace.path(),
+        &[("AGENT_UID", "65534"), ("GIT_PROTOCOLS", "https,file")],
+    )
+    .await;
+    std::fs::create_dir(workspace.path().join("mine")).unwrap();
+    let configured = calls
+        .request(reqwest::Method::POST, "/content/git-configure-remote")
+        .json(&json!({"path": "mine", "remoteUrl": origin, "branch": "main"}))
+        .send()
+        .await
+        .unwrap();
+    let configured: serde_json::Value = configured.json().await.unwrap();
+    assert_eq!(configured["fetched"], true, "{configured}");
+    for made in [".git", ".git/config", ".git/objects"] {
+        let owner = std::fs::metadata(workspace.path().join("mine").join(made))
+            .unwrap()
+            .uid();
+        assert_eq!(owner, NOBODY, "{made} is not the agent's");
+    }
+    assert_eq!(served.stop().await.code, Some(143));
+}

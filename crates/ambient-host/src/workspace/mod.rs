@@ -543,7 +543,9 @@ pub fn hand_over(root: &Path, user: AgentUser) {
 
     let owner = (Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)));
     let directory = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let Ok(top) = nix::fcntl::open(root, directory, Mode::empty()) else {
+    // The top is the runner's to name (the workspace, or a folder it holds open as
+    // `/proc/self/fd/<n>`): followed; nothing below it is.
+    let Ok(top) = nix::fcntl::open(root, directory - OFlag::O_NOFOLLOW, Mode::empty()) else {
         return;
     };
     let give = |dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr| -> nix::Result<bool> {
