@@ -403,7 +403,7 @@ struct State {
     runs: VecDeque<Arc<RunLog>>,
     /// What the adapter said while no run was open; it goes out in the next run.
     held: VecDeque<Event>,
-    /// About how many bytes `held` holds ([`held_bytes`]), at most [`REPLAY_BYTES`].
+    /// About how many bytes `held` holds ([`event_bytes`]), at most [`REPLAY_BYTES`].
     held_bytes: usize,
     dropped: u64,
     /// Whether a turn the agent started on its own (a background task's) is under way:
@@ -823,9 +823,9 @@ impl Hub {
                 .position(|held| progress_of(held) == Some(task))
             && let Some(earlier) = state.held.remove(at)
         {
-            state.held_bytes = state.held_bytes.saturating_sub(held_bytes(&earlier));
+            state.held_bytes = state.held_bytes.saturating_sub(event_bytes(&earlier));
         }
-        let bytes = held_bytes(&event);
+        let bytes = event_bytes(&event);
         if bytes > REPLAY_BYTES {
             state.dropped += 1;
             return;
@@ -834,7 +834,7 @@ impl Hub {
             && (state.held.len() >= capacity || state.held_bytes + bytes > REPLAY_BYTES)
         {
             if let Some(oldest) = state.held.pop_front() {
-                state.held_bytes = state.held_bytes.saturating_sub(held_bytes(&oldest));
+                state.held_bytes = state.held_bytes.saturating_sub(event_bytes(&oldest));
                 state.dropped += 1;
             }
         }
@@ -1052,7 +1052,7 @@ fn progress_of(event: &Event) -> Option<&Value> {
 
 /// About how many bytes `event` holds: its text and the strings and numbers of its
 /// values, plus a little for itself.
-fn held_bytes(event: &Event) -> usize {
+fn event_bytes(event: &Event) -> usize {
     const ITSELF: usize = 64;
     ITSELF
         + match event {
@@ -1072,7 +1072,7 @@ fn held_bytes(event: &Event) -> usize {
             Event::Subagent {
                 parent_tool_use_id,
                 event,
-            } => parent_tool_use_id.len() + held_bytes(event),
+            } => parent_tool_use_id.len() + event_bytes(event),
             Event::ToolApproval {
                 tool_call_id,
                 tool,

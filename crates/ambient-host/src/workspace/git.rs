@@ -268,8 +268,6 @@ pub(crate) async fn check_checkout(path: &Path, git: &GitSettings) -> Result<(),
     }
 }
 
-/// Runs `git args…` in `cwd`, hardened (see the module), with `credential` offered to its
-/// one origin.
 /// [`run`] in the checkout at `cwd`, with its `.git` named: git never looks for one in
 /// the folders above, where the agent (who owns the workspace) could have put its own.
 pub(crate) async fn run_in_checkout(
@@ -284,6 +282,8 @@ pub(crate) async fn run_in_checkout(
     run(cwd, &all, git, credential, timeout).await
 }
 
+/// Runs `git args…` in `cwd`, hardened (see the module), with `credential` offered to its
+/// one origin.
 pub(crate) async fn run(
     cwd: &Path,
     args: &[&str],

@@ -778,11 +778,7 @@ pub async fn apply(
             }
             // Looked at and removed pinned, never by its path: the agent may have made a
             // folder on the way a link to anywhere.
-            let pinned = path
-                .strip_prefix(root)
-                .map_err(|_| format!("{} is not in the workspace", path.display()))
-                .and_then(|relative| pin::existing(root, relative));
-            match pinned {
+            match pin::existing(root, &path) {
                 Err(why) => {
                     say(format!("✗ {name}: {why}"));
                     return false;
@@ -819,19 +815,15 @@ pub async fn apply(
             // one asked for at its URL, under its name if several were.
             let removed = prepared.repos.remove(index);
             let names = folder_names(&settings.repos);
-            let at_url = |(known, _): &(&RepoSpec, &String)| known.input.url == removed.url;
             let listed = settings
                 .repos
                 .iter()
                 .zip(&names)
-                .position(|pair| at_url(&pair) && *pair.1 == name)
-                .or_else(|| {
-                    settings
-                        .repos
-                        .iter()
-                        .zip(&names)
-                        .position(|pair| at_url(&pair))
-                });
+                .enumerate()
+                .filter(|(_, (known, _))| known.input.url == removed.url)
+                // The first of that name, else the first at the URL.
+                .min_by_key(|(_, (_, listed_name))| **listed_name != name)
+                .map(|(at, _)| at);
             if let Some(listed) = listed {
                 settings.repos.remove(listed);
             }
@@ -901,11 +893,7 @@ async fn prepare_repo(
         say(format!("ℹ️ {name}: cloned without a token: {why}"));
     }
     // From here on git works in the folder pinned, never by its path.
-    let pinned = match path
-        .strip_prefix(root)
-        .map_err(|_| format!("{} is not in the workspace", path.display()))
-        .and_then(|relative| pin::checkout(root, relative))
-    {
+    let pinned = match pin::checkout(root, path) {
         Ok(pinned) => pinned,
         Err(why) => return RepoResult::Failed(why),
     };

@@ -59,11 +59,12 @@ fn no_links() -> ResolveFlag {
         | ResolveFlag::RESOLVE_NO_MAGICLINKS
 }
 
-/// The folder of the checkout at `relative` inside `root`, pinned: the checkout already
+/// The folder of the checkout at `path` inside `root`, pinned: the checkout already
 /// there, or else a new empty folder the runner makes for a clone (one left empty by an
 /// earlier failed clone is made again). Refused, with the reason, when a link or a file
 /// is on the way, or when the folder holds something that is not a checkout.
-pub(crate) fn checkout(root: &Path, relative: &Path) -> Result<PinnedCheckout, String> {
+pub(crate) fn checkout(root: &Path, path: &Path) -> Result<PinnedCheckout, String> {
+    let relative = inside(root, path)?;
     let (parent, name) = parent_and_name(root, relative)?;
     match open_folder(&parent, &name, relative)? {
         Some(folder) if has_git(&folder) => {
@@ -115,9 +116,10 @@ pub(crate) fn checkout(root: &Path, relative: &Path) -> Result<PinnedCheckout, S
     })
 }
 
-/// The checkout at `relative` inside `root`, pinned, if a folder is there (a checkout or
+/// The checkout at `path` inside `root`, pinned, if a folder is there (a checkout or
 /// not); `None` if nothing is.
-pub(crate) fn existing(root: &Path, relative: &Path) -> Result<Option<PinnedCheckout>, String> {
+pub(crate) fn existing(root: &Path, path: &Path) -> Result<Option<PinnedCheckout>, String> {
+    let relative = inside(root, path)?;
     let (parent, name) = parent_and_name(root, relative)?;
     Ok(
         open_folder(&parent, &name, relative)?.map(|folder| PinnedCheckout {
@@ -127,6 +129,12 @@ pub(crate) fn existing(root: &Path, relative: &Path) -> Result<Option<PinnedChec
             name,
         }),
     )
+}
+
+/// `path` from `root`.
+fn inside<'a>(root: &Path, path: &'a Path) -> Result<&'a Path, String> {
+    path.strip_prefix(root)
+        .map_err(|_| format!("{} is not in the workspace", path.display()))
 }
 
 /// The folder `relative` is in, pinned, and its own name.
